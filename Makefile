@@ -1,0 +1,80 @@
+# Two commands matter on a fresh machine: `make dev` and `make test` (see README.md).
+# Everything they need is installed here, into the project's venv, only when missing.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON ?= python3
+export VENV
+CARGO ?= cargo
+STACK_NAME ?= ecommerce
+
+# Local runs talk to the emulator with dummy credentials; they never reach AWS.
+LOCAL_ENV := AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} \
+	AWS_REGION=$${AWS_REGION:-us-east-1} \
+	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_SESSION_TOKEN= \
+	AWS_PROFILE= AWS_EC2_METADATA_DISABLED=true
+EMULATOR := env $(LOCAL_ENV) infra/scripts/emulator.sh
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# The stamp names the requirements' hash: a changed pin reinstalls, a fresh clone does not.
+VENV_STAMP := $(VENV)/.installed-$(shell sha256sum infra/requirements.txt | cut -c1-16)
+$(VENV_STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+.PHONY: venv
+venv: $(VENV_STAMP) ## Install the emulator and the linters into the venv (if missing)
+
+.PHONY: build
+build: ## Build every crate (functions, devstack, tests)
+	$(CARGO) build --workspace --all-targets
+
+.PHONY: dev
+dev: venv build ## Start the emulator, provision template.yaml on it, and keep it running
+	env $(LOCAL_ENV) STACK_NAME=$(STACK_NAME) infra/scripts/dev.sh
+
+.PHONY: provision
+provision: venv ## Provision template.yaml on the running emulator
+	env $(LOCAL_ENV) $(CARGO) run --quiet -p devstack -- provision --stack-name $(STACK_NAME) --output .devstack/stack.json
+
+.PHONY: test
+test: venv lint fmt-check clippy ## Every test: linters, unit, handler and system tests against the emulator
+	$(CARGO) build --workspace --all-targets
+	$(EMULATOR) run $(CARGO) test --workspace --no-fail-fast
+
+.PHONY: lint
+lint: venv ## cfn-lint and sam validate --lint on template.yaml
+	$(VENV)/bin/cfn-lint template.yaml
+	env $(LOCAL_ENV) SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --region us-east-1
+
+.PHONY: fmt-check
+fmt-check:
+	$(CARGO) fmt --all --check
+
+.PHONY: clippy
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: fmt
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+.PHONY: emulator
+emulator: venv ## Start the emulator in the background (if nothing answers yet)
+	$(EMULATOR) start
+
+.PHONY: stop
+stop: ## Stop the emulator that `make emulator` started
+	$(EMULATOR) stop
+
+.PHONY: clean
+clean: stop ## Remove build output and local state (not the venv)
+	$(CARGO) clean
+	rm -rf .devstack .aws-sam

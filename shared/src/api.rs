@@ -1,0 +1,74 @@
+//! The Lambda edge of every HTTP API function: correlation id in, span around the handler,
+//! `Reply` or `Problem` out, and nothing the handler does can turn into a bare 500.
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use lambda_http::{Body, Request, RequestExt, Response, service_fn};
+use tracing::Instrument;
+
+use crate::correlation::CorrelationId;
+use crate::logging;
+use crate::problem::{Problem, Reply};
+
+/// Runs `handler` once per request, as the function's whole `main` loop.
+pub async fn run<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(Request, CorrelationId) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<Reply, Problem>> + Send,
+{
+    lambda_http::run(service_fn(|request: Request| handle(&handler, request))).await
+}
+
+/// One request through `handler`; public so handler tests exercise exactly this path.
+pub async fn handle<F, Fut>(handler: &F, request: Request) -> Result<Response<Body>, Infallible>
+where
+    F: Fn(Request, CorrelationId) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<Reply, Problem>> + Send,
+{
+    let correlation_id = CorrelationId::from_headers(request.headers());
+    let request_id = request
+        .lambda_context_ref()
+        .map(|context| context.request_id.clone())
+        .unwrap_or_default();
+    let span = logging::request_span(&request_id, correlation_id.as_str());
+    let outcome = handler(request, correlation_id.clone())
+        .instrument(span.clone())
+        .await;
+    Ok(span.in_scope(|| match outcome {
+        Ok(reply) => reply.into_response(&correlation_id),
+        Err(problem) => {
+            if problem.status.is_server_error() {
+                tracing::error!(status = problem.status.as_u16(), detail = %problem.detail, "request failed");
+            } else {
+                tracing::info!(status = problem.status.as_u16(), detail = %problem.detail, "request rejected");
+            }
+            problem.into_response(&correlation_id)
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::http::StatusCode;
+
+    #[tokio::test]
+    async fn replies_and_problems_both_echo_the_callers_correlation_id() {
+        let handler = |request: Request, _cid: CorrelationId| async move {
+            match request.body().as_ref() {
+                b"ok" => Ok(Reply::ok(&"fine")),
+                _ => Err(Problem::bad_request("nope")),
+            }
+        };
+        for (body, status) in [("ok", StatusCode::OK), ("bad", StatusCode::BAD_REQUEST)] {
+            let mut request = Request::new(Body::Text(body.into()));
+            request
+                .headers_mut()
+                .insert("x-correlation-id", "c-42".parse().unwrap());
+            let response = handle(&handler, request).await.unwrap();
+            assert_eq!(response.status(), status);
+            assert_eq!(response.headers()["x-correlation-id"], "c-42");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The one SQS batch runner of every queue consumer: each message is parsed and handled on
+//! its own; a failed message is reported in `batchItemFailures` (so SQS redelivers it, and
+//! after maxReceiveCount moves it to the DLQ) and the rest of the batch is unaffected.
+//! Requires `FunctionResponseTypes: [ReportBatchItemFailures]` on the event source.
+
+use std::fmt::Display;
+use std::future::Future;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::{LambdaEvent, service_fn};
+use tracing::Instrument;
+
+use crate::events::Envelope;
+use crate::logging;
+
+/// Runs `handler` for every message of every batch, as the function's whole `main` loop.
+pub async fn run<F, Fut, E>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(Envelope) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
+        Ok::<_, std::convert::Infallible>(handle_batch(event.payload, &handler).await)
+    }))
+    .await
+}
+
+/// Handles one batch, in order, and reports the messages that failed.
+pub async fn handle_batch<F, Fut, E>(event: SqsEvent, handler: &F) -> SqsBatchResponse
+where
+    F: Fn(Envelope) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        if let Err(message_id) = handle_message(message, handler).await {
+            // An empty identifier makes Lambda retry the whole batch: the safe answer for a
+            // message that SQS did not give an id (which it always does).
+            response.add_failure(message_id);
+        }
+    }
+    response
+}
+
+async fn handle_message<F, Fut, E>(message: SqsMessage, handler: &F) -> Result<(), String>
+where
+    F: Fn(Envelope) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let message_id = message.message_id.unwrap_or_default();
+    let body = message.body.unwrap_or_default();
+    let envelope = match serde_json::from_str::<Envelope>(&body) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            let span = logging::request_span(&message_id, "");
+            span.in_scope(|| tracing::error!(%error, "message is not a known event envelope"));
+            return Err(message_id);
+        }
+    };
+    let span = logging::request_span(&message_id, &envelope.correlationid.clone());
+    let (event_id, event_type) = (envelope.id.clone(), envelope.event_type());
+    match handler(envelope).instrument(span.clone()).await {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            span.in_scope(|| tracing::error!(%error, event_id, event_type, "handling failed; the message will be retried"));
+            Err(message_id)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::correlation::CorrelationId;
+    use crate::events::{Event, OrderCompleted};
+
+    fn message(id: &str, body: String) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(id.into());
+        message.body = Some(body);
+        message
+    }
+
+    fn envelope(order_id: &str) -> String {
+        let event = Event::OrderCompleted(OrderCompleted {
+            order_id: order_id.into(),
+            user_id: "u".into(),
+            total_cents: 1,
+        });
+        serde_json::to_string(&Envelope::new(event, &CorrelationId::generate())).unwrap()
+    }
+
+    fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        event
+    }
+
+    async fn fail_order_2(envelope: Envelope) -> Result<(), String> {
+        match envelope.event {
+            Event::OrderCompleted(e) if e.order_id == "o2" => Err("boom".into()),
+            _ => Ok(()),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_failed_middle_message_is_reported() {
+        let event = batch(vec![
+            message("m1", envelope("o1")),
+            message("m2", envelope("o2")),
+            message("m3", envelope("o3")),
+        ]);
+        let response = handle_batch(event, &fail_order_2).await;
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m2"]);
+        let json = serde_json::to_value(&response).unwrap();
+        assert_eq!(json["batchItemFailures"][0]["itemIdentifier"], "m2");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_body_fails_only_itself() {
+        let event = batch(vec![
+            message("m1", "not json".into()),
+            message("m2", envelope("o1")),
+        ]);
+        let response = handle_batch(event, &fail_order_2).await;
+        assert_eq!(response.batch_item_failures.len(), 1);
+        assert_eq!(response.batch_item_failures[0].item_identifier, "m1");
+    }
+
+    #[tokio::test]
+    async fn a_clean_batch_reports_nothing() {
+        let event = batch(vec![message("m1", envelope("o1"))]);
+        let response = handle_batch(event, &fail_order_2).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(
+            serde_json::to_value(&response).unwrap()["batchItemFailures"],
+            serde_json::json!([])
+        );
+    }
+}

@@ -1,0 +1,284 @@
+//! The event catalogue of `events.md`: a CloudEvents 1.0 envelope around one typed payload
+//! per event type. The envelope's `type` selects the payload, so a consumer matches on
+//! [`Event`] and never looks at strings. Unknown extra fields are accepted everywhere.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::correlation::CorrelationId;
+
+/// A CloudEvents 1.0 JSON envelope, as published to SNS and received as an SQS body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub specversion: String,
+    /// Unique per event; consumers deduplicate on it.
+    pub id: String,
+    pub source: String,
+    pub time: DateTime<Utc>,
+    pub datacontenttype: String,
+    pub correlationid: String,
+    /// `type` and `data`, adjacently tagged.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Envelope {
+    /// Wraps `event` in a new envelope with a fresh ULID id and the current time.
+    pub fn new(event: Event, correlation_id: &CorrelationId) -> Self {
+        Self {
+            specversion: "1.0".into(),
+            id: ulid::Ulid::generate().to_string(),
+            source: event.source().into(),
+            time: Utc::now(),
+            datacontenttype: "application/json".into(),
+            correlationid: correlation_id.as_str().into(),
+            event,
+        }
+    }
+
+    pub fn event_type(&self) -> &'static str {
+        self.event.event_type()
+    }
+
+    /// RFC 3339 with second precision and a `Z`, as in the catalogue's examples.
+    pub fn time_rfc3339(&self) -> String {
+        self.time.to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+}
+
+/// The four SNS topics of `events.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    UserEvents,
+    OrderEvents,
+    PaymentEvents,
+    InventoryEvents,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 4] = [
+        Topic::UserEvents,
+        Topic::OrderEvents,
+        Topic::PaymentEvents,
+        Topic::InventoryEvents,
+    ];
+
+    /// The environment variable that carries this topic's ARN (set in template.yaml).
+    pub fn arn_env_var(self) -> &'static str {
+        match self {
+            Topic::UserEvents => "USER_EVENTS_TOPIC_ARN",
+            Topic::OrderEvents => "ORDER_EVENTS_TOPIC_ARN",
+            Topic::PaymentEvents => "PAYMENT_EVENTS_TOPIC_ARN",
+            Topic::InventoryEvents => "INVENTORY_EVENTS_TOPIC_ARN",
+        }
+    }
+}
+
+/// Every event of the catalogue: `type` in the envelope, payload in `data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Event {
+    #[serde(rename = "user.registered")]
+    UserRegistered(UserRegistered),
+    #[serde(rename = "order.created")]
+    OrderCreated(OrderCreated),
+    #[serde(rename = "order.completed")]
+    OrderCompleted(OrderCompleted),
+    #[serde(rename = "order.cancelled")]
+    OrderCancelled(OrderCancelled),
+    #[serde(rename = "payment.completed")]
+    PaymentCompleted(PaymentCompleted),
+    #[serde(rename = "payment.failed")]
+    PaymentFailed(PaymentFailed),
+    #[serde(rename = "payment.refunded")]
+    PaymentRefunded(PaymentRefunded),
+    #[serde(rename = "inventory.updated")]
+    InventoryUpdated(InventoryUpdated),
+}
+
+impl Event {
+    /// Every event type name of the catalogue.
+    pub const TYPES: [&'static str; 8] = [
+        "user.registered",
+        "order.created",
+        "order.completed",
+        "order.cancelled",
+        "payment.completed",
+        "payment.failed",
+        "payment.refunded",
+        "inventory.updated",
+    ];
+
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Event::UserRegistered(_) => "user.registered",
+            Event::OrderCreated(_) => "order.created",
+            Event::OrderCompleted(_) => "order.completed",
+            Event::OrderCancelled(_) => "order.cancelled",
+            Event::PaymentCompleted(_) => "payment.completed",
+            Event::PaymentFailed(_) => "payment.failed",
+            Event::PaymentRefunded(_) => "payment.refunded",
+            Event::InventoryUpdated(_) => "inventory.updated",
+        }
+    }
+
+    /// The topic the event is published on.
+    pub fn topic(&self) -> Topic {
+        match self {
+            Event::UserRegistered(_) => Topic::UserEvents,
+            Event::OrderCreated(_) | Event::OrderCompleted(_) | Event::OrderCancelled(_) => {
+                Topic::OrderEvents
+            }
+            Event::PaymentCompleted(_) | Event::PaymentFailed(_) | Event::PaymentRefunded(_) => {
+                Topic::PaymentEvents
+            }
+            Event::InventoryUpdated(_) => Topic::InventoryEvents,
+        }
+    }
+
+    /// The CloudEvents `source`: the service that publishes this type.
+    pub fn source(&self) -> &'static str {
+        match self.topic() {
+            Topic::UserEvents => "ecommerce.auth",
+            Topic::OrderEvents => "ecommerce.order",
+            Topic::PaymentEvents => "ecommerce.payment",
+            Topic::InventoryEvents => "ecommerce.seller",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Customer,
+    Seller,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRegistered {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderItem {
+    pub product_id: String,
+    pub seller_id: String,
+    pub quantity: u32,
+    pub unit_price_cents: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderCreated {
+    pub order_id: String,
+    pub user_id: String,
+    pub items: Vec<OrderItem>,
+    pub total_cents: u64,
+    pub payment_id: String,
+    pub reservation_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderCompleted {
+    pub order_id: String,
+    pub user_id: String,
+    pub total_cents: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    pub order_id: String,
+    pub user_id: String,
+    pub reason: String,
+    pub payment_id: String,
+    pub reservation_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentCompleted {
+    pub payment_id: String,
+    pub order_id: String,
+    pub user_id: String,
+    pub amount_cents: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentFailed {
+    pub payment_id: String,
+    pub order_id: String,
+    pub user_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentRefunded {
+    pub payment_id: String,
+    pub order_id: String,
+    pub user_id: String,
+    pub amount_cents: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InventoryUpdated {
+    pub product_id: String,
+    pub seller_id: String,
+    /// Units that can still be bought after the change.
+    pub stock: u32,
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Envelope {
+        Envelope::new(
+            Event::OrderCompleted(OrderCompleted {
+                order_id: "o1".into(),
+                user_id: "u1".into(),
+                total_cents: 1299,
+            }),
+            &CorrelationId::parse("c-123").unwrap(),
+        )
+    }
+
+    #[test]
+    fn envelope_has_the_cloudevents_shape() {
+        let json = serde_json::to_value(sample()).unwrap();
+        assert_eq!(json["specversion"], "1.0");
+        assert_eq!(json["type"], "order.completed");
+        assert_eq!(json["source"], "ecommerce.order");
+        assert_eq!(json["correlationid"], "c-123");
+        assert_eq!(json["data"]["total_cents"], 1299);
+        assert_eq!(json["id"].as_str().unwrap().len(), 26);
+    }
+
+    #[test]
+    fn unknown_fields_are_accepted() {
+        let mut json = serde_json::to_value(sample()).unwrap();
+        json["traceparent"] = "00-abc".into();
+        json["data"]["coupon"] = "X".into();
+        let back: Envelope = serde_json::from_value(json).unwrap();
+        assert_eq!(back, sample_with_id(&back));
+    }
+
+    fn sample_with_id(other: &Envelope) -> Envelope {
+        Envelope {
+            id: other.id.clone(),
+            time: other.time,
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn an_unknown_type_or_a_wrong_payload_is_rejected() {
+        let mut json = serde_json::to_value(sample()).unwrap();
+        json["type"] = "order.exploded".into();
+        assert!(serde_json::from_value::<Envelope>(json).is_err());
+        let mut json = serde_json::to_value(sample()).unwrap();
+        json["data"]["total_cents"] = (-5).into();
+        assert!(serde_json::from_value::<Envelope>(json).is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! What every service needs and nothing service-specific: the event catalogue, publishing,
+//! the SQS batch runner, the HTTP edge (problem+json, correlation ids), logging,
+//! configuration and idempotency.
+
+pub mod api;
+pub mod batch;
+pub mod config;
+pub mod correlation;
+pub mod events;
+pub mod idempotency;
+pub mod logging;
+pub mod problem;
+pub mod publisher;
+
+pub use correlation::CorrelationId;
+pub use events::{Envelope, Event, Topic};
+pub use problem::{Problem, Reply};

@@ -1,0 +1,287 @@
+//! RFC 9457 `application/problem+json` errors and the HTTP edge every API function shares:
+//! JSON bodies in (size-checked, parse errors as 400), JSON or problems out, the correlation
+//! id echoed on every response.
+
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::correlation::{self, CorrelationId};
+
+/// The largest request body the API takes (api.md: > 64 KiB is 413).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A problem detail. `kind` becomes the `type` URI `/problems/{kind}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    /// Extra members, e.g. `shortages` on a 409 at checkout.
+    pub extensions: Map<String, Value>,
+}
+
+impl Problem {
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+            extensions: Map::new(),
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
+    }
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail,
+        )
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+    }
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+    }
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service-unavailable",
+            "Service unavailable",
+            detail,
+        )
+    }
+    /// Our bug: the detail is logged, never shown.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+            "an unexpected error occurred; quote the correlation id when reporting it",
+        )
+    }
+
+    pub fn with(mut self, member: &str, value: impl Serialize) -> Self {
+        let value = serde_json::to_value(value).unwrap_or(Value::Null);
+        self.extensions.insert(member.into(), value);
+        self
+    }
+
+    /// The JSON body, with the request's correlation id.
+    pub fn to_json(&self, correlation_id: &CorrelationId) -> Value {
+        let mut body = self.extensions.clone();
+        body.insert("type".into(), format!("/problems/{}", self.kind).into());
+        body.insert("title".into(), self.title.into());
+        body.insert("status".into(), self.status.as_u16().into());
+        body.insert("detail".into(), self.detail.clone().into());
+        body.insert("correlation_id".into(), correlation_id.as_str().into());
+        Value::Object(body)
+    }
+
+    pub fn into_response(self, correlation_id: &CorrelationId) -> Response<Body> {
+        let body = self.to_json(correlation_id).to_string();
+        respond(
+            self.status,
+            "application/problem+json",
+            body,
+            &[],
+            correlation_id,
+        )
+    }
+}
+
+/// A successful answer: status, JSON body and extra headers (e.g. `Location`).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: String,
+    pub headers: Vec<(header::HeaderName, String)>,
+}
+
+impl Reply {
+    pub fn json(status: StatusCode, body: &impl Serialize) -> Self {
+        match serde_json::to_string(body) {
+            Ok(body) => Self {
+                status,
+                body,
+                headers: Vec::new(),
+            },
+            // Our own types always serialise; should one not, the client still gets JSON.
+            Err(_) => Self {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: "{}".into(),
+                headers: Vec::new(),
+            },
+        }
+    }
+
+    pub fn ok(body: &impl Serialize) -> Self {
+        Self::json(StatusCode::OK, body)
+    }
+
+    pub fn header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn into_response(self, correlation_id: &CorrelationId) -> Response<Body> {
+        respond(
+            self.status,
+            "application/json",
+            self.body,
+            &self.headers,
+            correlation_id,
+        )
+    }
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+    headers: &[(header::HeaderName, String)],
+    correlation_id: &CorrelationId,
+) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() = status;
+    let map = response.headers_mut();
+    map.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // A valid correlation id is always a valid header value.
+    if let Ok(value) = HeaderValue::from_str(correlation_id.as_str()) {
+        map.insert(correlation::HEADER, value);
+    }
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            map.append(name.clone(), value);
+        }
+    }
+    response
+}
+
+/// The request's JSON body as `T`: 413 above [`MAX_BODY_BYTES`], 400 with serde's message
+/// (field, expected type, position) for anything that is not a valid `T`.
+pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, Problem> {
+    let bytes: &[u8] = request.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(Problem::payload_too_large());
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Problem::bad_request(
+            "the request body must be a JSON object",
+        ));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Quantity {
+        quantity: u8,
+    }
+
+    fn request(body: &str) -> Request {
+        Request::new(Body::Text(body.into()))
+    }
+
+    fn cid() -> CorrelationId {
+        CorrelationId::parse("c-1").unwrap()
+    }
+
+    #[test]
+    fn problems_follow_rfc_9457_and_carry_the_correlation_id() {
+        let response = Problem::conflict("not enough stock")
+            .with("shortages", [("p1", 3)])
+            .into_response(&cid());
+        assert_eq!(response.status(), 409);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        assert_eq!(response.headers()["x-correlation-id"], "c-1");
+        let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        assert_eq!(body["type"], "/problems/conflict");
+        assert_eq!(body["title"], "Conflict");
+        assert_eq!(body["status"], 409);
+        assert_eq!(body["detail"], "not enough stock");
+        assert_eq!(body["correlation_id"], "c-1");
+        assert_eq!(body["shortages"][0][1], 3);
+    }
+
+    #[test]
+    fn bad_bodies_are_400_and_big_ones_413() {
+        for body in [
+            "",
+            "  ",
+            "{",
+            "[]",
+            r#"{"quantity": "3"}"#,
+            r#"{"quantity": 300}"#,
+            r#"{}"#,
+        ] {
+            let err = json_body::<Quantity>(&request(body)).unwrap_err();
+            assert_eq!(err.status, 400, "{body:?}");
+        }
+        let big = format!(
+            r#"{{"quantity": 1, "pad": "{}"}}"#,
+            "x".repeat(MAX_BODY_BYTES)
+        );
+        assert_eq!(
+            json_body::<Quantity>(&request(&big)).unwrap_err().status,
+            413
+        );
+        assert_eq!(
+            json_body::<Quantity>(&request(r#"{"quantity": 3}"#))
+                .unwrap()
+                .quantity,
+            3
+        );
+    }
+
+    #[test]
+    fn replies_are_json_with_extra_headers() {
+        let response = Reply::json(StatusCode::CREATED, &serde_json::json!({"order_id": "o1"}))
+            .header(header::LOCATION, "/orders/o1")
+            .into_response(&cid());
+        assert_eq!(response.status(), 201);
+        assert_eq!(response.headers()["location"], "/orders/o1");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(response.headers()["x-correlation-id"], "c-1");
+    }
+}

@@ -1,0 +1,173 @@
+//! Helpers for the system tests: an SDK configuration for the emulator and a freshly
+//! provisioned copy of template.yaml under a unique stack name, so tests never share state.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Result;
+use aws_sdk_sqs::types::{Message, QueueAttributeName};
+use devstack::provision::{self, Options, Stack};
+use devstack::template::Template;
+
+/// The queues of events.md, by logical id in template.yaml.
+pub const QUEUES: [&str; 6] = [
+    "NotificationQueue",
+    "AiEventsQueue",
+    "SellerUpdatesQueue",
+    "PaymentSettlementQueue",
+    "CartEventsQueue",
+    "OrderUpdatesQueue",
+];
+
+/// SDK configuration for the emulator at `AWS_ENDPOINT_URL` (default 127.0.0.1:4566) with
+/// dummy credentials, so a test can never reach AWS.
+pub async fn emulator() -> aws_config::SdkConfig {
+    let endpoint =
+        std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(region))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "system-tests",
+        ))
+        .load()
+        .await
+}
+
+/// A new stack name: short (queue names stay under 80 characters) and unique per call.
+pub fn unique_stack_name() -> String {
+    format!(
+        "t{}",
+        ulid::Ulid::generate()
+            .to_string()
+            .to_lowercase()
+            .split_off(16)
+    )
+}
+
+pub fn template() -> Template {
+    Template::load(&devstack::repo_root().join("template.yaml")).expect("template.yaml parses")
+}
+
+/// template.yaml provisioned under `stack_name`.
+pub async fn provision(config: &aws_config::SdkConfig, stack_name: &str) -> Result<Stack> {
+    let options = Options {
+        stack_name: stack_name.to_owned(),
+        parameters: HashMap::new(),
+    };
+    provision::provision(&template(), config, &options).await
+}
+
+/// Receives everything visible in a queue (deleting it), until a receive comes back empty.
+pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<Vec<Message>> {
+    let mut all = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .message_attribute_names("All")
+            .send()
+            .await?;
+        let messages = received.messages().to_vec();
+        if messages.is_empty() {
+            return Ok(all);
+        }
+        for message in &messages {
+            if let Some(handle) = message.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await?;
+            }
+        }
+        all.extend(messages);
+    }
+}
+
+/// The approximate number of visible messages in a queue.
+pub async fn depth(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<u64> {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await?;
+    let value = attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))
+        .cloned()
+        .unwrap_or_default();
+    Ok(value.parse()?)
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The envelopes of every SQS sample in `events/`.
+pub fn sample_envelopes() -> Vec<shared::Envelope> {
+    let dir = devstack::repo_root().join("events");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("events/ exists")
+        .map(|e| e.expect("readable").path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("sqs-"))
+        })
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .flat_map(|path| {
+            let event: aws_lambda_events::sqs::SqsEvent =
+                serde_json::from_str(&std::fs::read_to_string(&path).expect("readable"))
+                    .expect("an SQS event");
+            event
+                .records
+                .into_iter()
+                .map(|r| serde_json::from_str(&r.body.expect("a body")).expect("an envelope"))
+        })
+        .collect()
+}
+
+/// A publisher for the topics of a provisioned stack.
+pub fn publisher(config: &aws_config::SdkConfig, stack: &Stack) -> shared::publisher::SnsPublisher {
+    use shared::Topic;
+    let topics = [
+        (Topic::UserEvents, "UserEventsTopic"),
+        (Topic::OrderEvents, "OrderEventsTopic"),
+        (Topic::PaymentEvents, "PaymentEventsTopic"),
+        (Topic::InventoryEvents, "InventoryEventsTopic"),
+    ]
+    .into_iter()
+    .map(|(topic, id)| {
+        (
+            topic,
+            stack.reference(id).expect("topic provisioned").to_owned(),
+        )
+    })
+    .collect();
+    shared::publisher::SnsPublisher::new(aws_sdk_sns::Client::new(config), topics)
+}
