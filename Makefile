@@ -11,10 +11,10 @@ CARGO ?= cargo
 STACK_NAME ?= ecommerce
 
 # Local runs talk to the emulator with dummy credentials; they never reach AWS.
-LOCAL_ENV := AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} \
+# (Used as `env $(LOCAL_ENV) CMD`.)
+LOCAL_ENV := -u AWS_PROFILE -u AWS_SESSION_TOKEN AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} \
 	AWS_REGION=$${AWS_REGION:-us-east-1} \
-	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_SESSION_TOKEN= \
-	AWS_PROFILE= AWS_EC2_METADATA_DISABLED=true
+	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
 EMULATOR := env $(LOCAL_ENV) infra/scripts/emulator.sh
 
 .PHONY: help
