@@ -1,7 +1,14 @@
-//! devstack: the local stack. It reads template.yaml, the single source of truth, and
-//! provisions its resources on an AWS emulator.
+//! devstack: the local stack. It reads template.yaml, the single source of truth, provisions
+//! its resources on an AWS emulator, and runs the functions as API Gateway, Lambda and the
+//! SQS event source mappings would: the same binaries that `sam deploy` ships.
 
+pub mod functions;
+pub mod gateway;
+pub mod pollers;
 pub mod provision;
+pub mod runtime;
+pub mod serve;
+pub mod sigv4;
 pub mod template;
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! `devstack provision`: create template.yaml's resources on the emulator.
+//! `devstack provision | serve | invoke`: template.yaml on an AWS emulator.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use devstack::provision::{self, Options};
+use devstack::serve::{self, LocalStack, StackOptions};
 use devstack::template::Template;
 
 #[derive(Parser)]
@@ -14,6 +15,15 @@ struct Cli {
     /// The SAM template.
     #[arg(long, default_value = "template.yaml", global = true)]
     template: PathBuf,
+    /// Resolves AWS::StackName; prefixes every resource name.
+    #[arg(long, default_value = "ecommerce", global = true)]
+    stack_name: String,
+    /// Template parameter overrides, NAME=VALUE.
+    #[arg(long = "parameter", value_parser = parse_pair, global = true)]
+    parameters: Vec<(String, String)>,
+    /// Where cargo put the function binaries (default: $CARGO_TARGET_DIR/debug or target/debug).
+    #[arg(long, global = true)]
+    bin_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -22,15 +32,28 @@ struct Cli {
 enum Command {
     /// Create (or converge) every topic, queue, subscription and table at AWS_ENDPOINT_URL.
     Provision {
-        /// Resolves AWS::StackName; prefixes every resource name.
-        #[arg(long, default_value = "ecommerce")]
-        stack_name: String,
-        /// Template parameter overrides, NAME=VALUE.
-        #[arg(long = "parameter", value_parser = parse_pair)]
-        parameters: Vec<(String, String)>,
         /// Also write the provisioned ids and ARNs as JSON to this file.
         #[arg(long)]
         output: Option<PathBuf>,
+    },
+    /// Provision, then serve the HTTP API, run the functions and poll the queues.
+    Serve {
+        /// Address of the HTTP API.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: String,
+        /// Instances per function at most (Lambda's concurrency, locally).
+        #[arg(long, default_value_t = 4)]
+        max_instances: usize,
+        /// Write the provisioned ids and ARNs as JSON to this file.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Send one event file to one function (a fresh instance) and print its response.
+    Invoke {
+        /// The function's logical id in the template, e.g. HealthFunction.
+        function: String,
+        /// The event, e.g. events/http-get-health.json.
+        event: PathBuf,
     },
 }
 
@@ -40,20 +63,34 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
 }
 
+fn write_json(path: &PathBuf, value: &impl serde::Serialize) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(value)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let parameters: HashMap<_, _> = cli.parameters.into_iter().collect();
+    let stack_options = |max_instances| {
+        let mut options = serve::default_options(&cli.stack_name, parameters.clone());
+        options.template = cli.template.clone();
+        if let Some(dir) = &cli.bin_dir {
+            options.bin_dir = dir.clone();
+        }
+        options.max_instances = max_instances;
+        options
+    };
     match cli.command {
-        Command::Provision {
-            stack_name,
-            parameters,
-            output,
-        } => {
+        Command::Provision { output } => {
             let template = Template::load(&cli.template)?;
-            let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
             let options = Options {
-                stack_name,
-                parameters: parameters.into_iter().collect::<HashMap<_, _>>(),
+                stack_name: cli.stack_name.clone(),
+                parameters: parameters.clone(),
             };
             let stack = provision::provision(&template, &config, &options).await?;
             for (id, action) in &stack.actions {
@@ -62,13 +99,61 @@ async fn main() -> Result<()> {
                 }
             }
             if let Some(path) = output {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                std::fs::write(&path, serde_json::to_string_pretty(&stack)?)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                write_json(&path, &stack)?;
             }
-            Ok(())
+        }
+        Command::Serve {
+            listen,
+            max_instances,
+            output,
+        } => {
+            let options: StackOptions = stack_options(max_instances);
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            let api_url = serve::api_url(listener.local_addr()?);
+            let local = LocalStack::prepare(&options, &config, &api_url).await?;
+            if let Some(path) = output {
+                write_json(&path, &local.stack)?;
+            }
+            println!("{}", local.summary(&api_url));
+            println!(
+                "Ready. Function logs follow, prefixed with the function's name. Ctrl-C stops everything."
+            );
+            let shutdown = async {
+                let mut terminate =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("a signal handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            };
+            local.run(&config, listener, shutdown).await?;
+            println!("devstack: stopped");
+        }
+        Command::Invoke { function, event } => {
+            let body =
+                std::fs::read(&event).with_context(|| format!("reading {}", event.display()))?;
+            serde_json::from_slice::<serde_json::Value>(&body)
+                .with_context(|| format!("{} is not JSON", event.display()))?;
+            let options = stack_options(1);
+            match serve::invoke_once(&options, &config, &function, body.into()).await? {
+                Ok(invocation) => {
+                    if let Some(init) = invocation.init {
+                        eprintln!(
+                            "init {:.1} ms, duration {:.1} ms",
+                            init.as_secs_f64() * 1e3,
+                            invocation.duration.as_secs_f64() * 1e3
+                        );
+                    }
+                    let response: serde_json::Value = serde_json::from_slice(&invocation.payload)
+                        .unwrap_or_else(|_| String::from_utf8_lossy(&invocation.payload).into());
+                    println!("{}", serde_json::to_string_pretty(&response)?);
+                }
+                Err(error) => anyhow::bail!("{function} failed: {error}"),
+            }
         }
     }
+    Ok(())
 }

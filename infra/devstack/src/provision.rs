@@ -40,6 +40,8 @@ impl fmt::Display for Action {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Stack {
     pub stack_name: String,
+    /// Template parameters and pseudo parameters, as resolved.
+    pub parameters: HashMap<String, String>,
     pub region: String,
     pub account_id: String,
     pub resources: BTreeMap<String, Physical>,
@@ -103,16 +105,16 @@ pub async fn provision(
         stack_name: options.stack_name.clone(),
         region,
         account_id,
+        parameters: parameters.clone(),
         ..Stack::default()
     };
-    let mut physical = HashMap::new();
     let order = creation_order(template)?;
     for id in order {
         let resource = &template.resources[&id];
         stack.types.insert(id.clone(), resource.kind.clone());
         let resolver = Resolver {
             parameters: &parameters,
-            resources: &physical,
+            resources: &stack.resources,
         };
         let props = || resolver.resolve(&resource.properties);
         let (action, result) = match resource.kind.as_str() {
@@ -121,6 +123,21 @@ pub async fn provision(
             "AWS::SQS::QueuePolicy" => ensure_queue_policy(&clients, &id, &props()?).await,
             "AWS::SNS::Subscription" => ensure_subscription(&clients, &props()?).await,
             "AWS::DynamoDB::Table" => ensure_table(&clients, &props()?).await,
+            // Run by devstack itself: named by its logical id.
+            "AWS::Serverless::Function" => {
+                let arn = format!(
+                    "arn:aws:lambda:{}:{}:function:{id}",
+                    stack.region, stack.account_id
+                );
+                let attributes = BTreeMap::from([("Arn".to_owned(), arn)]);
+                Ok((
+                    Action::Skipped,
+                    Physical {
+                        reference: id.clone(),
+                        attributes,
+                    },
+                ))
+            }
             // Not hosted by the emulator: its Ref is its logical id, as good as any name locally.
             _ => Ok((
                 Action::Skipped,
@@ -132,8 +149,7 @@ pub async fn provision(
         }
         .with_context(|| format!("provisioning {id} ({})", resource.kind))?;
         stack.actions.insert(id.clone(), action);
-        stack.resources.insert(id.clone(), result.clone());
-        physical.insert(id, result);
+        stack.resources.insert(id, result);
     }
     Ok(stack)
 }
@@ -310,14 +326,7 @@ async fn ensure_topic(clients: &Clients, props: &Value) -> Result<(Action, Physi
                     .await
                     .map_err(aws_error)?;
             }
-            (
-                if changes.is_empty() {
-                    Action::Unchanged
-                } else {
-                    Action::Updated
-                },
-                arn,
-            )
+            (Action::converged(&changes), arn)
         }
     };
     let attributes = BTreeMap::from([
@@ -367,14 +376,7 @@ async fn ensure_queue(clients: &Clients, props: &Value) -> Result<(Action, Physi
                     .await
                     .map_err(aws_error)?;
             }
-            (
-                if changes.is_empty() {
-                    Action::Unchanged
-                } else {
-                    Action::Updated
-                },
-                url,
-            )
+            (Action::converged(&changes), url)
         }
         Err(e)
             if e.as_service_error()
@@ -524,14 +526,7 @@ async fn ensure_subscription(clients: &Clients, props: &Value) -> Result<(Action
                     .await
                     .map_err(aws_error)?;
             }
-            (
-                if changes.is_empty() {
-                    Action::Unchanged
-                } else {
-                    Action::Updated
-                },
-                arn,
-            )
+            (Action::converged(&changes), arn)
         }
         None => {
             let created = clients
@@ -668,6 +663,15 @@ async fn ensure_table(clients: &Clients, props: &Value) -> Result<(Action, Physi
 }
 
 impl Action {
+    /// What converging an existing resource did, given the attributes it had to change.
+    fn converged(changes: &BTreeMap<String, String>) -> Action {
+        if changes.is_empty() {
+            Action::Unchanged
+        } else {
+            Action::Updated
+        }
+    }
+
     /// Created stays created; anything else becomes `other` if that says more.
     fn max_with(self, other: Action) -> Action {
         if self == Action::Created { self } else { other }

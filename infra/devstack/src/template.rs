@@ -11,6 +11,8 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone)]
 pub struct Template {
     pub parameters: Map<String, Value>,
+    /// SAM `Globals` (e.g. `Function`), merged into each resource by its reader.
+    pub globals: Map<String, Value>,
     pub resources: BTreeMap<String, Resource>,
     pub outputs: Map<String, Value>,
 }
@@ -19,6 +21,8 @@ pub struct Template {
 pub struct Resource {
     pub kind: String,
     pub properties: Value,
+    /// `Metadata` (e.g. SAM's `BuildProperties`), unresolved.
+    pub metadata: Value,
     pub depends_on: Vec<String>,
 }
 
@@ -38,8 +42,8 @@ impl Template {
             Some(Value::Object(map)) => map,
             _ => Map::new(),
         };
-        let (parameters, raw_resources, outputs) =
-            (take("Parameters"), take("Resources"), take("Outputs"));
+        let (parameters, globals) = (take("Parameters"), take("Globals"));
+        let (raw_resources, outputs) = (take("Resources"), take("Outputs"));
         let mut resources = BTreeMap::new();
         for (id, body) in raw_resources {
             let kind = body["Type"]
@@ -63,12 +67,14 @@ impl Template {
                 Resource {
                     kind,
                     properties,
+                    metadata: body.get("Metadata").cloned().unwrap_or(Value::Null),
                     depends_on,
                 },
             );
         }
         Ok(Self {
             parameters,
+            globals,
             resources,
             outputs,
         })
@@ -182,7 +188,7 @@ pub struct Physical {
 /// Resolves intrinsics in a value. Resources must already be in `resources`.
 pub struct Resolver<'a> {
     pub parameters: &'a HashMap<String, String>,
-    pub resources: &'a HashMap<String, Physical>,
+    pub resources: &'a BTreeMap<String, Physical>,
 }
 
 /// Marker for `AWS::NoValue`: the property is dropped.
@@ -382,7 +388,7 @@ Resources:
     Type: AWS::SNS::Topic
 "#;
 
-    fn resolver_parts() -> (HashMap<String, String>, HashMap<String, Physical>) {
+    fn resolver_parts() -> (HashMap<String, String>, BTreeMap<String, Physical>) {
         let parameters = HashMap::from([
             ("AWS::StackName".into(), "st".into()),
             ("Count".into(), "5".into()),
@@ -394,7 +400,7 @@ Resources:
                 ("QueueName".into(), "st-dlq".into()),
             ]),
         };
-        (parameters, HashMap::from([("Dlq".into(), dlq)]))
+        (parameters, BTreeMap::from([("Dlq".into(), dlq)]))
     }
 
     #[test]

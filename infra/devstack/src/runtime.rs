@@ -1,0 +1,521 @@
+//! Lambda functions as local processes under a Lambda Runtime API that devstack serves.
+//!
+//! Each instance (one process, like one Lambda sandbox) gets its own Runtime API on an
+//! ephemeral port (`AWS_LAMBDA_RUNTIME_API`). An instance starts on first use (a cold start,
+//! timed from process start to its first `GET /runtime/invocation/next`), is reused while it
+//! is healthy, and is killed when an invocation outlives the function's timeout or when it
+//! crashes; the next invocation starts a fresh one. Concurrent invocations start more
+//! instances, up to `max_instances` per function, then wait for one to be free.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{Mutex, Semaphore, mpsc, oneshot, watch};
+
+use crate::functions::FunctionSpec;
+
+/// How long an instance may take to reach its first `/next` (Lambda's init limit).
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why an invocation produced no response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InvokeError {
+    /// The handler returned an error (`/invocation/{id}/error`).
+    Function { error_type: String, message: String },
+    /// The invocation outlived the function's timeout; the instance was killed.
+    Timeout(Duration),
+    /// The process exited during init or the invocation.
+    Crashed(String),
+    /// Init failed (`/runtime/init/error`) or did not finish in time.
+    Init(String),
+    /// No such function, or its binary is missing.
+    Unavailable(String),
+}
+
+/// A successful invocation.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub request_id: String,
+    pub payload: Bytes,
+    /// Set when this invocation started the instance: process start to first `/next`.
+    pub init: Option<Duration>,
+    pub duration: Duration,
+}
+
+/// One job handed to an instance's `/next`.
+struct Job {
+    request_id: String,
+    payload: Bytes,
+    deadline_ms: u128,
+    function_arn: String,
+    trace_id: String,
+}
+
+type Outcome = Result<Bytes, InvokeError>;
+
+/// The Runtime API state of one instance.
+struct ApiState {
+    jobs: Mutex<mpsc::Receiver<Job>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    /// Fires once, at the first `/next` (Ok) or at `/init/error` (Err).
+    ready: Mutex<Option<oneshot::Sender<Result<(), String>>>>,
+}
+
+/// One running process.
+struct Instance {
+    jobs: mpsc::Sender<Job>,
+    state: Arc<ApiState>,
+    /// `Some(description)` once the process has exited.
+    exited: watch::Receiver<Option<String>>,
+    kill: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Instance {
+    fn is_alive(&self) -> bool {
+        self.exited.borrow().is_none()
+    }
+
+    fn stop(mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        self.server.abort();
+    }
+}
+
+struct Pool {
+    spec: FunctionSpec,
+    binary: PathBuf,
+    function_arn: String,
+    idle: std::sync::Mutex<Vec<Instance>>,
+    slots: Semaphore,
+    all: std::sync::Mutex<Vec<oneshot::Sender<()>>>,
+}
+
+/// Every function of the stack, ready to be invoked.
+#[derive(Clone)]
+pub struct Runtime {
+    pools: Arc<HashMap<String, Arc<Pool>>>,
+}
+
+impl Runtime {
+    /// `bin_dir` holds the binaries cargo built; `arn_prefix` is `arn:aws:lambda:REGION:ACCOUNT:function:`.
+    pub fn new(
+        functions: Vec<FunctionSpec>,
+        bin_dir: PathBuf,
+        arn_prefix: &str,
+        max_instances: usize,
+    ) -> Self {
+        let pools = functions
+            .into_iter()
+            .map(|spec| {
+                let pool = Pool {
+                    binary: bin_dir.join(&spec.binary),
+                    function_arn: format!("{arn_prefix}{}", spec.name),
+                    spec,
+                    idle: std::sync::Mutex::new(Vec::new()),
+                    slots: Semaphore::new(max_instances.max(1)),
+                    all: std::sync::Mutex::new(Vec::new()),
+                };
+                (pool.spec.name.clone(), Arc::new(pool))
+            })
+            .collect();
+        Self {
+            pools: Arc::new(pools),
+        }
+    }
+
+    pub fn functions(&self) -> impl Iterator<Item = &FunctionSpec> {
+        self.pools.values().map(|p| &p.spec)
+    }
+
+    /// Invokes `function` with `payload` and waits for its response.
+    pub async fn invoke(&self, function: &str, payload: Bytes) -> Result<Invocation, InvokeError> {
+        let pool = self
+            .pools
+            .get(function)
+            .ok_or_else(|| InvokeError::Unavailable(format!("no function {function}")))?;
+        let _slot = pool
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| InvokeError::Unavailable("shutting down".into()))?;
+        let reused = {
+            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut found = None;
+            while let Some(instance) = idle.pop() {
+                if instance.is_alive() {
+                    found = Some(instance);
+                    break;
+                }
+                instance.stop();
+            }
+            found
+        };
+        let (instance, init) = match reused {
+            Some(instance) => (instance, None),
+            None => {
+                let (instance, init) = pool.start().await?;
+                (instance, Some(init))
+            }
+        };
+        let started = Instant::now();
+        let request_id = ulid::Ulid::generate().to_string().to_lowercase();
+        let result = pool.run(&instance, request_id.clone(), payload).await;
+        let duration = started.elapsed();
+        match &result {
+            Ok(_) | Err(InvokeError::Function { .. }) => pool
+                .idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(instance),
+            Err(error) => {
+                eprintln!(
+                    "[{function}] instance discarded ({error}); the next invocation starts a new one"
+                );
+                instance.stop();
+            }
+        }
+        result.map(|payload| Invocation {
+            request_id,
+            payload,
+            init,
+            duration,
+        })
+    }
+
+    /// Kills every process.
+    pub fn shutdown(&self) {
+        for pool in self.pools.values() {
+            pool.slots.close();
+            for kill in pool.all.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+                let _ = kill.send(());
+            }
+            for instance in pool
+                .idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..)
+            {
+                instance.stop();
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// Starts a process and waits for its first `/next`.
+    async fn start(&self) -> Result<(Instance, Duration), InvokeError> {
+        let name = &self.spec.name;
+        if !self.binary.is_file() {
+            return Err(InvokeError::Unavailable(format!(
+                "{name}: binary {} not found (run `cargo build --workspace`)",
+                self.binary.display()
+            )));
+        }
+        let (jobs_tx, jobs_rx) = mpsc::channel(1);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let state = Arc::new(ApiState {
+            jobs: Mutex::new(jobs_rx),
+            pending: Mutex::new(HashMap::new()),
+            ready: Mutex::new(Some(ready_tx)),
+        });
+        let (address, server) = serve_runtime_api(state.clone())
+            .await
+            .map_err(|e| InvokeError::Unavailable(e.to_string()))?;
+
+        let started = Instant::now();
+        let mut command = tokio::process::Command::new(&self.binary);
+        command
+            .env_clear()
+            .envs(&self.spec.environment)
+            .env("AWS_LAMBDA_RUNTIME_API", address)
+            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command
+            .spawn()
+            .map_err(|e| InvokeError::Unavailable(format!("{name}: cannot start: {e}")))?;
+        for stream in [
+            child.stdout.take().map(Pipe::Out),
+            child.stderr.take().map(Pipe::Err),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            tokio::spawn(forward_logs(name.clone(), stream));
+        }
+        let (exited_tx, exited_rx) = watch::channel(None);
+        let (kill_tx, kill_rx) = oneshot::channel::<()>();
+        let (kill_all_tx, kill_all_rx) = oneshot::channel::<()>();
+        self.all
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(kill_all_tx);
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                _ = kill_rx => { let _ = child.kill().await; "killed".to_owned() }
+                _ = kill_all_rx => { let _ = child.kill().await; "killed".to_owned() }
+            };
+            let _ = exited_tx.send(Some(status));
+        });
+        let instance = Instance {
+            jobs: jobs_tx,
+            state,
+            exited: exited_rx,
+            kill: Some(kill_tx),
+            server,
+        };
+
+        let mut exited = instance.exited.clone();
+        let outcome = tokio::select! {
+            ready = ready_rx => match ready {
+                Ok(Ok(())) => Ok(started.elapsed()),
+                Ok(Err(message)) => Err(InvokeError::Init(message)),
+                Err(_) => Err(InvokeError::Init("runtime API closed".into())),
+            },
+            status = exit_status(&mut exited) => Err(InvokeError::Crashed(format!("exited during init: {status}"))),
+            _ = tokio::time::sleep(INIT_TIMEOUT) => Err(InvokeError::Init(format!("no /next within {INIT_TIMEOUT:?}"))),
+        };
+        match outcome {
+            Ok(init) => {
+                eprintln!(
+                    "[{name}] cold start: init {:.1} ms",
+                    init.as_secs_f64() * 1000.0
+                );
+                Ok((instance, init))
+            }
+            Err(error) => {
+                instance.stop();
+                Err(error)
+            }
+        }
+    }
+
+    /// One invocation on `instance`, bounded by the function's timeout.
+    async fn run(&self, instance: &Instance, request_id: String, payload: Bytes) -> Outcome {
+        let timeout = self.spec.timeout;
+        let deadline_ms = (chrono::Utc::now() + timeout).timestamp_millis() as u128;
+        let (respond, outcome) = oneshot::channel();
+        instance
+            .state
+            .pending
+            .lock()
+            .await
+            .insert(request_id.clone(), respond);
+        let job = Job {
+            request_id: request_id.clone(),
+            payload,
+            deadline_ms,
+            function_arn: self.function_arn.clone(),
+            trace_id: format!(
+                "Root=1-{:08x}-{}",
+                chrono::Utc::now().timestamp(),
+                &request_id[..24]
+            ),
+        };
+        if instance.jobs.send(job).await.is_err() {
+            return Err(InvokeError::Crashed("the runtime API is gone".into()));
+        }
+        let mut exited = instance.exited.clone();
+        tokio::select! {
+            outcome = outcome => outcome.unwrap_or_else(|_| Err(InvokeError::Crashed("no response".into()))),
+            status = exit_status(&mut exited) => Err(InvokeError::Crashed(format!("Runtime exited: {status}"))),
+            _ = tokio::time::sleep(timeout) => Err(InvokeError::Timeout(timeout)),
+        }
+    }
+}
+
+/// Waits for the process to exit and describes how it did.
+async fn exit_status(exited: &mut watch::Receiver<Option<String>>) -> String {
+    match exited.wait_for(Option::is_some).await {
+        Ok(status) => status.clone().unwrap_or_default(),
+        Err(_) => "gone".to_owned(),
+    }
+}
+
+enum Pipe {
+    Out(tokio::process::ChildStdout),
+    Err(tokio::process::ChildStderr),
+}
+
+/// Prints each line a function writes, prefixed with its name (as CloudWatch keeps them).
+async fn forward_logs(name: String, pipe: Pipe) {
+    let mut lines: Box<dyn tokio::io::AsyncBufRead + Unpin + Send> = match pipe {
+        Pipe::Out(out) => Box::new(BufReader::new(out)),
+        Pipe::Err(err) => Box::new(BufReader::new(err)),
+    };
+    let mut line = String::new();
+    while lines.read_line(&mut line).await.is_ok_and(|n| n > 0) {
+        println!("[{name}] {}", line.trim_end());
+        line.clear();
+    }
+}
+
+async fn serve_runtime_api(state: Arc<ApiState>) -> Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding a runtime API port")?;
+    let address = listener.local_addr()?.to_string();
+    let app = Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(response),
+        )
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+        .route("/2018-06-01/runtime/init/error", post(init_error))
+        .with_state(state);
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((address, server))
+}
+
+async fn next(State(state): State<Arc<ApiState>>) -> Response {
+    if let Some(ready) = state.ready.lock().await.take() {
+        let _ = ready.send(Ok(()));
+    }
+    let Some(job) = state.jobs.lock().await.recv().await else {
+        return (StatusCode::GONE, "shutting down").into_response();
+    };
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set("lambda-runtime-aws-request-id", &job.request_id);
+    set("lambda-runtime-deadline-ms", &job.deadline_ms.to_string());
+    set("lambda-runtime-invoked-function-arn", &job.function_arn);
+    set("lambda-runtime-trace-id", &job.trace_id);
+    set("content-type", "application/json");
+    (StatusCode::OK, headers, job.payload).into_response()
+}
+
+async fn response(
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    complete(&state, &id, Ok(body)).await
+}
+
+async fn error(
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let error_type = parsed["errorType"]
+        .as_str()
+        .or_else(|| {
+            headers
+                .get("lambda-runtime-function-error-type")
+                .and_then(|v| v.to_str().ok())
+        })
+        .unwrap_or("Unhandled")
+        .to_owned();
+    let message = parsed["errorMessage"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+    complete(
+        &state,
+        &id,
+        Err(InvokeError::Function {
+            error_type,
+            message,
+        }),
+    )
+    .await
+}
+
+async fn init_error(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+    let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let message = parsed["errorMessage"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+    if let Some(ready) = state.ready.lock().await.take() {
+        let _ = ready.send(Err(message));
+    }
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({"status": "OK"})),
+    )
+        .into_response()
+}
+
+async fn complete(state: &ApiState, id: &str, outcome: Outcome) -> Response {
+    match state.pending.lock().await.remove(id) {
+        Some(respond) => {
+            let _ = respond.send(outcome);
+            (StatusCode::ACCEPTED, axum::Json(serde_json::json!({"status": "OK"}))).into_response()
+        }
+        None => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"errorMessage": format!("unknown or finished request id {id}"), "errorType": "InvalidRequestID"})),
+        )
+            .into_response(),
+    }
+}
+
+impl std::fmt::Display for InvokeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InvokeError::Function {
+                error_type,
+                message,
+            } => write!(f, "function error {error_type}: {message}"),
+            InvokeError::Timeout(limit) => {
+                write!(f, "Task timed out after {:.2} seconds", limit.as_secs_f64())
+            }
+            InvokeError::Crashed(status) => write!(f, "crashed: {status}"),
+            InvokeError::Init(message) => write!(f, "init failed: {message}"),
+            InvokeError::Unavailable(message) => write!(f, "unavailable: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for InvokeError {}
+
+/// The directory cargo puts binaries in: `$CARGO_TARGET_DIR/debug` or `target/debug`.
+pub fn default_bin_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join("target"));
+    target.join("debug")
+}
+
+/// Fails with a clear message when a binary is missing, before anything starts.
+pub fn check_binaries(runtime: &Runtime, bin_dir: &std::path::Path) -> Result<()> {
+    let missing: Vec<_> = runtime
+        .functions()
+        .map(|f| bin_dir.join(&f.binary))
+        .filter(|p| !p.is_file())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "missing function binaries (run `cargo build --workspace`): {missing:?}"
+        ))
+    }
+}

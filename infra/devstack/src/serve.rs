@@ -1,0 +1,168 @@
+//! The whole local stack from the template: provision the emulator, then serve the HTTP API,
+//! run the functions under the runtime API and poll every SQS event source.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::body::Bytes;
+
+use crate::functions::{self, LocalEnvironment};
+use crate::gateway::Gateway;
+use crate::pollers;
+use crate::provision::{self, Options, Stack};
+use crate::runtime::{self, Invocation, InvokeError, Runtime};
+use crate::template::Template;
+
+pub struct StackOptions {
+    pub template: PathBuf,
+    pub stack_name: String,
+    pub parameters: HashMap<String, String>,
+    /// Where cargo put the function binaries.
+    pub bin_dir: PathBuf,
+    /// Instances per function at most.
+    pub max_instances: usize,
+}
+
+/// A provisioned stack with its functions ready to run.
+pub struct LocalStack {
+    pub stack: Stack,
+    pub runtime: Runtime,
+    pub gateway: Arc<Gateway>,
+    pub functions: Vec<functions::FunctionSpec>,
+}
+
+impl LocalStack {
+    /// Provisions the template and prepares (but does not start) every function.
+    pub async fn prepare(
+        options: &StackOptions,
+        config: &aws_config::SdkConfig,
+        api_url: &str,
+    ) -> Result<Self> {
+        let template = Template::load(&options.template)?;
+        let provision_options = Options {
+            stack_name: options.stack_name.clone(),
+            parameters: options.parameters.clone(),
+        };
+        let stack = provision::provision(&template, config, &provision_options).await?;
+        let local = LocalEnvironment::for_emulator(config, api_url).await?;
+        let functions = functions::functions(&template, &stack, &local)?;
+        let arn_prefix = format!(
+            "arn:aws:lambda:{}:{}:function:",
+            stack.region, stack.account_id
+        );
+        let runtime = Runtime::new(
+            functions.clone(),
+            options.bin_dir.clone(),
+            &arn_prefix,
+            options.max_instances,
+        );
+        runtime::check_binaries(&runtime, &options.bin_dir)?;
+        let (authorizers, _) = functions::http_api_auth(&template)?;
+        let gateway = Gateway::new(
+            &functions,
+            authorizers,
+            runtime.clone(),
+            local.credentials(),
+            &stack.account_id,
+            &stack.region,
+        )?;
+        let gateway = Arc::new(gateway);
+        Ok(Self {
+            stack,
+            runtime,
+            gateway,
+            functions,
+        })
+    }
+
+    /// Serves the API on `listener` and polls every queue until `shutdown` resolves.
+    pub async fn run(
+        self,
+        config: &aws_config::SdkConfig,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let sqs = aws_sdk_sqs::Client::new(config);
+        let mut pollers = Vec::new();
+        for function in &self.functions {
+            for source in &function.queues {
+                pollers.push(tokio::spawn(pollers::run(
+                    sqs.clone(),
+                    self.runtime.clone(),
+                    function.name.clone(),
+                    source.clone(),
+                    self.stack.region.clone(),
+                )));
+            }
+        }
+        let app = self.gateway.clone().router();
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        for poller in pollers {
+            poller.abort();
+        }
+        self.runtime.shutdown();
+        served.context("serving the HTTP API")
+    }
+
+    /// What is running, for people.
+    pub fn summary(&self, api_url: &str) -> String {
+        let mut lines = vec![format!("HTTP API: {api_url}")];
+        let mut routes: Vec<_> = self
+            .gateway
+            .routes
+            .iter()
+            .map(|r| {
+                format!(
+                    "  {:<7} {:<48} -> {} ({:?})",
+                    r.method, r.path, r.function, r.auth
+                )
+            })
+            .collect();
+        routes.sort();
+        lines.extend(routes);
+        lines.push("Queues polled:".into());
+        for function in &self.functions {
+            for source in &function.queues {
+                lines.push(format!(
+                    "  {} -> {} (batch {}, window {:?})",
+                    source.queue_url, function.name, source.batch_size, source.batching_window
+                ));
+            }
+        }
+        lines.join("\n")
+    }
+}
+
+/// `devstack invoke`: one event to one function, in a fresh instance.
+pub async fn invoke_once(
+    options: &StackOptions,
+    config: &aws_config::SdkConfig,
+    function: &str,
+    event: Bytes,
+) -> Result<Result<Invocation, InvokeError>> {
+    let local = LocalStack::prepare(options, config, "http://127.0.0.1:3000").await?;
+    let result = local.runtime.invoke(function, event).await;
+    local.runtime.shutdown();
+    Ok(result)
+}
+
+/// The default options: template.yaml of this repository, binaries from cargo's target dir.
+pub fn default_options(stack_name: &str, parameters: HashMap<String, String>) -> StackOptions {
+    StackOptions {
+        template: crate::repo_root().join("template.yaml"),
+        stack_name: stack_name.to_owned(),
+        parameters,
+        bin_dir: runtime::default_bin_dir(),
+        max_instances: 4,
+    }
+}
+
+/// The address the API listens on.
+pub fn api_url(address: SocketAddr) -> String {
+    format!("http://{address}")
+}
