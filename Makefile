@@ -37,7 +37,7 @@ build: ## Build every crate (functions, devstack, tests)
 	$(CARGO) build --workspace --all-targets
 
 .PHONY: dev
-dev: venv build ## Start the emulator, provision template.yaml on it, and keep it running
+dev: venv build ## The whole stack at http://127.0.0.1:3000 (emulator, API, functions, pollers); Ctrl-C stops it
 	env $(LOCAL_ENV) STACK_NAME=$(STACK_NAME) infra/scripts/dev.sh
 
 .PHONY: provision
@@ -48,6 +48,11 @@ provision: venv ## Provision template.yaml on the running emulator
 test: venv lint fmt-check clippy ## Every test: linters, unit, handler and system tests against the emulator
 	$(CARGO) build --workspace --all-targets
 	$(EMULATOR) run $(CARGO) test --workspace --no-fail-fast
+
+.PHONY: invoke
+invoke: venv ## Replay one event: make invoke FN=HealthFunction EVENT=events/http-get-health.json
+	$(CARGO) build --quiet --workspace
+	$(EMULATOR) run $(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) invoke $(FN) $(EVENT)
 
 .PHONY: lint
 lint: venv ## cfn-lint and sam validate --lint on template.yaml

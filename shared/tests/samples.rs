@@ -70,3 +70,27 @@ fn every_event_type_has_a_sample() {
     let all: BTreeSet<String> = Event::TYPES.iter().map(|t| t.to_string()).collect();
     assert_eq!(covered, all);
 }
+
+#[test]
+fn every_http_sample_is_a_payload_2_0_request() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("http-") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let event: aws_lambda_events::apigw::ApiGatewayV2httpRequest =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(event.version.as_deref(), Some("2.0"), "{name}");
+            let route = event.route_key.unwrap_or_default();
+            let method = event.request_context.http.method.as_str();
+            assert!(
+                route.starts_with(&format!("{method} /")),
+                "{name}: route {route} is not a {method} route"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+}

@@ -43,6 +43,16 @@ pub enum RouteAuth {
     Lambda(String),
 }
 
+impl std::fmt::Display for RouteAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteAuth::None => f.write_str("public"),
+            RouteAuth::Iam => f.write_str("IAM (SigV4)"),
+            RouteAuth::Lambda(name) => write!(f, "authorizer {name}"),
+        }
+    }
+}
+
 /// A Lambda (REQUEST) authorizer of the HTTP API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuthorizerSpec {

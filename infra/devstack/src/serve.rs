@@ -118,7 +118,7 @@ impl LocalStack {
             .iter()
             .map(|r| {
                 format!(
-                    "  {:<7} {:<48} -> {} ({:?})",
+                    "  {:<7} {:<48} -> {} ({})",
                     r.method, r.path, r.function, r.auth
                 )
             })

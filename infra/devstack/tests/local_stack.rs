@@ -436,6 +436,31 @@ async fn function_errors_timeouts_and_crashes_become_clear_5xx_and_instances_res
 }
 
 #[tokio::test]
+async fn concurrent_requests_start_more_instances_up_to_the_limit() {
+    // BusyFunction serves only this test; the fixture stack allows 2 instances a function.
+    let mut requests = tokio::task::JoinSet::new();
+    let started = std::time::Instant::now();
+    for _ in 0..4 {
+        requests.spawn(async {
+            let response = client().get(url("/busy/pid?slow")).send().await.unwrap();
+            response.json::<Value>().await.unwrap()["pid"]
+                .as_u64()
+                .unwrap()
+        });
+    }
+    let pids: std::collections::BTreeSet<u64> = requests.join_all().await.into_iter().collect();
+    assert_eq!(
+        pids.len(),
+        2,
+        "two instances served four concurrent requests"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "the other two waited for a free instance"
+    );
+}
+
+#[tokio::test]
 async fn an_sqs_batch_deletes_what_succeeded_and_the_poison_message_reaches_the_dlq() {
     let running = stack();
     let sqs = aws_sdk_sqs::Client::new(&emulator_config());
