@@ -1,97 +1,124 @@
 //! `provision` creates what the template declares, and a second run succeeds and changes
 //! nothing: every resource reports `unchanged` and the emulator's state is identical.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use devstack::provision::{Action, Stack};
 use system_tests::{QUEUES, emulator, provision, unique_stack_name};
 
-/// Everything provisioning controls, as the emulator reports it.
-async fn snapshot(config: &aws_config::SdkConfig, stack: &Stack) -> BTreeMap<String, String> {
-    let (sqs, sns, dynamodb) = (
-        aws_sdk_sqs::Client::new(config),
-        aws_sdk_sns::Client::new(config),
-        aws_sdk_dynamodb::Client::new(config),
-    );
-    let mut state = BTreeMap::new();
-    for id in stack.of_type("AWS::SQS::Queue") {
-        let attributes = sqs
+struct Clients {
+    sqs: aws_sdk_sqs::Client,
+    sns: aws_sdk_sns::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl Clients {
+    fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            sqs: aws_sdk_sqs::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+        }
+    }
+
+    async fn queue(&self, url: &str) -> BTreeMap<String, String> {
+        let found = self
+            .sqs
             .get_queue_attributes()
-            .queue_url(stack.reference(id).unwrap())
-            .attribute_names(QueueAttributeName::All)
-            .send()
-            .await
-            .unwrap();
-        let mut attributes: Vec<_> = attributes
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::All);
+        let found = found.send().await.unwrap();
+        found
             .attributes()
             .unwrap()
             .iter()
-            .map(|(k, v)| format!("{}={v}", k.as_str()))
-            .collect();
-        attributes.sort();
-        state.insert(id.to_owned(), attributes.join(";"));
+            .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+            .collect()
     }
-    for id in stack.of_type("AWS::SNS::Topic") {
-        let subscriptions = sns
+
+    /// The attributes of every subscription of a topic.
+    async fn subscriptions(&self, topic_arn: &str) -> Vec<HashMap<String, String>> {
+        let listed = self
+            .sns
             .list_subscriptions_by_topic()
-            .topic_arn(stack.reference(id).unwrap())
+            .topic_arn(topic_arn)
             .send()
             .await
             .unwrap();
-        let mut lines = Vec::new();
-        for subscription in subscriptions.subscriptions() {
+        let mut all = Vec::new();
+        for subscription in listed.subscriptions() {
             let arn = subscription.subscription_arn().unwrap();
-            let attributes = sns
+            let found = self
+                .sns
                 .get_subscription_attributes()
                 .subscription_arn(arn)
                 .send()
                 .await
                 .unwrap();
-            let mut attributes: Vec<_> = attributes
-                .attributes()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            attributes.sort();
-            lines.push(attributes.join(";"));
+            all.push(found.attributes().unwrap().clone());
         }
-        lines.sort();
-        state.insert(id.to_owned(), lines.join("\n"));
+        all
     }
-    for id in stack.of_type("AWS::DynamoDB::Table") {
-        let table = dynamodb
-            .describe_table()
-            .table_name(stack.reference(id).unwrap())
-            .send()
-            .await
-            .unwrap();
-        let ttl = dynamodb
+
+    async fn ttl_attribute(&self, table: &str) -> Option<String> {
+        let ttl = self
+            .dynamodb
             .describe_time_to_live()
-            .table_name(stack.reference(id).unwrap())
+            .table_name(table)
             .send()
             .await
             .unwrap();
-        state.insert(
-            id.to_owned(),
-            format!(
-                "{:?} {:?}",
-                table.table().unwrap().key_schema(),
-                ttl.time_to_live_description()
-            ),
-        );
+        ttl.time_to_live_description()?
+            .attribute_name()
+            .map(str::to_owned)
     }
-    state
+
+    /// Everything provisioning controls, as the emulator reports it.
+    async fn snapshot(&self, stack: &Stack) -> BTreeMap<String, String> {
+        let mut state = BTreeMap::new();
+        for id in stack.of_type("AWS::SQS::Queue") {
+            state.insert(
+                id.to_owned(),
+                format!("{:?}", self.queue(stack.reference(id).unwrap()).await),
+            );
+        }
+        for id in stack.of_type("AWS::SNS::Topic") {
+            let mut lines: Vec<_> = self
+                .subscriptions(stack.reference(id).unwrap())
+                .await
+                .into_iter()
+                .map(|a| format!("{:?}", a.into_iter().collect::<BTreeMap<_, _>>()))
+                .collect();
+            lines.sort();
+            state.insert(id.to_owned(), lines.join("\n"));
+        }
+        for id in stack.of_type("AWS::DynamoDB::Table") {
+            let table = self
+                .dynamodb
+                .describe_table()
+                .table_name(stack.reference(id).unwrap())
+                .send()
+                .await
+                .unwrap();
+            let ttl = self.ttl_attribute(stack.reference(id).unwrap()).await;
+            state.insert(
+                id.to_owned(),
+                format!("{:?} {ttl:?}", table.table().unwrap().key_schema()),
+            );
+        }
+        state
+    }
 }
 
 #[tokio::test]
 async fn provisioning_twice_succeeds_and_changes_nothing() {
     let config = emulator().await;
+    let clients = Clients::new(&config);
     let name = unique_stack_name();
     let first = provision(&config, &name).await.expect("first run");
     assert!(first.actions.values().any(|a| *a == Action::Created));
-    let before = snapshot(&config, &first).await;
+    let before = clients.snapshot(&first).await;
 
     let second = provision(&config, &name).await.expect("second run");
     let changed: Vec<_> = second
@@ -103,7 +130,7 @@ async fn provisioning_twice_succeeds_and_changes_nothing() {
     assert_eq!(first.resources, second.resources, "same physical ids");
     assert_eq!(
         before,
-        snapshot(&config, &second).await,
+        clients.snapshot(&second).await,
         "same emulator state"
     );
 }
@@ -111,22 +138,14 @@ async fn provisioning_twice_succeeds_and_changes_nothing() {
 #[tokio::test]
 async fn queues_topics_and_tables_match_the_template() {
     let config = emulator().await;
+    let clients = Clients::new(&config);
     let stack = provision(&config, &unique_stack_name())
         .await
         .expect("provisioned");
-    let sqs = aws_sdk_sqs::Client::new(&config);
     for queue in QUEUES {
-        let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(stack.reference(queue).unwrap())
-            .attribute_names(QueueAttributeName::All)
-            .send()
-            .await
-            .unwrap();
-        let redrive: serde_json::Value = serde_json::from_str(
-            &attributes.attributes().unwrap()[&QueueAttributeName::RedrivePolicy],
-        )
-        .unwrap();
+        let attributes = clients.queue(stack.reference(queue).unwrap()).await;
+        let redrive: serde_json::Value =
+            serde_json::from_str(&attributes["RedrivePolicy"]).unwrap();
         let dlq_arn = &stack.resources[&queue.replace("Queue", "Dlq")].attributes["Arn"];
         assert_eq!(redrive["deadLetterTargetArn"], dlq_arn.as_str(), "{queue}");
         assert_eq!(
@@ -134,31 +153,15 @@ async fn queues_topics_and_tables_match_the_template() {
             "5",
             "{queue}"
         );
-        let policy: serde_json::Value =
-            serde_json::from_str(&attributes.attributes().unwrap()[&QueueAttributeName::Policy])
-                .unwrap();
+        let policy: serde_json::Value = serde_json::from_str(&attributes["Policy"]).unwrap();
         assert_eq!(
             policy["Statement"][0]["Principal"]["Service"], "sns.amazonaws.com",
             "{queue}: only SNS may send"
         );
     }
-    let sns = aws_sdk_sns::Client::new(&config);
     let mut subscriptions = 0;
     for topic in stack.of_type("AWS::SNS::Topic") {
-        let listed = sns
-            .list_subscriptions_by_topic()
-            .topic_arn(stack.reference(topic).unwrap())
-            .send()
-            .await
-            .unwrap();
-        for subscription in listed.subscriptions() {
-            let attributes = sns
-                .get_subscription_attributes()
-                .subscription_arn(subscription.subscription_arn().unwrap())
-                .send()
-                .await
-                .unwrap();
-            let attributes = attributes.attributes().unwrap();
+        for attributes in clients.subscriptions(stack.reference(topic).unwrap()).await {
             assert_eq!(attributes["RawMessageDelivery"], "true");
             assert!(attributes["FilterPolicy"].contains("event_type"));
             subscriptions += 1;
@@ -168,18 +171,8 @@ async fn queues_topics_and_tables_match_the_template() {
         subscriptions,
         stack.of_type("AWS::SNS::Subscription").count()
     );
-    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     for table in stack.of_type("AWS::DynamoDB::Table") {
-        let ttl = dynamodb
-            .describe_time_to_live()
-            .table_name(stack.reference(table).unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            ttl.time_to_live_description().unwrap().attribute_name(),
-            Some("expires_at"),
-            "{table}"
-        );
+        let ttl = clients.ttl_attribute(stack.reference(table).unwrap()).await;
+        assert_eq!(ttl.as_deref(), Some("expires_at"), "{table}");
     }
 }

@@ -97,6 +97,10 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+async fn get(path: &str) -> reqwest::Response {
+    client().get(url(path)).send().await.unwrap()
+}
+
 fn url(path: &str) -> String {
     format!("{}{path}", stack().url)
 }
@@ -165,7 +169,7 @@ async fn binary_bodies_are_base64_both_ways() {
     assert_eq!(event["isBase64Encoded"], false);
     assert_eq!(event["body"], r#"{"a":1}"#);
 
-    let response = client().get(url("/binary")).send().await.unwrap();
+    let response = get("/binary").await;
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["x-fixture"], "yes");
     let cookies: Vec<_> = response
@@ -180,14 +184,7 @@ async fn binary_bodies_are_base64_both_ways() {
 
 #[tokio::test]
 async fn functions_get_the_template_environment_resolved_locally() {
-    let env: Value = client()
-        .get(url("/env"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let env: Value = get("/env").await.json().await.unwrap();
     assert_eq!(env["FROM_GLOBALS"], "yes");
     assert_eq!(env["QUEUE_URL"], stack().queue_url.as_str());
     assert_eq!(
@@ -249,11 +246,7 @@ async fn unknown_routes_wrong_methods_and_huge_bodies_are_refused() {
 
 #[tokio::test]
 async fn the_lambda_authorizer_guards_its_routes() {
-    assert_eq!(
-        client().get(url("/private")).send().await.unwrap().status(),
-        401,
-        "no identity source"
-    );
+    assert_eq!(get("/private").await.status(), 401, "no identity source");
     let denied = client()
         .get(url("/private"))
         .header("authorization", "Bearer bad")
@@ -371,7 +364,7 @@ async fn internal_routes_accept_only_sigv4_with_the_local_credentials() {
 
 #[tokio::test]
 async fn function_errors_timeouts_and_crashes_become_clear_5xx_and_instances_restart() {
-    let failed = client().get(url("/fail")).send().await.unwrap();
+    let failed = get("/fail").await;
     assert_eq!(failed.status(), 500);
     let problem: Value = failed.json().await.unwrap();
     assert!(
@@ -383,7 +376,7 @@ async fn function_errors_timeouts_and_crashes_become_clear_5xx_and_instances_res
     );
 
     let started = std::time::Instant::now();
-    let timed_out = client().get(url("/sleep")).send().await.unwrap();
+    let timed_out = get("/sleep").await;
     assert_eq!(timed_out.status(), 503);
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -397,41 +390,20 @@ async fn function_errors_timeouts_and_crashes_become_clear_5xx_and_instances_res
 
     // CrashyFunction serves only this test, one request at a time: one instance at most.
     let pid = |v: Value| v["pid"].as_u64().unwrap();
-    let before = pid(client()
-        .get(url("/crashy/pid"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap());
+    let before = pid(get("/crashy/pid").await.json().await.unwrap());
     assert_eq!(
         before,
-        pid(client()
-            .get(url("/crashy/pid"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()),
+        pid(get("/crashy/pid").await.json().await.unwrap()),
         "reused"
     );
-    let crashed = client().get(url("/crashy/crash")).send().await.unwrap();
+    let crashed = get("/crashy/crash").await;
     assert_eq!(crashed.status(), 500);
     let problem: Value = crashed.json().await.unwrap();
     assert!(
         problem["detail"].as_str().unwrap().contains("exited"),
         "{problem}"
     );
-    let after = pid(client()
-        .get(url("/crashy/pid"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap());
+    let after = pid(get("/crashy/pid").await.json().await.unwrap());
     assert_ne!(before, after, "a new process serves after the crash");
 }
 
@@ -442,7 +414,7 @@ async fn concurrent_requests_start_more_instances_up_to_the_limit() {
     let started = std::time::Instant::now();
     for _ in 0..4 {
         requests.spawn(async {
-            let response = client().get(url("/busy/pid?slow")).send().await.unwrap();
+            let response = get("/busy/pid?slow").await;
             response.json::<Value>().await.unwrap()["pid"]
                 .as_u64()
                 .unwrap()
