@@ -55,8 +55,9 @@ invoke: venv ## Replay one event: make invoke FN=HealthFunction EVENT=events/htt
 	$(EMULATOR) run $(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) invoke $(FN) $(EVENT)
 
 .PHONY: lint
-lint: venv ## cfn-lint and sam validate --lint on template.yaml
+lint: venv ## cfn-lint and sam validate --lint on template.yaml; the OpenAPI document is valid
 	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
 	env $(LOCAL_ENV) SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --region us-east-1
 
 .PHONY: fmt-check

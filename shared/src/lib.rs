@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod batch;
+pub mod caller;
 pub mod config;
 pub mod correlation;
 pub mod events;
@@ -11,6 +12,7 @@ pub mod idempotency;
 pub mod logging;
 pub mod problem;
 pub mod publisher;
+pub mod sigv4;
 
 pub use correlation::CorrelationId;
 pub use events::{Envelope, Event, Topic};

@@ -22,6 +22,8 @@ pub struct Problem {
     pub detail: String,
     /// Extra members, e.g. `shortages` on a 409 at checkout.
     pub extensions: Map<String, Value>,
+    /// Extra response headers, e.g. `Retry-After` on a 429.
+    pub headers: Vec<(header::HeaderName, String)>,
 }
 
 impl Problem {
@@ -37,6 +39,7 @@ impl Problem {
             title,
             detail: detail.into(),
             extensions: Map::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -97,6 +100,11 @@ impl Problem {
         self
     }
 
+    pub fn header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
     /// The JSON body, with the request's correlation id.
     pub fn to_json(&self, correlation_id: &CorrelationId) -> Value {
         let mut body = self.extensions.clone();
@@ -114,7 +122,7 @@ impl Problem {
             self.status,
             "application/problem+json",
             body,
-            &[],
+            &self.headers,
             correlation_id,
         )
     }

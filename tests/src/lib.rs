@@ -171,3 +171,115 @@ pub fn publisher(config: &aws_config::SdkConfig, stack: &Stack) -> shared::publi
     .collect();
     shared::publisher::SnsPublisher::new(aws_sdk_sns::Client::new(config), topics)
 }
+
+/// `devstack serve` on template.yaml as `make dev` runs it, under a unique stack name and a
+/// free port; stopped (SIGTERM, as Ctrl-C) when dropped.
+pub struct LocalApi {
+    pub url: String,
+    pub stack: serde_json::Value,
+    process: std::process::Child,
+}
+
+impl LocalApi {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let state = std::env::temp_dir().join(format!("devstack-{}.json", ulid::Ulid::generate()));
+        let process = devstack_command()
+            .args([
+                "--stack-name",
+                &unique_stack_name(),
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--output")
+            .arg(&state)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("devstack starts");
+        let mut api = Self {
+            url: format!("http://127.0.0.1:{port}"),
+            stack: serde_json::Value::Null,
+            process,
+        };
+        let client = reqwest::Client::new();
+        let up = eventually(Duration::from_secs(60), || async {
+            client
+                .get(format!("{}/health", api.url))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+        })
+        .await;
+        assert!(up.is_some(), "the local API did not come up");
+        api.stack =
+            serde_json::from_str(&std::fs::read_to_string(&state).expect("stack written")).unwrap();
+        let _ = std::fs::remove_file(state);
+        api
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// The physical id of a provisioned resource (queue URL, table name, ARN, ...).
+    pub fn reference(&self, logical_id: &str) -> String {
+        self.stack["resources"][logical_id]["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {logical_id}"))
+            .to_owned()
+    }
+
+    /// Stops devstack as Ctrl-C would and waits for it.
+    pub fn stop(&mut self) {
+        if self.process.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.process.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.process.try_wait().ok().flatten().is_none()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Drop for LocalApi {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The devstack binary cargo built next to the running test, with emulator settings.
+pub fn devstack_command() -> std::process::Command {
+    let exe = std::env::current_exe().expect("the test binary");
+    let bin_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/debug");
+    let mut command = std::process::Command::new(bin_dir.join("devstack"));
+    command
+        .current_dir(devstack::repo_root())
+        .env(
+            "AWS_ENDPOINT_URL",
+            std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into()),
+        )
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE");
+    command
+}

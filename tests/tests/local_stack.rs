@@ -2,41 +2,9 @@
 //! through the local HTTP API, a sample replayed with `devstack invoke`, and a clean stop
 //! that leaves no function process behind.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use system_tests::unique_stack_name;
-
-/// A binary cargo built next to this test (target/debug/NAME).
-fn built(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join(name)
-}
-
-fn devstack() -> Command {
-    let mut command = Command::new(built("devstack"));
-    command
-        .current_dir(devstack::repo_root())
-        .env(
-            "AWS_ENDPOINT_URL",
-            std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into()),
-        )
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE");
-    command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use system_tests::{LocalApi, devstack_command, unique_stack_name};
 
 /// The pids of a process's children.
 fn children(pid: u32) -> Vec<u32> {
@@ -57,38 +25,17 @@ fn children(pid: u32) -> Vec<u32> {
 
 #[tokio::test]
 async fn health_is_served_through_the_local_api_and_stopping_leaves_nothing_running() {
-    let port = free_port();
-    let mut serve = devstack()
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--stack-name",
-            &unique_stack_name(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("devstack starts");
+    let mut api = LocalApi::start().await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}/health");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let response = loop {
-        if let Ok(response) = client
-            .get(&url)
-            .header("x-correlation-id", "c-system")
-            .send()
-            .await
-        {
-            break response;
-        }
-        assert!(Instant::now() < deadline, "the local API did not come up");
-        assert!(serve.try_wait().unwrap().is_none(), "devstack exited early");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let response = client
+        .get(format!("{}/health", api.url))
+        .header("x-correlation-id", "c-system")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-correlation-id"], "c-system");
     assert_eq!(response.headers()["content-type"], "application/json");
@@ -97,22 +44,12 @@ async fn health_is_served_through_the_local_api_and_stopping_leaves_nothing_runn
         serde_json::json!({"status": "ok"})
     );
 
-    let functions = children(serve.id());
+    let functions = children(api.pid());
     assert!(
         !functions.is_empty(),
         "the health function runs as its own process"
     );
-    // What Ctrl-C sends to the foreground process group, devstack gets here as SIGTERM.
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(serve.id().to_string())
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while serve.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "devstack did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    api.stop();
     for pid in functions {
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         assert!(
@@ -124,7 +61,7 @@ async fn health_is_served_through_the_local_api_and_stopping_leaves_nothing_runn
 
 #[test]
 fn a_sample_event_replays_through_devstack_invoke() {
-    let output = devstack()
+    let output = devstack_command()
         .args([
             "--stack-name",
             &unique_stack_name(),

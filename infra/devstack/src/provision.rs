@@ -74,6 +74,7 @@ pub struct Options {
 }
 
 struct Clients {
+    secrets: aws_sdk_secretsmanager::Client,
     sns: aws_sdk_sns::Client,
     sqs: aws_sdk_sqs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
@@ -97,6 +98,7 @@ pub async fn provision(
     let account_id = identity.account().unwrap_or_default().to_owned();
     let parameters = parameter_values(template, options, &region, &account_id)?;
     let clients = Clients {
+        secrets: aws_sdk_secretsmanager::Client::new(config),
         sns: aws_sdk_sns::Client::new(config),
         sqs: aws_sdk_sqs::Client::new(config),
         dynamodb: aws_sdk_dynamodb::Client::new(config),
@@ -123,6 +125,7 @@ pub async fn provision(
             "AWS::SQS::QueuePolicy" => ensure_queue_policy(&clients, &id, &props()?).await,
             "AWS::SNS::Subscription" => ensure_subscription(&clients, &props()?).await,
             "AWS::DynamoDB::Table" => ensure_table(&clients, &props()?).await,
+            "AWS::SecretsManager::Secret" => ensure_secret(&clients, &props()?).await,
             // Run by devstack itself: named by its logical id.
             "AWS::Serverless::Function" => {
                 let arn = format!(
@@ -660,6 +663,83 @@ async fn ensure_table(clients: &Clients, props: &Value) -> Result<(Action, Physi
             attributes,
         },
     ))
+}
+
+/// A secret with a generated value (`GenerateSecretString`) or a given one
+/// (`SecretString`). An existing secret keeps its value: tokens signed with it stay valid.
+async fn ensure_secret(clients: &Clients, props: &Value) -> Result<(Action, Physical)> {
+    let name = required_str(props, "Name")?;
+    let existing = clients
+        .secrets
+        .describe_secret()
+        .secret_id(name)
+        .send()
+        .await;
+    let (action, arn) = match existing {
+        Ok(found) => (
+            Action::Unchanged,
+            found.arn().unwrap_or_default().to_owned(),
+        ),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            let value = match props.get("SecretString") {
+                Some(value) => scalar_string(value),
+                None => generated_secret(&props["GenerateSecretString"])?,
+            };
+            let created = clients
+                .secrets
+                .create_secret()
+                .name(name)
+                .set_description(props["Description"].as_str().map(str::to_owned))
+                .secret_string(value)
+                .send()
+                .await
+                .map_err(aws_error)?;
+            (
+                Action::Created,
+                created.arn().unwrap_or_default().to_owned(),
+            )
+        }
+        Err(e) => return Err(aws_error(e)),
+    };
+    let attributes = BTreeMap::from([("Id".to_owned(), arn.clone())]);
+    Ok((
+        action,
+        Physical {
+            reference: arn,
+            attributes,
+        },
+    ))
+}
+
+/// Random letters and digits of `PasswordLength` (default 32), from the OS's generator.
+fn generated_secret(spec: &Value) -> Result<String> {
+    use std::io::Read;
+    if spec.get("SecretStringTemplate").is_some() {
+        bail!("GenerateSecretString with SecretStringTemplate is not supported by devstack");
+    }
+    let length: usize = spec
+        .get("PasswordLength")
+        .map(scalar_string)
+        .unwrap_or_else(|| "32".into())
+        .parse()?;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = vec![0u8; length * 2];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    // Rejection sampling keeps every character equally likely.
+    let limit = 256 - 256 % ALPHABET.len();
+    let mut secret: String = bytes
+        .iter()
+        .filter(|b| (**b as usize) < limit)
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    if secret.len() < length {
+        bail!("not enough randomness for a {length}-character secret");
+    }
+    secret.truncate(length);
+    Ok(secret)
 }
 
 impl Action {

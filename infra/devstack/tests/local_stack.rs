@@ -274,35 +274,23 @@ async fn the_lambda_authorizer_guards_its_routes() {
 
 /// A SigV4-signed POST, as an internal caller makes it.
 fn signed(url: &str, body: &str, secret: &str) -> reqwest::RequestBuilder {
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-    let identity = aws_credential_types::Credentials::new("test", secret, None, None, "t").into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("execute-api")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let host = url.split('/').nth(2).unwrap().to_owned();
-    let headers = [
-        ("host", host.as_str()),
-        ("content-type", "application/json"),
-    ];
-    let request = SignableRequest::new(
+    let credentials = aws_credential_types::Credentials::new("test", secret, None, None, "t");
+    let content_type = ("content-type", "application/json");
+    let headers = shared::sigv4::signing_headers(
         "POST",
         url,
-        headers.into_iter(),
-        SignableBody::Bytes(body.as_bytes()),
+        &[content_type],
+        body.as_bytes(),
+        &credentials,
+        "us-east-1",
+        SystemTime::now(),
     )
     .unwrap();
-    let (instructions, _) = sign(request, &params).unwrap().into_parts();
     let mut builder = client()
         .post(url)
-        .header("content-type", "application/json")
+        .header(content_type.0, content_type.1)
         .body(body.to_owned());
-    for (name, value) in instructions.headers() {
+    for (name, value) in headers {
         builder = builder.header(name, value);
     }
     builder

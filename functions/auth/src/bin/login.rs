@@ -1,0 +1,14 @@
+//! `POST /auth/login`.
+use auth::handlers::login::LogIn;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::logging::init();
+    let sdk = shared::config::aws().await;
+    let service = LogIn {
+        store: auth::store::dynamo::DynamoStore::from_env(&sdk)?,
+        passwords: auth::passwords::Passwords::new()?,
+        tokens: auth::signing_key::load(&sdk).await?,
+    };
+    shared::api::run(|request, correlation_id| service.handle(request, correlation_id)).await
+}

@@ -1,0 +1,52 @@
+//! `GET /internal/users/{user_id}` (IAM): a user for other services (AI Buddy).
+
+use lambda_http::Request;
+use shared::{CorrelationId, Problem, Reply};
+
+use super::{path_parameter, store_failure};
+use crate::store::UserStore;
+
+pub async fn get_user<S: UserStore>(
+    store: &S,
+    request: Request,
+    _correlation_id: CorrelationId,
+) -> Result<Reply, Problem> {
+    let user_id = path_parameter(&request, "user_id")?;
+    match store.user(&user_id).await.map_err(store_failure)? {
+        Some(user) => Ok(Reply::ok(&user)),
+        None => Err(Problem::not_found(format!("no user {user_id}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Email, NewAccount, Role, User};
+    use crate::handlers::test_support::{body, sample_request};
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn known_users_are_found_and_unknown_ones_are_404() {
+        let store = MemoryStore::default();
+        let handler = |r, c| get_user(&store, r, c);
+        let response = shared::api::handle(&handler, sample_request("http-get-internal-user.json"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+
+        let account = NewAccount {
+            email: Email::parse("a@example.com").unwrap(),
+            password: String::new(),
+            name: "A".into(),
+            role: Role::Customer,
+        };
+        let mut user = User::new(&account, chrono::Utc::now());
+        user.user_id = "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A".into();
+        store.create(&user, "hash").await.unwrap();
+        let response = shared::api::handle(&handler, sample_request("http-get-internal-user.json"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(body(&response)["email"], "a@example.com");
+    }
+}

@@ -1,0 +1,200 @@
+//! `POST /auth/login`: a token for the right password. Unknown emails and wrong passwords get
+//! the same 401 after the same work; after 5 failures for one email within 15 minutes,
+//! logins for it are refused with 429 and `Retry-After` until the window ends.
+
+use chrono::Utc;
+use lambda_http::Request;
+use lambda_http::http::{StatusCode, header};
+use shared::problem::json_body;
+use shared::{CorrelationId, Problem, Reply};
+
+use super::{Session, store_failure};
+use crate::domain::{Email, Login, locked_for};
+use crate::passwords::Passwords;
+use crate::store::UserStore;
+use crate::tokens::Tokens;
+
+pub struct LogIn<S> {
+    pub store: S,
+    pub passwords: Passwords,
+    pub tokens: Tokens,
+}
+
+fn bad_credentials() -> Problem {
+    Problem::unauthorized("the email or password is not correct")
+}
+
+impl<S: UserStore> LogIn<S> {
+    pub async fn handle(
+        &self,
+        request: Request,
+        _correlation_id: CorrelationId,
+    ) -> Result<Reply, Problem> {
+        let login = json_body::<Login>(&request)?;
+        // A malformed email cannot have an account: the same answer as any unknown one.
+        let Ok(email) = Email::parse(&login.email) else {
+            self.passwords.verify(&login.password, None);
+            return Err(bad_credentials());
+        };
+        let now = Utc::now();
+        let failures = self
+            .store
+            .failed_logins(&email)
+            .await
+            .map_err(store_failure)?;
+        if let Some(wait) = locked_for(failures, now) {
+            return Err(too_many_attempts(wait));
+        }
+        let credentials = self
+            .store
+            .credentials(&email)
+            .await
+            .map_err(store_failure)?;
+        let hash = credentials.as_ref().map(|c| c.password_hash.as_str());
+        if !self.passwords.verify(&login.password, hash) {
+            let failures = self
+                .store
+                .record_failed_login(&email, now)
+                .await
+                .map_err(store_failure)?;
+            tracing::info!(failures = failures.count, "login failed");
+            return Err(bad_credentials());
+        }
+        let credentials = credentials.expect("verified against a real hash");
+        let user = self
+            .store
+            .user(&credentials.user_id)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| {
+                tracing::error!(user_id = %credentials.user_id, "credentials without a profile");
+                Problem::internal()
+            })?;
+        if failures.is_some() {
+            self.store
+                .clear_failed_logins(&email)
+                .await
+                .map_err(store_failure)?;
+        }
+        Ok(Reply::json(
+            StatusCode::OK,
+            &Session::start(user, &self.tokens)?,
+        ))
+    }
+}
+
+fn too_many_attempts(wait: std::time::Duration) -> Problem {
+    let seconds = wait.as_secs().max(1);
+    Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-login-attempts",
+        "Too many login attempts",
+        format!("too many failed logins for this email; try again in {seconds} seconds"),
+    )
+    .header(header::RETRY_AFTER, seconds.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{NewAccount, Role, User};
+    use crate::handlers::test_support::{body, sample_request, with_body};
+    use crate::store::MemoryStore;
+    use crate::tokens::tests::tokens;
+
+    async fn service_with_ada() -> LogIn<MemoryStore> {
+        let service = LogIn {
+            store: MemoryStore::default(),
+            passwords: Passwords::new().unwrap(),
+            tokens: tokens(),
+        };
+        let account = NewAccount {
+            email: Email::parse("ada@example.com").unwrap(),
+            password: "correct horse".into(),
+            name: "Ada".into(),
+            role: Role::Customer,
+        };
+        let hash = service.passwords.hash(&account.password).unwrap();
+        service
+            .store
+            .create(&User::new(&account, Utc::now()), &hash)
+            .await
+            .unwrap();
+        service
+    }
+
+    async fn login(
+        service: &LogIn<MemoryStore>,
+        email: &str,
+        password: &str,
+    ) -> lambda_http::Response<lambda_http::Body> {
+        let body_text = serde_json::json!({"email": email, "password": password}).to_string();
+        let request = with_body(sample_request("http-post-auth-login.json"), &body_text);
+        shared::api::handle(&|r, c| service.handle(r, c), request)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_right_password_gets_a_token_in_any_email_case() {
+        let service = service_with_ada().await;
+        let response = shared::api::handle(
+            &|r, c| service.handle(r, c),
+            sample_request("http-post-auth-login.json"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 200);
+        let session = body(&response);
+        assert_eq!(session["user"]["email"], "ada@example.com");
+        assert!(
+            tokens()
+                .verify(session["access_token"].as_str().unwrap())
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_emails_and_wrong_passwords_are_indistinguishable() {
+        let service = service_with_ada().await;
+        let wrong = login(&service, "ada@example.com", "wrong horse").await;
+        let unknown = login(&service, "nobody@example.com", "wrong horse").await;
+        let malformed = login(&service, "nobody", "wrong horse").await;
+        for response in [&wrong, &unknown, &malformed] {
+            assert_eq!(response.status(), 401);
+        }
+        let strip = |r: &lambda_http::Response<lambda_http::Body>| {
+            let mut b = body(r);
+            b.as_object_mut().unwrap().remove("correlation_id");
+            b
+        };
+        assert_eq!(strip(&wrong), strip(&unknown));
+        assert_eq!(strip(&wrong), strip(&malformed));
+    }
+
+    #[tokio::test]
+    async fn the_sixth_attempt_within_15_minutes_is_429_with_retry_after() {
+        let service = service_with_ada().await;
+        for attempt in 1..=5 {
+            assert_eq!(
+                login(&service, "ada@example.com", "wrong").await.status(),
+                401,
+                "attempt {attempt}"
+            );
+        }
+        let refused = login(&service, "ADA@example.com", "correct horse").await;
+        assert_eq!(refused.status(), 429, "even the right password waits");
+        let retry_after: u64 = refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((890..=900).contains(&retry_after), "{retry_after}");
+        assert_eq!(body(&refused)["status"], 429);
+        assert_eq!(
+            login(&service, "other@example.com", "x").await.status(),
+            401,
+            "other emails are not affected"
+        );
+    }
+}

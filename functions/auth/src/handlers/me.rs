@@ -1,0 +1,65 @@
+//! `GET /auth/me` (auth): the caller's own user.
+
+use lambda_http::Request;
+use shared::caller::caller;
+use shared::{CorrelationId, Problem, Reply};
+
+use super::store_failure;
+use crate::store::UserStore;
+
+pub async fn me<S: UserStore>(
+    store: &S,
+    request: Request,
+    _correlation_id: CorrelationId,
+) -> Result<Reply, Problem> {
+    let caller = caller(&request)?;
+    match store.user(&caller.user_id).await.map_err(store_failure)? {
+        Some(user) => Ok(Reply::ok(&user)),
+        // A valid token for an account that no longer exists.
+        None => Err(Problem::unauthorized(
+            "the account of this token no longer exists",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Email, NewAccount, Role, User};
+    use crate::handlers::test_support::{body, sample_request, with_authorizer};
+    use crate::store::MemoryStore;
+    use shared::caller::AuthorizerContext;
+
+    #[tokio::test]
+    async fn the_caller_gets_their_own_user() {
+        let store = MemoryStore::default();
+        let account = NewAccount {
+            email: Email::parse("a@example.com").unwrap(),
+            password: String::new(),
+            name: "A".into(),
+            role: Role::Seller,
+        };
+        let user = User::new(&account, chrono::Utc::now());
+        store.create(&user, "hash").await.unwrap();
+        let handler = |r, c| me(&store, r, c);
+
+        let request = with_authorizer(
+            sample_request("http-get-auth-me.json"),
+            &AuthorizerContext::caller(&user.user_id, Role::Seller),
+        );
+        let response = shared::api::handle(&handler, request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let shown = body(&response);
+        assert_eq!(shown["user_id"], user.user_id.as_str());
+        assert_eq!(shown["role"], "seller");
+        assert!(shown.get("password_hash").is_none());
+
+        let refused = with_authorizer(
+            sample_request("http-get-auth-me.json"),
+            &AuthorizerContext::rejected("the token has expired"),
+        );
+        let response = shared::api::handle(&handler, refused).await.unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(body(&response)["detail"], "the token has expired");
+    }
+}
