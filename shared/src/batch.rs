@@ -52,6 +52,13 @@ where
 {
     let message_id = message.message_id.unwrap_or_default();
     let body = message.body.unwrap_or_default();
+    // A type this build does not know (a newer publisher, a prefix filter) is not poison:
+    // it is acknowledged and skipped, not retried into the DLQ.
+    if let Some(unknown) = unknown_event_type(&body) {
+        let span = logging::request_span(&message_id, "");
+        span.in_scope(|| tracing::warn!(event_type = %unknown, "skipping an event type this consumer does not know"));
+        return Ok(());
+    }
     let envelope = match serde_json::from_str::<Envelope>(&body) {
         Ok(envelope) => envelope,
         Err(error) => {
@@ -69,6 +76,17 @@ where
             Err(message_id)
         }
     }
+}
+
+/// The `type` of a readable envelope, if it is not one of the catalogue's.
+fn unknown_event_type(body: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct TypeOnly {
+        #[serde(rename = "type")]
+        event_type: String,
+    }
+    let TypeOnly { event_type } = serde_json::from_str(body).ok()?;
+    (!crate::events::Event::TYPES.contains(&event_type.as_str())).then_some(event_type)
 }
 
 #[cfg(test)]
@@ -133,6 +151,18 @@ mod tests {
         let response = handle_batch(event, &fail_order_2).await;
         assert_eq!(response.batch_item_failures.len(), 1);
         assert_eq!(response.batch_item_failures[0].item_identifier, "m1");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_event_type_is_skipped_not_failed() {
+        let mut newer: serde_json::Value = serde_json::from_str(&envelope("o1")).unwrap();
+        newer["type"] = "order.shipped".into();
+        let event = batch(vec![message("m1", newer.to_string())]);
+        let response = handle_batch(event, &|_: Envelope| async {
+            Err::<(), _>("must not be called")
+        })
+        .await;
+        assert!(response.batch_item_failures.is_empty());
     }
 
     #[tokio::test]

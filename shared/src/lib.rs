@@ -4,11 +4,13 @@
 
 pub mod api;
 pub mod batch;
+pub mod breaker;
 pub mod caller;
 pub mod config;
 pub mod correlation;
 pub mod events;
 pub mod idempotency;
+pub mod internal;
 pub mod logging;
 pub mod problem;
 pub mod publisher;

@@ -59,6 +59,7 @@ pub async fn provision(config: &aws_config::SdkConfig, stack_name: &str) -> Resu
     let options = Options {
         stack_name: stack_name.to_owned(),
         parameters: HashMap::new(),
+        api_url: provision::DEFAULT_API_URL.to_owned(),
     };
     provision::provision(&template(), config, &options).await
 }

@@ -153,11 +153,6 @@ pub fn functions(
         .cloned()
         .unwrap_or(Value::Object(Map::new()));
     let default_authorizer = http_api_auth(template)?.1;
-    let api_prefix = format!(
-        "https://{}.execute-api.{}.amazonaws.com",
-        stack.reference("HttpApi").unwrap_or("HttpApi"),
-        stack.region
-    );
     let mut found = Vec::new();
     for (id, resource) in template
         .resources
@@ -186,7 +181,7 @@ pub fn functions(
             .resolve(&props["Environment"]["Variables"])
             .with_context(|| format!("{id}: Environment"))?;
         for (name, value) in variables.as_object().into_iter().flatten() {
-            let value = scalar_string(value).replace(&api_prefix, &local.api_url);
+            let value = stack.localize(&scalar_string(value), &local.api_url);
             environment.insert(name.clone(), value);
         }
         let log_level = props["LoggingConfig"]["ApplicationLogLevel"].clone();

@@ -195,6 +195,24 @@ impl Gateway {
     }
 }
 
+/// devstack's own controls, beside the API: `POST /__devstack/functions/{name}/down` makes
+/// every invocation of a function fail as unavailable (a service outage), `.../up` ends it.
+pub const ADMIN_PREFIX: &str = "/__devstack/";
+
+fn admin(gateway: &Gateway, method: &Method, command: &str) -> Response {
+    let parts: Vec<&str> = command.split('/').collect();
+    let down = match (method, parts.as_slice()) {
+        (&Method::POST, ["functions", _, "down"]) => true,
+        (&Method::POST, ["functions", _, "up"]) => false,
+        _ => return (StatusCode::NOT_FOUND, "unknown devstack command").into_response(),
+    };
+    if gateway.runtime.set_down(parts[1], down) {
+        (StatusCode::NO_CONTENT, "").into_response()
+    } else {
+        (StatusCode::NOT_FOUND, format!("no function {}", parts[1])).into_response()
+    }
+}
+
 /// A gateway-made error response: problem+json with the caller's correlation id.
 fn problem(problem: Problem, headers: &HeaderMap, request_id: &str) -> Response {
     let correlation_id = CorrelationId::from_header(
@@ -238,6 +256,9 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         }
     };
     let path = parts.uri.path().to_owned();
+    if let Some(command) = path.strip_prefix(ADMIN_PREFIX) {
+        return admin(&gateway, &parts.method, command);
+    }
     let Some((route, params)) = find_route(&gateway.routes, parts.method.as_str(), &path) else {
         let detail = format!("no route for {} {path}", parts.method);
         return problem(Problem::not_found(detail), &parts.headers, &request_id);
@@ -268,6 +289,7 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
             );
             match sigv4::verify(
                 &gateway.credentials,
+                &gateway.region,
                 &parts.method,
                 &uri,
                 &parts.headers,
@@ -315,6 +337,8 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     }
 }
 
+/// What API Gateway answers when the function gave no response: 500 (the specifics go to
+/// devstack's log, not to the client), or 503 for a function devstack was told is down.
 fn invocation_failed(
     function: &str,
     error: &InvokeError,
@@ -322,17 +346,36 @@ fn invocation_failed(
     request_id: &str,
 ) -> Response {
     eprintln!("[{function}] invocation failed: {error}");
-    let (status, title) = match error {
-        InvokeError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
-    };
-    problem(
-        Problem::new(
-            status,
-            "integration-failure",
-            title,
-            format!("{function}: {error}"),
+    let (status, title, what) = match error {
+        InvokeError::Function { .. } => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal server error",
+            "returned an error",
         ),
+        InvokeError::Timeout(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal server error",
+            "timed out",
+        ),
+        InvokeError::Crashed(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal server error",
+            "exited",
+        ),
+        InvokeError::Init(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal server error",
+            "failed to start",
+        ),
+        InvokeError::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service unavailable",
+            "is unavailable",
+        ),
+    };
+    let detail = format!("the integration {what}");
+    problem(
+        Problem::new(status, "integration-failure", title, detail),
         headers,
         request_id,
     )

@@ -91,6 +91,7 @@ async fn main() -> Result<()> {
             let options = Options {
                 stack_name: cli.stack_name.clone(),
                 parameters: parameters.clone(),
+                api_url: provision::DEFAULT_API_URL.to_owned(),
             };
             let stack = provision::provision(&template, &config, &options).await?;
             for (id, action) in &stack.actions {

@@ -59,9 +59,10 @@ pub async fn poll_once(
         let remaining = batch_size - messages.len();
         let wait = match window_end {
             None => 1,
+            // Whole seconds only: round up, so the end of a window is waited for, not spun on.
             Some(end) => {
-                let left = end - tokio::time::Instant::now();
-                left.as_secs().min(1) as i32
+                let left = end.saturating_duration_since(tokio::time::Instant::now());
+                i32::from(!left.is_zero())
             }
         };
         let received = sqs

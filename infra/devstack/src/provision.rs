@@ -71,10 +71,36 @@ pub struct Options {
     pub stack_name: String,
     /// Overrides of template parameters.
     pub parameters: HashMap<String, String>,
+    /// The local HTTP API's base URL: it replaces the API Gateway URL in what is stored.
+    pub api_url: String,
+}
+
+/// The default local API URL (`devstack serve`'s default address).
+pub const DEFAULT_API_URL: &str = "http://127.0.0.1:3000";
+
+impl Stack {
+    /// `value` with every HTTP API's AWS URL (`https://{api}.execute-api.{region}.amazonaws.com`)
+    /// replaced by the local API's.
+    pub fn localize(&self, value: &str, api_url: &str) -> String {
+        self.of_type("AWS::Serverless::HttpApi")
+            .fold(value.to_owned(), |value, id| {
+                let reference = self
+                    .resources
+                    .get(id)
+                    .map(|p| p.reference.as_str())
+                    .unwrap_or(id);
+                let prefix = format!(
+                    "https://{reference}.execute-api.{}.amazonaws.com",
+                    self.region
+                );
+                value.replace(&prefix, api_url.trim_end_matches('/'))
+            })
+    }
 }
 
 struct Clients {
     secrets: aws_sdk_secretsmanager::Client,
+    ssm: aws_sdk_ssm::Client,
     sns: aws_sdk_sns::Client,
     sqs: aws_sdk_sqs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
@@ -99,6 +125,7 @@ pub async fn provision(
     let parameters = parameter_values(template, options, &region, &account_id)?;
     let clients = Clients {
         secrets: aws_sdk_secretsmanager::Client::new(config),
+        ssm: aws_sdk_ssm::Client::new(config),
         sns: aws_sdk_sns::Client::new(config),
         sqs: aws_sdk_sqs::Client::new(config),
         dynamodb: aws_sdk_dynamodb::Client::new(config),
@@ -126,6 +153,13 @@ pub async fn provision(
             "AWS::SNS::Subscription" => ensure_subscription(&clients, &props()?).await,
             "AWS::DynamoDB::Table" => ensure_table(&clients, &props()?).await,
             "AWS::SecretsManager::Secret" => ensure_secret(&clients, &props()?).await,
+            "AWS::SSM::Parameter" => {
+                let mut props = props()?;
+                props["Value"] = Value::String(
+                    stack.localize(&scalar_string(&props["Value"]), &options.api_url),
+                );
+                ensure_parameter(&clients, &props).await
+            }
             // Run by devstack itself: named by its logical id.
             "AWS::Serverless::Function" => {
                 let arn = format!(
@@ -709,6 +743,53 @@ async fn ensure_secret(clients: &Clients, props: &Value) -> Result<(Action, Phys
         action,
         Physical {
             reference: arn,
+            attributes,
+        },
+    ))
+}
+
+/// A String parameter, overwritten when its value differs.
+async fn ensure_parameter(clients: &Clients, props: &Value) -> Result<(Action, Physical)> {
+    let name = required_str(props, "Name")?;
+    let value = scalar_string(&props["Value"]);
+    let current = clients.ssm.get_parameter().name(name).send().await;
+    let action = match current {
+        Ok(found) if found.parameter().and_then(|p| p.value()) == Some(value.as_str()) => {
+            Action::Unchanged
+        }
+        Ok(_) => Action::Updated,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_parameter_not_found()) =>
+        {
+            Action::Created
+        }
+        Err(e) => return Err(aws_error(e)),
+    };
+    if action != Action::Unchanged {
+        let kind = props
+            .get("Type")
+            .map(scalar_string)
+            .unwrap_or_else(|| "String".into());
+        clients
+            .ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(kind.as_str().into())
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(aws_error)?;
+    }
+    let attributes = BTreeMap::from([
+        ("Value".to_owned(), scalar_string(&props["Value"])),
+        ("Type".to_owned(), "String".to_owned()),
+    ]);
+    Ok((
+        action,
+        Physical {
+            reference: name.to_owned(),
             attributes,
         },
     ))

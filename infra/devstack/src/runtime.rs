@@ -87,7 +87,14 @@ impl Instance {
         self.exited.borrow().is_none()
     }
 
-    fn stop(mut self) {
+    /// Kills the process and closes its runtime API.
+    fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
         if let Some(kill) = self.kill.take() {
             let _ = kill.send(());
         }
@@ -101,13 +108,15 @@ struct Pool {
     function_arn: String,
     idle: std::sync::Mutex<Vec<Instance>>,
     slots: Semaphore,
-    all: std::sync::Mutex<Vec<oneshot::Sender<()>>>,
+    /// A kill switch per running process, removed when the process exits.
+    live: Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<()>>>>,
 }
 
 /// Every function of the stack, ready to be invoked.
 #[derive(Clone)]
 pub struct Runtime {
     pools: Arc<HashMap<String, Arc<Pool>>>,
+    down: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Runtime {
@@ -127,13 +136,14 @@ impl Runtime {
                     spec,
                     idle: std::sync::Mutex::new(Vec::new()),
                     slots: Semaphore::new(max_instances.max(1)),
-                    all: std::sync::Mutex::new(Vec::new()),
+                    live: Arc::default(),
                 };
                 (pool.spec.name.clone(), Arc::new(pool))
             })
             .collect();
         Self {
             pools: Arc::new(pools),
+            down: Arc::default(),
         }
     }
 
@@ -146,7 +156,47 @@ impl Runtime {
         let pool = self
             .pools
             .get(function)
-            .ok_or_else(|| InvokeError::Unavailable(format!("no function {function}")))?;
+            .ok_or_else(|| InvokeError::Unavailable(format!("no function {function}")))?
+            .clone();
+        if self.is_down(function) {
+            return Err(InvokeError::Unavailable(format!(
+                "{function} is marked down"
+            )));
+        }
+        // On its own task: a caller that goes away (a client disconnecting) must not kill
+        // the invocation halfway, as it would not on Lambda.
+        tokio::spawn(async move { pool.invoke(payload).await })
+            .await
+            .unwrap_or_else(|e| Err(InvokeError::Crashed(format!("devstack task failed: {e}"))))
+    }
+
+    /// Marks a function down (every invocation fails as unavailable) or up again: how tests
+    /// take a service away.
+    pub fn set_down(&self, function: &str, down: bool) -> bool {
+        if !self.pools.contains_key(function) {
+            return false;
+        }
+        let mut set = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        if down {
+            set.insert(function.to_owned());
+        } else {
+            set.remove(function);
+        }
+        true
+    }
+
+    fn is_down(&self, function: &str) -> bool {
+        self.down
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(function)
+    }
+}
+
+impl Pool {
+    async fn invoke(self: Arc<Self>, payload: Bytes) -> Result<Invocation, InvokeError> {
+        let pool = &self;
+        let function = pool.spec.name.clone();
         let _slot = pool
             .slots
             .acquire()
@@ -195,12 +245,14 @@ impl Runtime {
             duration,
         })
     }
+}
 
+impl Runtime {
     /// Kills every process.
     pub fn shutdown(&self) {
         for pool in self.pools.values() {
             pool.slots.close();
-            for kill in pool.all.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            for (_, kill) in pool.live.lock().unwrap_or_else(|e| e.into_inner()).drain() {
                 let _ = kill.send(());
             }
             for instance in pool
@@ -262,16 +314,20 @@ impl Pool {
         let (exited_tx, exited_rx) = watch::channel(None);
         let (kill_tx, kill_rx) = oneshot::channel::<()>();
         let (kill_all_tx, kill_all_rx) = oneshot::channel::<()>();
-        self.all
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.live
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(kill_all_tx);
+            .insert(id, kill_all_tx);
+        let live = self.live.clone();
         tokio::spawn(async move {
             let status = tokio::select! {
                 status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
                 _ = kill_rx => { let _ = child.kill().await; "killed".to_owned() }
                 _ = kill_all_rx => { let _ = child.kill().await; "killed".to_owned() }
             };
+            live.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
             let _ = exited_tx.send(Some(status));
         });
         let instance = Instance {

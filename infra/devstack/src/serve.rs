@@ -45,6 +45,7 @@ impl LocalStack {
         let provision_options = Options {
             stack_name: options.stack_name.clone(),
             parameters: options.parameters.clone(),
+            api_url: api_url.to_owned(),
         };
         let stack = provision::provision(&template, config, &provision_options).await?;
         let local = LocalEnvironment::for_emulator(config, api_url).await?;

@@ -29,6 +29,7 @@ pub struct LocalCredentials {
 /// Checks the request's SigV4 `Authorization` header; `Err` says why it is refused.
 pub fn verify(
     credentials: &LocalCredentials,
+    expected_region: &str,
     method: &Method,
     uri: &str,
     headers: &HeaderMap,
@@ -52,6 +53,11 @@ pub fn verify(
     let [access_key, _date, region, service, "aws4_request"] = scope[..] else {
         return Err("malformed credential scope".into());
     };
+    if region != expected_region {
+        return Err(format!(
+            "signed for region {region}, the API is in {expected_region}"
+        ));
+    }
     if service != "execute-api" {
         return Err(format!("signed for service {service}, not execute-api"));
     }
@@ -77,8 +83,15 @@ pub fn verify(
         .split(';')
         .filter(|n| !added_by_signer.contains(n))
     {
-        let value = header(name).ok_or(format!("signed header {name} is missing"))?;
-        signed.push((name, value));
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if values.is_empty() {
+            return Err(format!("signed header {name} is missing"));
+        }
+        signed.extend(values.into_iter().map(|value| (name, value)));
     }
     let session_token = header("x-amz-security-token").map(str::to_owned);
     let identity: Identity = Credentials::new(

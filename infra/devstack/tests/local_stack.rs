@@ -351,7 +351,7 @@ async fn internal_routes_accept_only_sigv4_with_the_local_credentials() {
 }
 
 #[tokio::test]
-async fn function_errors_timeouts_and_crashes_become_clear_5xx_and_instances_restart() {
+async fn function_errors_timeouts_and_crashes_become_500s_and_instances_restart() {
     let failed = get("/fail").await;
     assert_eq!(failed.status(), 500);
     let problem: Value = failed.json().await.unwrap();
@@ -359,13 +359,17 @@ async fn function_errors_timeouts_and_crashes_become_clear_5xx_and_instances_res
         problem["detail"]
             .as_str()
             .unwrap()
-            .contains("scripted failure"),
+            .contains("returned an error"),
         "{problem}"
     );
 
     let started = std::time::Instant::now();
     let timed_out = get("/sleep").await;
-    assert_eq!(timed_out.status(), 503);
+    assert_eq!(
+        timed_out.status(),
+        500,
+        "as API Gateway answers a Lambda timeout"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "the 1 s timeout is enforced"
@@ -393,6 +397,26 @@ async fn function_errors_timeouts_and_crashes_become_clear_5xx_and_instances_res
     );
     let after = pid(get("/crashy/pid").await.json().await.unwrap());
     assert_ne!(before, after, "a new process serves after the crash");
+}
+
+#[tokio::test]
+async fn a_function_marked_down_is_503_until_it_is_up_again() {
+    // FlakyFunction serves only this test.
+    let admin = |state: &str| {
+        client()
+            .post(url(&format!("/__devstack/functions/FlakyFunction/{state}")))
+            .send()
+    };
+    assert_eq!(admin("down").await.unwrap().status(), 204);
+    assert_eq!(get("/flaky/pid").await.status(), 503);
+    assert_eq!(admin("up").await.unwrap().status(), 204);
+    assert_eq!(get("/flaky/pid").await.status(), 200);
+    let unknown = client()
+        .post(url("/__devstack/functions/Nope/down"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
 }
 
 #[tokio::test]
