@@ -27,14 +27,9 @@ where
     Fut: Future<Output = Result<Reply, Problem>> + Send,
 {
     let correlation_id = CorrelationId::from_headers(request.headers());
-    let request_id = request
-        .lambda_context_ref()
-        .map(|context| context.request_id.clone())
-        .unwrap_or_default();
+    let request_id = request.lambda_context_ref().map(|context| context.request_id.clone()).unwrap_or_default();
     let span = logging::request_span(&request_id, correlation_id.as_str());
-    let outcome = handler(request, correlation_id.clone())
-        .instrument(span.clone())
-        .await;
+    let outcome = handler(request, correlation_id.clone()).instrument(span.clone()).await;
     Ok(span.in_scope(|| match outcome {
         Ok(reply) => reply.into_response(&correlation_id),
         Err(problem) => {
@@ -63,9 +58,7 @@ mod tests {
         };
         for (body, status) in [("ok", StatusCode::OK), ("bad", StatusCode::BAD_REQUEST)] {
             let mut request = Request::new(Body::Text(body.into()));
-            request
-                .headers_mut()
-                .insert("x-correlation-id", "c-42".parse().unwrap());
+            request.headers_mut().insert("x-correlation-id", "c-42".parse().unwrap());
             let response = handle(&handler, request).await.unwrap();
             assert_eq!(response.status(), status);
             assert_eq!(response.headers()["x-correlation-id"], "c-42");

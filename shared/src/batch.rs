@@ -72,7 +72,9 @@ where
     match handler(envelope).instrument(span.clone()).await {
         Ok(()) => Ok(()),
         Err(error) => {
-            span.in_scope(|| tracing::error!(%error, event_id, event_type, "handling failed; the message will be retried"));
+            span.in_scope(
+                || tracing::error!(%error, event_id, event_type, "handling failed; the message will be retried"),
+            );
             Err(message_id)
         }
     }
@@ -103,11 +105,8 @@ mod tests {
     }
 
     fn envelope(order_id: &str) -> String {
-        let event = Event::OrderCompleted(OrderCompleted {
-            order_id: order_id.into(),
-            user_id: "u".into(),
-            total_cents: 1,
-        });
+        let event =
+            Event::OrderCompleted(OrderCompleted { order_id: order_id.into(), user_id: "u".into(), total_cents: 1 });
         serde_json::to_string(&Envelope::new(event, &CorrelationId::generate())).unwrap()
     }
 
@@ -126,17 +125,10 @@ mod tests {
 
     #[tokio::test]
     async fn only_the_failed_middle_message_is_reported() {
-        let event = batch(vec![
-            message("m1", envelope("o1")),
-            message("m2", envelope("o2")),
-            message("m3", envelope("o3")),
-        ]);
+        let event =
+            batch(vec![message("m1", envelope("o1")), message("m2", envelope("o2")), message("m3", envelope("o3"))]);
         let response = handle_batch(event, &fail_order_2).await;
-        let failed: Vec<_> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
+        let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
         assert_eq!(failed, ["m2"]);
         let json = serde_json::to_value(&response).unwrap();
         assert_eq!(json["batchItemFailures"][0]["itemIdentifier"], "m2");
@@ -144,10 +136,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_malformed_body_fails_only_itself() {
-        let event = batch(vec![
-            message("m1", "not json".into()),
-            message("m2", envelope("o1")),
-        ]);
+        let event = batch(vec![message("m1", "not json".into()), message("m2", envelope("o1"))]);
         let response = handle_batch(event, &fail_order_2).await;
         assert_eq!(response.batch_item_failures.len(), 1);
         assert_eq!(response.batch_item_failures[0].item_identifier, "m1");
@@ -158,10 +147,7 @@ mod tests {
         let mut newer: serde_json::Value = serde_json::from_str(&envelope("o1")).unwrap();
         newer["type"] = "order.shipped".into();
         let event = batch(vec![message("m1", newer.to_string())]);
-        let response = handle_batch(event, &|_: Envelope| async {
-            Err::<(), _>("must not be called")
-        })
-        .await;
+        let response = handle_batch(event, &|_: Envelope| async { Err::<(), _>("must not be called") }).await;
         assert!(response.batch_item_failures.is_empty());
     }
 
@@ -170,9 +156,6 @@ mod tests {
         let event = batch(vec![message("m1", envelope("o1"))]);
         let response = handle_batch(event, &fail_order_2).await;
         assert!(response.batch_item_failures.is_empty());
-        assert_eq!(
-            serde_json::to_value(&response).unwrap()["batchItemFailures"],
-            serde_json::json!([])
-        );
+        assert_eq!(serde_json::to_value(&response).unwrap()["batchItemFailures"], serde_json::json!([]));
     }
 }

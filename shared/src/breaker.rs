@@ -31,11 +31,7 @@ pub enum Permit {
 
 impl CircuitBreaker {
     pub fn new(threshold: u32, open_for: Duration) -> Self {
-        Self {
-            threshold: threshold.max(1),
-            open_for,
-            state: Mutex::new(State::default()),
-        }
+        Self { threshold: threshold.max(1), open_for, state: Mutex::new(State::default()) }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -100,10 +96,7 @@ mod tests {
         );
         let later = start + Duration::from_secs(11);
         assert_eq!(breaker.permit_at(later), Permit::Probe);
-        assert!(
-            matches!(breaker.permit_at(later), Permit::Rejected(_)),
-            "one probe at a time"
-        );
+        assert!(matches!(breaker.permit_at(later), Permit::Rejected(_)), "one probe at a time");
         breaker.success();
         assert_eq!(breaker.permit_at(later), Permit::Closed);
     }
@@ -120,9 +113,6 @@ mod tests {
         let later = start + Duration::from_secs(6);
         assert_eq!(breaker.permit_at(later), Permit::Probe);
         breaker.failure_at(later);
-        assert!(matches!(
-            breaker.permit_at(later + Duration::from_secs(1)),
-            Permit::Rejected(_)
-        ));
+        assert!(matches!(breaker.permit_at(later + Duration::from_secs(1)), Permit::Rejected(_)));
     }
 }

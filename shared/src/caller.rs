@@ -28,18 +28,11 @@ pub struct AuthorizerContext {
 
 impl AuthorizerContext {
     pub fn caller(user_id: impl Into<String>, role: Role) -> Self {
-        Self {
-            user_id: Some(user_id.into()),
-            role: Some(role),
-            rejection: None,
-        }
+        Self { user_id: Some(user_id.into()), role: Some(role), rejection: None }
     }
 
     pub fn rejected(reason: impl Into<String>) -> Self {
-        Self {
-            rejection: Some(reason.into()),
-            ..Self::default()
-        }
+        Self { rejection: Some(reason.into()), ..Self::default() }
     }
 }
 
@@ -56,10 +49,8 @@ impl Caller {
         if self.role == role {
             Ok(())
         } else {
-            let needed = serde_json::to_value(role)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let needed =
+                serde_json::to_value(role).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
             Err(Problem::forbidden(format!("this needs a {needed} account")))
         }
     }
@@ -68,9 +59,7 @@ impl Caller {
 /// The caller of an (auth) route, or the contract's 401.
 pub fn caller(request: &Request) -> Result<Caller, Problem> {
     let fields = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => {
-            context.authorizer.as_ref().map(|a| a.fields.clone())
-        }
+        Some(RequestContext::ApiGatewayV2(context)) => context.authorizer.as_ref().map(|a| a.fields.clone()),
         _ => None,
     };
     let Some(fields) = fields else {
@@ -79,18 +68,11 @@ pub fn caller(request: &Request) -> Result<Caller, Problem> {
         return Err(Problem::internal());
     };
     let context: AuthorizerContext =
-        serde_json::from_value(serde_json::Value::Object(fields.into_iter().collect()))
-            .unwrap_or_default();
+        serde_json::from_value(serde_json::Value::Object(fields.into_iter().collect())).unwrap_or_default();
     match context {
-        AuthorizerContext {
-            user_id: Some(user_id),
-            role: Some(role),
-            ..
-        } => Ok(Caller { user_id, role }),
+        AuthorizerContext { user_id: Some(user_id), role: Some(role), .. } => Ok(Caller { user_id, role }),
         AuthorizerContext { rejection, .. } => {
-            Err(Problem::unauthorized(rejection.unwrap_or_else(|| {
-                "a valid bearer token is required".into()
-            })))
+            Err(Problem::unauthorized(rejection.unwrap_or_else(|| "a valid bearer token is required".into())))
         }
     }
 }
@@ -98,9 +80,7 @@ pub fn caller(request: &Request) -> Result<Caller, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lambda_http::aws_lambda_events::apigw::{
-        ApiGatewayRequestAuthorizer, ApiGatewayV2httpRequestContext,
-    };
+    use lambda_http::aws_lambda_events::apigw::{ApiGatewayRequestAuthorizer, ApiGatewayV2httpRequestContext};
 
     fn request_with(context: Option<&AuthorizerContext>) -> Request {
         let mut request_context = ApiGatewayV2httpRequestContext::default();
@@ -117,23 +97,14 @@ mod tests {
     fn a_verified_caller_comes_through() {
         let context = AuthorizerContext::caller("u-1", Role::Seller);
         let caller = caller(&request_with(Some(&context))).unwrap();
-        assert_eq!(
-            caller,
-            Caller {
-                user_id: "u-1".into(),
-                role: Role::Seller
-            }
-        );
+        assert_eq!(caller, Caller { user_id: "u-1".into(), role: Role::Seller });
         assert!(caller.require(Role::Seller).is_ok());
         assert_eq!(caller.require(Role::Customer).unwrap_err().status, 403);
     }
 
     #[test]
     fn a_refused_token_is_a_401_with_the_reason() {
-        let problem = caller(&request_with(Some(&AuthorizerContext::rejected(
-            "the token has expired",
-        ))))
-        .unwrap_err();
+        let problem = caller(&request_with(Some(&AuthorizerContext::rejected("the token has expired")))).unwrap_err();
         assert_eq!(problem.status, 401);
         assert_eq!(problem.detail, "the token has expired");
     }

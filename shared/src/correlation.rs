@@ -14,9 +14,7 @@ impl CorrelationId {
     /// Accepts `value` only if it matches the contract's pattern.
     pub fn parse(value: &str) -> Option<Self> {
         let valid = (1..=64).contains(&value.len())
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         valid.then(|| Self(value.to_owned()))
     }
 
@@ -59,13 +57,7 @@ mod tests {
 
     #[test]
     fn invalid_or_missing_ids_are_replaced() {
-        for id in [
-            None,
-            Some(""),
-            Some("has space"),
-            Some("ünï"),
-            Some(&*"x".repeat(65)),
-        ] {
+        for id in [None, Some(""), Some("has space"), Some("ünï"), Some(&*"x".repeat(65))] {
             let got = CorrelationId::from_header(id);
             assert_ne!(Some(got.as_str()), id);
             assert!(CorrelationId::parse(got.as_str()).is_some());

@@ -56,12 +56,7 @@ pub enum Topic {
 }
 
 impl Topic {
-    pub const ALL: [Topic; 4] = [
-        Topic::UserEvents,
-        Topic::OrderEvents,
-        Topic::PaymentEvents,
-        Topic::InventoryEvents,
-    ];
+    pub const ALL: [Topic; 4] = [Topic::UserEvents, Topic::OrderEvents, Topic::PaymentEvents, Topic::InventoryEvents];
 
     /// The environment variable that carries this topic's ARN (set in template.yaml).
     pub fn arn_env_var(self) -> &'static str {
@@ -126,12 +121,8 @@ impl Event {
     pub fn topic(&self) -> Topic {
         match self {
             Event::UserRegistered(_) => Topic::UserEvents,
-            Event::OrderCreated(_) | Event::OrderCompleted(_) | Event::OrderCancelled(_) => {
-                Topic::OrderEvents
-            }
-            Event::PaymentCompleted(_) | Event::PaymentFailed(_) | Event::PaymentRefunded(_) => {
-                Topic::PaymentEvents
-            }
+            Event::OrderCreated(_) | Event::OrderCompleted(_) | Event::OrderCancelled(_) => Topic::OrderEvents,
+            Event::PaymentCompleted(_) | Event::PaymentFailed(_) | Event::PaymentRefunded(_) => Topic::PaymentEvents,
             Event::InventoryUpdated(_) => Topic::InventoryEvents,
         }
     }
@@ -235,11 +226,7 @@ mod tests {
 
     fn sample() -> Envelope {
         Envelope::new(
-            Event::OrderCompleted(OrderCompleted {
-                order_id: "o1".into(),
-                user_id: "u1".into(),
-                total_cents: 1299,
-            }),
+            Event::OrderCompleted(OrderCompleted { order_id: "o1".into(), user_id: "u1".into(), total_cents: 1299 }),
             &CorrelationId::parse("c-123").unwrap(),
         )
     }
@@ -265,11 +252,7 @@ mod tests {
     }
 
     fn sample_with_id(other: &Envelope) -> Envelope {
-        Envelope {
-            id: other.id.clone(),
-            time: other.time,
-            ..sample()
-        }
+        Envelope { id: other.id.clone(), time: other.time, ..sample() }
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Idempotent consumers: a conditional write on the event id decides who handles an event.
 //!
-//! A record goes `in_progress` (with a lease) before the work and `done` (with a TTL) after
-//! it. A redelivered event that is `done` is skipped; one still `in_progress` under a live
-//! lease is failed back to the queue (another instance is on it); one whose lease expired
-//! (its handler crashed) is taken over. If the work fails, the record is deleted so the
-//! retry runs it again. Records live in the consuming service's own table, keyed
-//! `pk = "idem#{scope}#{event_id}"`, `sk = "idem"`, and expire through the table's TTL
-//! attribute `expires_at`.
+//! A record goes `in_progress` (with a lease and the claimer's token) before the work and
+//! `done` (with a TTL) after it. A redelivered event that is `done` is skipped; one still
+//! `in_progress` under a live lease is failed back to the queue (another instance is on it);
+//! one whose lease expired (its handler crashed) is taken over. If the work fails, the claim
+//! is deleted so the retry runs it again. Completing and releasing are conditional on the
+//! token, so a claimer that lost its lease cannot finish or drop someone else's claim.
+//! Records live in the consuming service's own table, keyed `pk = "idem#{scope}#{event_id}"`,
+//! `sk = "idem"`, and expire through the table's TTL attribute `expires_at`.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -15,15 +16,26 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use backon::{ExponentialBuilder, Retryable};
 use chrono::Utc;
 
 /// How long a finished record is kept: longer than SQS can redeliver (14 days maximum).
 pub const DONE_TTL: Duration = Duration::from_secs(15 * 24 * 3600);
 
+/// Proof of a claim: only its holder completes or releases it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    fn new() -> Self {
+        Self(ulid::Ulid::generate().to_string())
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Claim {
     /// Ours to handle.
-    Acquired,
+    Acquired(Token),
     /// Handled before: skip it.
     AlreadyDone,
 }
@@ -32,6 +44,8 @@ pub enum Claim {
 pub enum IdempotencyError {
     #[error("event {0} is being handled by another invocation")]
     InProgress(String),
+    #[error("the claim on {0} was taken over by another invocation")]
+    Lost(String),
     #[error("idempotency store: {0}")]
     Store(String),
 }
@@ -39,13 +53,9 @@ pub enum IdempotencyError {
 /// Where claims are kept: [`DynamoIdempotency`] on AWS, [`MemoryIdempotency`] in unit tests.
 pub trait IdempotencyStore {
     /// Claims `key` for `lease` (at least the function's timeout).
-    fn claim(
-        &self,
-        key: &str,
-        lease: Duration,
-    ) -> impl Future<Output = Result<Claim, IdempotencyError>> + Send;
-    fn complete(&self, key: &str) -> impl Future<Output = Result<(), IdempotencyError>> + Send;
-    fn release(&self, key: &str) -> impl Future<Output = Result<(), IdempotencyError>> + Send;
+    fn claim(&self, key: &str, lease: Duration) -> impl Future<Output = Result<Claim, IdempotencyError>> + Send;
+    fn complete(&self, key: &str, token: &Token) -> impl Future<Output = Result<(), IdempotencyError>> + Send;
+    fn release(&self, key: &str, token: &Token) -> impl Future<Output = Result<(), IdempotencyError>> + Send;
 }
 
 /// Error of [`once`]: the store's, or the work's own.
@@ -58,30 +68,31 @@ pub enum OnceError<E: Display> {
 }
 
 /// Runs `work` at most once to completion for `key`; `Ok(false)` if it had already run.
-pub async fn once<S, F, Fut, E>(
-    store: &S,
-    key: &str,
-    lease: Duration,
-    work: F,
-) -> Result<bool, OnceError<E>>
+pub async fn once<S, F, Fut, E>(store: &S, key: &str, lease: Duration, work: F) -> Result<bool, OnceError<E>>
 where
     S: IdempotencyStore,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
-    if store.claim(key, lease).await? == Claim::AlreadyDone {
-        tracing::info!(key, "duplicate delivery skipped");
-        return Ok(false);
-    }
+    let token = match store.claim(key, lease).await? {
+        Claim::Acquired(token) => token,
+        Claim::AlreadyDone => {
+            tracing::info!(key, "duplicate delivery skipped");
+            return Ok(false);
+        }
+    };
     match work().await {
         Ok(()) => {
-            store.complete(key).await?;
+            // The work is done: try hard to record it, or a redelivery would do it again.
+            let backoff =
+                ExponentialBuilder::default().with_min_delay(Duration::from_millis(50)).with_max_times(3).with_jitter();
+            (|| store.complete(key, &token)).retry(backoff).when(|e| matches!(e, IdempotencyError::Store(_))).await?;
             Ok(true)
         }
         Err(error) => {
             // Best effort: if the release fails too, the lease expires and a retry takes over.
-            if let Err(release) = store.release(key).await {
+            if let Err(release) = store.release(key, &token).await {
                 tracing::warn!(key, %release, "could not release the idempotency claim");
             }
             Err(OnceError::Work(error))
@@ -103,10 +114,7 @@ pub struct DynamoIdempotency {
 
 impl DynamoIdempotency {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        Self { client, table: table.into() }
     }
 
     fn item_key(key: &str) -> HashMap<String, AttributeValue> {
@@ -117,43 +125,47 @@ impl DynamoIdempotency {
     }
 }
 
-fn store_error(error: impl std::error::Error + Send + Sync + 'static) -> IdempotencyError {
+fn store_error<E: std::error::Error + Send + Sync + 'static>(
+    error: aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> IdempotencyError {
     IdempotencyError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string())
+}
+
+/// `Lost` when a token condition failed, a store error otherwise.
+fn token_error<E>(
+    key: &str,
+    error: aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    lost: impl Fn(&E) -> bool,
+) -> IdempotencyError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    if error.as_service_error().is_some_and(lost) { IdempotencyError::Lost(key.to_owned()) } else { store_error(error) }
 }
 
 impl IdempotencyStore for DynamoIdempotency {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, IdempotencyError> {
         let now = Utc::now().timestamp();
-        let lease_until = now + lease.as_secs() as i64;
+        let token = Token::new();
         let mut item = Self::item_key(key);
         item.insert("status".into(), AttributeValue::S("in_progress".into()));
-        item.insert(
-            "lease_until".into(),
-            AttributeValue::N(lease_until.to_string()),
-        );
-        item.insert(
-            "expires_at".into(),
-            AttributeValue::N((now + DONE_TTL.as_secs() as i64).to_string()),
-        );
+        item.insert("token".into(), AttributeValue::S(token.0.clone()));
+        item.insert("lease_until".into(), AttributeValue::N((now + lease.as_secs() as i64).to_string()));
+        item.insert("expires_at".into(), AttributeValue::N((now + DONE_TTL.as_secs() as i64).to_string()));
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(
-                "attribute_not_exists(pk) OR (#s = :in_progress AND lease_until < :now)",
-            )
+            .condition_expression("attribute_not_exists(pk) OR (#s = :in_progress AND lease_until < :now)")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":in_progress", AttributeValue::S("in_progress".into()))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .send()
             .await;
         match put {
-            Ok(_) => Ok(Claim::Acquired),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
+            Ok(_) => Ok(Claim::Acquired(token)),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 let existing = self
                     .client
                     .get_item()
@@ -163,10 +175,7 @@ impl IdempotencyStore for DynamoIdempotency {
                     .send()
                     .await
                     .map_err(store_error)?;
-                let status = existing
-                    .item()
-                    .and_then(|item| item.get("status"))
-                    .and_then(|s| s.as_s().ok());
+                let status = existing.item().and_then(|item| item.get("status")).and_then(|s| s.as_s().ok());
                 match status.map(String::as_str) {
                     Some("done") => Ok(Claim::AlreadyDone),
                     _ => Err(IdempotencyError::InProgress(key.into())),
@@ -176,28 +185,34 @@ impl IdempotencyStore for DynamoIdempotency {
         }
     }
 
-    async fn complete(&self, key: &str) -> Result<(), IdempotencyError> {
+    async fn complete(&self, key: &str, token: &Token) -> Result<(), IdempotencyError> {
         self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::item_key(key)))
             .update_expression("SET #s = :done REMOVE lease_until")
+            .condition_expression("#t = :token")
             .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#t", "token")
             .expression_attribute_values(":done", AttributeValue::S("done".into()))
+            .expression_attribute_values(":token", AttributeValue::S(token.0.clone()))
             .send()
             .await
-            .map_err(store_error)?;
+            .map_err(|e| token_error(key, e, |e| e.is_conditional_check_failed_exception()))?;
         Ok(())
     }
 
-    async fn release(&self, key: &str) -> Result<(), IdempotencyError> {
+    async fn release(&self, key: &str, token: &Token) -> Result<(), IdempotencyError> {
         self.client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(Self::item_key(key)))
+            .condition_expression("#t = :token")
+            .expression_attribute_names("#t", "token")
+            .expression_attribute_values(":token", AttributeValue::S(token.0.clone()))
             .send()
             .await
-            .map_err(store_error)?;
+            .map_err(|e| token_error(key, e, |e| e.is_conditional_check_failed_exception()))?;
         Ok(())
     }
 }
@@ -205,40 +220,50 @@ impl IdempotencyStore for DynamoIdempotency {
 /// In-memory claims with the same rules, for unit tests of consumers.
 #[derive(Debug, Default)]
 pub struct MemoryIdempotency {
-    /// key -> (done, lease_until as unix seconds)
-    records: Mutex<HashMap<String, (bool, i64)>>,
+    /// key -> (done, lease_until as unix seconds, token)
+    records: Mutex<HashMap<String, (bool, i64, Token)>>,
+}
+
+impl MemoryIdempotency {
+    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<String, (bool, i64, Token)>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl IdempotencyStore for MemoryIdempotency {
     async fn claim(&self, key: &str, lease: Duration) -> Result<Claim, IdempotencyError> {
         let now = Utc::now().timestamp();
-        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let mut records = self.records();
         match records.get(key) {
-            Some((true, _)) => Ok(Claim::AlreadyDone),
-            Some((false, lease_until)) if *lease_until >= now => {
-                Err(IdempotencyError::InProgress(key.into()))
-            }
+            Some((true, _, _)) => Ok(Claim::AlreadyDone),
+            Some((false, lease_until, _)) if *lease_until >= now => Err(IdempotencyError::InProgress(key.into())),
             _ => {
-                records.insert(key.into(), (false, now + lease.as_secs() as i64));
-                Ok(Claim::Acquired)
+                let token = Token::new();
+                records.insert(key.into(), (false, now + lease.as_secs() as i64, token.clone()));
+                Ok(Claim::Acquired(token))
             }
         }
     }
 
-    async fn complete(&self, key: &str) -> Result<(), IdempotencyError> {
-        self.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.into(), (true, 0));
-        Ok(())
+    async fn complete(&self, key: &str, token: &Token) -> Result<(), IdempotencyError> {
+        match self.records().get_mut(key) {
+            Some(record) if &record.2 == token => {
+                record.0 = true;
+                Ok(())
+            }
+            _ => Err(IdempotencyError::Lost(key.into())),
+        }
     }
 
-    async fn release(&self, key: &str) -> Result<(), IdempotencyError> {
-        self.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-        Ok(())
+    async fn release(&self, key: &str, token: &Token) -> Result<(), IdempotencyError> {
+        let mut records = self.records();
+        match records.get(key) {
+            Some(record) if &record.2 == token => {
+                records.remove(key);
+                Ok(())
+            }
+            _ => Err(IdempotencyError::Lost(key.into())),
+        }
     }
 }
 
@@ -269,22 +294,19 @@ mod tests {
         let store = MemoryIdempotency::default();
         let failed = once(&store, "k", LEASE, || async { Err::<(), _>("boom") }).await;
         assert!(matches!(failed, Err(OnceError::Work("boom"))));
-        assert!(
-            once(&store, "k", LEASE, || async { Ok::<_, String>(()) })
-                .await
-                .unwrap()
-        );
+        assert!(once(&store, "k", LEASE, || async { Ok::<_, String>(()) }).await.unwrap());
     }
 
     #[tokio::test]
-    async fn a_live_claim_blocks_and_an_expired_one_is_taken_over() {
+    async fn a_live_claim_blocks_an_expired_one_is_taken_over_and_the_loser_cannot_finish() {
         let store = MemoryIdempotency::default();
-        assert_eq!(store.claim("k", LEASE).await.unwrap(), Claim::Acquired);
-        assert!(matches!(
-            store.claim("k", LEASE).await,
-            Err(IdempotencyError::InProgress(_))
-        ));
-        store.records.lock().unwrap().insert("k".into(), (false, 0));
-        assert_eq!(store.claim("k", LEASE).await.unwrap(), Claim::Acquired);
+        let Claim::Acquired(first) = store.claim("k", LEASE).await.unwrap() else { panic!("not acquired") };
+        assert!(matches!(store.claim("k", LEASE).await, Err(IdempotencyError::InProgress(_))));
+        store.records().get_mut("k").unwrap().1 = 0;
+        let Claim::Acquired(second) = store.claim("k", LEASE).await.unwrap() else { panic!("not taken over") };
+        assert!(matches!(store.complete("k", &first).await, Err(IdempotencyError::Lost(_))));
+        assert!(matches!(store.release("k", &first).await, Err(IdempotencyError::Lost(_))));
+        store.complete("k", &second).await.unwrap();
+        assert_eq!(store.claim("k", LEASE).await.unwrap(), Claim::AlreadyDone);
     }
 }

@@ -29,19 +29,13 @@ pub enum CallError {
     #[error("{service} is unavailable: {reason}")]
     Unavailable { service: String, reason: String },
     #[error("{service} answered {status} unexpectedly: {body}")]
-    Unexpected {
-        service: String,
-        status: u16,
-        body: String,
-    },
+    Unexpected { service: String, status: u16, body: String },
 }
 
 impl CallError {
     pub fn service(&self) -> &str {
         match self {
-            CallError::Unavailable { service, .. } | CallError::Unexpected { service, .. } => {
-                service
-            }
+            CallError::Unavailable { service, .. } | CallError::Unexpected { service, .. } => service,
         }
     }
 }
@@ -68,10 +62,7 @@ impl Answer {
         serde_json::from_slice(&self.body).map_err(|e| CallError::Unexpected {
             service: service.to_owned(),
             status: self.status.as_u16(),
-            body: format!(
-                "unreadable body ({e}): {}",
-                String::from_utf8_lossy(&self.body)
-            ),
+            body: format!("unreadable body ({e}): {}", String::from_utf8_lossy(&self.body)),
         })
     }
 
@@ -120,19 +111,13 @@ impl InternalClient {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .build()
-            .map_err(|e| ConfigError {
-                name: "INTERNAL_TIMEOUT_MS".into(),
-                problem: e.to_string(),
-            })?;
+            .map_err(|e| ConfigError { name: "INTERNAL_TIMEOUT_MS".into(), problem: e.to_string() })?;
         Ok(Self {
             http,
             sdk: sdk.clone(),
             base_url,
             credentials: crate::sigv4::credentials_from_env()?,
-            region: sdk
-                .region()
-                .map(|r| r.to_string())
-                .unwrap_or_else(|| "us-east-1".into()),
+            region: sdk.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into()),
             settings,
             breakers: Mutex::new(HashMap::new()),
         })
@@ -152,25 +137,16 @@ impl InternalClient {
     }
 
     async fn base_url(&self, service: &str) -> Result<&str, CallError> {
-        let unavailable = |reason: String| CallError::Unavailable {
-            service: service.to_owned(),
-            reason,
-        };
+        let unavailable = |reason: String| CallError::Unavailable { service: service.to_owned(), reason };
         self.base_url
             .get_or_try_init(|| async {
-                let name = config::required("API_URL_PARAMETER")
-                    .map_err(|e| unavailable(e.to_string()))?;
+                let name = config::required("API_URL_PARAMETER").map_err(|e| unavailable(e.to_string()))?;
                 let ssm = aws_sdk_ssm::Client::new(&self.sdk);
                 let found = ssm.get_parameter().name(&name).send().await.map_err(|e| {
-                    unavailable(format!(
-                        "reading {name}: {}",
-                        aws_sdk_ssm::error::DisplayErrorContext(e)
-                    ))
+                    unavailable(format!("reading {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(e)))
                 })?;
-                let value = found
-                    .parameter()
-                    .and_then(|p| p.value())
-                    .ok_or_else(|| unavailable(format!("{name} is empty")))?;
+                let value =
+                    found.parameter().and_then(|p| p.value()).ok_or_else(|| unavailable(format!("{name} is empty")))?;
                 Ok(value.trim_end_matches('/').to_owned())
             })
             .await
@@ -188,16 +164,10 @@ impl InternalClient {
         idempotent: bool,
         correlation_id: &CorrelationId,
     ) -> Result<Answer, CallError> {
-        let unavailable = |reason: String| CallError::Unavailable {
-            service: service.to_owned(),
-            reason,
-        };
+        let unavailable = |reason: String| CallError::Unavailable { service: service.to_owned(), reason };
         let breaker = self.breaker(service);
         if let Permit::Rejected(left) = breaker.permit() {
-            return Err(unavailable(format!(
-                "circuit open for another {} ms",
-                left.as_millis()
-            )));
+            return Err(unavailable(format!("circuit open for another {} ms", left.as_millis())));
         }
         let url = format!("{}{path}", self.base_url(service).await?);
         let body = match body {
@@ -211,10 +181,7 @@ impl InternalClient {
             .with_max_delay(Duration::from_millis(500))
             .with_max_times(retries)
             .with_jitter();
-        let result = attempt
-            .retry(backoff)
-            .when(|e: &CallError| matches!(e, CallError::Unavailable { .. }))
-            .await;
+        let result = attempt.retry(backoff).when(|e: &CallError| matches!(e, CallError::Unavailable { .. })).await;
         match &result {
             Ok(_) => breaker.success(),
             Err(_) => breaker.failure(),
@@ -230,10 +197,7 @@ impl InternalClient {
         body: &[u8],
         correlation_id: &CorrelationId,
     ) -> Result<Answer, CallError> {
-        let unavailable = |reason: String| CallError::Unavailable {
-            service: service.to_owned(),
-            reason,
-        };
+        let unavailable = |reason: String| CallError::Unavailable { service: service.to_owned(), reason };
         let mut headers = vec![(correlation::HEADER, correlation_id.as_str())];
         if !body.is_empty() {
             headers.push(("content-type", "application/json"));
@@ -249,28 +213,14 @@ impl InternalClient {
         )
         .map_err(|e| unavailable(e.to_string()))?;
         let mut request = self.http.request(method.clone(), url).body(body.to_vec());
-        for (name, value) in headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .chain(signed)
-        {
+        for (name, value) in headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).chain(signed) {
             request = request.header(name, value);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
+        let response = request.send().await.map_err(|e| unavailable(e.to_string()))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?
-            .to_vec();
+        let body = response.bytes().await.map_err(|e| unavailable(e.to_string()))?.to_vec();
         if status.is_server_error() {
-            return Err(unavailable(format!(
-                "answered {status}: {}",
-                String::from_utf8_lossy(&body)
-            )));
+            return Err(unavailable(format!("answered {status}: {}", String::from_utf8_lossy(&body))));
         }
         Ok(Answer { status, body })
     }
@@ -291,9 +241,7 @@ mod tests {
             async move {
                 let n = counter.fetch_add(1, Ordering::SeqCst);
                 assert!(
-                    headers
-                        .get("authorization")
-                        .is_some_and(|v| v.to_str().unwrap().starts_with("AWS4-HMAC-SHA256"))
+                    headers.get("authorization").is_some_and(|v| v.to_str().unwrap().starts_with("AWS4-HMAC-SHA256"))
                 );
                 assert_eq!(headers["x-correlation-id"], "c-int");
                 if n < failures {
@@ -334,21 +282,13 @@ mod tests {
     async fn idempotent_calls_are_retried_and_others_are_not() {
         let (url, calls) = downstream(2).await;
         let client = client(&url, 10);
-        let answer = client
-            .call("payment", Method::GET, "/x", None::<&()>, true, &cid())
-            .await
-            .unwrap();
+        let answer = client.call("payment", Method::GET, "/x", None::<&()>, true, &cid()).await.unwrap();
         assert_eq!(answer.status, 200);
         assert_eq!(calls.load(Ordering::SeqCst), 3, "two retries");
 
         let (url, calls) = downstream(1).await;
         let client = self::client(&url, 10);
-        assert!(
-            client
-                .call("payment", Method::POST, "/x", Some(&1), false, &cid())
-                .await
-                .is_err()
-        );
+        assert!(client.call("payment", Method::POST, "/x", Some(&1), false, &cid()).await.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1, "not idempotent: one try");
     }
 
@@ -357,36 +297,15 @@ mod tests {
         let (url, calls) = downstream(2).await;
         let client = client(&url, 2);
         for _ in 0..2 {
-            assert!(
-                client
-                    .call("seller", Method::POST, "/x", None::<&()>, false, &cid())
-                    .await
-                    .is_err()
-            );
+            assert!(client.call("seller", Method::POST, "/x", None::<&()>, false, &cid()).await.is_err());
         }
-        let fast = client
-            .call("seller", Method::POST, "/x", None::<&()>, false, &cid())
-            .await
-            .unwrap_err();
+        let fast = client.call("seller", Method::POST, "/x", None::<&()>, false, &cid()).await.unwrap_err();
         assert!(fast.to_string().contains("circuit open"), "{fast}");
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            2,
-            "the open breaker did not call"
-        );
-        assert!(
-            client
-                .call("order", Method::POST, "/x", None::<&()>, false, &cid())
-                .await
-                .is_ok(),
-            "per service"
-        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "the open breaker did not call");
+        assert!(client.call("order", Method::POST, "/x", None::<&()>, false, &cid()).await.is_ok(), "per service");
         tokio::time::sleep(Duration::from_millis(350)).await;
         assert!(
-            client
-                .call("seller", Method::POST, "/x", None::<&()>, false, &cid())
-                .await
-                .is_ok(),
+            client.call("seller", Method::POST, "/x", None::<&()>, false, &cid()).await.is_ok(),
             "the probe succeeds"
         );
         assert!(!client.breaker("seller").is_open());

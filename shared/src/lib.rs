@@ -12,6 +12,7 @@ pub mod events;
 pub mod idempotency;
 pub mod internal;
 pub mod logging;
+pub mod outbox;
 pub mod problem;
 pub mod publisher;
 pub mod sigv4;

@@ -27,37 +27,15 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(
-        status: StatusCode,
-        kind: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            kind,
-            title,
-            detail: detail.into(),
-            extensions: Map::new(),
-            headers: Vec::new(),
-        }
+    pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, kind, title, detail: detail.into(), extensions: Map::new(), headers: Vec::new() }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            "Bad request",
-            detail,
-        )
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
     }
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Unauthorized",
-            detail,
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
     }
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
@@ -77,12 +55,7 @@ impl Problem {
         )
     }
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service-unavailable",
-            "Service unavailable",
-            detail,
-        )
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service-unavailable", "Service unavailable", detail)
     }
     /// Our bug: the detail is logged, never shown.
     pub fn internal() -> Self {
@@ -118,13 +91,7 @@ impl Problem {
 
     pub fn into_response(self, correlation_id: &CorrelationId) -> Response<Body> {
         let body = self.to_json(correlation_id).to_string();
-        respond(
-            self.status,
-            "application/problem+json",
-            body,
-            &self.headers,
-            correlation_id,
-        )
+        respond(self.status, "application/problem+json", body, &self.headers, correlation_id)
     }
 }
 
@@ -139,17 +106,9 @@ pub struct Reply {
 impl Reply {
     pub fn json(status: StatusCode, body: &impl Serialize) -> Self {
         match serde_json::to_string(body) {
-            Ok(body) => Self {
-                status,
-                body,
-                headers: Vec::new(),
-            },
+            Ok(body) => Self { status, body, headers: Vec::new() },
             // Our own types always serialise; should one not, the client still gets JSON.
-            Err(_) => Self {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                body: "{}".into(),
-                headers: Vec::new(),
-            },
+            Err(_) => Self { status: StatusCode::INTERNAL_SERVER_ERROR, body: "{}".into(), headers: Vec::new() },
         }
     }
 
@@ -163,13 +122,7 @@ impl Reply {
     }
 
     pub fn into_response(self, correlation_id: &CorrelationId) -> Response<Body> {
-        respond(
-            self.status,
-            "application/json",
-            self.body,
-            &self.headers,
-            correlation_id,
-        )
+        respond(self.status, "application/json", self.body, &self.headers, correlation_id)
     }
 }
 
@@ -204,12 +157,9 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, Problem> {
         return Err(Problem::payload_too_large());
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Problem::bad_request(
-            "the request body must be a JSON object",
-        ));
+        return Err(Problem::bad_request("the request body must be a JSON object"));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
 }
 
 #[cfg(test)]
@@ -234,14 +184,9 @@ mod tests {
 
     #[test]
     fn problems_follow_rfc_9457_and_carry_the_correlation_id() {
-        let response = Problem::conflict("not enough stock")
-            .with("shortages", [("p1", 3)])
-            .into_response(&cid());
+        let response = Problem::conflict("not enough stock").with("shortages", [("p1", 3)]).into_response(&cid());
         assert_eq!(response.status(), 409);
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json"
-        );
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
         assert_eq!(response.headers()["x-correlation-id"], "c-1");
         let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
         assert_eq!(body["type"], "/problems/conflict");
@@ -254,32 +199,13 @@ mod tests {
 
     #[test]
     fn bad_bodies_are_400_and_big_ones_413() {
-        for body in [
-            "",
-            "  ",
-            "{",
-            "[]",
-            r#"{"quantity": "3"}"#,
-            r#"{"quantity": 300}"#,
-            r#"{}"#,
-        ] {
+        for body in ["", "  ", "{", "[]", r#"{"quantity": "3"}"#, r#"{"quantity": 300}"#, r#"{}"#] {
             let err = json_body::<Quantity>(&request(body)).unwrap_err();
             assert_eq!(err.status, 400, "{body:?}");
         }
-        let big = format!(
-            r#"{{"quantity": 1, "pad": "{}"}}"#,
-            "x".repeat(MAX_BODY_BYTES)
-        );
-        assert_eq!(
-            json_body::<Quantity>(&request(&big)).unwrap_err().status,
-            413
-        );
-        assert_eq!(
-            json_body::<Quantity>(&request(r#"{"quantity": 3}"#))
-                .unwrap()
-                .quantity,
-            3
-        );
+        let big = format!(r#"{{"quantity": 1, "pad": "{}"}}"#, "x".repeat(MAX_BODY_BYTES));
+        assert_eq!(json_body::<Quantity>(&request(&big)).unwrap_err().status, 413);
+        assert_eq!(json_body::<Quantity>(&request(r#"{"quantity": 3}"#)).unwrap().quantity, 3);
     }
 
     #[test]

@@ -20,8 +20,7 @@ pub enum PublishError {
 
 /// The port services publish through; [`SnsPublisher`] on AWS, [`MemoryPublisher`] in tests.
 pub trait Publish {
-    fn publish(&self, envelope: &Envelope)
-    -> impl Future<Output = Result<(), PublishError>> + Send;
+    fn publish(&self, envelope: &Envelope) -> impl Future<Output = Result<(), PublishError>> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -51,20 +50,13 @@ impl SnsPublisher {
 }
 
 fn attribute(value: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .expect("data_type is set")
+    MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data_type is set")
 }
 
 impl Publish for SnsPublisher {
     async fn publish(&self, envelope: &Envelope) -> Result<(), PublishError> {
         let topic = envelope.event.topic();
-        let arn = self
-            .topics
-            .get(&topic)
-            .ok_or(PublishError::TopicNotConfigured(topic))?;
+        let arn = self.topics.get(&topic).ok_or(PublishError::TopicNotConfigured(topic))?;
         let body = serde_json::to_string(envelope).map_err(|e| PublishError::Sns(e.to_string()))?;
         self.client
             .publish()
@@ -74,9 +66,7 @@ impl Publish for SnsPublisher {
             .message_attributes("correlation_id", attribute(&envelope.correlationid))
             .send()
             .await
-            .map_err(|e| {
-                PublishError::Sns(aws_sdk_sns::error::DisplayErrorContext(e).to_string())
-            })?;
+            .map_err(|e| PublishError::Sns(aws_sdk_sns::error::DisplayErrorContext(e).to_string()))?;
         tracing::info!(event_id = %envelope.id, event_type = envelope.event_type(), "event published");
         Ok(())
     }
@@ -90,19 +80,13 @@ pub struct MemoryPublisher {
 
 impl MemoryPublisher {
     pub fn published(&self) -> Vec<Envelope> {
-        self.published
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.published.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
 impl Publish for MemoryPublisher {
     async fn publish(&self, envelope: &Envelope) -> Result<(), PublishError> {
-        self.published
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(envelope.clone());
+        self.published.lock().unwrap_or_else(|e| e.into_inner()).push(envelope.clone());
         Ok(())
     }
 }

@@ -24,10 +24,7 @@ pub fn signing_headers(
     region: &str,
     time: SystemTime,
 ) -> Result<Vec<(String, String)>, SignError> {
-    let host = url
-        .split('/')
-        .nth(2)
-        .ok_or_else(|| SignError(format!("{url} has no host")))?;
+    let host = url.split('/').nth(2).ok_or_else(|| SignError(format!("{url} has no host")))?;
     let identity: Identity = credentials.clone().into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
@@ -39,15 +36,10 @@ pub fn signing_headers(
         .map_err(|e| SignError(e.to_string()))?
         .into();
     let all = std::iter::once(("host", host)).chain(headers.iter().copied());
-    let request = SignableRequest::new(method, url, all, SignableBody::Bytes(body))
-        .map_err(|e| SignError(e.to_string()))?;
-    let (instructions, _) = sign(request, &params)
-        .map_err(|e| SignError(e.to_string()))?
-        .into_parts();
-    Ok(instructions
-        .headers()
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect())
+    let request =
+        SignableRequest::new(method, url, all, SignableBody::Bytes(body)).map_err(|e| SignError(e.to_string()))?;
+    let (instructions, _) = sign(request, &params).map_err(|e| SignError(e.to_string()))?.into_parts();
+    Ok(instructions.headers().map(|(name, value)| (name.to_owned(), value.to_owned())).collect())
 }
 
 /// The function's own credentials (Lambda puts its role's in the environment).
@@ -55,9 +47,7 @@ pub fn credentials_from_env() -> Result<Credentials, crate::config::ConfigError>
     Ok(Credentials::new(
         crate::config::required("AWS_ACCESS_KEY_ID")?,
         crate::config::required("AWS_SECRET_ACCESS_KEY")?,
-        std::env::var("AWS_SESSION_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
+        std::env::var("AWS_SESSION_TOKEN").ok().filter(|t| !t.is_empty()),
         None,
         "environment",
     ))
@@ -80,25 +70,12 @@ mod tests {
             SystemTime::UNIX_EPOCH,
         )
         .unwrap();
-        let authorization = headers
-            .iter()
-            .find(|(n, _)| n == "authorization")
-            .map(|(_, v)| v.as_str())
-            .unwrap();
+        let authorization = headers.iter().find(|(n, _)| n == "authorization").map(|(_, v)| v.as_str()).unwrap();
         assert!(
-            authorization.starts_with(
-                "AWS4-HMAC-SHA256 Credential=AKID/19700101/eu-west-1/execute-api/aws4_request"
-            ),
+            authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKID/19700101/eu-west-1/execute-api/aws4_request"),
             "{authorization}"
         );
-        assert!(
-            authorization.contains("SignedHeaders=content-type;host;x-amz-date"),
-            "{authorization}"
-        );
-        assert!(
-            headers
-                .iter()
-                .any(|(n, v)| n == "x-amz-date" && v == "19700101T000000Z")
-        );
+        assert!(authorization.contains("SignedHeaders=content-type;host;x-amz-date"), "{authorization}");
+        assert!(headers.iter().any(|(n, v)| n == "x-amz-date" && v == "19700101T000000Z"));
     }
 }

@@ -15,8 +15,7 @@ fn samples() -> Vec<(PathBuf, SqsEvent)> {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if name.starts_with("sqs-") && name.ends_with(".json") {
             let text = std::fs::read_to_string(&path).unwrap();
-            let event: SqsEvent =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let event: SqsEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
             found.push((path, event));
         }
     }
@@ -30,26 +29,12 @@ fn every_sample_round_trips_through_the_envelope() {
         for record in event.records {
             let body = record.body.expect("a body");
             let original: serde_json::Value = serde_json::from_str(&body).unwrap();
-            let envelope: Envelope =
-                serde_json::from_str(&body).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert_eq!(
-                serde_json::to_value(&envelope).unwrap(),
-                original,
-                "{}",
-                path.display()
-            );
+            let envelope: Envelope = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(serde_json::to_value(&envelope).unwrap(), original, "{}", path.display());
             let attribute = &record.message_attributes["event_type"];
-            assert_eq!(
-                attribute.string_value.as_deref(),
-                Some(envelope.event_type()),
-                "{}",
-                path.display()
-            );
+            assert_eq!(attribute.string_value.as_deref(), Some(envelope.event_type()), "{}", path.display());
             let correlation = &record.message_attributes["correlation_id"];
-            assert_eq!(
-                correlation.string_value.as_deref(),
-                Some(envelope.correlationid.as_str())
-            );
+            assert_eq!(correlation.string_value.as_deref(), Some(envelope.correlationid.as_str()));
             assert_eq!(envelope.source, envelope.event.source());
         }
     }
@@ -60,12 +45,7 @@ fn every_event_type_has_a_sample() {
     let covered: BTreeSet<String> = samples()
         .into_iter()
         .flat_map(|(_, event)| event.records)
-        .map(|record| {
-            serde_json::from_str::<Envelope>(&record.body.unwrap())
-                .unwrap()
-                .event_type()
-                .to_owned()
-        })
+        .map(|record| serde_json::from_str::<Envelope>(&record.body.unwrap()).unwrap().event_type().to_owned())
         .collect();
     let all: BTreeSet<String> = Event::TYPES.iter().map(|t| t.to_string()).collect();
     assert_eq!(covered, all);
@@ -85,10 +65,7 @@ fn every_http_sample_is_a_payload_2_0_request() {
             assert_eq!(event.version.as_deref(), Some("2.0"), "{name}");
             let route = event.route_key.unwrap_or_default();
             let method = event.request_context.http.method.as_str();
-            assert!(
-                route.starts_with(&format!("{method} /")),
-                "{name}: route {route} is not a {method} route"
-            );
+            assert!(route.starts_with(&format!("{method} /")), "{name}: route {route} is not a {method} route");
             checked += 1;
         }
     }

@@ -22,32 +22,19 @@ pub const QUEUES: [&str; 6] = [
 /// SDK configuration for the emulator at `AWS_ENDPOINT_URL` (default 127.0.0.1:4566) with
 /// dummy credentials, so a test can never reach AWS.
 pub async fn emulator() -> aws_config::SdkConfig {
-    let endpoint =
-        std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(region))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "system-tests",
-        ))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "system-tests"))
         .load()
         .await
 }
 
 /// A new stack name: short (queue names stay under 80 characters) and unique per call.
 pub fn unique_stack_name() -> String {
-    format!(
-        "t{}",
-        ulid::Ulid::generate()
-            .to_string()
-            .to_lowercase()
-            .split_off(16)
-    )
+    format!("t{}", ulid::Ulid::generate().to_string().to_lowercase().split_off(16))
 }
 
 pub fn template() -> Template {
@@ -82,11 +69,7 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<Vec<Mes
         }
         for message in &messages {
             if let Some(handle) = message.receipt_handle() {
-                sqs.delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await?;
+                sqs.delete_message().queue_url(queue_url).receipt_handle(handle).send().await?;
             }
         }
         all.extend(messages);
@@ -133,22 +116,15 @@ pub fn sample_envelopes() -> Vec<shared::Envelope> {
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .expect("events/ exists")
         .map(|e| e.expect("readable").path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("sqs-"))
-        })
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("sqs-")))
         .collect();
     names.sort();
     names
         .into_iter()
         .flat_map(|path| {
             let event: aws_lambda_events::sqs::SqsEvent =
-                serde_json::from_str(&std::fs::read_to_string(&path).expect("readable"))
-                    .expect("an SQS event");
-            event
-                .records
-                .into_iter()
-                .map(|r| serde_json::from_str(&r.body.expect("a body")).expect("an envelope"))
+                serde_json::from_str(&std::fs::read_to_string(&path).expect("readable")).expect("an SQS event");
+            event.records.into_iter().map(|r| serde_json::from_str(&r.body.expect("a body")).expect("an envelope"))
         })
         .collect()
 }
@@ -163,12 +139,7 @@ pub fn publisher(config: &aws_config::SdkConfig, stack: &Stack) -> shared::publi
         (Topic::InventoryEvents, "InventoryEventsTopic"),
     ]
     .into_iter()
-    .map(|(topic, id)| {
-        (
-            topic,
-            stack.reference(id).expect("topic provisioned").to_owned(),
-        )
-    })
+    .map(|(topic, id)| (topic, stack.reference(id).expect("topic provisioned").to_owned()))
     .collect();
     shared::publisher::SnsPublisher::new(aws_sdk_sns::Client::new(config), topics)
 }
@@ -183,44 +154,24 @@ pub struct LocalApi {
 
 impl LocalApi {
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let state = std::env::temp_dir().join(format!("devstack-{}.json", ulid::Ulid::generate()));
         let process = devstack_command()
-            .args([
-                "--stack-name",
-                &unique_stack_name(),
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
+            .args(["--stack-name", &unique_stack_name(), "serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--output")
             .arg(&state)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("devstack starts");
-        let mut api = Self {
-            url: format!("http://127.0.0.1:{port}"),
-            stack: serde_json::Value::Null,
-            process,
-        };
+        let mut api = Self { url: format!("http://127.0.0.1:{port}"), stack: serde_json::Value::Null, process };
         let client = reqwest::Client::new();
         let up = eventually(Duration::from_secs(60), || async {
-            client
-                .get(format!("{}/health", api.url))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status() == 200)
+            client.get(format!("{}/health", api.url)).send().await.ok().filter(|r| r.status() == 200)
         })
         .await;
         assert!(up.is_some(), "the local API did not come up");
-        api.stack =
-            serde_json::from_str(&std::fs::read_to_string(&state).expect("stack written")).unwrap();
+        api.stack = serde_json::from_str(&std::fs::read_to_string(&state).expect("stack written")).unwrap();
         let _ = std::fs::remove_file(state);
         api
     }
@@ -231,10 +182,7 @@ impl LocalApi {
 
     /// The physical id of a provisioned resource (queue URL, table name, ARN, ...).
     pub fn reference(&self, logical_id: &str) -> String {
-        self.stack["resources"][logical_id]["Ref"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {logical_id}"))
-            .to_owned()
+        self.stack["resources"][logical_id]["Ref"].as_str().unwrap_or_else(|| panic!("no {logical_id}")).to_owned()
     }
 
     /// Stops devstack as Ctrl-C would and waits for it.
@@ -242,14 +190,9 @@ impl LocalApi {
         if self.process.try_wait().ok().flatten().is_some() {
             return;
         }
-        let _ = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.process.id().to_string())
-            .status();
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.process.id().to_string()).status();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while self.process.try_wait().ok().flatten().is_none()
-            && std::time::Instant::now() < deadline
-        {
+        while self.process.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.process.kill();
@@ -266,17 +209,11 @@ impl Drop for LocalApi {
 /// The devstack binary cargo built next to the running test, with emulator settings.
 pub fn devstack_command() -> std::process::Command {
     let exe = std::env::current_exe().expect("the test binary");
-    let bin_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/debug");
+    let bin_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/debug");
     let mut command = std::process::Command::new(bin_dir.join("devstack"));
     command
         .current_dir(devstack::repo_root())
-        .env(
-            "AWS_ENDPOINT_URL",
-            std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into()),
-        )
+        .env("AWS_ENDPOINT_URL", std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into()))
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")

@@ -10,25 +10,15 @@ use serde_json::{Value, json};
 use system_tests::{LocalApi, emulator};
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
+    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
 }
 
 async fn post(api: &LocalApi, path: &str, body: Value) -> reqwest::Response {
-    client()
-        .post(format!("{}{path}", api.url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    client().post(format!("{}{path}", api.url)).json(&body).send().await.unwrap()
 }
 
 async fn me(api: &LocalApi, authorization: Option<&str>) -> reqwest::Response {
-    let mut request = client()
-        .get(format!("{}/auth/me", api.url))
-        .header("x-correlation-id", "c-me");
+    let mut request = client().get(format!("{}/auth/me", api.url)).header("x-correlation-id", "c-me");
     if let Some(value) = authorization {
         request = request.header("authorization", value);
     }
@@ -36,59 +26,37 @@ async fn me(api: &LocalApi, authorization: Option<&str>) -> reqwest::Response {
 }
 
 fn unique_email(prefix: &str) -> String {
-    format!(
-        "{prefix}.{}@Example.com",
-        ulid::Ulid::generate().to_string().to_lowercase()
-    )
+    format!("{prefix}.{}@Example.com", ulid::Ulid::generate().to_string().to_lowercase())
 }
 
 #[tokio::test]
 async fn register_login_me_and_duplicate_emails() {
     let api = LocalApi::start().await;
     let email = unique_email("Ada");
-    let registered = post(
-        &api,
-        "/auth/register",
-        json!({"email": email, "password": "correct horse", "name": "Ada"}),
-    )
-    .await;
+    let registered =
+        post(&api, "/auth/register", json!({"email": email, "password": "correct horse", "name": "Ada"})).await;
     assert_eq!(registered.status(), StatusCode::CREATED);
     let session: Value = registered.json().await.unwrap();
     assert_eq!(session["user"]["email"], email.to_lowercase());
     assert_eq!(session["token_type"], "Bearer");
 
-    let logged_in = post(
-        &api,
-        "/auth/login",
-        json!({"email": email.to_uppercase(), "password": "correct horse"}),
-    )
-    .await;
+    let logged_in =
+        post(&api, "/auth/login", json!({"email": email.to_uppercase(), "password": "correct horse"})).await;
     assert_eq!(logged_in.status(), StatusCode::OK);
-    let token = logged_in.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = logged_in.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
 
     let mine = me(&api, Some(&format!("Bearer {token}"))).await;
     assert_eq!(mine.status(), StatusCode::OK);
     let user: Value = mine.json().await.unwrap();
     assert_eq!(user, session["user"]);
 
-    let again = post(
-        &api,
-        "/auth/register",
-        json!({"email": email.to_uppercase(), "password": "another one", "name": "Eve"}),
-    )
-    .await;
+    let again =
+        post(&api, "/auth/register", json!({"email": email.to_uppercase(), "password": "another one", "name": "Eve"}))
+            .await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
     assert_eq!(again.headers()["content-type"], "application/problem+json");
 
-    let bad = post(
-        &api,
-        "/auth/register",
-        json!({"email": "nope", "password": "correct horse", "name": "X"}),
-    )
-    .await;
+    let bad = post(&api, "/auth/register", json!({"email": "nope", "password": "correct horse", "name": "X"})).await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -98,12 +66,7 @@ async fn every_forged_token_is_401_problem_json() {
     // The real signing key, as only the Auth functions read it, to forge tokens that are
     // wrong in exactly one way.
     let secrets = aws_sdk_secretsmanager::Client::new(&emulator().await);
-    let secret = secrets
-        .get_secret_value()
-        .secret_id(api.reference("JwtSigningSecret"))
-        .send()
-        .await
-        .unwrap();
+    let secret = secrets.get_secret_value().secret_id(api.reference("JwtSigningSecret")).send().await.unwrap();
     let key = secret.secret_string().unwrap().as_bytes().to_owned();
     let now = chrono::Utc::now().timestamp();
     let claims = |changes: Value| {
@@ -114,27 +77,14 @@ async fn every_forged_token_is_401_problem_json() {
         claims
     };
     let sign = |algorithm, claims: Value, key: &[u8]| {
-        jsonwebtoken::encode(
-            &Header::new(algorithm),
-            &claims,
-            &EncodingKey::from_secret(key),
-        )
-        .unwrap()
+        jsonwebtoken::encode(&Header::new(algorithm), &claims, &EncodingKey::from_secret(key)).unwrap()
     };
     let valid = sign(Algorithm::HS256, claims(json!({})), &key);
-    assert_eq!(
-        me(&api, Some(&format!("Bearer {valid}"))).await.status(),
-        StatusCode::UNAUTHORIZED,
-        "no such account"
-    );
+    assert_eq!(me(&api, Some(&format!("Bearer {valid}"))).await.status(), StatusCode::UNAUTHORIZED, "no such account");
 
     use base64::Engine;
     let b64 = |text: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
-    let unsigned = format!(
-        "{}.{}.",
-        b64(r#"{"alg":"none","typ":"JWT"}"#.into()),
-        b64(claims(json!({})).to_string())
-    );
+    let unsigned = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#.into()), b64(claims(json!({})).to_string()));
     let cases = [
         ("missing header", None),
         ("wrong scheme", Some(format!("Basic {valid}"))),
@@ -143,62 +93,26 @@ async fn every_forged_token_is_401_problem_json() {
             "bad signature",
             Some(format!(
                 "Bearer {}",
-                sign(
-                    Algorithm::HS256,
-                    claims(json!({})),
-                    b"some-other-key-of-enough-length-000"
-                )
+                sign(Algorithm::HS256, claims(json!({})), b"some-other-key-of-enough-length-000")
             )),
         ),
         ("alg none", Some(format!("Bearer {unsigned}"))),
-        (
-            "another algorithm",
-            Some(format!(
-                "Bearer {}",
-                sign(Algorithm::HS512, claims(json!({})), &key)
-            )),
-        ),
+        ("another algorithm", Some(format!("Bearer {}", sign(Algorithm::HS512, claims(json!({})), &key)))),
         (
             "expired",
             Some(format!(
                 "Bearer {}",
-                sign(
-                    Algorithm::HS256,
-                    claims(json!({"iat": now - 7200, "exp": now - 3600})),
-                    &key
-                )
+                sign(Algorithm::HS256, claims(json!({"iat": now - 7200, "exp": now - 3600})), &key)
             )),
         ),
-        (
-            "not yet valid",
-            Some(format!(
-                "Bearer {}",
-                sign(Algorithm::HS256, claims(json!({"nbf": now + 3600})), &key)
-            )),
-        ),
-        (
-            "wrong issuer",
-            Some(format!(
-                "Bearer {}",
-                sign(Algorithm::HS256, claims(json!({"iss": "evil"})), &key)
-            )),
-        ),
-        (
-            "wrong audience",
-            Some(format!(
-                "Bearer {}",
-                sign(Algorithm::HS256, claims(json!({"aud": "other"})), &key)
-            )),
-        ),
+        ("not yet valid", Some(format!("Bearer {}", sign(Algorithm::HS256, claims(json!({"nbf": now + 3600})), &key)))),
+        ("wrong issuer", Some(format!("Bearer {}", sign(Algorithm::HS256, claims(json!({"iss": "evil"})), &key)))),
+        ("wrong audience", Some(format!("Bearer {}", sign(Algorithm::HS256, claims(json!({"aud": "other"})), &key)))),
     ];
     for (case, header) in cases {
         let response = me(&api, header.as_deref()).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{case}");
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json",
-            "{case}"
-        );
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{case}");
         assert_eq!(response.headers()["x-correlation-id"], "c-me", "{case}");
         let problem: Value = response.json().await.unwrap();
         assert_eq!(problem["status"], 401, "{case}");
@@ -210,106 +124,41 @@ async fn every_forged_token_is_401_problem_json() {
 async fn five_failed_logins_lock_the_email_with_retry_after() {
     let api = LocalApi::start().await;
     let email = unique_email("locked");
-    post(
-        &api,
-        "/auth/register",
-        json!({"email": email, "password": "correct horse", "name": "L"}),
-    )
-    .await;
-    let unknown = post(
-        &api,
-        "/auth/login",
-        json!({"email": unique_email("ghost"), "password": "whatever1"}),
-    )
-    .await;
-    let wrong = post(
-        &api,
-        "/auth/login",
-        json!({"email": email, "password": "wrong horse"}),
-    )
-    .await;
-    assert_eq!(
-        (unknown.status(), wrong.status()),
-        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
-    );
+    post(&api, "/auth/register", json!({"email": email, "password": "correct horse", "name": "L"})).await;
+    let unknown = post(&api, "/auth/login", json!({"email": unique_email("ghost"), "password": "whatever1"})).await;
+    let wrong = post(&api, "/auth/login", json!({"email": email, "password": "wrong horse"})).await;
+    assert_eq!((unknown.status(), wrong.status()), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
     let detail = |v: Value| v["detail"].clone();
-    assert_eq!(
-        detail(unknown.json().await.unwrap()),
-        detail(wrong.json().await.unwrap()),
-        "indistinguishable"
-    );
+    assert_eq!(detail(unknown.json().await.unwrap()), detail(wrong.json().await.unwrap()), "indistinguishable");
     for _ in 2..=5 {
         assert_eq!(
-            post(
-                &api,
-                "/auth/login",
-                json!({"email": email, "password": "wrong horse"})
-            )
-            .await
-            .status(),
+            post(&api, "/auth/login", json!({"email": email, "password": "wrong horse"})).await.status(),
             StatusCode::UNAUTHORIZED
         );
     }
-    let locked = post(
-        &api,
-        "/auth/login",
-        json!({"email": email, "password": "correct horse"}),
-    )
-    .await;
+    let locked = post(&api, "/auth/login", json!({"email": email, "password": "correct horse"})).await;
     assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = locked.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after: u64 = locked.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=900).contains(&retry_after), "{retry_after}");
 }
 
 #[tokio::test]
 async fn the_internal_user_route_takes_only_signed_requests() {
     let api = LocalApi::start().await;
-    let registered = post(
-        &api,
-        "/auth/register",
-        json!({"email": unique_email("int"), "password": "correct horse", "name": "I"}),
-    )
-    .await;
+    let registered =
+        post(&api, "/auth/register", json!({"email": unique_email("int"), "password": "correct horse", "name": "I"}))
+            .await;
     let session: Value = registered.json().await.unwrap();
-    let url = format!(
-        "{}/internal/users/{}",
-        api.url,
-        session["user"]["user_id"].as_str().unwrap()
-    );
+    let url = format!("{}/internal/users/{}", api.url, session["user"]["user_id"].as_str().unwrap());
     let token = session["access_token"].as_str().unwrap();
 
-    assert_eq!(
-        client().get(&url).send().await.unwrap().status(),
-        StatusCode::FORBIDDEN,
-        "unsigned"
-    );
-    let with_token = client()
-        .get(&url)
-        .header("authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        with_token.status(),
-        StatusCode::FORBIDDEN,
-        "a user token does not open internal routes"
-    );
+    assert_eq!(client().get(&url).send().await.unwrap().status(), StatusCode::FORBIDDEN, "unsigned");
+    let with_token = client().get(&url).header("authorization", format!("Bearer {token}")).send().await.unwrap();
+    assert_eq!(with_token.status(), StatusCode::FORBIDDEN, "a user token does not open internal routes");
 
     let credentials = aws_credential_types::Credentials::new("test", "test", None, None, "test");
-    let headers = shared::sigv4::signing_headers(
-        "GET",
-        &url,
-        &[],
-        b"",
-        &credentials,
-        "us-east-1",
-        SystemTime::now(),
-    )
-    .unwrap();
+    let headers =
+        shared::sigv4::signing_headers("GET", &url, &[], b"", &credentials, "us-east-1", SystemTime::now()).unwrap();
     let mut request = client().get(&url);
     for (name, value) in headers {
         request = request.header(name, value);
@@ -322,35 +171,26 @@ async fn the_internal_user_route_takes_only_signed_requests() {
 #[tokio::test]
 async fn user_registered_reaches_notification_ai_and_cart_queues() {
     let api = LocalApi::start().await;
-    let registered = post(&api, "/auth/register", json!({"email": unique_email("events"), "password": "correct horse", "name": "E", "role": "seller"})).await;
+    let registered = post(
+        &api,
+        "/auth/register",
+        json!({"email": unique_email("events"), "password": "correct horse", "name": "E", "role": "seller"}),
+    )
+    .await;
     assert_eq!(registered.status(), StatusCode::CREATED);
     let user: Value = registered.json::<Value>().await.unwrap()["user"].clone();
 
     let sqs = aws_sdk_sqs::Client::new(&emulator().await);
     for queue in ["NotificationQueue", "AiEventsQueue", "CartEventsQueue"] {
-        let messages = system_tests::drain(&sqs, &api.reference(queue))
-            .await
-            .unwrap();
+        let messages = system_tests::drain(&sqs, &api.reference(queue)).await.unwrap();
         assert_eq!(messages.len(), 1, "{queue}");
         let envelope: shared::Envelope = serde_json::from_str(messages[0].body().unwrap()).unwrap();
-        let shared::Event::UserRegistered(event) = envelope.event else {
-            panic!("{queue}: not user.registered")
-        };
+        let shared::Event::UserRegistered(event) = envelope.event else { panic!("{queue}: not user.registered") };
         assert_eq!(event.user_id, user["user_id"].as_str().unwrap());
         assert_eq!(event.email, user["email"].as_str().unwrap());
         assert_eq!(event.role, shared::events::Role::Seller);
     }
-    for queue in [
-        "SellerUpdatesQueue",
-        "PaymentSettlementQueue",
-        "OrderUpdatesQueue",
-    ] {
-        assert!(
-            system_tests::drain(&sqs, &api.reference(queue))
-                .await
-                .unwrap()
-                .is_empty(),
-            "{queue}"
-        );
+    for queue in ["SellerUpdatesQueue", "PaymentSettlementQueue", "OrderUpdatesQueue"] {
+        assert!(system_tests::drain(&sqs, &api.reference(queue)).await.unwrap().is_empty(), "{queue}");
     }
 }

@@ -6,26 +6,11 @@ use std::collections::BTreeSet;
 fn template_routes() -> BTreeSet<(String, String)> {
     let template = system_tests::template();
     let mut routes = BTreeSet::new();
-    for resource in template
-        .resources
-        .values()
-        .filter(|r| r.kind == "AWS::Serverless::Function")
-    {
-        for event in resource.properties["Events"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(_, e)| e)
-        {
+    for resource in template.resources.values().filter(|r| r.kind == "AWS::Serverless::Function") {
+        for event in resource.properties["Events"].as_object().into_iter().flatten().map(|(_, e)| e) {
             if event["Type"] == "HttpApi" {
-                let method = event["Properties"]["Method"]
-                    .as_str()
-                    .expect("a method")
-                    .to_lowercase();
-                let path = event["Properties"]["Path"]
-                    .as_str()
-                    .expect("a path")
-                    .to_owned();
+                let method = event["Properties"]["Method"].as_str().expect("a method").to_lowercase();
+                let path = event["Properties"]["Path"].as_str().expect("a path").to_owned();
                 routes.insert((method, path));
             }
         }
@@ -35,12 +20,8 @@ fn template_routes() -> BTreeSet<(String, String)> {
 
 fn openapi_routes() -> BTreeSet<(String, String)> {
     let path = devstack::repo_root().join("infra/openapi.yaml");
-    let document: serde_json::Value =
-        serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(
-        document["openapi"].as_str().map(|v| v.starts_with("3.1")),
-        Some(true)
-    );
+    let document: serde_json::Value = serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(document["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true));
     let mut routes = BTreeSet::new();
     for (path, item) in document["paths"].as_object().expect("paths") {
         for method in ["get", "put", "post", "delete", "patch", "head", "options"] {

@@ -23,65 +23,33 @@ impl Clients {
     }
 
     async fn queue(&self, url: &str) -> BTreeMap<String, String> {
-        let found = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::All);
+        let found = self.sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::All);
         let found = found.send().await.unwrap();
-        found
-            .attributes()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-            .collect()
+        found.attributes().unwrap().iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect()
     }
 
     /// The attributes of every subscription of a topic.
     async fn subscriptions(&self, topic_arn: &str) -> Vec<HashMap<String, String>> {
-        let listed = self
-            .sns
-            .list_subscriptions_by_topic()
-            .topic_arn(topic_arn)
-            .send()
-            .await
-            .unwrap();
+        let listed = self.sns.list_subscriptions_by_topic().topic_arn(topic_arn).send().await.unwrap();
         let mut all = Vec::new();
         for subscription in listed.subscriptions() {
             let arn = subscription.subscription_arn().unwrap();
-            let found = self
-                .sns
-                .get_subscription_attributes()
-                .subscription_arn(arn)
-                .send()
-                .await
-                .unwrap();
+            let found = self.sns.get_subscription_attributes().subscription_arn(arn).send().await.unwrap();
             all.push(found.attributes().unwrap().clone());
         }
         all
     }
 
     async fn ttl_attribute(&self, table: &str) -> Option<String> {
-        let ttl = self
-            .dynamodb
-            .describe_time_to_live()
-            .table_name(table)
-            .send()
-            .await
-            .unwrap();
-        ttl.time_to_live_description()?
-            .attribute_name()
-            .map(str::to_owned)
+        let ttl = self.dynamodb.describe_time_to_live().table_name(table).send().await.unwrap();
+        ttl.time_to_live_description()?.attribute_name().map(str::to_owned)
     }
 
     /// Everything provisioning controls, as the emulator reports it.
     async fn snapshot(&self, stack: &Stack) -> BTreeMap<String, String> {
         let mut state = BTreeMap::new();
         for id in stack.of_type("AWS::SQS::Queue") {
-            state.insert(
-                id.to_owned(),
-                format!("{:?}", self.queue(stack.reference(id).unwrap()).await),
-            );
+            state.insert(id.to_owned(), format!("{:?}", self.queue(stack.reference(id).unwrap()).await));
         }
         for id in stack.of_type("AWS::SNS::Topic") {
             let mut lines: Vec<_> = self
@@ -94,18 +62,9 @@ impl Clients {
             state.insert(id.to_owned(), lines.join("\n"));
         }
         for id in stack.of_type("AWS::DynamoDB::Table") {
-            let table = self
-                .dynamodb
-                .describe_table()
-                .table_name(stack.reference(id).unwrap())
-                .send()
-                .await
-                .unwrap();
+            let table = self.dynamodb.describe_table().table_name(stack.reference(id).unwrap()).send().await.unwrap();
             let ttl = self.ttl_attribute(stack.reference(id).unwrap()).await;
-            state.insert(
-                id.to_owned(),
-                format!("{:?} {ttl:?}", table.table().unwrap().key_schema()),
-            );
+            state.insert(id.to_owned(), format!("{:?} {ttl:?}", table.table().unwrap().key_schema()));
         }
         state
     }
@@ -121,43 +80,26 @@ async fn provisioning_twice_succeeds_and_changes_nothing() {
     let before = clients.snapshot(&first).await;
 
     let second = provision(&config, &name).await.expect("second run");
-    let changed: Vec<_> = second
-        .actions
-        .iter()
-        .filter(|(_, a)| !matches!(a, Action::Unchanged | Action::Skipped))
-        .collect();
+    let changed: Vec<_> =
+        second.actions.iter().filter(|(_, a)| !matches!(a, Action::Unchanged | Action::Skipped)).collect();
     assert!(changed.is_empty(), "second run changed {changed:?}");
     assert_eq!(first.resources, second.resources, "same physical ids");
-    assert_eq!(
-        before,
-        clients.snapshot(&second).await,
-        "same emulator state"
-    );
+    assert_eq!(before, clients.snapshot(&second).await, "same emulator state");
 }
 
 #[tokio::test]
 async fn queues_topics_and_tables_match_the_template() {
     let config = emulator().await;
     let clients = Clients::new(&config);
-    let stack = provision(&config, &unique_stack_name())
-        .await
-        .expect("provisioned");
+    let stack = provision(&config, &unique_stack_name()).await.expect("provisioned");
     for queue in QUEUES {
         let attributes = clients.queue(stack.reference(queue).unwrap()).await;
-        let redrive: serde_json::Value =
-            serde_json::from_str(&attributes["RedrivePolicy"]).unwrap();
+        let redrive: serde_json::Value = serde_json::from_str(&attributes["RedrivePolicy"]).unwrap();
         let dlq_arn = &stack.resources[&queue.replace("Queue", "Dlq")].attributes["Arn"];
         assert_eq!(redrive["deadLetterTargetArn"], dlq_arn.as_str(), "{queue}");
-        assert_eq!(
-            redrive["maxReceiveCount"].to_string().trim_matches('"'),
-            "5",
-            "{queue}"
-        );
+        assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), "5", "{queue}");
         let policy: serde_json::Value = serde_json::from_str(&attributes["Policy"]).unwrap();
-        assert_eq!(
-            policy["Statement"][0]["Principal"]["Service"], "sns.amazonaws.com",
-            "{queue}: only SNS may send"
-        );
+        assert_eq!(policy["Statement"][0]["Principal"]["Service"], "sns.amazonaws.com", "{queue}: only SNS may send");
     }
     let mut subscriptions = 0;
     for topic in stack.of_type("AWS::SNS::Topic") {
@@ -167,10 +109,7 @@ async fn queues_topics_and_tables_match_the_template() {
             subscriptions += 1;
         }
     }
-    assert_eq!(
-        subscriptions,
-        stack.of_type("AWS::SNS::Subscription").count()
-    );
+    assert_eq!(subscriptions, stack.of_type("AWS::SNS::Subscription").count());
     for table in stack.of_type("AWS::DynamoDB::Table") {
         let ttl = clients.ttl_attribute(stack.reference(table).unwrap()).await;
         assert_eq!(ttl.as_deref(), Some("expires_at"), "{table}");

@@ -85,16 +85,9 @@ impl Registration {
             return Err(Invalid("name must not be empty".into()));
         }
         if name.chars().count() > MAX_NAME_CHARS {
-            return Err(Invalid(format!(
-                "name must be at most {MAX_NAME_CHARS} characters"
-            )));
+            return Err(Invalid(format!("name must be at most {MAX_NAME_CHARS} characters")));
         }
-        Ok(NewAccount {
-            email,
-            password: self.password,
-            name,
-            role: self.role.unwrap_or(Role::Customer),
-        })
+        Ok(NewAccount { email, password: self.password, name, role: self.role.unwrap_or(Role::Customer) })
     }
 }
 
@@ -109,6 +102,17 @@ pub struct User {
 }
 
 impl User {
+    /// `user.registered`, as this user's registration publishes it.
+    pub fn registered(&self, correlation_id: &shared::CorrelationId) -> shared::Envelope {
+        let event = shared::events::UserRegistered {
+            user_id: self.user_id.clone(),
+            email: self.email.as_str().to_owned(),
+            name: self.name.clone(),
+            role: self.role,
+        };
+        shared::Envelope::new(shared::Event::UserRegistered(event), correlation_id)
+    }
+
     pub fn new(account: &NewAccount, now: DateTime<Utc>) -> Self {
         Self {
             user_id: format!("usr_{}", ulid::Ulid::generate()),
@@ -120,22 +124,20 @@ impl User {
     }
 }
 
-/// Failed logins for one email since `started_at`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FailedLogins {
-    pub count: u32,
-    pub started_at: DateTime<Utc>,
-}
-
-/// How long logins for an email stay refused, if they are.
-pub fn locked_for(
-    failures: Option<FailedLogins>,
-    now: DateTime<Utc>,
-) -> Option<std::time::Duration> {
-    let failures = failures?;
-    let ends = failures.started_at + THROTTLE_WINDOW;
-    (failures.count >= MAX_FAILED_LOGINS && now < ends)
-        .then(|| (ends - now).to_std().unwrap_or_default())
+/// Whether a login attempt may go ahead, given the times (epoch seconds) of the recent
+/// failed attempts for its email: `Ok(attempts to store)` with this one added, or how long
+/// logins stay refused. A sliding window: 5 failures within any 15 minutes lock the email.
+pub fn admit(previous: &[i64], now: DateTime<Utc>) -> Result<Vec<i64>, std::time::Duration> {
+    let now = now.timestamp();
+    let window = THROTTLE_WINDOW.num_seconds();
+    let mut recent: Vec<i64> = previous.iter().copied().filter(|t| now - t < window).collect();
+    recent.sort_unstable();
+    if recent.len() >= MAX_FAILED_LOGINS as usize {
+        let unlocks_at = recent[recent.len() - MAX_FAILED_LOGINS as usize] + window;
+        return Err(std::time::Duration::from_secs((unlocks_at - now).max(1) as u64));
+    }
+    recent.push(now);
+    Ok(recent)
 }
 
 #[cfg(test)]
@@ -143,29 +145,13 @@ mod tests {
     use super::*;
 
     fn registration(email: &str, password: &str, name: &str) -> Registration {
-        Registration {
-            email: email.into(),
-            password: password.into(),
-            name: name.into(),
-            role: None,
-        }
+        Registration { email: email.into(), password: password.into(), name: name.into(), role: None }
     }
 
     #[test]
     fn emails_are_validated_and_lower_cased() {
-        assert_eq!(
-            Email::parse(" Ada@Example.COM ").unwrap().as_str(),
-            "ada@example.com"
-        );
-        for bad in [
-            "",
-            "ada",
-            "ada@",
-            "@example.com",
-            "ada@example",
-            "a b@example.com",
-            "Ada <ada@example.com>",
-        ] {
+        assert_eq!(Email::parse(" Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "Ada <ada@example.com>"] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
@@ -173,39 +159,16 @@ mod tests {
 
     #[test]
     fn registrations_follow_the_contract() {
-        let ok = registration("a@example.com", "12345678", " Ada ")
-            .validate()
-            .unwrap();
+        let ok = registration("a@example.com", "12345678", " Ada ").validate().unwrap();
         assert_eq!((ok.name.as_str(), ok.role), ("Ada", Role::Customer));
-        assert!(
-            registration("a@example.com", "1234567", "Ada")
-                .validate()
-                .is_err(),
-            "7 chars"
-        );
-        assert!(
-            registration("a@example.com", &"x".repeat(129), "Ada")
-                .validate()
-                .is_err(),
-            "129 chars"
-        );
-        assert!(
-            registration("a@example.com", &"é".repeat(128), "Ada")
-                .validate()
-                .is_ok(),
-            "characters, not bytes"
-        );
-        assert!(
-            registration("a@example.com", "12345678", "  ")
-                .validate()
-                .is_err(),
-            "empty name"
-        );
+        assert!(registration("a@example.com", "1234567", "Ada").validate().is_err(), "7 chars");
+        assert!(registration("a@example.com", &"x".repeat(129), "Ada").validate().is_err(), "129 chars");
+        assert!(registration("a@example.com", &"é".repeat(128), "Ada").validate().is_ok(), "characters, not bytes");
+        assert!(registration("a@example.com", "12345678", "  ").validate().is_err(), "empty name");
         assert!(registration("nope", "12345678", "Ada").validate().is_err());
-        let seller: Registration = serde_json::from_str(
-            r#"{"email":"s@example.com","password":"12345678","name":"S","role":"seller"}"#,
-        )
-        .unwrap();
+        let seller: Registration =
+            serde_json::from_str(r#"{"email":"s@example.com","password":"12345678","name":"S","role":"seller"}"#)
+                .unwrap();
         assert_eq!(seller.validate().unwrap().role, Role::Seller);
         assert!(
             serde_json::from_str::<Registration>(
@@ -216,22 +179,19 @@ mod tests {
     }
 
     #[test]
-    fn five_failures_within_the_window_lock_until_it_ends() {
+    fn five_failures_within_any_15_minutes_lock_until_the_oldest_leaves_the_window() {
         let start = Utc::now();
-        let failures = |count| {
-            Some(FailedLogins {
-                count,
-                started_at: start,
-            })
-        };
-        assert_eq!(locked_for(None, start), None);
-        assert_eq!(locked_for(failures(4), start), None);
-        let locked = locked_for(failures(5), start + Duration::minutes(5)).unwrap();
-        assert_eq!(locked.as_secs(), 10 * 60);
-        assert_eq!(
-            locked_for(failures(9), start + Duration::minutes(15)),
-            None,
-            "the window is over"
-        );
+        let at = |minutes: i64| start + Duration::minutes(minutes);
+        let mut attempts = Vec::new();
+        for minute in [0, 1, 2, 3, 4] {
+            attempts = admit(&attempts, at(minute)).unwrap();
+        }
+        let locked = admit(&attempts, at(5)).unwrap_err();
+        assert_eq!(locked.as_secs(), 10 * 60, "until the first failure is 15 minutes old");
+        assert!(admit(&attempts, at(15)).is_ok(), "the oldest has left the window");
+        // Sliding, not fixed: 4 failures just before a boundary and 1 after still lock.
+        let straddling: Vec<i64> = [14, 14, 14, 14].iter().map(|m| at(*m).timestamp()).collect();
+        let straddling = admit(&straddling, at(16)).unwrap();
+        assert!(admit(&straddling, at(17)).is_err());
     }
 }

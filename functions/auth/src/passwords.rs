@@ -20,36 +20,22 @@ impl Passwords {
     pub fn new() -> Result<Self, HashError> {
         let params = Params::new(19 * 1024, 2, 1, None).map_err(|e| HashError(e.to_string()))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        Ok(Self {
-            argon2,
-            decoy: std::sync::OnceLock::new(),
-        })
+        Ok(Self { argon2, decoy: std::sync::OnceLock::new() })
     }
 
     /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) with a random salt.
     pub fn hash(&self, password: &str) -> Result<String, HashError> {
-        Ok(self
-            .argon2
-            .hash_password(password.as_bytes())
-            .map_err(|e| HashError(e.to_string()))?
-            .to_string())
+        Ok(self.argon2.hash_password(password.as_bytes()).map_err(|e| HashError(e.to_string()))?.to_string())
     }
 
     /// Whether `password` matches `hash`; `None` (no such account) takes the same time.
     pub fn verify(&self, password: &str, hash: Option<&str>) -> bool {
         let known = hash.is_some();
-        let decoy = || {
-            self.hash(&ulid::Ulid::generate().to_string())
-                .unwrap_or_default()
-        };
-        let Ok(parsed) = PasswordHash::new(hash.unwrap_or_else(|| self.decoy.get_or_init(decoy)))
-        else {
+        let decoy = || self.hash(&ulid::Ulid::generate().to_string()).unwrap_or_default();
+        let Ok(parsed) = PasswordHash::new(hash.unwrap_or_else(|| self.decoy.get_or_init(decoy))) else {
             return false;
         };
-        self.argon2
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-            && known
+        self.argon2.verify_password(password.as_bytes(), &parsed).is_ok() && known
     }
 }
 
@@ -61,21 +47,11 @@ mod tests {
     fn hashes_are_argon2id_salted_and_verify() {
         let passwords = Passwords::new().unwrap();
         let first = passwords.hash("correct horse").unwrap();
-        assert!(
-            first.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{first}"
-        );
-        assert_ne!(
-            first,
-            passwords.hash("correct horse").unwrap(),
-            "a fresh salt each time"
-        );
+        assert!(first.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{first}");
+        assert_ne!(first, passwords.hash("correct horse").unwrap(), "a fresh salt each time");
         assert!(passwords.verify("correct horse", Some(&first)));
         assert!(!passwords.verify("wrong horse", Some(&first)));
-        assert!(
-            !passwords.verify("correct horse", None),
-            "no account never verifies"
-        );
+        assert!(!passwords.verify("correct horse", None), "no account never verifies");
         assert!(!passwords.verify("x", Some("not a phc string")));
     }
 }

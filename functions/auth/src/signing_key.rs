@@ -7,22 +7,10 @@ use crate::tokens::Tokens;
 
 /// Reads the key named by `JWT_SECRET_ARN` and builds the token issuer/verifier with
 /// `JWT_ISSUER` and `JWT_AUDIENCE`.
-pub async fn load(
-    sdk: &aws_config::SdkConfig,
-) -> Result<Tokens, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn load(sdk: &aws_config::SdkConfig) -> Result<Tokens, Box<dyn std::error::Error + Send + Sync>> {
     let secret_arn = config::required("JWT_SECRET_ARN")?;
     let client = aws_sdk_secretsmanager::Client::new(sdk);
-    let secret = client
-        .get_secret_value()
-        .secret_id(&secret_arn)
-        .send()
-        .await?;
-    let key = secret
-        .secret_string()
-        .ok_or("the JWT signing secret has no string value")?;
-    Ok(Tokens::new(
-        key.as_bytes(),
-        &config::required("JWT_ISSUER")?,
-        &config::required("JWT_AUDIENCE")?,
-    )?)
+    let secret = client.get_secret_value().secret_id(&secret_arn).send().await?;
+    let key = secret.secret_string().ok_or("the JWT signing secret has no string value")?;
+    Ok(Tokens::new(key.as_bytes(), &config::required("JWT_ISSUER")?, &config::required("JWT_AUDIENCE")?)?)
 }

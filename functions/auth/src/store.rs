@@ -8,8 +8,10 @@ use std::future::Future;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
+use shared::Envelope;
+use shared::outbox::{MemoryOutbox, Outbox};
 
-use crate::domain::{Email, FailedLogins, THROTTLE_WINDOW, User};
+use crate::domain::{Email, User, admit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -26,41 +28,43 @@ pub struct Credentials {
     pub password_hash: String,
 }
 
-pub trait UserStore: Send + Sync {
-    /// Stores a new user; [`StoreError::EmailTaken`] if the email is, atomically.
+/// Whether a login attempt may be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Allowed,
+    /// Too many recent failures: refused for this long.
+    Locked(std::time::Duration),
+}
+
+/// Accounts, and the events they owe (the outbox).
+pub trait UserStore: Outbox + Send + Sync {
+    /// Stores a new user and the `user.registered` event in one transaction;
+    /// [`StoreError::EmailTaken`] if the email is, atomically.
     fn create(
         &self,
         user: &User,
         password_hash: &str,
+        event: &Envelope,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Removes a user just created (when the registration cannot be completed).
-    fn remove(&self, user: &User) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn credentials(
-        &self,
-        email: &Email,
-    ) -> impl Future<Output = Result<Option<Credentials>, StoreError>> + Send;
+    fn credentials(&self, email: &Email) -> impl Future<Output = Result<Option<Credentials>, StoreError>> + Send;
     fn user(&self, user_id: &str) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
-    fn failed_logins(
-        &self,
-        email: &Email,
-    ) -> impl Future<Output = Result<Option<FailedLogins>, StoreError>> + Send;
-    /// Counts one more failure: in the current window, or starting a new one at `now`.
-    fn record_failed_login(
+    /// Counts an attempt for `email` before its password is checked (so parallel guesses
+    /// are counted too), or refuses it (see [`admit`]).
+    fn admit_login(
         &self,
         email: &Email,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<FailedLogins, StoreError>> + Send;
-    fn clear_failed_logins(
-        &self,
-        email: &Email,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+    /// Forgets the attempts of an email after a successful login.
+    fn clear_login_attempts(&self, email: &Email) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     users: Mutex<HashMap<String, User>>,
     credentials: Mutex<HashMap<Email, Credentials>>,
-    failures: Mutex<HashMap<Email, FailedLogins>>,
+    attempts: Mutex<HashMap<Email, Vec<i64>>>,
+    pub outbox: MemoryOutbox,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -68,23 +72,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl UserStore for MemoryStore {
-    async fn create(&self, user: &User, password_hash: &str) -> Result<(), StoreError> {
+    async fn create(&self, user: &User, password_hash: &str, event: &Envelope) -> Result<(), StoreError> {
         let mut credentials = lock(&self.credentials);
         if credentials.contains_key(&user.email) {
             return Err(StoreError::EmailTaken);
         }
-        let entry = Credentials {
-            user_id: user.user_id.clone(),
-            password_hash: password_hash.to_owned(),
-        };
+        let entry = Credentials { user_id: user.user_id.clone(), password_hash: password_hash.to_owned() };
         credentials.insert(user.email.clone(), entry);
         lock(&self.users).insert(user.user_id.clone(), user.clone());
-        Ok(())
-    }
-
-    async fn remove(&self, user: &User) -> Result<(), StoreError> {
-        lock(&self.credentials).remove(&user.email);
-        lock(&self.users).remove(&user.user_id);
+        self.outbox.add(event);
         Ok(())
     }
 
@@ -96,32 +92,30 @@ impl UserStore for MemoryStore {
         Ok(lock(&self.users).get(user_id).cloned())
     }
 
-    async fn failed_logins(&self, email: &Email) -> Result<Option<FailedLogins>, StoreError> {
-        Ok(lock(&self.failures).get(email).copied())
-    }
-
-    async fn record_failed_login(
-        &self,
-        email: &Email,
-        now: DateTime<Utc>,
-    ) -> Result<FailedLogins, StoreError> {
-        let mut failures = lock(&self.failures);
-        let entry = failures.entry(email.clone()).or_insert(FailedLogins {
-            count: 0,
-            started_at: now,
-        });
-        if entry.started_at + THROTTLE_WINDOW <= now {
-            *entry = FailedLogins {
-                count: 0,
-                started_at: now,
-            };
+    async fn admit_login(&self, email: &Email, now: DateTime<Utc>) -> Result<Admission, StoreError> {
+        let mut attempts = lock(&self.attempts);
+        let entry = attempts.entry(email.clone()).or_default();
+        match admit(entry, now) {
+            Ok(updated) => {
+                *entry = updated;
+                Ok(Admission::Allowed)
+            }
+            Err(wait) => Ok(Admission::Locked(wait)),
         }
-        entry.count += 1;
-        Ok(*entry)
     }
 
-    async fn clear_failed_logins(&self, email: &Email) -> Result<(), StoreError> {
-        lock(&self.failures).remove(email);
+    async fn clear_login_attempts(&self, email: &Email) -> Result<(), StoreError> {
+        lock(&self.attempts).remove(email);
         Ok(())
+    }
+}
+
+impl Outbox for MemoryStore {
+    async fn pending(&self, limit: i32) -> Result<Vec<Envelope>, shared::outbox::OutboxError> {
+        self.outbox.pending(limit).await
+    }
+
+    async fn published(&self, event_id: &str) -> Result<(), shared::outbox::OutboxError> {
+        self.outbox.published(event_id).await
     }
 }

@@ -98,10 +98,7 @@ impl Tokens {
 
     /// The claims of a valid token from an `Authorization` header value.
     pub fn verify_header(&self, header: Option<&str>) -> Result<Claims, Rejection> {
-        let header = header
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .ok_or(Rejection::Missing)?;
+        let header = header.map(str::trim).filter(|h| !h.is_empty()).ok_or(Rejection::Missing)?;
         let (scheme, token) = header.split_once(' ').ok_or(Rejection::WrongScheme)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(Rejection::WrongScheme);
@@ -117,8 +114,8 @@ impl Tokens {
             Some(_) => return Err(Rejection::WrongAlgorithm),
             None => return Err(Rejection::Malformed),
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
                 ErrorKind::InvalidSignature => Rejection::BadSignature,
                 ErrorKind::InvalidAlgorithm
                 | ErrorKind::InvalidAlgorithmName
@@ -138,9 +135,7 @@ impl Tokens {
 fn header_algorithm(token: &str) -> Option<String> {
     use base64::Engine;
     let header = token.split('.').next()?;
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header.trim_end_matches('='))
-        .ok()?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header.trim_end_matches('=')).ok()?;
     let header: serde_json::Value = serde_json::from_slice(&json).ok()?;
     header["alg"].as_str().map(str::to_owned)
 }
@@ -169,12 +164,7 @@ pub(crate) mod tests {
 
     /// A token with hand-made claims, signed with `algorithm` and `key`.
     pub fn forge(algorithm: Algorithm, claims: serde_json::Value, key: &[u8]) -> String {
-        jsonwebtoken::encode(
-            &Header::new(algorithm),
-            &claims,
-            &EncodingKey::from_secret(key),
-        )
-        .unwrap()
+        jsonwebtoken::encode(&Header::new(algorithm), &claims, &EncodingKey::from_secret(key)).unwrap()
     }
 
     fn claims(now: i64) -> serde_json::Value {
@@ -185,9 +175,7 @@ pub(crate) mod tests {
     fn issued_tokens_verify_with_every_claim() {
         let tokens = tokens();
         let token = tokens.issue(&user(Role::Seller), Utc::now()).unwrap();
-        let claims = tokens
-            .verify_header(Some(&format!("Bearer {token}")))
-            .unwrap();
+        let claims = tokens.verify_header(Some(&format!("Bearer {token}"))).unwrap();
         assert_eq!((claims.sub.as_str(), claims.role), ("usr_1", Role::Seller));
         assert_eq!(claims.exp - claims.iat, TOKEN_TTL_SECONDS);
         assert_eq!(claims.iss, "https://auth.test");
@@ -200,10 +188,7 @@ pub(crate) mod tests {
         let now = Utc::now().timestamp();
         let hs256 = Algorithm::HS256;
         let good = forge(hs256, claims(now), KEY);
-        assert!(
-            tokens.verify(&good).is_ok(),
-            "the forging helper itself is right"
-        );
+        assert!(tokens.verify(&good).is_ok(), "the forging helper itself is right");
         let mut expired = claims(now - 7200);
         expired["exp"] = (now - 3600).into();
         let mut future = claims(now);
@@ -212,11 +197,8 @@ pub(crate) mod tests {
         other_issuer["iss"] = "https://evil.test".into();
         let mut other_audience = claims(now);
         other_audience["aud"] = "someone-else".into();
-        let unsigned = format!(
-            "{}.{}.",
-            B64.encode(r#"{"alg":"none","typ":"JWT"}"#),
-            B64.encode(claims(now).to_string())
-        );
+        let unsigned =
+            format!("{}.{}.", B64.encode(r#"{"alg":"none","typ":"JWT"}"#), B64.encode(claims(now).to_string()));
         let hs512 = forge(Algorithm::HS512, claims(now), KEY);
         let cases = [
             (None, Rejection::Missing),
@@ -225,48 +207,23 @@ pub(crate) mod tests {
             (Some(good.clone()), Rejection::WrongScheme),
             (Some("Bearer not.a.jwt".into()), Rejection::Malformed),
             (
-                Some(
-                    "Bearer ".to_owned()
-                        + &forge(hs256, claims(now), b"another-key-another-key-another-key"),
-                ),
+                Some("Bearer ".to_owned() + &forge(hs256, claims(now), b"another-key-another-key-another-key")),
                 Rejection::BadSignature,
             ),
-            (
-                Some(format!("Bearer {unsigned}")),
-                Rejection::WrongAlgorithm,
-            ),
+            (Some(format!("Bearer {unsigned}")), Rejection::WrongAlgorithm),
             (Some(format!("Bearer {hs512}")), Rejection::WrongAlgorithm),
-            (
-                Some(format!("Bearer {}", forge(hs256, expired, KEY))),
-                Rejection::Expired,
-            ),
-            (
-                Some(format!("Bearer {}", forge(hs256, future, KEY))),
-                Rejection::NotYetValid,
-            ),
-            (
-                Some(format!("Bearer {}", forge(hs256, other_issuer, KEY))),
-                Rejection::WrongIssuer,
-            ),
-            (
-                Some(format!("Bearer {}", forge(hs256, other_audience, KEY))),
-                Rejection::WrongAudience,
-            ),
+            (Some(format!("Bearer {}", forge(hs256, expired, KEY))), Rejection::Expired),
+            (Some(format!("Bearer {}", forge(hs256, future, KEY))), Rejection::NotYetValid),
+            (Some(format!("Bearer {}", forge(hs256, other_issuer, KEY))), Rejection::WrongIssuer),
+            (Some(format!("Bearer {}", forge(hs256, other_audience, KEY))), Rejection::WrongAudience),
         ];
         for (header, expected) in cases {
-            assert_eq!(
-                tokens.verify_header(header.as_deref()),
-                Err(expected.clone()),
-                "{header:?}"
-            );
+            assert_eq!(tokens.verify_header(header.as_deref()), Err(expected.clone()), "{header:?}");
         }
     }
 
     #[test]
     fn short_keys_are_refused() {
-        assert!(matches!(
-            Tokens::new(b"short", "i", "a"),
-            Err(KeyError::TooShort(5))
-        ));
+        assert!(matches!(Tokens::new(b"short", "i", "a"), Err(KeyError::TooShort(5))));
     }
 }

@@ -24,6 +24,8 @@ pub struct FunctionSpec {
     pub environment: BTreeMap<String, String>,
     pub routes: Vec<RouteSpec>,
     pub queues: Vec<QueueSource>,
+    /// `Schedule` events: how often the function is invoked.
+    pub schedules: Vec<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -91,27 +93,13 @@ impl LocalEnvironment {
         if let Some(endpoint) = config.endpoint_url() {
             aws.insert("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned());
         }
-        let region = config
-            .region()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "us-east-1".into());
+        let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
         aws.insert("AWS_REGION".to_owned(), region.clone());
         aws.insert("AWS_DEFAULT_REGION".to_owned(), region);
-        let provider = config
-            .credentials_provider()
-            .ok_or_else(|| anyhow!("no AWS credentials configured"))?;
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .context("loading the local AWS credentials")?;
-        aws.insert(
-            "AWS_ACCESS_KEY_ID".to_owned(),
-            credentials.access_key_id().to_owned(),
-        );
-        aws.insert(
-            "AWS_SECRET_ACCESS_KEY".to_owned(),
-            credentials.secret_access_key().to_owned(),
-        );
+        let provider = config.credentials_provider().ok_or_else(|| anyhow!("no AWS credentials configured"))?;
+        let credentials = provider.provide_credentials().await.context("loading the local AWS credentials")?;
+        aws.insert("AWS_ACCESS_KEY_ID".to_owned(), credentials.access_key_id().to_owned());
+        aws.insert("AWS_SECRET_ACCESS_KEY".to_owned(), credentials.secret_access_key().to_owned());
         if let Some(token) = credentials.session_token() {
             aws.insert("AWS_SESSION_TOKEN".to_owned(), token.to_owned());
         }
@@ -121,10 +109,7 @@ impl LocalEnvironment {
                 aws.insert(name.to_owned(), value);
             }
         }
-        Ok(Self {
-            aws,
-            api_url: api_url.trim_end_matches('/').to_owned(),
-        })
+        Ok(Self { aws, api_url: api_url.trim_end_matches('/').to_owned() })
     }
 
     /// The credentials SigV4-signed requests must use.
@@ -138,38 +123,18 @@ impl LocalEnvironment {
 }
 
 /// Every function of the template, resolved against the provisioned stack.
-pub fn functions(
-    template: &Template,
-    stack: &Stack,
-    local: &LocalEnvironment,
-) -> Result<Vec<FunctionSpec>> {
-    let resolver = Resolver {
-        parameters: &stack.parameters,
-        resources: &stack.resources,
-    };
-    let globals = template
-        .globals
-        .get("Function")
-        .cloned()
-        .unwrap_or(Value::Object(Map::new()));
+pub fn functions(template: &Template, stack: &Stack, local: &LocalEnvironment) -> Result<Vec<FunctionSpec>> {
+    let resolver = Resolver { parameters: &stack.parameters, resources: &stack.resources };
+    let globals = template.globals.get("Function").cloned().unwrap_or(Value::Object(Map::new()));
     let default_authorizer = http_api_auth(template)?.1;
     let mut found = Vec::new();
-    for (id, resource) in template
-        .resources
-        .iter()
-        .filter(|(_, r)| r.kind == "AWS::Serverless::Function")
-    {
+    for (id, resource) in template.resources.iter().filter(|(_, r)| r.kind == "AWS::Serverless::Function") {
         let props = Value::Object(merge(&globals, &resource.properties));
-        let binary = resource.metadata["BuildProperties"]["Binary"]
-            .as_str()
-            .map(str::to_owned);
-        let binary = binary
-            .ok_or_else(|| anyhow!("{id}: Metadata.BuildProperties.Binary names its binary"))?;
+        let binary = resource.metadata["BuildProperties"]["Binary"].as_str().map(str::to_owned);
+        let binary = binary.ok_or_else(|| anyhow!("{id}: Metadata.BuildProperties.Binary names its binary"))?;
         let number = |name: &str, default: u64| -> Result<u64> {
             match props.get(name) {
-                Some(value) => scalar_string(&resolver.resolve(value)?)
-                    .parse()
-                    .with_context(|| format!("{id}.{name}")),
+                Some(value) => scalar_string(&resolver.resolve(value)?).parse().with_context(|| format!("{id}.{name}")),
                 None => Ok(default),
             }
         };
@@ -177,9 +142,8 @@ pub fn functions(
         let memory_mb = number("MemorySize", 128)? as u32;
 
         let mut environment = local.aws.clone();
-        let variables = resolver
-            .resolve(&props["Environment"]["Variables"])
-            .with_context(|| format!("{id}: Environment"))?;
+        let variables =
+            resolver.resolve(&props["Environment"]["Variables"]).with_context(|| format!("{id}: Environment"))?;
         for (name, value) in variables.as_object().into_iter().flatten() {
             let value = stack.localize(&scalar_string(value), &local.api_url);
             environment.insert(name.clone(), value);
@@ -188,18 +152,9 @@ pub fn functions(
         let log_level = scalar_string(&resolver.resolve(&log_level)?);
         environment.extend([
             ("AWS_LAMBDA_FUNCTION_NAME".to_owned(), id.clone()),
-            (
-                "AWS_LAMBDA_FUNCTION_VERSION".to_owned(),
-                "$LATEST".to_owned(),
-            ),
-            (
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".to_owned(),
-                memory_mb.to_string(),
-            ),
-            (
-                "AWS_LAMBDA_LOG_GROUP_NAME".to_owned(),
-                format!("/aws/lambda/{id}"),
-            ),
+            ("AWS_LAMBDA_FUNCTION_VERSION".to_owned(), "$LATEST".to_owned()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".to_owned(), memory_mb.to_string()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME".to_owned(), format!("/aws/lambda/{id}")),
             ("_HANDLER".to_owned(), scalar_string(&props["Handler"])),
         ]);
         if props["LoggingConfig"]["LogFormat"] == "JSON" {
@@ -209,20 +164,21 @@ pub fn functions(
             environment.insert("AWS_LAMBDA_LOG_LEVEL".into(), log_level);
         }
 
-        let (mut routes, mut queues) = (Vec::new(), Vec::new());
+        let (mut routes, mut queues, mut schedules) = (Vec::new(), Vec::new(), Vec::new());
         for (event_name, event) in props["Events"].as_object().into_iter().flatten() {
-            let event_props = resolver
-                .resolve(&event["Properties"])
-                .with_context(|| format!("{id}.Events.{event_name}"))?;
+            let event_props =
+                resolver.resolve(&event["Properties"]).with_context(|| format!("{id}.Events.{event_name}"))?;
             match event["Type"].as_str() {
                 Some("HttpApi") => routes.push(route(&event_props, default_authorizer.as_deref())),
-                Some("SQS") => queues.push(
-                    queue_source(&event_props, stack)
-                        .with_context(|| format!("{id}.Events.{event_name}"))?,
-                ),
-                other => bail!(
-                    "{id}.Events.{event_name}: event type {other:?} is not supported by devstack"
-                ),
+                Some("Schedule") => {
+                    let expression = scalar_string(&event_props["Schedule"]);
+                    let every = rate(&expression).with_context(|| format!("{id}.Events.{event_name}"))?;
+                    schedules.push(every);
+                }
+                Some("SQS") => {
+                    queues.push(queue_source(&event_props, stack).with_context(|| format!("{id}.Events.{event_name}"))?)
+                }
+                other => bail!("{id}.Events.{event_name}: event type {other:?} is not supported by devstack"),
             }
         }
         found.push(FunctionSpec {
@@ -233,6 +189,7 @@ pub fn functions(
             environment,
             routes,
             queues,
+            schedules,
         });
     }
     Ok(found)
@@ -240,11 +197,7 @@ pub fn functions(
 
 /// The HTTP API's Lambda authorizers, and its default authorizer if any.
 pub fn http_api_auth(template: &Template) -> Result<(Vec<AuthorizerSpec>, Option<String>)> {
-    let Some(api) = template
-        .resources
-        .values()
-        .find(|r| r.kind == "AWS::Serverless::HttpApi")
-    else {
+    let Some(api) = template.resources.values().find(|r| r.kind == "AWS::Serverless::HttpApi") else {
         return Ok((Vec::new(), None));
     };
     let auth = &api.properties["Auth"];
@@ -252,9 +205,7 @@ pub fn http_api_auth(template: &Template) -> Result<(Vec<AuthorizerSpec>, Option
     let mut authorizers = Vec::new();
     for (name, spec) in auth["Authorizers"].as_object().into_iter().flatten() {
         if spec.get("JwtConfiguration").is_some() {
-            bail!(
-                "authorizer {name}: JWT authorizers are not supported by devstack; use a Lambda authorizer"
-            );
+            bail!("authorizer {name}: JWT authorizers are not supported by devstack; use a Lambda authorizer");
         }
         let function = match &spec["FunctionArn"] {
             Value::Object(get_att) => get_att["Fn::GetAtt"][0].as_str().map(str::to_owned),
@@ -268,21 +219,13 @@ pub fn http_api_auth(template: &Template) -> Result<(Vec<AuthorizerSpec>, Option
             .filter_map(|h| h.as_str().map(str::to_ascii_lowercase))
             .collect();
         let simple_responses = scalar_string(&spec["EnableSimpleResponses"]) == "true";
-        authorizers.push(AuthorizerSpec {
-            name: name.clone(),
-            function,
-            identity_headers,
-            simple_responses,
-        });
+        authorizers.push(AuthorizerSpec { name: name.clone(), function, identity_headers, simple_responses });
     }
     Ok((authorizers, default))
 }
 
 fn route(props: &Value, default_authorizer: Option<&str>) -> RouteSpec {
-    let method = props["Method"]
-        .as_str()
-        .unwrap_or("ANY")
-        .to_ascii_uppercase();
+    let method = props["Method"].as_str().unwrap_or("ANY").to_ascii_uppercase();
     let path = props["Path"].as_str().unwrap_or("/").to_owned();
     let auth = match props["Auth"]["Authorizer"].as_str().or(default_authorizer) {
         None | Some("NONE") => RouteAuth::None,
@@ -292,32 +235,37 @@ fn route(props: &Value, default_authorizer: Option<&str>) -> RouteSpec {
     RouteSpec { method, path, auth }
 }
 
+/// The period of a `rate(N unit)` schedule expression (cron expressions are not supported).
+fn rate(expression: &str) -> Result<Duration> {
+    let inner = expression
+        .strip_prefix("rate(")
+        .and_then(|e| e.strip_suffix(')'))
+        .ok_or_else(|| anyhow!("schedule {expression:?}: devstack runs rate(...) expressions only"))?;
+    let (count, unit) =
+        inner.split_once(' ').ok_or_else(|| anyhow!("schedule {expression:?}: expected rate(N unit)"))?;
+    let count: u64 = count.parse()?;
+    let seconds = match unit.trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86400,
+        other => bail!("schedule {expression:?}: unknown unit {other}"),
+    };
+    Ok(Duration::from_secs(count * seconds))
+}
+
 fn queue_source(props: &Value, stack: &Stack) -> Result<QueueSource> {
-    let queue_arn = props["Queue"]
-        .as_str()
-        .ok_or_else(|| anyhow!("Queue must be the queue's ARN"))?
-        .to_owned();
+    let queue_arn = props["Queue"].as_str().ok_or_else(|| anyhow!("Queue must be the queue's ARN"))?.to_owned();
     let queue_url = stack
         .resources
         .values()
         .find(|p| p.attributes.get("Arn") == Some(&queue_arn))
         .map(|p| p.reference.clone())
         .ok_or_else(|| anyhow!("no provisioned queue has ARN {queue_arn}"))?;
-    let batch_size = props
-        .get("BatchSize")
-        .map(scalar_string)
-        .unwrap_or_else(|| "10".into())
-        .parse()?;
-    let window = props
-        .get("MaximumBatchingWindowInSeconds")
-        .map(scalar_string)
-        .unwrap_or_else(|| "0".into())
-        .parse()?;
-    let report_batch_item_failures = props["FunctionResponseTypes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|t| t == "ReportBatchItemFailures");
+    let batch_size = props.get("BatchSize").map(scalar_string).unwrap_or_else(|| "10".into()).parse()?;
+    let window =
+        props.get("MaximumBatchingWindowInSeconds").map(scalar_string).unwrap_or_else(|| "0".into()).parse()?;
+    let report_batch_item_failures =
+        props["FunctionResponseTypes"].as_array().into_iter().flatten().any(|t| t == "ReportBatchItemFailures");
     Ok(QueueSource {
         queue_url,
         queue_arn,
@@ -332,9 +280,7 @@ fn merge(globals: &Value, own: &Value) -> Map<String, Value> {
     let mut merged = globals.as_object().cloned().unwrap_or_default();
     for (key, value) in own.as_object().into_iter().flatten() {
         let combined = match (merged.get(key), value) {
-            (Some(Value::Object(global)), Value::Object(local))
-                if key == "Environment" || key == "LoggingConfig" =>
-            {
+            (Some(Value::Object(global)), Value::Object(local)) if key == "Environment" || key == "LoggingConfig" => {
                 let mut both = global.clone();
                 for (k, v) in local {
                     match (both.get_mut(k), v) {
@@ -356,4 +302,18 @@ fn merge(globals: &Value, own: &Value) -> Map<String, Value> {
 /// Functions by name, for lookups.
 pub fn by_name(functions: &[FunctionSpec]) -> HashMap<&str, &FunctionSpec> {
     functions.iter().map(|f| (f.name.as_str(), f)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_expressions_become_periods() {
+        assert_eq!(rate("rate(1 minute)").unwrap(), Duration::from_secs(60));
+        assert_eq!(rate("rate(5 minutes)").unwrap(), Duration::from_secs(300));
+        assert_eq!(rate("rate(2 hours)").unwrap(), Duration::from_secs(7200));
+        assert!(rate("cron(0 12 * * ? *)").is_err());
+        assert!(rate("rate(1 fortnight)").is_err());
+    }
 }

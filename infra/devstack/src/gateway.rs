@@ -43,11 +43,7 @@ enum Segment {
 impl Route {
     pub fn new(method: &str, path: &str, function: &str, auth: RouteAuth) -> Result<Self> {
         let mut segments = Vec::new();
-        let parts: Vec<&str> = path
-            .trim_start_matches('/')
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .collect();
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
         for (i, part) in parts.iter().enumerate() {
             let segment = match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
                 Some(name) if name.ends_with('+') => {
@@ -76,11 +72,7 @@ impl Route {
 
     /// The path parameters if `path` (raw, percent-encoded) matches this route's path.
     fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
-        let parts: Vec<&str> = path
-            .trim_start_matches('/')
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .collect();
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
         let mut params = Vec::new();
         for (i, segment) in self.segments.iter().enumerate() {
             match segment {
@@ -119,18 +111,12 @@ impl Route {
 }
 
 fn decode(text: &str) -> String {
-    percent_encoding::percent_decode_str(text)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
 }
 
 /// Picks the route for `method` and `path`, as API Gateway does; `None` is a 404 (HTTP APIs
 /// answer an unknown method on a known path with 404 too).
-pub fn find_route<'a>(
-    routes: &'a [Route],
-    method: &str,
-    path: &str,
-) -> Option<(&'a Route, Vec<(String, String)>)> {
+pub fn find_route<'a>(routes: &'a [Route], method: &str, path: &str) -> Option<(&'a Route, Vec<(String, String)>)> {
     routes
         .iter()
         .filter(|r| r.method == "ANY" || r.method == method)
@@ -163,18 +149,9 @@ impl Gateway {
                 if let RouteAuth::Lambda(name) = &route.auth
                     && !authorizers.iter().any(|a| &a.name == name)
                 {
-                    bail!(
-                        "{} {}: no authorizer named {name} on the HTTP API",
-                        route.method,
-                        route.path
-                    );
+                    bail!("{} {}: no authorizer named {name} on the HTTP API", route.method, route.path);
                 }
-                routes.push(Route::new(
-                    &route.method,
-                    &route.path,
-                    &function.name,
-                    route.auth.clone(),
-                )?);
+                routes.push(Route::new(&route.method, &route.path, &function.name, route.auth.clone())?);
             }
         }
         Ok(Self {
@@ -188,10 +165,7 @@ impl Gateway {
     }
 
     pub fn router(self: Arc<Self>) -> Router {
-        Router::new()
-            .fallback(handle)
-            .layer(DefaultBodyLimit::disable())
-            .with_state(self)
+        Router::new().fallback(handle).layer(DefaultBodyLimit::disable()).with_state(self)
     }
 }
 
@@ -215,18 +189,10 @@ fn admin(gateway: &Gateway, method: &Method, command: &str) -> Response {
 
 /// A gateway-made error response: problem+json with the caller's correlation id.
 fn problem(problem: Problem, headers: &HeaderMap, request_id: &str) -> Response {
-    let correlation_id = CorrelationId::from_header(
-        headers
-            .get("x-correlation-id")
-            .and_then(|v| v.to_str().ok()),
-    );
-    let mut response =
-        (problem.status, problem.to_json(&correlation_id).to_string()).into_response();
+    let correlation_id = CorrelationId::from_header(headers.get("x-correlation-id").and_then(|v| v.to_str().ok()));
+    let mut response = (problem.status, problem.to_json(&correlation_id).to_string()).into_response();
     let response_headers = response.headers_mut();
-    response_headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
+    response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     if let Ok(value) = HeaderValue::from_str(correlation_id.as_str()) {
         response_headers.insert("x-correlation-id", value);
     }
@@ -244,12 +210,7 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         Err(_) => {
             let detail = format!("the request body is larger than {MAX_PAYLOAD_BYTES} bytes");
             return problem(
-                Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload-too-large",
-                    "Payload too large",
-                    detail,
-                ),
+                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large", detail),
                 &parts.headers,
                 &request_id,
             );
@@ -274,27 +235,9 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     let authorizer = match &route.auth {
         RouteAuth::None => Value::Null,
         RouteAuth::Iam => {
-            let host = parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("127.0.0.1");
-            let uri = format!(
-                "http://{host}{}",
-                parts
-                    .uri
-                    .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or("/")
-            );
-            match sigv4::verify(
-                &gateway.credentials,
-                &gateway.region,
-                &parts.method,
-                &uri,
-                &parts.headers,
-                &body,
-            ) {
+            let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+            let uri = format!("http://{host}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+            match sigv4::verify(&gateway.credentials, &gateway.region, &parts.method, &uri, &parts.headers, &body) {
                 Ok(caller) => json!({"iam": {
                     "accessKey": caller.access_key,
                     "accountId": gateway.account_id,
@@ -314,11 +257,7 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
             }
         }
         RouteAuth::Lambda(name) => {
-            let spec = gateway
-                .authorizers
-                .iter()
-                .find(|a| &a.name == name)
-                .expect("checked at start");
+            let spec = gateway.authorizers.iter().find(|a| &a.name == name).expect("checked at start");
             match authorize(&gateway, spec, route, &params, &incoming).await {
                 Ok(context) => json!({"lambda": context}),
                 Err(response) => return response,
@@ -327,11 +266,7 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     };
 
     let event = request_event(&gateway, route, &params, &incoming, authorizer);
-    match gateway
-        .runtime
-        .invoke(&route.function, Bytes::from(event.to_string()))
-        .await
-    {
+    match gateway.runtime.invoke(&route.function, Bytes::from(event.to_string())).await {
         Ok(invocation) => function_response(&invocation.payload, &request_id),
         Err(error) => invocation_failed(&route.function, &error, &parts.headers, &request_id),
     }
@@ -339,46 +274,19 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
 
 /// What API Gateway answers when the function gave no response: 500 (the specifics go to
 /// devstack's log, not to the client), or 503 for a function devstack was told is down.
-fn invocation_failed(
-    function: &str,
-    error: &InvokeError,
-    headers: &HeaderMap,
-    request_id: &str,
-) -> Response {
+fn invocation_failed(function: &str, error: &InvokeError, headers: &HeaderMap, request_id: &str) -> Response {
     eprintln!("[{function}] invocation failed: {error}");
     let (status, title, what) = match error {
-        InvokeError::Function { .. } => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal server error",
-            "returned an error",
-        ),
-        InvokeError::Timeout(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal server error",
-            "timed out",
-        ),
-        InvokeError::Crashed(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal server error",
-            "exited",
-        ),
-        InvokeError::Init(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal server error",
-            "failed to start",
-        ),
-        InvokeError::Unavailable(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Service unavailable",
-            "is unavailable",
-        ),
+        InvokeError::Function { .. } => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error", "returned an error")
+        }
+        InvokeError::Timeout(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error", "timed out"),
+        InvokeError::Crashed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error", "exited"),
+        InvokeError::Init(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error", "failed to start"),
+        InvokeError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable", "is unavailable"),
     };
     let detail = format!("the integration {what}");
-    problem(
-        Problem::new(status, "integration-failure", title, detail),
-        headers,
-        request_id,
-    )
+    problem(Problem::new(status, "integration-failure", title, detail), headers, request_id)
 }
 
 /// The parts of the request the events are made of.
@@ -398,12 +306,7 @@ fn headers_and_cookies(headers: &HeaderMap) -> (Map<String, Value>, Vec<String>)
     for (name, value) in headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         if name == header::COOKIE {
-            cookies.extend(
-                value
-                    .split(';')
-                    .map(|c| c.trim().to_owned())
-                    .filter(|c| !c.is_empty()),
-            );
+            cookies.extend(value.split(';').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()));
             continue;
         }
         match joined.get_mut(name.as_str()) {
@@ -438,11 +341,8 @@ fn query_parameters(raw: &str) -> Map<String, Value> {
 
 /// Whether API Gateway would pass the body as text rather than base64.
 fn is_text(headers: &HeaderMap) -> bool {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     content_type.is_empty()
         || content_type.starts_with("text/")
         || content_type.contains("json")
@@ -451,23 +351,10 @@ fn is_text(headers: &HeaderMap) -> bool {
         || content_type.starts_with("application/javascript")
 }
 
-fn request_context(
-    gateway: &Gateway,
-    route: &Route,
-    incoming: &Incoming,
-    authorizer: Value,
-) -> Value {
+fn request_context(gateway: &Gateway, route: &Route, incoming: &Incoming, authorizer: Value) -> Value {
     let now = chrono::Utc::now();
-    let host = incoming
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let user_agent = incoming
-        .headers
-        .get(header::USER_AGENT)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
+    let host = incoming.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let user_agent = incoming.headers.get(header::USER_AGENT).and_then(|h| h.to_str().ok()).unwrap_or("");
     let mut context = json!({
         "accountId": gateway.account_id,
         "apiId": "local",
@@ -518,18 +405,11 @@ fn request_event(
         event["queryStringParameters"] = Value::Object(query_parameters(raw_query));
     }
     if !params.is_empty() {
-        event["pathParameters"] = Value::Object(
-            params
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect(),
-        );
+        event["pathParameters"] =
+            Value::Object(params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect());
     }
     if !incoming.body.is_empty() {
-        match (
-            is_text(incoming.headers),
-            std::str::from_utf8(incoming.body),
-        ) {
+        match (is_text(incoming.headers), std::str::from_utf8(incoming.body)) {
             (true, Ok(text)) => event["body"] = Value::String(text.to_owned()),
             _ => {
                 event["body"] = Value::String(BASE64.encode(incoming.body));
@@ -548,21 +428,11 @@ async fn authorize(
     params: &[(String, String)],
     incoming: &Incoming<'_>,
 ) -> Result<Value, Response> {
-    let unauthorized = || {
-        problem(
-            Problem::unauthorized("missing or empty identity source"),
-            incoming.headers,
-            incoming.request_id,
-        )
-    };
+    let unauthorized =
+        || problem(Problem::unauthorized("missing or empty identity source"), incoming.headers, incoming.request_id);
     let mut identity = Vec::new();
     for name in &spec.identity_headers {
-        match incoming
-            .headers
-            .get(name.as_str())
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-        {
+        match incoming.headers.get(name.as_str()).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
             Some(value) => identity.push(value.to_owned()),
             None => return Err(unauthorized()),
         }
@@ -584,41 +454,22 @@ async fn authorize(
         )
         .into(),
     );
-    let answer = match gateway
-        .runtime
-        .invoke(&spec.function, Bytes::from(event.to_string()))
-        .await
-    {
-        Ok(invocation) => {
-            serde_json::from_slice::<Value>(&invocation.payload).unwrap_or(Value::Null)
-        }
+    let answer = match gateway.runtime.invoke(&spec.function, Bytes::from(event.to_string())).await {
+        Ok(invocation) => serde_json::from_slice::<Value>(&invocation.payload).unwrap_or(Value::Null),
         Err(error) => {
-            return Err(invocation_failed(
-                &spec.function,
-                &error,
-                incoming.headers,
-                incoming.request_id,
-            ));
+            return Err(invocation_failed(&spec.function, &error, incoming.headers, incoming.request_id));
         }
     };
     let allowed = if spec.simple_responses {
         answer["isAuthorized"] == true
     } else {
-        let statements = answer["policyDocument"]["Statement"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        statements.iter().any(|s| s["Effect"] == "Allow")
-            && !statements.iter().any(|s| s["Effect"] == "Deny")
+        let statements = answer["policyDocument"]["Statement"].as_array().cloned().unwrap_or_default();
+        statements.iter().any(|s| s["Effect"] == "Allow") && !statements.iter().any(|s| s["Effect"] == "Deny")
     };
     if allowed {
         Ok(answer.get("context").cloned().unwrap_or_else(|| json!({})))
     } else {
-        Err(problem(
-            Problem::forbidden("the authorizer denied the request"),
-            incoming.headers,
-            incoming.request_id,
-        ))
+        Err(problem(Problem::forbidden("the authorizer denied the request"), incoming.headers, incoming.request_id))
     }
 }
 
@@ -632,9 +483,7 @@ pub fn function_response(payload: &[u8], request_id: &str) -> Response {
             .and_then(|s| StatusCode::from_u16(s as u16).ok())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = match &parsed["body"] {
-            Value::String(text) if parsed["isBase64Encoded"] == true => {
-                BASE64.decode(text).unwrap_or_default()
-            }
+            Value::String(text) if parsed["isBase64Encoded"] == true => BASE64.decode(text).unwrap_or_default(),
             Value::String(text) => text.clone().into_bytes(),
             Value::Null => Vec::new(),
             other => other.to_string().into_bytes(),
@@ -643,33 +492,22 @@ pub fn function_response(payload: &[u8], request_id: &str) -> Response {
         *response.status_mut() = status;
         let headers = response.headers_mut();
         for (name, value) in parsed["headers"].as_object().into_iter().flatten() {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::try_from(name.as_str()),
-                HeaderValue::from_str(&crate::template::scalar_string(value)),
-            ) {
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::try_from(name.as_str()), HeaderValue::from_str(&crate::template::scalar_string(value)))
+            {
                 headers.append(name, value);
             }
         }
-        for (name, values) in parsed["multiValueHeaders"]
-            .as_object()
-            .into_iter()
-            .flatten()
-        {
+        for (name, values) in parsed["multiValueHeaders"].as_object().into_iter().flatten() {
             for value in values.as_array().into_iter().flatten() {
-                if let (Ok(name), Ok(value)) = (
-                    HeaderName::try_from(name.as_str()),
-                    HeaderValue::from_str(&crate::template::scalar_string(value)),
-                ) {
+                if let (Ok(name), Ok(value)) =
+                    (HeaderName::try_from(name.as_str()), HeaderValue::from_str(&crate::template::scalar_string(value)))
+                {
                     headers.append(name, value);
                 }
             }
         }
-        for cookie in parsed["cookies"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        for cookie in parsed["cookies"].as_array().into_iter().flatten().filter_map(Value::as_str) {
             if let Ok(value) = HeaderValue::from_str(cookie) {
                 headers.append(header::SET_COOKIE, value);
             }
@@ -677,10 +515,7 @@ pub fn function_response(payload: &[u8], request_id: &str) -> Response {
         response
     } else {
         let mut response = Response::new(Body::from(payload.to_vec()));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         response
     };
     if let Ok(value) = HeaderValue::from_str(request_id) {
@@ -700,10 +535,7 @@ mod tests {
             ("GET", "/products/featured"),
             ("ANY", "/files/{path+}"),
             ("POST", "/files/{path+}"),
-            (
-                "DELETE",
-                "/internal/inventory/reservations/{reservation_id}",
-            ),
+            ("DELETE", "/internal/inventory/reservations/{reservation_id}"),
         ]
         .into_iter()
         .map(|(m, p)| Route::new(m, p, "F", RouteAuth::None).unwrap())
@@ -717,10 +549,7 @@ mod tests {
 
     #[test]
     fn literal_routes_beat_parameters_and_parameters_are_decoded() {
-        assert_eq!(
-            key("GET", "/products/featured").unwrap().0,
-            "GET /products/featured"
-        );
+        assert_eq!(key("GET", "/products/featured").unwrap().0, "GET /products/featured");
         let (route, params) = key("GET", "/products/p%201").unwrap();
         assert_eq!(route, "GET /products/{product_id}");
         assert_eq!(params, [("product_id".to_owned(), "p 1".to_owned())]);
@@ -733,19 +562,13 @@ mod tests {
         assert_eq!(route, "ANY /files/{path+}");
         assert_eq!(params, [("path".to_owned(), "a/b/c.txt".to_owned())]);
         assert_eq!(key("POST", "/files/a").unwrap().0, "POST /files/{path+}");
-        assert!(
-            key("GET", "/files").is_none(),
-            "a greedy parameter needs at least one segment"
-        );
+        assert!(key("GET", "/files").is_none(), "a greedy parameter needs at least one segment");
     }
 
     #[test]
     fn unknown_paths_and_methods_are_not_found() {
         assert!(key("GET", "/nothing").is_none());
-        assert!(
-            key("DELETE", "/products").is_none(),
-            "HTTP APIs answer a wrong method with 404"
-        );
+        assert!(key("DELETE", "/products").is_none(), "HTTP APIs answer a wrong method with 404");
         assert!(key("GET", "/products/a/b").is_none());
     }
 

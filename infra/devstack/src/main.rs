@@ -58,17 +58,14 @@ enum Command {
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
+    text.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
 }
 
 fn write_json(path: &PathBuf, value: &impl serde::Serialize) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, serde_json::to_string_pretty(value)?)
-        .with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, serde_json::to_string_pretty(value)?).with_context(|| format!("writing {}", path.display()))
 }
 
 #[tokio::main]
@@ -103,28 +100,20 @@ async fn main() -> Result<()> {
                 write_json(&path, &stack)?;
             }
         }
-        Command::Serve {
-            listen,
-            max_instances,
-            output,
-        } => {
+        Command::Serve { listen, max_instances, output } => {
             let options: StackOptions = stack_options(max_instances);
-            let listener = tokio::net::TcpListener::bind(&listen)
-                .await
-                .with_context(|| format!("listening on {listen}"))?;
+            let listener =
+                tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
             let api_url = serve::api_url(listener.local_addr()?);
             let local = LocalStack::prepare(&options, &config, &api_url).await?;
             if let Some(path) = output {
                 write_json(&path, &local.stack)?;
             }
             println!("{}", local.summary(&api_url));
-            println!(
-                "Ready. Function logs follow, prefixed with the function's name. Ctrl-C stops everything."
-            );
+            println!("Ready. Function logs follow, prefixed with the function's name. Ctrl-C stops everything.");
             let shutdown = async {
-                let mut terminate =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("a signal handler");
+                let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("a signal handler");
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
                     _ = terminate.recv() => {}
@@ -134,8 +123,7 @@ async fn main() -> Result<()> {
             println!("devstack: stopped");
         }
         Command::Invoke { function, event } => {
-            let body =
-                std::fs::read(&event).with_context(|| format!("reading {}", event.display()))?;
+            let body = std::fs::read(&event).with_context(|| format!("reading {}", event.display()))?;
             serde_json::from_slice::<serde_json::Value>(&body)
                 .with_context(|| format!("{} is not JSON", event.display()))?;
             let options = stack_options(1);

@@ -23,21 +23,12 @@ pub struct BatchOutcome {
 }
 
 /// Polls `source` for `function` until the task is dropped.
-pub async fn run(
-    sqs: aws_sdk_sqs::Client,
-    runtime: Runtime,
-    function: String,
-    source: QueueSource,
-    region: String,
-) {
+pub async fn run(sqs: aws_sdk_sqs::Client, runtime: Runtime, function: String, source: QueueSource, region: String) {
     loop {
         match poll_once(&sqs, &runtime, &function, &source, &region).await {
             Ok(_) => {}
             Err(error) => {
-                eprintln!(
-                    "[{function}] polling {} failed: {error}; retrying",
-                    source.queue_url
-                );
+                eprintln!("[{function}] polling {} failed: {error}; retrying", source.queue_url);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
@@ -78,8 +69,7 @@ pub async fn poll_once(
         if messages.is_empty() {
             return Ok(BatchOutcome::default());
         }
-        let end =
-            *window_end.get_or_insert_with(|| tokio::time::Instant::now() + source.batching_window);
+        let end = *window_end.get_or_insert_with(|| tokio::time::Instant::now() + source.batching_window);
         if messages.len() >= batch_size || tokio::time::Instant::now() >= end {
             break;
         }
@@ -87,23 +77,14 @@ pub async fn poll_once(
 
     let event = sqs_event(&messages, &source.queue_arn, region);
     let all: Vec<&str> = messages.iter().filter_map(|m| m.message_id()).collect();
-    let failed: HashSet<String> = match runtime
-        .invoke(function, Bytes::from(event.to_string()))
-        .await
-    {
+    let failed: HashSet<String> = match runtime.invoke(function, Bytes::from(event.to_string())).await {
         Ok(invocation) if source.report_batch_item_failures => {
-            let response: Value =
-                serde_json::from_slice(&invocation.payload).unwrap_or(Value::Null);
+            let response: Value = serde_json::from_slice(&invocation.payload).unwrap_or(Value::Null);
             let reported: Vec<Option<String>> = response["batchItemFailures"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|f| {
-                    f["itemIdentifier"]
-                        .as_str()
-                        .filter(|id| all.contains(id))
-                        .map(str::to_owned)
-                })
+                .map(|f| f["itemIdentifier"].as_str().filter(|id| all.contains(id)).map(str::to_owned))
                 .collect();
             if reported.iter().any(Option::is_none) {
                 // An empty or unknown identifier fails the whole batch, as on AWS.
@@ -114,28 +95,14 @@ pub async fn poll_once(
         }
         Ok(_) => HashSet::new(),
         Err(error) => {
-            eprintln!(
-                "[{function}] batch of {} failed: {error}; it will be retried",
-                messages.len()
-            );
+            eprintln!("[{function}] batch of {} failed: {error}; it will be retried", messages.len());
             all.iter().map(|id| id.to_string()).collect()
         }
     };
-    let mut outcome = BatchOutcome {
-        received: messages.len(),
-        deleted: 0,
-        failed: failed.len(),
-    };
-    for message in messages
-        .iter()
-        .filter(|m| !m.message_id().is_some_and(|id| failed.contains(id)))
-    {
+    let mut outcome = BatchOutcome { received: messages.len(), deleted: 0, failed: failed.len() };
+    for message in messages.iter().filter(|m| !m.message_id().is_some_and(|id| failed.contains(id))) {
         if let Some(handle) = message.receipt_handle() {
-            sqs.delete_message()
-                .queue_url(&source.queue_url)
-                .receipt_handle(handle)
-                .send()
-                .await?;
+            sqs.delete_message().queue_url(&source.queue_url).receipt_handle(handle).send().await?;
             outcome.deleted += 1;
         }
     }

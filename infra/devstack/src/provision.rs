@@ -60,10 +60,7 @@ impl Stack {
 
     /// Logical ids of the resources of one CloudFormation type.
     pub fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.types
-            .iter()
-            .filter(move |(_, t)| *t == kind)
-            .map(|(id, _)| id.as_str())
+        self.types.iter().filter(move |(_, t)| *t == kind).map(|(id, _)| id.as_str())
     }
 }
 
@@ -82,19 +79,11 @@ impl Stack {
     /// `value` with every HTTP API's AWS URL (`https://{api}.execute-api.{region}.amazonaws.com`)
     /// replaced by the local API's.
     pub fn localize(&self, value: &str, api_url: &str) -> String {
-        self.of_type("AWS::Serverless::HttpApi")
-            .fold(value.to_owned(), |value, id| {
-                let reference = self
-                    .resources
-                    .get(id)
-                    .map(|p| p.reference.as_str())
-                    .unwrap_or(id);
-                let prefix = format!(
-                    "https://{reference}.execute-api.{}.amazonaws.com",
-                    self.region
-                );
-                value.replace(&prefix, api_url.trim_end_matches('/'))
-            })
+        self.of_type("AWS::Serverless::HttpApi").fold(value.to_owned(), |value, id| {
+            let reference = self.resources.get(id).map(|p| p.reference.as_str()).unwrap_or(id);
+            let prefix = format!("https://{reference}.execute-api.{}.amazonaws.com", self.region);
+            value.replace(&prefix, api_url.trim_end_matches('/'))
+        })
     }
 }
 
@@ -107,15 +96,8 @@ struct Clients {
 }
 
 /// Provisions `template` on the endpoint `config` points at.
-pub async fn provision(
-    template: &Template,
-    config: &aws_config::SdkConfig,
-    options: &Options,
-) -> Result<Stack> {
-    let region = config
-        .region()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "us-east-1".into());
+pub async fn provision(template: &Template, config: &aws_config::SdkConfig, options: &Options) -> Result<Stack> {
+    let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
     let identity = aws_sdk_sts::Client::new(config)
         .get_caller_identity()
         .send()
@@ -141,10 +123,7 @@ pub async fn provision(
     for id in order {
         let resource = &template.resources[&id];
         stack.types.insert(id.clone(), resource.kind.clone());
-        let resolver = Resolver {
-            parameters: &parameters,
-            resources: &stack.resources,
-        };
+        let resolver = Resolver { parameters: &parameters, resources: &stack.resources };
         let props = || resolver.resolve(&resource.properties);
         let (action, result) = match resource.kind.as_str() {
             "AWS::SNS::Topic" => ensure_topic(&clients, &props()?).await,
@@ -155,34 +134,17 @@ pub async fn provision(
             "AWS::SecretsManager::Secret" => ensure_secret(&clients, &props()?).await,
             "AWS::SSM::Parameter" => {
                 let mut props = props()?;
-                props["Value"] = Value::String(
-                    stack.localize(&scalar_string(&props["Value"]), &options.api_url),
-                );
+                props["Value"] = Value::String(stack.localize(&scalar_string(&props["Value"]), &options.api_url));
                 ensure_parameter(&clients, &props).await
             }
             // Run by devstack itself: named by its logical id.
             "AWS::Serverless::Function" => {
-                let arn = format!(
-                    "arn:aws:lambda:{}:{}:function:{id}",
-                    stack.region, stack.account_id
-                );
+                let arn = format!("arn:aws:lambda:{}:{}:function:{id}", stack.region, stack.account_id);
                 let attributes = BTreeMap::from([("Arn".to_owned(), arn)]);
-                Ok((
-                    Action::Skipped,
-                    Physical {
-                        reference: id.clone(),
-                        attributes,
-                    },
-                ))
+                Ok((Action::Skipped, Physical { reference: id.clone(), attributes }))
             }
             // Not hosted by the emulator: its Ref is its logical id, as good as any name locally.
-            _ => Ok((
-                Action::Skipped,
-                Physical {
-                    reference: id.clone(),
-                    attributes: BTreeMap::new(),
-                },
-            )),
+            _ => Ok((Action::Skipped, Physical { reference: id.clone(), attributes: BTreeMap::new() })),
         }
         .with_context(|| format!("provisioning {id} ({})", resource.kind))?;
         stack.actions.insert(id.clone(), action);
@@ -205,10 +167,7 @@ fn parameter_values(
         ("AWS::URLSuffix".to_owned(), "amazonaws.com".to_owned()),
         (
             "AWS::StackId".to_owned(),
-            format!(
-                "arn:aws:cloudformation:{region}:{account_id}:stack/{}/local",
-                options.stack_name
-            ),
+            format!("arn:aws:cloudformation:{region}:{account_id}:stack/{}/local", options.stack_name),
         ),
     ]);
     for (name, spec) in &template.parameters {
@@ -231,22 +190,14 @@ fn parameter_values(
 
 /// Resources ordered so that everything a resource refers to comes before it.
 fn creation_order(template: &Template) -> Result<Vec<String>> {
-    fn visit(
-        id: &str,
-        template: &Template,
-        state: &mut HashMap<String, bool>,
-        order: &mut Vec<String>,
-    ) -> Result<()> {
+    fn visit(id: &str, template: &Template, state: &mut HashMap<String, bool>, order: &mut Vec<String>) -> Result<()> {
         match state.get(id) {
             Some(true) => return Ok(()),
             Some(false) => bail!("circular reference through {id}"),
             None => {}
         }
         state.insert(id.to_owned(), false);
-        let resource = template
-            .resources
-            .get(id)
-            .ok_or_else(|| anyhow!("unknown resource {id}"))?;
+        let resource = template.resources.get(id).ok_or_else(|| anyhow!("unknown resource {id}"))?;
         let mut needs = template.references(&resource.properties);
         needs.extend(resource.depends_on.iter().cloned());
         for need in needs {
@@ -268,9 +219,7 @@ fn aws_error(error: impl std::error::Error + Send + Sync + 'static) -> anyhow::E
 }
 
 fn required_str<'a>(props: &'a Value, name: &str) -> Result<&'a str> {
-    props[name]
-        .as_str()
-        .ok_or_else(|| anyhow!("property {name} is required (devstack needs explicit names)"))
+    props[name].as_str().ok_or_else(|| anyhow!("property {name} is required (devstack needs explicit names)"))
 }
 
 /// Template properties as API attributes: scalars as strings, objects as JSON text.
@@ -290,28 +239,20 @@ fn same_attribute(current: &str, desired: &str) -> bool {
     fn normalise(value: Value) -> Value {
         match value {
             Value::Array(items) => Value::Array(items.into_iter().map(normalise).collect()),
-            Value::Object(map) => {
-                Value::Object(map.into_iter().map(|(k, v)| (k, normalise(v))).collect())
-            }
+            Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, normalise(v))).collect()),
             Value::Bool(b) => Value::String(b.to_string()),
             Value::Number(n) => Value::String(n.to_string()),
             other => other,
         }
     }
-    match (
-        serde_json::from_str::<Value>(current),
-        serde_json::from_str::<Value>(desired),
-    ) {
+    match (serde_json::from_str::<Value>(current), serde_json::from_str::<Value>(desired)) {
         (Ok(a @ (Value::Object(_) | Value::Array(_))), Ok(b)) => normalise(a) == normalise(b),
         _ => current.eq_ignore_ascii_case(desired),
     }
 }
 
 /// The desired attributes that the current ones lack or contradict.
-fn differing(
-    current: &HashMap<String, String>,
-    desired: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
+fn differing(current: &HashMap<String, String>, desired: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     desired
         .iter()
         .filter(|(name, value)| !current.get(*name).is_some_and(|c| same_attribute(c, value)))
@@ -323,9 +264,7 @@ async fn ensure_topic(clients: &Clients, props: &Value) -> Result<(Action, Physi
     let name = required_str(props, "TopicName")?;
     let desired = attributes(props, &["TopicName", "Tags", "Subscription"]);
     if props.get("Subscription").is_some() {
-        bail!(
-            "inline Subscription on a topic is not supported; use AWS::SNS::Subscription resources"
-        );
+        bail!("inline Subscription on a topic is not supported; use AWS::SNS::Subscription resources");
     }
     let existing = find_topic(clients, name).await?;
     let (action, arn) = match existing {
@@ -338,19 +277,10 @@ async fn ensure_topic(clients: &Clients, props: &Value) -> Result<(Action, Physi
                 .send()
                 .await
                 .map_err(aws_error)?;
-            (
-                Action::Created,
-                created.topic_arn().unwrap_or_default().to_owned(),
-            )
+            (Action::Created, created.topic_arn().unwrap_or_default().to_owned())
         }
         Some(arn) => {
-            let current = clients
-                .sns
-                .get_topic_attributes()
-                .topic_arn(&arn)
-                .send()
-                .await
-                .map_err(aws_error)?;
+            let current = clients.sns.get_topic_attributes().topic_arn(&arn).send().await.map_err(aws_error)?;
             let changes = differing(&current.attributes().cloned().unwrap_or_default(), &desired);
             for (attribute, value) in &changes {
                 clients
@@ -366,28 +296,16 @@ async fn ensure_topic(clients: &Clients, props: &Value) -> Result<(Action, Physi
             (Action::converged(&changes), arn)
         }
     };
-    let attributes = BTreeMap::from([
-        ("TopicArn".into(), arn.clone()),
-        ("TopicName".into(), name.to_owned()),
-    ]);
-    Ok((
-        action,
-        Physical {
-            reference: arn,
-            attributes,
-        },
-    ))
+    let attributes = BTreeMap::from([("TopicArn".into(), arn.clone()), ("TopicName".into(), name.to_owned())]);
+    Ok((action, Physical { reference: arn, attributes }))
 }
 
 async fn find_topic(clients: &Clients, name: &str) -> Result<Option<String>> {
     let mut pages = clients.sns.list_topics().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(aws_error)?;
-        if let Some(arn) = page
-            .topics()
-            .iter()
-            .filter_map(|t| t.topic_arn())
-            .find(|arn| arn.rsplit(':').next() == Some(name))
+        if let Some(arn) =
+            page.topics().iter().filter_map(|t| t.topic_arn()).find(|arn| arn.rsplit(':').next() == Some(name))
         {
             return Ok(Some(arn.to_owned()));
         }
@@ -415,10 +333,7 @@ async fn ensure_queue(clients: &Clients, props: &Value) -> Result<(Action, Physi
             }
             (Action::converged(&changes), url)
         }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_queue_does_not_exist()) =>
-        {
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_queue_does_not_exist()) => {
             let created = clients
                 .sqs
                 .create_queue()
@@ -427,10 +342,7 @@ async fn ensure_queue(clients: &Clients, props: &Value) -> Result<(Action, Physi
                 .send()
                 .await
                 .map_err(aws_error)?;
-            (
-                Action::Created,
-                created.queue_url().unwrap_or_default().to_owned(),
-            )
+            (Action::Created, created.queue_url().unwrap_or_default().to_owned())
         }
         Err(e) => return Err(aws_error(e)),
     };
@@ -438,27 +350,13 @@ async fn ensure_queue(clients: &Clients, props: &Value) -> Result<(Action, Physi
         .await?
         .remove("QueueArn")
         .ok_or_else(|| anyhow!("queue {name} has no QueueArn"))?;
-    let attributes = BTreeMap::from([
-        ("Arn".into(), arn),
-        ("QueueName".into(), name.to_owned()),
-        ("QueueUrl".into(), url.clone()),
-    ]);
-    Ok((
-        action,
-        Physical {
-            reference: url,
-            attributes,
-        },
-    ))
+    let attributes =
+        BTreeMap::from([("Arn".into(), arn), ("QueueName".into(), name.to_owned()), ("QueueUrl".into(), url.clone())]);
+    Ok((action, Physical { reference: url, attributes }))
 }
 
-fn attribute_map(
-    attributes: BTreeMap<String, String>,
-) -> HashMap<aws_sdk_sqs::types::QueueAttributeName, String> {
-    attributes
-        .into_iter()
-        .map(|(name, value)| (name.as_str().into(), value))
-        .collect()
+fn attribute_map(attributes: BTreeMap<String, String>) -> HashMap<aws_sdk_sqs::types::QueueAttributeName, String> {
+    attributes.into_iter().map(|(name, value)| (name.as_str().into(), value)).collect()
 }
 
 async fn queue_attributes(clients: &Clients, url: &str) -> Result<HashMap<String, String>> {
@@ -470,33 +368,16 @@ async fn queue_attributes(clients: &Clients, url: &str) -> Result<HashMap<String
         .send()
         .await
         .map_err(aws_error)?;
-    Ok(found
-        .attributes()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-        .collect())
+    Ok(found.attributes().into_iter().flatten().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
 }
 
-async fn ensure_queue_policy(
-    clients: &Clients,
-    id: &str,
-    props: &Value,
-) -> Result<(Action, Physical)> {
-    let policy = props
-        .get("PolicyDocument")
-        .ok_or_else(|| anyhow!("PolicyDocument is required"))?
-        .to_string();
-    let queues = props["Queues"]
-        .as_array()
-        .ok_or_else(|| anyhow!("Queues must be a list of queue URLs"))?;
+async fn ensure_queue_policy(clients: &Clients, id: &str, props: &Value) -> Result<(Action, Physical)> {
+    let policy = props.get("PolicyDocument").ok_or_else(|| anyhow!("PolicyDocument is required"))?.to_string();
+    let queues = props["Queues"].as_array().ok_or_else(|| anyhow!("Queues must be a list of queue URLs"))?;
     let mut action = Action::Unchanged;
     for url in queues.iter().filter_map(Value::as_str) {
         let current = queue_attributes(clients, url).await?;
-        if !current
-            .get("Policy")
-            .is_some_and(|c| same_attribute(c, &policy))
-        {
+        if !current.get("Policy").is_some_and(|c| same_attribute(c, &policy)) {
             clients
                 .sqs
                 .set_queue_attributes()
@@ -505,20 +386,10 @@ async fn ensure_queue_policy(
                 .send()
                 .await
                 .map_err(aws_error)?;
-            action = if current.contains_key("Policy") {
-                Action::Updated
-            } else {
-                Action::Created
-            };
+            action = if current.contains_key("Policy") { Action::Updated } else { Action::Created };
         }
     }
-    Ok((
-        action,
-        Physical {
-            reference: id.to_owned(),
-            attributes: BTreeMap::new(),
-        },
-    ))
+    Ok((action, Physical { reference: id.to_owned(), attributes: BTreeMap::new() }))
 }
 
 async fn ensure_subscription(clients: &Clients, props: &Value) -> Result<(Action, Physical)> {
@@ -527,12 +398,7 @@ async fn ensure_subscription(clients: &Clients, props: &Value) -> Result<(Action
     let endpoint = required_str(props, "Endpoint")?;
     let desired = attributes(props, &["TopicArn", "Protocol", "Endpoint", "Region"]);
     let mut existing = None;
-    let mut pages = clients
-        .sns
-        .list_subscriptions_by_topic()
-        .topic_arn(topic)
-        .into_paginator()
-        .send();
+    let mut pages = clients.sns.list_subscriptions_by_topic().topic_arn(topic).into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(aws_error)?;
         existing = existing.or_else(|| {
@@ -544,13 +410,8 @@ async fn ensure_subscription(clients: &Clients, props: &Value) -> Result<(Action
     }
     let (action, arn) = match existing {
         Some(arn) => {
-            let current = clients
-                .sns
-                .get_subscription_attributes()
-                .subscription_arn(&arn)
-                .send()
-                .await
-                .map_err(aws_error)?;
+            let current =
+                clients.sns.get_subscription_attributes().subscription_arn(&arn).send().await.map_err(aws_error)?;
             let changes = differing(&current.attributes().cloned().unwrap_or_default(), &desired);
             for (attribute, value) in &changes {
                 clients
@@ -577,35 +438,18 @@ async fn ensure_subscription(clients: &Clients, props: &Value) -> Result<(Action
                 .send()
                 .await
                 .map_err(aws_error)?;
-            (
-                Action::Created,
-                created.subscription_arn().unwrap_or_default().to_owned(),
-            )
+            (Action::Created, created.subscription_arn().unwrap_or_default().to_owned())
         }
     };
-    Ok((
-        action,
-        Physical {
-            reference: arn,
-            attributes: BTreeMap::new(),
-        },
-    ))
+    Ok((action, Physical { reference: arn, attributes: BTreeMap::new() }))
 }
 
 async fn ensure_table(clients: &Clients, props: &Value) -> Result<(Action, Physical)> {
     let name = required_str(props, "TableName")?;
-    let described = clients
-        .dynamodb
-        .describe_table()
-        .table_name(name)
-        .send()
-        .await;
+    let described = clients.dynamodb.describe_table().table_name(name).send().await;
     let mut action = match described {
         Ok(_) => Action::Unchanged,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_resource_not_found_exception()) =>
-        {
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
             create_table(clients, name, props).await?;
             Action::Created
         }
@@ -614,19 +458,10 @@ async fn ensure_table(clients: &Clients, props: &Value) -> Result<(Action, Physi
     if let Some(ttl) = props.get("TimeToLiveSpecification") {
         let attribute = ttl["AttributeName"].as_str().unwrap_or_default();
         let enabled = scalar_string(&ttl["Enabled"]) == "true";
-        let current = clients
-            .dynamodb
-            .describe_time_to_live()
-            .table_name(name)
-            .send()
-            .await
-            .map_err(aws_error)?;
+        let current = clients.dynamodb.describe_time_to_live().table_name(name).send().await.map_err(aws_error)?;
         let current = current.time_to_live_description();
-        let is_on =
-            current.and_then(|d| d.time_to_live_status()) == Some(&ddb::TimeToLiveStatus::Enabled);
-        if is_on != enabled
-            || (enabled && current.and_then(|d| d.attribute_name()) != Some(attribute))
-        {
+        let is_on = current.and_then(|d| d.time_to_live_status()) == Some(&ddb::TimeToLiveStatus::Enabled);
+        if is_on != enabled || (enabled && current.and_then(|d| d.attribute_name()) != Some(attribute)) {
             let spec = ddb::TimeToLiveSpecification::builder()
                 .attribute_name(attribute)
                 .enabled(enabled)
@@ -645,13 +480,8 @@ async fn ensure_table(clients: &Clients, props: &Value) -> Result<(Action, Physi
     }
     if let Some(pitr) = props.get("PointInTimeRecoverySpecification") {
         let enabled = scalar_string(&pitr["PointInTimeRecoveryEnabled"]) == "true";
-        let current = clients
-            .dynamodb
-            .describe_continuous_backups()
-            .table_name(name)
-            .send()
-            .await
-            .map_err(aws_error)?;
+        let current =
+            clients.dynamodb.describe_continuous_backups().table_name(name).send().await.map_err(aws_error)?;
         let is_on = current
             .continuous_backups_description()
             .and_then(|d| d.point_in_time_recovery_description())
@@ -673,51 +503,23 @@ async fn ensure_table(clients: &Clients, props: &Value) -> Result<(Action, Physi
             action = action.max_with(Action::Updated);
         }
     }
-    let table = clients
-        .dynamodb
-        .describe_table()
-        .table_name(name)
-        .send()
-        .await
-        .map_err(aws_error)?;
-    let table = table
-        .table()
-        .ok_or_else(|| anyhow!("table {name} has no description"))?;
-    let mut attributes = BTreeMap::from([(
-        "Arn".to_owned(),
-        table.table_arn().unwrap_or_default().to_owned(),
-    )]);
+    let table = clients.dynamodb.describe_table().table_name(name).send().await.map_err(aws_error)?;
+    let table = table.table().ok_or_else(|| anyhow!("table {name} has no description"))?;
+    let mut attributes = BTreeMap::from([("Arn".to_owned(), table.table_arn().unwrap_or_default().to_owned())]);
     if let Some(stream) = table.latest_stream_arn() {
         attributes.insert("StreamArn".into(), stream.to_owned());
     }
-    Ok((
-        action,
-        Physical {
-            reference: name.to_owned(),
-            attributes,
-        },
-    ))
+    Ok((action, Physical { reference: name.to_owned(), attributes }))
 }
 
 /// A secret with a generated value (`GenerateSecretString`) or a given one
 /// (`SecretString`). An existing secret keeps its value: tokens signed with it stay valid.
 async fn ensure_secret(clients: &Clients, props: &Value) -> Result<(Action, Physical)> {
     let name = required_str(props, "Name")?;
-    let existing = clients
-        .secrets
-        .describe_secret()
-        .secret_id(name)
-        .send()
-        .await;
+    let existing = clients.secrets.describe_secret().secret_id(name).send().await;
     let (action, arn) = match existing {
-        Ok(found) => (
-            Action::Unchanged,
-            found.arn().unwrap_or_default().to_owned(),
-        ),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_resource_not_found_exception()) =>
-        {
+        Ok(found) => (Action::Unchanged, found.arn().unwrap_or_default().to_owned()),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
             let value = match props.get("SecretString") {
                 Some(value) => scalar_string(value),
                 None => generated_secret(&props["GenerateSecretString"])?,
@@ -731,21 +533,12 @@ async fn ensure_secret(clients: &Clients, props: &Value) -> Result<(Action, Phys
                 .send()
                 .await
                 .map_err(aws_error)?;
-            (
-                Action::Created,
-                created.arn().unwrap_or_default().to_owned(),
-            )
+            (Action::Created, created.arn().unwrap_or_default().to_owned())
         }
         Err(e) => return Err(aws_error(e)),
     };
     let attributes = BTreeMap::from([("Id".to_owned(), arn.clone())]);
-    Ok((
-        action,
-        Physical {
-            reference: arn,
-            attributes,
-        },
-    ))
+    Ok((action, Physical { reference: arn, attributes }))
 }
 
 /// A String parameter, overwritten when its value differs.
@@ -754,23 +547,13 @@ async fn ensure_parameter(clients: &Clients, props: &Value) -> Result<(Action, P
     let value = scalar_string(&props["Value"]);
     let current = clients.ssm.get_parameter().name(name).send().await;
     let action = match current {
-        Ok(found) if found.parameter().and_then(|p| p.value()) == Some(value.as_str()) => {
-            Action::Unchanged
-        }
+        Ok(found) if found.parameter().and_then(|p| p.value()) == Some(value.as_str()) => Action::Unchanged,
         Ok(_) => Action::Updated,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_parameter_not_found()) =>
-        {
-            Action::Created
-        }
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => Action::Created,
         Err(e) => return Err(aws_error(e)),
     };
     if action != Action::Unchanged {
-        let kind = props
-            .get("Type")
-            .map(scalar_string)
-            .unwrap_or_else(|| "String".into());
+        let kind = props.get("Type").map(scalar_string).unwrap_or_else(|| "String".into());
         clients
             .ssm
             .put_parameter()
@@ -786,13 +569,7 @@ async fn ensure_parameter(clients: &Clients, props: &Value) -> Result<(Action, P
         ("Value".to_owned(), scalar_string(&props["Value"])),
         ("Type".to_owned(), "String".to_owned()),
     ]);
-    Ok((
-        action,
-        Physical {
-            reference: name.to_owned(),
-            attributes,
-        },
-    ))
+    Ok((action, Physical { reference: name.to_owned(), attributes }))
 }
 
 /// Random letters and digits of `PasswordLength` (default 32), from the OS's generator.
@@ -801,11 +578,7 @@ fn generated_secret(spec: &Value) -> Result<String> {
     if spec.get("SecretStringTemplate").is_some() {
         bail!("GenerateSecretString with SecretStringTemplate is not supported by devstack");
     }
-    let length: usize = spec
-        .get("PasswordLength")
-        .map(scalar_string)
-        .unwrap_or_else(|| "32".into())
-        .parse()?;
+    let length: usize = spec.get("PasswordLength").map(scalar_string).unwrap_or_else(|| "32".into()).parse()?;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut bytes = vec![0u8; length * 2];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
@@ -826,11 +599,7 @@ fn generated_secret(spec: &Value) -> Result<String> {
 impl Action {
     /// What converging an existing resource did, given the attributes it had to change.
     fn converged(changes: &BTreeMap<String, String>) -> Action {
-        if changes.is_empty() {
-            Action::Unchanged
-        } else {
-            Action::Updated
-        }
+        if changes.is_empty() { Action::Unchanged } else { Action::Updated }
     }
 
     /// Created stays created; anything else becomes `other` if that says more.
@@ -887,9 +656,7 @@ async fn create_table(clients: &Clients, name: &str, props: &Value) -> Result<()
     }
     if let Some(sse) = props.get("SSESpecification") {
         request = request.sse_specification(
-            ddb::SseSpecification::builder()
-                .enabled(scalar_string(&sse["SSEEnabled"]) == "true")
-                .build(),
+            ddb::SseSpecification::builder().enabled(scalar_string(&sse["SSEEnabled"]) == "true").build(),
         );
     }
     request.send().await.map_err(aws_error)?;
@@ -912,9 +679,8 @@ fn key_schema(value: &Value) -> Result<Vec<ddb::KeySchemaElement>> {
 }
 
 fn projection(value: &Value) -> ddb::Projection {
-    let non_key: Option<Vec<String>> = value["NonKeyAttributes"]
-        .as_array()
-        .map(|a| a.iter().map(scalar_string).collect());
+    let non_key: Option<Vec<String>> =
+        value["NonKeyAttributes"].as_array().map(|a| a.iter().map(scalar_string).collect());
     ddb::Projection::builder()
         .projection_type(scalar_string(&value["ProjectionType"]).as_str().into())
         .set_non_key_attributes(non_key)
@@ -932,10 +698,7 @@ mod tests {
             r#"{"maxReceiveCount":"5","deadLetterTargetArn":"a"}"#
         ));
         assert!(same_attribute("True", "true"));
-        assert!(!same_attribute(
-            r#"{"maxReceiveCount":5}"#,
-            r#"{"maxReceiveCount":"6"}"#
-        ));
+        assert!(!same_attribute(r#"{"maxReceiveCount":5}"#, r#"{"maxReceiveCount":"6"}"#));
         assert!(!same_attribute("30", "60"));
     }
 
@@ -952,12 +715,10 @@ mod tests {
 
     #[test]
     fn cycles_are_reported() {
-        let template = Template::parse("Resources:\n  A: {Type: X, Properties: {P: !Ref B}}\n  B: {Type: X, Properties: {P: !Ref A}}\n").unwrap();
-        assert!(
-            creation_order(&template)
-                .unwrap_err()
-                .to_string()
-                .contains("circular")
-        );
+        let template = Template::parse(
+            "Resources:\n  A: {Type: X, Properties: {P: !Ref B}}\n  B: {Type: X, Properties: {P: !Ref A}}\n",
+        )
+        .unwrap();
+        assert!(creation_order(&template).unwrap_err().to_string().contains("circular"));
     }
 }

@@ -121,12 +121,7 @@ pub struct Runtime {
 
 impl Runtime {
     /// `bin_dir` holds the binaries cargo built; `arn_prefix` is `arn:aws:lambda:REGION:ACCOUNT:function:`.
-    pub fn new(
-        functions: Vec<FunctionSpec>,
-        bin_dir: PathBuf,
-        arn_prefix: &str,
-        max_instances: usize,
-    ) -> Self {
+    pub fn new(functions: Vec<FunctionSpec>, bin_dir: PathBuf, arn_prefix: &str, max_instances: usize) -> Self {
         let pools = functions
             .into_iter()
             .map(|spec| {
@@ -141,10 +136,7 @@ impl Runtime {
                 (pool.spec.name.clone(), Arc::new(pool))
             })
             .collect();
-        Self {
-            pools: Arc::new(pools),
-            down: Arc::default(),
-        }
+        Self { pools: Arc::new(pools), down: Arc::default() }
     }
 
     pub fn functions(&self) -> impl Iterator<Item = &FunctionSpec> {
@@ -159,9 +151,7 @@ impl Runtime {
             .ok_or_else(|| InvokeError::Unavailable(format!("no function {function}")))?
             .clone();
         if self.is_down(function) {
-            return Err(InvokeError::Unavailable(format!(
-                "{function} is marked down"
-            )));
+            return Err(InvokeError::Unavailable(format!("{function} is marked down")));
         }
         // On its own task: a caller that goes away (a client disconnecting) must not kill
         // the invocation halfway, as it would not on Lambda.
@@ -186,10 +176,7 @@ impl Runtime {
     }
 
     fn is_down(&self, function: &str) -> bool {
-        self.down
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(function)
+        self.down.lock().unwrap_or_else(|e| e.into_inner()).contains(function)
     }
 }
 
@@ -197,11 +184,7 @@ impl Pool {
     async fn invoke(self: Arc<Self>, payload: Bytes) -> Result<Invocation, InvokeError> {
         let pool = &self;
         let function = pool.spec.name.clone();
-        let _slot = pool
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| InvokeError::Unavailable("shutting down".into()))?;
+        let _slot = pool.slots.acquire().await.map_err(|_| InvokeError::Unavailable("shutting down".into()))?;
         let reused = {
             let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
             let mut found = None;
@@ -226,24 +209,15 @@ impl Pool {
         let result = pool.run(&instance, request_id.clone(), payload).await;
         let duration = started.elapsed();
         match &result {
-            Ok(_) | Err(InvokeError::Function { .. }) => pool
-                .idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(instance),
+            Ok(_) | Err(InvokeError::Function { .. }) => {
+                pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(instance)
+            }
             Err(error) => {
-                eprintln!(
-                    "[{function}] instance discarded ({error}); the next invocation starts a new one"
-                );
+                eprintln!("[{function}] instance discarded ({error}); the next invocation starts a new one");
                 instance.stop();
             }
         }
-        result.map(|payload| Invocation {
-            request_id,
-            payload,
-            init,
-            duration,
-        })
+        result.map(|payload| Invocation { request_id, payload, init, duration })
     }
 }
 
@@ -255,12 +229,7 @@ impl Runtime {
             for (_, kill) in pool.live.lock().unwrap_or_else(|e| e.into_inner()).drain() {
                 let _ = kill.send(());
             }
-            for instance in pool
-                .idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .drain(..)
-            {
+            for instance in pool.idle.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
                 instance.stop();
             }
         }
@@ -284,9 +253,8 @@ impl Pool {
             pending: Mutex::new(HashMap::new()),
             ready: Mutex::new(Some(ready_tx)),
         });
-        let (address, server) = serve_runtime_api(state.clone())
-            .await
-            .map_err(|e| InvokeError::Unavailable(e.to_string()))?;
+        let (address, server) =
+            serve_runtime_api(state.clone()).await.map_err(|e| InvokeError::Unavailable(e.to_string()))?;
 
         let started = Instant::now();
         let mut command = tokio::process::Command::new(&self.binary);
@@ -299,16 +267,8 @@ impl Pool {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = command
-            .spawn()
-            .map_err(|e| InvokeError::Unavailable(format!("{name}: cannot start: {e}")))?;
-        for stream in [
-            child.stdout.take().map(Pipe::Out),
-            child.stderr.take().map(Pipe::Err),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        let mut child = command.spawn().map_err(|e| InvokeError::Unavailable(format!("{name}: cannot start: {e}")))?;
+        for stream in [child.stdout.take().map(Pipe::Out), child.stderr.take().map(Pipe::Err)].into_iter().flatten() {
             tokio::spawn(forward_logs(name.clone(), stream));
         }
         let (exited_tx, exited_rx) = watch::channel(None);
@@ -316,10 +276,7 @@ impl Pool {
         let (kill_all_tx, kill_all_rx) = oneshot::channel::<()>();
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, kill_all_tx);
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(id, kill_all_tx);
         let live = self.live.clone();
         tokio::spawn(async move {
             let status = tokio::select! {
@@ -330,13 +287,7 @@ impl Pool {
             live.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
             let _ = exited_tx.send(Some(status));
         });
-        let instance = Instance {
-            jobs: jobs_tx,
-            state,
-            exited: exited_rx,
-            kill: Some(kill_tx),
-            server,
-        };
+        let instance = Instance { jobs: jobs_tx, state, exited: exited_rx, kill: Some(kill_tx), server };
 
         let mut exited = instance.exited.clone();
         let outcome = tokio::select! {
@@ -350,10 +301,7 @@ impl Pool {
         };
         match outcome {
             Ok(init) => {
-                eprintln!(
-                    "[{name}] cold start: init {:.1} ms",
-                    init.as_secs_f64() * 1000.0
-                );
+                eprintln!("[{name}] cold start: init {:.1} ms", init.as_secs_f64() * 1000.0);
                 Ok((instance, init))
             }
             Err(error) => {
@@ -368,22 +316,13 @@ impl Pool {
         let timeout = self.spec.timeout;
         let deadline_ms = (chrono::Utc::now() + timeout).timestamp_millis() as u128;
         let (respond, outcome) = oneshot::channel();
-        instance
-            .state
-            .pending
-            .lock()
-            .await
-            .insert(request_id.clone(), respond);
+        instance.state.pending.lock().await.insert(request_id.clone(), respond);
         let job = Job {
             request_id: request_id.clone(),
             payload,
             deadline_ms,
             function_arn: self.function_arn.clone(),
-            trace_id: format!(
-                "Root=1-{:08x}-{}",
-                chrono::Utc::now().timestamp(),
-                &request_id[..24]
-            ),
+            trace_id: format!("Root=1-{:08x}-{}", chrono::Utc::now().timestamp(), &request_id[..24]),
         };
         if instance.jobs.send(job).await.is_err() {
             return Err(InvokeError::Crashed("the runtime API is gone".into()));
@@ -424,16 +363,11 @@ async fn forward_logs(name: String, pipe: Pipe) {
 }
 
 async fn serve_runtime_api(state: Arc<ApiState>) -> Result<(String, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding a runtime API port")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding a runtime API port")?;
     let address = listener.local_addr()?.to_string();
     let app = Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/response",
-            post(response),
-        )
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
         .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
         .route("/2018-06-01/runtime/init/error", post(init_error))
         .with_state(state);
@@ -464,11 +398,7 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
     (StatusCode::OK, headers, job.payload).into_response()
 }
 
-async fn response(
-    State(state): State<Arc<ApiState>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn response(State(state): State<Arc<ApiState>>, Path(id): Path<String>, body: Bytes) -> Response {
     complete(&state, &id, Ok(body)).await
 }
 
@@ -481,26 +411,14 @@ async fn error(
     let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let error_type = parsed["errorType"]
         .as_str()
-        .or_else(|| {
-            headers
-                .get("lambda-runtime-function-error-type")
-                .and_then(|v| v.to_str().ok())
-        })
+        .or_else(|| headers.get("lambda-runtime-function-error-type").and_then(|v| v.to_str().ok()))
         .unwrap_or("Unhandled")
         .to_owned();
     let message = parsed["errorMessage"]
         .as_str()
         .map(str::to_owned)
         .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-    complete(
-        &state,
-        &id,
-        Err(InvokeError::Function {
-            error_type,
-            message,
-        }),
-    )
-    .await
+    complete(&state, &id, Err(InvokeError::Function { error_type, message })).await
 }
 
 async fn init_error(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
@@ -512,11 +430,7 @@ async fn init_error(State(state): State<Arc<ApiState>>, body: Bytes) -> Response
     if let Some(ready) = state.ready.lock().await.take() {
         let _ = ready.send(Err(message));
     }
-    (
-        StatusCode::ACCEPTED,
-        axum::Json(serde_json::json!({"status": "OK"})),
-    )
-        .into_response()
+    (StatusCode::ACCEPTED, axum::Json(serde_json::json!({"status": "OK"}))).into_response()
 }
 
 async fn complete(state: &ApiState, id: &str, outcome: Outcome) -> Response {
@@ -536,10 +450,7 @@ async fn complete(state: &ApiState, id: &str, outcome: Outcome) -> Response {
 impl std::fmt::Display for InvokeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            InvokeError::Function {
-                error_type,
-                message,
-            } => write!(f, "function error {error_type}: {message}"),
+            InvokeError::Function { error_type, message } => write!(f, "function error {error_type}: {message}"),
             InvokeError::Timeout(limit) => {
                 write!(f, "Task timed out after {:.2} seconds", limit.as_secs_f64())
             }
@@ -554,24 +465,17 @@ impl std::error::Error for InvokeError {}
 
 /// The directory cargo puts binaries in: `$CARGO_TARGET_DIR/debug` or `target/debug`.
 pub fn default_bin_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::repo_root().join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| crate::repo_root().join("target"));
     target.join("debug")
 }
 
 /// Fails with a clear message when a binary is missing, before anything starts.
 pub fn check_binaries(runtime: &Runtime, bin_dir: &std::path::Path) -> Result<()> {
-    let missing: Vec<_> = runtime
-        .functions()
-        .map(|f| bin_dir.join(&f.binary))
-        .filter(|p| !p.is_file())
-        .collect();
+    let missing: Vec<_> = runtime.functions().map(|f| bin_dir.join(&f.binary)).filter(|p| !p.is_file()).collect();
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(anyhow!(
-            "missing function binaries (run `cargo build --workspace`): {missing:?}"
-        ))
+        Err(anyhow!("missing function binaries (run `cargo build --workspace`): {missing:?}"))
     }
 }

@@ -36,11 +36,7 @@ pub struct LocalStack {
 
 impl LocalStack {
     /// Provisions the template and prepares (but does not start) every function.
-    pub async fn prepare(
-        options: &StackOptions,
-        config: &aws_config::SdkConfig,
-        api_url: &str,
-    ) -> Result<Self> {
+    pub async fn prepare(options: &StackOptions, config: &aws_config::SdkConfig, api_url: &str) -> Result<Self> {
         let template = Template::load(&options.template)?;
         let provision_options = Options {
             stack_name: options.stack_name.clone(),
@@ -50,16 +46,8 @@ impl LocalStack {
         let stack = provision::provision(&template, config, &provision_options).await?;
         let local = LocalEnvironment::for_emulator(config, api_url).await?;
         let functions = functions::functions(&template, &stack, &local)?;
-        let arn_prefix = format!(
-            "arn:aws:lambda:{}:{}:function:",
-            stack.region, stack.account_id
-        );
-        let runtime = Runtime::new(
-            functions.clone(),
-            options.bin_dir.clone(),
-            &arn_prefix,
-            options.max_instances,
-        );
+        let arn_prefix = format!("arn:aws:lambda:{}:{}:function:", stack.region, stack.account_id);
+        let runtime = Runtime::new(functions.clone(), options.bin_dir.clone(), &arn_prefix, options.max_instances);
         runtime::check_binaries(&runtime, &options.bin_dir)?;
         let (authorizers, _) = functions::http_api_auth(&template)?;
         let gateway = Gateway::new(
@@ -71,12 +59,7 @@ impl LocalStack {
             &stack.region,
         )?;
         let gateway = Arc::new(gateway);
-        Ok(Self {
-            stack,
-            runtime,
-            gateway,
-            functions,
-        })
+        Ok(Self { stack, runtime, gateway, functions })
     }
 
     /// Serves the API on `listener` and polls every queue until `shutdown` resolves.
@@ -99,10 +82,18 @@ impl LocalStack {
                 )));
             }
         }
+        for function in &self.functions {
+            for every in &function.schedules {
+                pollers.push(tokio::spawn(scheduled(
+                    self.runtime.clone(),
+                    function.name.clone(),
+                    *every,
+                    self.stack.region.clone(),
+                )));
+            }
+        }
         let app = self.gateway.clone().router();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
         for poller in pollers {
             poller.abort();
         }
@@ -117,12 +108,7 @@ impl LocalStack {
             .gateway
             .routes
             .iter()
-            .map(|r| {
-                format!(
-                    "  {:<7} {:<48} -> {} ({})",
-                    r.method, r.path, r.function, r.auth
-                )
-            })
+            .map(|r| format!("  {:<7} {:<48} -> {} ({})", r.method, r.path, r.function, r.auth))
             .collect();
         routes.sort();
         lines.extend(routes);
@@ -135,7 +121,34 @@ impl LocalStack {
                 ));
             }
         }
+        lines.push("Schedules:".into());
+        for function in &self.functions {
+            for every in &function.schedules {
+                lines.push(format!("  every {every:?} -> {}", function.name));
+            }
+        }
         lines.join("\n")
+    }
+}
+
+/// Invokes `function` every `every` with the event EventBridge sends for a schedule.
+async fn scheduled(runtime: Runtime, function: String, every: std::time::Duration, region: String) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        ticks.tick().await;
+        let event = serde_json::json!({
+            "version": "0",
+            "id": ulid::Ulid::generate().to_string(),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "region": region,
+            "resources": [],
+            "detail": {},
+        });
+        if let Err(error) = runtime.invoke(&function, Bytes::from(event.to_string())).await {
+            eprintln!("[{function}] scheduled invocation failed: {error}");
+        }
     }
 }
 

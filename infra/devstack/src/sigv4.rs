@@ -37,9 +37,7 @@ pub fn verify(
 ) -> Result<Caller, String> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let authorization = header("authorization").ok_or("missing Authorization header")?;
-    let fields = authorization
-        .strip_prefix("AWS4-HMAC-SHA256 ")
-        .ok_or("not a SigV4 (AWS4-HMAC-SHA256) signature")?;
+    let fields = authorization.strip_prefix("AWS4-HMAC-SHA256 ").ok_or("not a SigV4 (AWS4-HMAC-SHA256) signature")?;
     let field = |name: &str| {
         fields
             .split(',')
@@ -54,9 +52,7 @@ pub fn verify(
         return Err("malformed credential scope".into());
     };
     if region != expected_region {
-        return Err(format!(
-            "signed for region {region}, the API is in {expected_region}"
-        ));
+        return Err(format!("signed for region {region}, the API is in {expected_region}"));
     }
     if service != "execute-api" {
         return Err(format!("signed for service {service}, not execute-api"));
@@ -65,13 +61,9 @@ pub fn verify(
         return Err("the access key is not valid here".into());
     }
     let amz_date = header("x-amz-date").ok_or("missing X-Amz-Date")?;
-    let time = chrono::NaiveDateTime::parse_from_str(amz_date, "%Y%m%dT%H%M%SZ")
-        .map_err(|_| "malformed X-Amz-Date")?;
+    let time = chrono::NaiveDateTime::parse_from_str(amz_date, "%Y%m%dT%H%M%SZ").map_err(|_| "malformed X-Amz-Date")?;
     let time: SystemTime = time.and_utc().into();
-    let skew = SystemTime::now()
-        .duration_since(time)
-        .or_else(|e| Ok::<_, ()>(e.duration()))
-        .unwrap_or_default();
+    let skew = SystemTime::now().duration_since(time).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
     if skew > MAX_SKEW {
         return Err("signature expired".into());
     }
@@ -79,29 +71,16 @@ pub fn verify(
     // Re-sign what the caller signed (minus what the signer adds itself) and compare.
     let added_by_signer = ["x-amz-date", "x-amz-security-token", "authorization"];
     let mut signed: Vec<(&str, &str)> = Vec::new();
-    for name in signed_headers
-        .split(';')
-        .filter(|n| !added_by_signer.contains(n))
-    {
-        let values: Vec<&str> = headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
+    for name in signed_headers.split(';').filter(|n| !added_by_signer.contains(n)) {
+        let values: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
         if values.is_empty() {
             return Err(format!("signed header {name} is missing"));
         }
         signed.extend(values.into_iter().map(|value| (name, value)));
     }
     let session_token = header("x-amz-security-token").map(str::to_owned);
-    let identity: Identity = Credentials::new(
-        &credentials.access_key,
-        &credentials.secret_key,
-        session_token,
-        None,
-        "devstack",
-    )
-    .into();
+    let identity: Identity =
+        Credentials::new(&credentials.access_key, &credentials.secret_key, session_token, None, "devstack").into();
     let mut settings = SigningSettings::default();
     settings.excluded_headers = None;
     let params = v4::SigningParams::builder()
@@ -113,24 +92,12 @@ pub fn verify(
         .build()
         .map_err(|e| e.to_string())?
         .into();
-    let request = SignableRequest::new(
-        method.as_str(),
-        uri,
-        signed.into_iter(),
-        SignableBody::Bytes(body),
-    )
-    .map_err(|e| e.to_string())?;
-    let (instructions, _) = sign(request, &params)
-        .map_err(|e| e.to_string())?
-        .into_parts();
-    let expected = instructions
-        .headers()
-        .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
-        .map(|(_, v)| v);
+    let request = SignableRequest::new(method.as_str(), uri, signed.into_iter(), SignableBody::Bytes(body))
+        .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(request, &params).map_err(|e| e.to_string())?.into_parts();
+    let expected = instructions.headers().find(|(name, _)| name.eq_ignore_ascii_case("authorization")).map(|(_, v)| v);
     if expected == Some(authorization) {
-        Ok(Caller {
-            access_key: access_key.to_owned(),
-        })
+        Ok(Caller { access_key: access_key.to_owned() })
     } else {
         Err("the request signature does not match".into())
     }

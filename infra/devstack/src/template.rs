@@ -28,8 +28,7 @@ pub struct Resource {
 
 impl Template {
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
@@ -46,22 +45,13 @@ impl Template {
         let (raw_resources, outputs) = (take("Resources"), take("Outputs"));
         let mut resources = BTreeMap::new();
         for (id, body) in raw_resources {
-            let kind = body["Type"]
-                .as_str()
-                .ok_or_else(|| anyhow!("resource {id} has no Type"))?
-                .to_owned();
+            let kind = body["Type"].as_str().ok_or_else(|| anyhow!("resource {id} has no Type"))?.to_owned();
             let depends_on = match &body["DependsOn"] {
                 Value::String(s) => vec![s.clone()],
-                Value::Array(list) => list
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
+                Value::Array(list) => list.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
                 _ => Vec::new(),
             };
-            let properties = body
-                .get("Properties")
-                .cloned()
-                .unwrap_or(Value::Object(Map::new()));
+            let properties = body.get("Properties").cloned().unwrap_or(Value::Object(Map::new()));
             resources.insert(
                 id,
                 Resource {
@@ -72,12 +62,7 @@ impl Template {
                 },
             );
         }
-        Ok(Self {
-            parameters,
-            globals,
-            resources,
-            outputs,
-        })
+        Ok(Self { parameters, globals, resources, outputs })
     }
 
     /// Logical ids of the resources `value` refers to (Ref, GetAtt, and `${...}` in Sub).
@@ -145,13 +130,9 @@ fn to_json(yaml: serde_norway::Value) -> Result<Value> {
                 ("Ref", inner) => ("Ref".to_owned(), inner),
                 ("Condition", inner) => ("Condition".to_owned(), inner),
                 ("GetAtt", Value::String(s)) => {
-                    let (id, attr) = s
-                        .split_once('.')
-                        .ok_or_else(|| anyhow!("!GetAtt {s}: expected Resource.Attribute"))?;
-                    (
-                        "Fn::GetAtt".to_owned(),
-                        Value::Array(vec![id.into(), attr.into()]),
-                    )
+                    let (id, attr) =
+                        s.split_once('.').ok_or_else(|| anyhow!("!GetAtt {s}: expected Resource.Attribute"))?;
+                    ("Fn::GetAtt".to_owned(), Value::Array(vec![id.into(), attr.into()]))
                 }
                 (other, inner) => (format!("Fn::{other}"), inner),
             };
@@ -202,27 +183,21 @@ impl Resolver<'_> {
 
     fn resolve_inner(&self, value: &Value) -> Result<Value> {
         match value {
-            Value::Array(items) => Ok(Value::Array(
-                items
-                    .iter()
-                    .map(|v| self.resolve_inner(v))
-                    .collect::<Result<_>>()?,
-            )),
+            Value::Array(items) => {
+                Ok(Value::Array(items.iter().map(|v| self.resolve_inner(v)).collect::<Result<_>>()?))
+            }
             Value::Object(map) if map.len() == 1 => {
                 let (key, arg) = map.iter().next().expect("one entry");
                 match key.as_str() {
-                    "Ref" => self
-                        .reference(arg.as_str().ok_or_else(|| anyhow!("Ref takes a name"))?)
-                        .map(Value::String),
+                    "Ref" => {
+                        self.reference(arg.as_str().ok_or_else(|| anyhow!("Ref takes a name"))?).map(Value::String)
+                    }
                     "Fn::GetAtt" => {
                         let parts = arg
                             .as_array()
                             .filter(|p| p.len() == 2)
                             .ok_or_else(|| anyhow!("GetAtt takes [Resource, Attribute]"))?;
-                        let (id, attr) = (
-                            parts[0].as_str().unwrap_or_default(),
-                            parts[1].as_str().unwrap_or_default(),
-                        );
+                        let (id, attr) = (parts[0].as_str().unwrap_or_default(), parts[1].as_str().unwrap_or_default());
                         self.attribute(id, attr).map(Value::String)
                     }
                     "Fn::Sub" => self.sub(arg).map(Value::String),
@@ -246,26 +221,18 @@ impl Resolver<'_> {
                             .as_array()
                             .filter(|p| p.len() == 2)
                             .ok_or_else(|| anyhow!("Select takes [index, list]"))?;
-                        let index: usize =
-                            scalar_string(&self.resolve_inner(&parts[0])?).parse()?;
+                        let index: usize = scalar_string(&self.resolve_inner(&parts[0])?).parse()?;
                         let list = self.resolve_inner(&parts[1])?;
-                        list.get(index)
-                            .cloned()
-                            .ok_or_else(|| anyhow!("Select index {index} out of range"))
+                        list.get(index).cloned().ok_or_else(|| anyhow!("Select index {index} out of range"))
                     }
                     key if key.starts_with("Fn::") => {
                         bail!("intrinsic {key} is not supported by devstack")
                     }
-                    _ => Ok(Value::Object(Map::from_iter([(
-                        key.clone(),
-                        self.resolve_inner(arg)?,
-                    )]))),
+                    _ => Ok(Value::Object(Map::from_iter([(key.clone(), self.resolve_inner(arg)?)]))),
                 }
             }
             Value::Object(map) => Ok(Value::Object(
-                map.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.resolve_inner(v)?)))
-                    .collect::<Result<_>>()?,
+                map.iter().map(|(k, v)| Ok((k.clone(), self.resolve_inner(v)?))).collect::<Result<_>>()?,
             )),
             other => Ok(other.clone()),
         }
@@ -285,24 +252,15 @@ impl Resolver<'_> {
     }
 
     fn attribute(&self, id: &str, attr: &str) -> Result<String> {
-        let physical = self
-            .resources
-            .get(id)
-            .ok_or_else(|| anyhow!("GetAtt {id}.{attr}: resource not provisioned"))?;
-        physical
-            .attributes
-            .get(attr)
-            .cloned()
-            .ok_or_else(|| anyhow!("GetAtt {id}.{attr}: unknown attribute"))
+        let physical = self.resources.get(id).ok_or_else(|| anyhow!("GetAtt {id}.{attr}: resource not provisioned"))?;
+        physical.attributes.get(attr).cloned().ok_or_else(|| anyhow!("GetAtt {id}.{attr}: unknown attribute"))
     }
 
     fn sub(&self, arg: &Value) -> Result<String> {
         let (text, variables) = match arg {
             Value::String(text) => (text.as_str(), Map::new()),
             Value::Array(parts) if parts.len() == 2 => (
-                parts[0]
-                    .as_str()
-                    .ok_or_else(|| anyhow!("Sub takes a string"))?,
+                parts[0].as_str().ok_or_else(|| anyhow!("Sub takes a string"))?,
                 parts[1].as_object().cloned().unwrap_or_default(),
             ),
             _ => bail!("Sub takes a string or [string, variables]"),
@@ -312,9 +270,7 @@ impl Resolver<'_> {
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after
-                .find('}')
-                .ok_or_else(|| anyhow!("Sub: unclosed ${{ in {text:?}"))?;
+            let end = after.find('}').ok_or_else(|| anyhow!("Sub: unclosed ${{ in {text:?}"))?;
             let name = &after[..end];
             if let Some(literal) = name.strip_prefix('!') {
                 out.push_str("${");
@@ -322,10 +278,7 @@ impl Resolver<'_> {
                 out.push('}');
             } else if let Some(value) = variables.get(name) {
                 out.push_str(&scalar_string(&self.resolve_inner(value)?));
-            } else if let Some((id, attr)) = name
-                .split_once('.')
-                .filter(|(id, _)| !id.starts_with("AWS::"))
-            {
+            } else if let Some((id, attr)) = name.split_once('.').filter(|(id, _)| !id.starts_with("AWS::")) {
                 out.push_str(&self.attribute(id, attr)?);
             } else {
                 out.push_str(&self.reference(name)?);
@@ -340,14 +293,10 @@ impl Resolver<'_> {
 fn strip_no_value(value: Value) -> Option<Value> {
     match value {
         Value::String(s) if s == NO_VALUE => None,
-        Value::Array(items) => Some(Value::Array(
-            items.into_iter().filter_map(strip_no_value).collect(),
-        )),
-        Value::Object(map) => Some(Value::Object(
-            map.into_iter()
-                .filter_map(|(k, v)| Some((k, strip_no_value(v)?)))
-                .collect(),
-        )),
+        Value::Array(items) => Some(Value::Array(items.into_iter().filter_map(strip_no_value).collect())),
+        Value::Object(map) => {
+            Some(Value::Object(map.into_iter().filter_map(|(k, v)| Some((k, strip_no_value(v)?))).collect()))
+        }
         other => Some(other),
     }
 }
@@ -389,10 +338,7 @@ Resources:
 "#;
 
     fn resolver_parts() -> (HashMap<String, String>, BTreeMap<String, Physical>) {
-        let parameters = HashMap::from([
-            ("AWS::StackName".into(), "st".into()),
-            ("Count".into(), "5".into()),
-        ]);
+        let parameters = HashMap::from([("AWS::StackName".into(), "st".into()), ("Count".into(), "5".into())]);
         let dlq = Physical {
             reference: "http://q/st-dlq".into(),
             attributes: BTreeMap::from([
@@ -412,45 +358,32 @@ Resources:
             queue.properties["RedrivePolicy"]["deadLetterTargetArn"],
             serde_json::json!({"Fn::GetAtt": ["Dlq", "Arn"]})
         );
-        assert_eq!(
-            template.references(&queue.properties),
-            BTreeSet::from(["Dlq".to_owned()])
-        );
+        assert_eq!(template.references(&queue.properties), BTreeSet::from(["Dlq".to_owned()]));
     }
 
     #[test]
     fn intrinsics_resolve() {
         let template = Template::parse(TEMPLATE).unwrap();
         let (parameters, resources) = resolver_parts();
-        let resolver = Resolver {
-            parameters: &parameters,
-            resources: &resources,
-        };
+        let resolver = Resolver { parameters: &parameters, resources: &resources };
         let mut with_name = template.resources["Queue"].properties.clone();
-        with_name["Literal"] = serde_json::json!({"Fn::Sub": [with_name["Literal"]["Fn::Sub"], {"Name": {"Ref": "Count"}}]});
+        with_name["Literal"] =
+            serde_json::json!({"Fn::Sub": [with_name["Literal"]["Fn::Sub"], {"Name": {"Ref": "Count"}}]});
         let props = resolver.resolve(&with_name).unwrap();
         assert_eq!(props["QueueName"], "st-q");
         assert!(props.get("Nothing").is_none());
-        assert_eq!(
-            props["RedrivePolicy"]["deadLetterTargetArn"],
-            "arn:aws:sqs:r:1:st-dlq"
-        );
+        assert_eq!(props["RedrivePolicy"]["deadLetterTargetArn"], "arn:aws:sqs:r:1:st-dlq");
         assert_eq!(props["RedrivePolicy"]["maxReceiveCount"], "5");
         assert_eq!(props["Literal"], "${NotResolved}/st-dlq/5");
         assert_eq!(props["Picked"], "b");
-        let dlq = resolver
-            .resolve(&template.resources["Dlq"].properties)
-            .unwrap();
+        let dlq = resolver.resolve(&template.resources["Dlq"].properties).unwrap();
         assert_eq!(dlq["QueueName"], "st-dlq");
     }
 
     #[test]
     fn unknown_references_are_errors_not_blanks() {
         let (parameters, resources) = resolver_parts();
-        let resolver = Resolver {
-            parameters: &parameters,
-            resources: &resources,
-        };
+        let resolver = Resolver { parameters: &parameters, resources: &resources };
         for bad in [
             serde_json::json!({"Ref": "Missing"}),
             serde_json::json!({"Fn::GetAtt": ["Dlq", "Nope"]}),

@@ -8,13 +8,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = shared::config::aws().await;
     let tokens = auth::signing_key::load(&sdk).await?;
     let tokens = &tokens;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async move {
-            Ok::<_, std::convert::Infallible>(auth::handlers::authorizer::authorize(
-                tokens,
-                &event.payload,
-            ))
-        },
-    ))
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async move {
+        Ok::<_, std::convert::Infallible>(auth::handlers::authorizer::authorize(tokens, &event.payload))
+    }))
     .await
 }

@@ -4,8 +4,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::logging::init();
     let sdk = shared::config::aws().await;
     let store = auth::store::dynamo::DynamoStore::from_env(&sdk)?;
-    shared::api::run(|request, correlation_id| {
-        auth::handlers::me::me(&store, request, correlation_id)
-    })
-    .await
+    shared::api::run(|request, correlation_id| auth::handlers::me::me(&store, request, correlation_id)).await
 }

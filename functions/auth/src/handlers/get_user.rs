@@ -29,9 +29,7 @@ mod tests {
     async fn known_users_are_found_and_unknown_ones_are_404() {
         let store = MemoryStore::default();
         let handler = |r, c| get_user(&store, r, c);
-        let response = shared::api::handle(&handler, sample_request("http-get-internal-user.json"))
-            .await
-            .unwrap();
+        let response = shared::api::handle(&handler, sample_request("http-get-internal-user.json")).await.unwrap();
         assert_eq!(response.status(), 404);
 
         let account = NewAccount {
@@ -42,10 +40,8 @@ mod tests {
         };
         let mut user = User::new(&account, chrono::Utc::now());
         user.user_id = "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A".into();
-        store.create(&user, "hash").await.unwrap();
-        let response = shared::api::handle(&handler, sample_request("http-get-internal-user.json"))
-            .await
-            .unwrap();
+        store.create(&user, "hash", &user.registered(&shared::CorrelationId::generate())).await.unwrap();
+        let response = shared::api::handle(&handler, sample_request("http-get-internal-user.json")).await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(body(&response)["email"], "a@example.com");
     }

@@ -9,9 +9,9 @@ use shared::problem::json_body;
 use shared::{CorrelationId, Problem, Reply};
 
 use super::{Session, store_failure};
-use crate::domain::{Email, Login, locked_for};
+use crate::domain::{Email, Login};
 use crate::passwords::Passwords;
-use crate::store::UserStore;
+use crate::store::{Admission, UserStore};
 use crate::tokens::Tokens;
 
 pub struct LogIn<S> {
@@ -25,61 +25,30 @@ fn bad_credentials() -> Problem {
 }
 
 impl<S: UserStore> LogIn<S> {
-    pub async fn handle(
-        &self,
-        request: Request,
-        _correlation_id: CorrelationId,
-    ) -> Result<Reply, Problem> {
+    pub async fn handle(&self, request: Request, _correlation_id: CorrelationId) -> Result<Reply, Problem> {
         let login = json_body::<Login>(&request)?;
         // A malformed email cannot have an account: the same answer as any unknown one.
         let Ok(email) = Email::parse(&login.email) else {
             self.passwords.verify(&login.password, None);
             return Err(bad_credentials());
         };
-        let now = Utc::now();
-        let failures = self
-            .store
-            .failed_logins(&email)
-            .await
-            .map_err(store_failure)?;
-        if let Some(wait) = locked_for(failures, now) {
+        // The attempt is counted before the password is checked, so parallel guesses are too.
+        if let Admission::Locked(wait) = self.store.admit_login(&email, Utc::now()).await.map_err(store_failure)? {
             return Err(too_many_attempts(wait));
         }
-        let credentials = self
-            .store
-            .credentials(&email)
-            .await
-            .map_err(store_failure)?;
+        let credentials = self.store.credentials(&email).await.map_err(store_failure)?;
         let hash = credentials.as_ref().map(|c| c.password_hash.as_str());
         if !self.passwords.verify(&login.password, hash) {
-            let failures = self
-                .store
-                .record_failed_login(&email, now)
-                .await
-                .map_err(store_failure)?;
-            tracing::info!(failures = failures.count, "login failed");
+            tracing::info!("login failed");
             return Err(bad_credentials());
         }
         let credentials = credentials.expect("verified against a real hash");
-        let user = self
-            .store
-            .user(&credentials.user_id)
-            .await
-            .map_err(store_failure)?
-            .ok_or_else(|| {
-                tracing::error!(user_id = %credentials.user_id, "credentials without a profile");
-                Problem::internal()
-            })?;
-        if failures.is_some() {
-            self.store
-                .clear_failed_logins(&email)
-                .await
-                .map_err(store_failure)?;
-        }
-        Ok(Reply::json(
-            StatusCode::OK,
-            &Session::start(user, &self.tokens)?,
-        ))
+        let user = self.store.user(&credentials.user_id).await.map_err(store_failure)?.ok_or_else(|| {
+            tracing::error!(user_id = %credentials.user_id, "credentials without a profile");
+            Problem::internal()
+        })?;
+        self.store.clear_login_attempts(&email).await.map_err(store_failure)?;
+        Ok(Reply::json(StatusCode::OK, &Session::start(user, &self.tokens)?))
     }
 }
 
@@ -103,11 +72,7 @@ mod tests {
     use crate::tokens::tests::tokens;
 
     async fn service_with_ada() -> LogIn<MemoryStore> {
-        let service = LogIn {
-            store: MemoryStore::default(),
-            passwords: Passwords::new().unwrap(),
-            tokens: tokens(),
-        };
+        let service = LogIn { store: MemoryStore::default(), passwords: Passwords::new().unwrap(), tokens: tokens() };
         let account = NewAccount {
             email: Email::parse("ada@example.com").unwrap(),
             password: "correct horse".into(),
@@ -115,11 +80,9 @@ mod tests {
             role: Role::Customer,
         };
         let hash = service.passwords.hash(&account.password).unwrap();
-        service
-            .store
-            .create(&User::new(&account, Utc::now()), &hash)
-            .await
-            .unwrap();
+        let user = User::new(&account, Utc::now());
+        let event = user.registered(&shared::CorrelationId::generate());
+        service.store.create(&user, &hash, &event).await.unwrap();
         service
     }
 
@@ -130,28 +93,19 @@ mod tests {
     ) -> lambda_http::Response<lambda_http::Body> {
         let body_text = serde_json::json!({"email": email, "password": password}).to_string();
         let request = with_body(sample_request("http-post-auth-login.json"), &body_text);
-        shared::api::handle(&|r, c| service.handle(r, c), request)
-            .await
-            .unwrap()
+        shared::api::handle(&|r, c| service.handle(r, c), request).await.unwrap()
     }
 
     #[tokio::test]
     async fn the_right_password_gets_a_token_in_any_email_case() {
         let service = service_with_ada().await;
-        let response = shared::api::handle(
-            &|r, c| service.handle(r, c),
-            sample_request("http-post-auth-login.json"),
-        )
-        .await
-        .unwrap();
+        let response = shared::api::handle(&|r, c| service.handle(r, c), sample_request("http-post-auth-login.json"))
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         let session = body(&response);
         assert_eq!(session["user"]["email"], "ada@example.com");
-        assert!(
-            tokens()
-                .verify(session["access_token"].as_str().unwrap())
-                .is_ok()
-        );
+        assert!(tokens().verify(session["access_token"].as_str().unwrap()).is_ok());
     }
 
     #[tokio::test]
@@ -176,25 +130,13 @@ mod tests {
     async fn the_sixth_attempt_within_15_minutes_is_429_with_retry_after() {
         let service = service_with_ada().await;
         for attempt in 1..=5 {
-            assert_eq!(
-                login(&service, "ada@example.com", "wrong").await.status(),
-                401,
-                "attempt {attempt}"
-            );
+            assert_eq!(login(&service, "ada@example.com", "wrong").await.status(), 401, "attempt {attempt}");
         }
         let refused = login(&service, "ADA@example.com", "correct horse").await;
         assert_eq!(refused.status(), 429, "even the right password waits");
-        let retry_after: u64 = refused.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((890..=900).contains(&retry_after), "{retry_after}");
         assert_eq!(body(&refused)["status"], 429);
-        assert_eq!(
-            login(&service, "other@example.com", "x").await.status(),
-            401,
-            "other emails are not affected"
-        );
+        assert_eq!(login(&service, "other@example.com", "x").await.status(), 401, "other emails are not affected");
     }
 }

@@ -7,18 +7,12 @@ use shared::{CorrelationId, Problem, Reply};
 use super::store_failure;
 use crate::store::UserStore;
 
-pub async fn me<S: UserStore>(
-    store: &S,
-    request: Request,
-    _correlation_id: CorrelationId,
-) -> Result<Reply, Problem> {
+pub async fn me<S: UserStore>(store: &S, request: Request, _correlation_id: CorrelationId) -> Result<Reply, Problem> {
     let caller = caller(&request)?;
     match store.user(&caller.user_id).await.map_err(store_failure)? {
         Some(user) => Ok(Reply::ok(&user)),
         // A valid token for an account that no longer exists.
-        None => Err(Problem::unauthorized(
-            "the account of this token no longer exists",
-        )),
+        None => Err(Problem::unauthorized("the account of this token no longer exists")),
     }
 }
 
@@ -40,7 +34,7 @@ mod tests {
             role: Role::Seller,
         };
         let user = User::new(&account, chrono::Utc::now());
-        store.create(&user, "hash").await.unwrap();
+        store.create(&user, "hash", &user.registered(&shared::CorrelationId::generate())).await.unwrap();
         let handler = |r, c| me(&store, r, c);
 
         let request = with_authorizer(

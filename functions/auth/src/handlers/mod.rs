@@ -24,15 +24,8 @@ pub struct Session {
 
 impl Session {
     pub fn start(user: User, tokens: &Tokens) -> Result<Self, Problem> {
-        let access_token = tokens
-            .issue(&user, chrono::Utc::now())
-            .map_err(key_failure)?;
-        Ok(Self {
-            user,
-            access_token,
-            token_type: "Bearer",
-            expires_in: TOKEN_TTL_SECONDS,
-        })
+        let access_token = tokens.issue(&user, chrono::Utc::now()).map_err(key_failure)?;
+        Ok(Self { user, access_token, token_type: "Bearer", expires_in: TOKEN_TTL_SECONDS })
     }
 }
 
@@ -44,9 +37,7 @@ impl From<Invalid> for Problem {
 
 pub fn store_failure(error: StoreError) -> Problem {
     match error {
-        StoreError::EmailTaken => {
-            Problem::conflict("an account with this email address already exists")
-        }
+        StoreError::EmailTaken => Problem::conflict("an account with this email address already exists"),
         StoreError::Unavailable(detail) => {
             tracing::error!(%detail, "account store unavailable");
             Problem::unavailable("the account store is unavailable; try again shortly")
@@ -77,11 +68,8 @@ pub(crate) mod test_support {
 
     /// A sample from events/ (as API Gateway sends it) as the request the handler sees.
     pub fn sample_request(name: &str) -> Request {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../events")
-            .join(name);
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events").join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 
@@ -92,19 +80,13 @@ pub(crate) mod test_support {
     }
 
     /// `request` as if the token authorizer had passed `context`.
-    pub fn with_authorizer(
-        request: Request,
-        context: &shared::caller::AuthorizerContext,
-    ) -> Request {
+    pub fn with_authorizer(request: Request, context: &shared::caller::AuthorizerContext) -> Request {
         use lambda_http::RequestExt;
         use lambda_http::request::RequestContext;
-        let Some(RequestContext::ApiGatewayV2(mut context_v2)) =
-            request.request_context_ref().cloned()
-        else {
+        let Some(RequestContext::ApiGatewayV2(mut context_v2)) = request.request_context_ref().cloned() else {
             panic!("not an HTTP API request");
         };
-        let mut authorizer =
-            lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizer::default();
+        let mut authorizer = lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizer::default();
         let value = serde_json::to_value(context).unwrap();
         authorizer.fields = value.as_object().unwrap().clone().into_iter().collect();
         context_v2.authorizer = Some(authorizer);

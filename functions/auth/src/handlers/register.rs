@@ -2,10 +2,9 @@
 
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
-use shared::events::{Event, UserRegistered};
 use shared::problem::json_body;
 use shared::publisher::Publish;
-use shared::{CorrelationId, Envelope, Problem, Reply};
+use shared::{CorrelationId, Problem, Reply};
 
 use super::{Session, store_failure};
 use crate::domain::{Registration, User};
@@ -21,47 +20,19 @@ pub struct Register<S, P> {
 }
 
 impl<S: UserStore, P: Publish + Sync> Register<S, P> {
-    pub async fn handle(
-        &self,
-        request: Request,
-        correlation_id: CorrelationId,
-    ) -> Result<Reply, Problem> {
+    pub async fn handle(&self, request: Request, correlation_id: CorrelationId) -> Result<Reply, Problem> {
         let account = json_body::<Registration>(&request)?.validate()?;
         let hash = self.passwords.hash(&account.password).map_err(|e| {
             tracing::error!(%e, "hashing failed");
             Problem::internal()
         })?;
         let user = User::new(&account, chrono::Utc::now());
-        self.store
-            .create(&user, &hash)
-            .await
-            .map_err(store_failure)?;
-
-        let event = Event::UserRegistered(UserRegistered {
-            user_id: user.user_id.clone(),
-            email: user.email.as_str().to_owned(),
-            name: user.name.clone(),
-            role: user.role,
-        });
-        if let Err(error) = self
-            .publisher
-            .publish(&Envelope::new(event, &correlation_id))
-            .await
-        {
-            // Without the event no cart or welcome would follow: undo, and let the client retry.
-            tracing::error!(%error, user_id = %user.user_id, "user.registered not published; registration undone");
-            if let Err(undo) = self.store.remove(&user).await {
-                tracing::error!(%undo, user_id = %user.user_id, "could not undo the registration");
-            }
-            return Err(Problem::unavailable(
-                "registration is temporarily unavailable; try again shortly",
-            ));
-        }
+        let event = user.registered(&correlation_id);
+        // The account and its event are one write; the event goes out now or via the relay.
+        self.store.create(&user, &hash, &event).await.map_err(store_failure)?;
+        shared::outbox::deliver(&self.store, &self.publisher, &[event]).await;
         tracing::info!(user_id = %user.user_id, role = ?user.role, "user registered");
-        Ok(Reply::json(
-            StatusCode::CREATED,
-            &Session::start(user, &self.tokens)?,
-        ))
+        Ok(Reply::json(StatusCode::CREATED, &Session::start(user, &self.tokens)?))
     }
 }
 
@@ -71,15 +42,11 @@ mod tests {
     use crate::handlers::test_support::{body, sample_request, with_body};
     use crate::store::MemoryStore;
     use crate::tokens::tests::tokens;
+    use shared::Envelope;
     use shared::publisher::{MemoryPublisher, PublishError};
 
     fn service<P>(publisher: P) -> Register<MemoryStore, P> {
-        Register {
-            store: MemoryStore::default(),
-            publisher,
-            passwords: Passwords::new().unwrap(),
-            tokens: tokens(),
-        }
+        Register { store: MemoryStore::default(), publisher, passwords: Passwords::new().unwrap(), tokens: tokens() }
     }
 
     async fn call<P: Publish + Sync>(
@@ -87,27 +54,21 @@ mod tests {
         body_text: &str,
     ) -> lambda_http::Response<lambda_http::Body> {
         let request = with_body(sample_request("http-post-auth-register.json"), body_text);
-        shared::api::handle(&|r, c| service.handle(r, c), request)
-            .await
-            .unwrap()
+        shared::api::handle(&|r, c| service.handle(r, c), request).await.unwrap()
     }
 
     #[tokio::test]
     async fn the_sample_registers_and_publishes_user_registered() {
         let service = service(MemoryPublisher::default());
         let request = sample_request("http-post-auth-register.json");
-        let response = shared::api::handle(&|r, c| service.handle(r, c), request)
-            .await
-            .unwrap();
+        let response = shared::api::handle(&|r, c| service.handle(r, c), request).await.unwrap();
         assert_eq!(response.status(), 201);
         let session = body(&response);
         assert_eq!(session["token_type"], "Bearer");
         assert_eq!(session["expires_in"], 3600);
         assert_eq!(session["user"]["email"], "ada@example.com", "lower-cased");
         assert_eq!(session["user"]["role"], "customer");
-        let claims = tokens()
-            .verify(session["access_token"].as_str().unwrap())
-            .unwrap();
+        let claims = tokens().verify(session["access_token"].as_str().unwrap()).unwrap();
         assert_eq!(claims.sub, session["user"]["user_id"].as_str().unwrap());
         let published = service.publisher.published();
         assert_eq!(published.len(), 1);
@@ -118,24 +79,12 @@ mod tests {
     #[tokio::test]
     async fn the_same_email_in_another_case_is_a_conflict() {
         let service = service(MemoryPublisher::default());
-        let first = call(
-            &service,
-            r#"{"email":"Bob@Example.com","password":"12345678","name":"Bob"}"#,
-        )
-        .await;
+        let first = call(&service, r#"{"email":"Bob@Example.com","password":"12345678","name":"Bob"}"#).await;
         assert_eq!(first.status(), 201);
-        let again = call(
-            &service,
-            r#"{"email":"bob@EXAMPLE.com","password":"other-pass","name":"Bob 2"}"#,
-        )
-        .await;
+        let again = call(&service, r#"{"email":"bob@EXAMPLE.com","password":"other-pass","name":"Bob 2"}"#).await;
         assert_eq!(again.status(), 409);
         assert_eq!(again.headers()["content-type"], "application/problem+json");
-        assert_eq!(
-            service.publisher.published().len(),
-            1,
-            "one event for one account"
-        );
+        assert_eq!(service.publisher.published().len(), 1, "one event for one account");
     }
 
     #[tokio::test]
@@ -153,11 +102,7 @@ mod tests {
         ] {
             let response = call(&service, bad).await;
             assert_eq!(response.status(), 400, "{bad}");
-            assert!(
-                body(&response)["detail"]
-                    .as_str()
-                    .is_some_and(|d| !d.is_empty())
-            );
+            assert!(body(&response)["detail"].as_str().is_some_and(|d| !d.is_empty()));
         }
         assert!(service.publisher.published().is_empty());
     }
@@ -170,14 +115,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_event_means_no_account() {
+    async fn an_event_that_cannot_be_published_now_is_relayed_later() {
         let service = service(BrokenPublisher);
         let body_text = r#"{"email":"c@example.com","password":"12345678","name":"C"}"#;
-        assert_eq!(call(&service, body_text).await.status(), 503);
-        let email = crate::domain::Email::parse("c@example.com").unwrap();
-        assert!(
-            service.store.credentials(&email).await.unwrap().is_none(),
-            "undone, so a retry can succeed"
-        );
+        assert_eq!(call(&service, body_text).await.status(), 201, "the account exists");
+        let pending = shared::outbox::Outbox::pending(&service.store, 10).await.unwrap();
+        assert_eq!(pending.len(), 1, "user.registered waits in the outbox");
+
+        let publisher = MemoryPublisher::default();
+        let report = shared::outbox::relay(&service.store, &publisher).await.unwrap();
+        assert_eq!(report.published, 1);
+        assert_eq!(publisher.published()[0].event_type(), "user.registered");
     }
 }

@@ -3,50 +3,47 @@
 //! - `EMAIL#{email}` / `CREDENTIALS`: who owns the email, and the password hash. Written in
 //!   one transaction with the profile, on the condition that it does not exist: that
 //!   condition is what makes emails unique, with no read-then-write race;
-//! - `LOGINFAIL#{email}` / `WINDOW`: failed logins in the current window, expiring with it.
+//! - `LOGINFAIL#{email}` / `ATTEMPTS`: recent failed logins, expiring with the window;
+//! - `OUTBOX` / `{event id}`: events not yet published (see `shared::outbox`).
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Credentials, StoreError, UserStore};
-use crate::domain::{Email, FailedLogins, THROTTLE_WINDOW, User};
+use shared::Envelope;
+use shared::outbox::{DynamoOutbox, Outbox, OutboxError};
+
+use super::{Admission, Credentials, StoreError, UserStore};
+use crate::domain::{Email, THROTTLE_WINDOW, User, admit};
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+    outbox: DynamoOutbox,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        let table = table.into();
+        Self { outbox: DynamoOutbox::new(client.clone(), table.clone()), client, table }
     }
 
     /// The Auth table named by `TABLE_NAME`.
     pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, shared::config::ConfigError> {
-        Ok(Self::new(
-            Client::new(sdk),
-            shared::config::required("TABLE_NAME")?,
-        ))
+        Ok(Self::new(Client::new(sdk), shared::config::required("TABLE_NAME")?))
     }
 }
 
 type Item = HashMap<String, AttributeValue>;
 
 fn key(pk: String, sk: &str) -> Item {
-    HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(pk)),
-        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
-    ])
+    HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.to_owned()))])
 }
 
 fn user_key(user_id: &str) -> Item {
@@ -58,7 +55,7 @@ fn email_key(email: &Email) -> Item {
 }
 
 fn failures_key(email: &Email) -> Item {
-    key(format!("LOGINFAIL#{}", email.as_str()), "WINDOW")
+    key(format!("LOGINFAIL#{}", email.as_str()), "ATTEMPTS")
 }
 
 fn unavailable<E: std::error::Error + Send + Sync + 'static>(error: E) -> StoreError {
@@ -79,48 +76,33 @@ struct CredentialsItem {
 }
 
 #[derive(Serialize, Deserialize)]
-struct FailuresItem {
-    count: u32,
-    /// Epoch seconds, so that the window condition compares numbers.
-    #[serde(with = "chrono::serde::ts_seconds")]
-    started_at: DateTime<Utc>,
+struct AttemptsItem {
+    /// Epoch seconds of recent failed attempts.
+    attempts: Vec<i64>,
+    /// Bumped on every write: the condition that makes concurrent attempts count one by one.
+    version: u64,
     expires_at: i64,
 }
 
+/// Optimistic writes of the attempts item that lose to a concurrent one, before giving up.
+const ADMIT_TRIES: usize = 5;
+
 impl DynamoStore {
     async fn get<T: for<'de> Deserialize<'de>>(&self, key: Item) -> Result<Option<T>, StoreError> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        found
-            .item
-            .map(|item| serde_dynamo::from_item(item).map_err(unavailable))
-            .transpose()
+        let found =
+            self.client.get_item().table_name(&self.table).set_key(Some(key)).send().await.map_err(unavailable)?;
+        found.item.map(|item| serde_dynamo::from_item(item).map_err(unavailable)).transpose()
     }
 
     async fn delete(&self, key: Item) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .send()
-            .await
-            .map_err(unavailable)?;
+        self.client.delete_item().table_name(&self.table).set_key(Some(key)).send().await.map_err(unavailable)?;
         Ok(())
     }
 }
 
 impl UserStore for DynamoStore {
-    async fn create(&self, user: &User, password_hash: &str) -> Result<(), StoreError> {
-        let credentials = CredentialsItem {
-            user_id: user.user_id.clone(),
-            password_hash: password_hash.to_owned(),
-        };
+    async fn create(&self, user: &User, password_hash: &str, event: &Envelope) -> Result<(), StoreError> {
+        let credentials = CredentialsItem { user_id: user.user_id.clone(), password_hash: password_hash.to_owned() };
         let put = |item: Item| {
             Put::builder()
                 .table_name(&self.table)
@@ -135,6 +117,7 @@ impl UserStore for DynamoStore {
             .transact_write_items()
             .transact_items(put(item(email_key(&user.email), &credentials)?)?)
             .transact_items(put(item(user_key(&user.user_id), user)?)?)
+            .transact_items(self.outbox.entry(event).map_err(unavailable)?)
             .send()
             .await;
         match result {
@@ -145,9 +128,7 @@ impl UserStore for DynamoStore {
                     if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
                         Err(StoreError::EmailTaken)
                     } else {
-                        Err(StoreError::Unavailable(format!(
-                            "registration cancelled: {reasons:?}"
-                        )))
+                        Err(StoreError::Unavailable(format!("registration cancelled: {reasons:?}")))
                     }
                 }
                 other => Err(unavailable(other)),
@@ -156,86 +137,55 @@ impl UserStore for DynamoStore {
         }
     }
 
-    async fn remove(&self, user: &User) -> Result<(), StoreError> {
-        self.delete(email_key(&user.email)).await?;
-        self.delete(user_key(&user.user_id)).await
-    }
-
     async fn credentials(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
         let found: Option<CredentialsItem> = self.get(email_key(email)).await?;
-        Ok(found.map(|c| Credentials {
-            user_id: c.user_id,
-            password_hash: c.password_hash,
-        }))
+        Ok(found.map(|c| Credentials { user_id: c.user_id, password_hash: c.password_hash }))
     }
 
     async fn user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
         self.get(user_key(user_id)).await
     }
 
-    async fn failed_logins(&self, email: &Email) -> Result<Option<FailedLogins>, StoreError> {
-        let found: Option<FailuresItem> = self.get(failures_key(email)).await?;
-        Ok(found.map(|f| FailedLogins {
-            count: f.count,
-            started_at: f.started_at,
-        }))
-    }
-
-    async fn record_failed_login(
-        &self,
-        email: &Email,
-        now: DateTime<Utc>,
-    ) -> Result<FailedLogins, StoreError> {
-        // Count in the current window if there is one...
-        let window_start_after = (now - THROTTLE_WINDOW).timestamp().to_string();
-        let counted = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(failures_key(email)))
-            .update_expression("ADD #count :one")
-            .condition_expression("attribute_exists(pk) AND started_at > :cutoff")
-            .expression_attribute_names("#count", "count")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":cutoff", AttributeValue::N(window_start_after))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match counted {
-            Ok(output) => {
-                let item: FailuresItem =
-                    serde_dynamo::from_item(output.attributes.unwrap_or_default())
-                        .map_err(unavailable)?;
-                Ok(FailedLogins {
-                    count: item.count,
-                    started_at: item.started_at,
-                })
+    async fn admit_login(&self, email: &Email, now: DateTime<Utc>) -> Result<Admission, StoreError> {
+        for _ in 0..ADMIT_TRIES {
+            let current: Option<AttemptsItem> = self.get(failures_key(email)).await?;
+            let (previous, version) = current.map(|c| (c.attempts, c.version)).unwrap_or_default();
+            let attempts = match admit(&previous, now) {
+                Ok(attempts) => attempts,
+                Err(wait) => return Ok(Admission::Locked(wait)),
+            };
+            let expires_at = attempts.iter().max().copied().unwrap_or(now.timestamp()) + THROTTLE_WINDOW.num_seconds();
+            let new = item(failures_key(email), &AttemptsItem { attempts, version: version + 1, expires_at })?;
+            let written = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(new))
+                .condition_expression("attribute_not_exists(pk) OR version = :version")
+                .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
+                .send()
+                .await;
+            match written {
+                Ok(_) => return Ok(Admission::Allowed),
+                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => continue,
+                Err(e) => return Err(unavailable(e)),
             }
-            // ...or start a new one.
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                let failures = FailuresItem {
-                    count: 1,
-                    started_at: now,
-                    expires_at: (now + THROTTLE_WINDOW).timestamp(),
-                };
-                let new = item(failures_key(email), &failures)?;
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(new))
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                Ok(FailedLogins {
-                    count: 1,
-                    started_at: now,
-                })
-            }
-            Err(e) => Err(unavailable(e)),
         }
+        // So many concurrent attempts on one email that none got through: an attack.
+        Ok(Admission::Locked(std::time::Duration::from_secs(1)))
     }
 
-    async fn clear_failed_logins(&self, email: &Email) -> Result<(), StoreError> {
+    async fn clear_login_attempts(&self, email: &Email) -> Result<(), StoreError> {
         self.delete(failures_key(email)).await
+    }
+}
+
+impl Outbox for DynamoStore {
+    async fn pending(&self, limit: i32) -> Result<Vec<Envelope>, OutboxError> {
+        self.outbox.pending(limit).await
+    }
+
+    async fn published(&self, event_id: &str) -> Result<(), OutboxError> {
+        self.outbox.published(event_id).await
     }
 }
