@@ -13,9 +13,11 @@ pub mod idempotency;
 pub mod internal;
 pub mod logging;
 pub mod outbox;
+pub mod pagination;
 pub mod problem;
 pub mod publisher;
 pub mod sigv4;
+pub mod testing;
 
 pub use correlation::CorrelationId;
 pub use events::{Envelope, Event, Topic};

@@ -7,6 +7,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 use crate::correlation::{self, CorrelationId};
 
@@ -17,8 +18,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
     pub status: StatusCode,
-    pub kind: &'static str,
-    pub title: &'static str,
+    pub kind: Cow<'static, str>,
+    pub title: Cow<'static, str>,
     pub detail: String,
     /// Extra members, e.g. `shortages` on a 409 at checkout.
     pub extensions: Map<String, Value>,
@@ -27,8 +28,20 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, kind, title, detail: detail.into(), extensions: Map::new(), headers: Vec::new() }
+    pub fn new(
+        status: StatusCode,
+        kind: impl Into<Cow<'static, str>>,
+        title: impl Into<Cow<'static, str>>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind: kind.into(),
+            title: title.into(),
+            detail: detail.into(),
+            extensions: Map::new(),
+            headers: Vec::new(),
+        }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -78,11 +91,25 @@ impl Problem {
         self
     }
 
+    /// A problem from its JSON body (as [`Problem::to_json`] made it, e.g. stored to be
+    /// answered again); `None` if `body` is not one.
+    pub fn from_json(body: &Value) -> Option<Self> {
+        let status = StatusCode::from_u16(u16::try_from(body["status"].as_u64()?).ok()?).ok()?;
+        let kind = body["type"].as_str()?.strip_prefix("/problems/")?.to_owned();
+        let mut problem = Self::new(status, kind, body["title"].as_str()?.to_owned(), body["detail"].as_str()?);
+        for (name, value) in body.as_object()? {
+            if !["type", "title", "status", "detail", "correlation_id"].contains(&name.as_str()) {
+                problem.extensions.insert(name.clone(), value.clone());
+            }
+        }
+        Some(problem)
+    }
+
     /// The JSON body, with the request's correlation id.
     pub fn to_json(&self, correlation_id: &CorrelationId) -> Value {
         let mut body = self.extensions.clone();
         body.insert("type".into(), format!("/problems/{}", self.kind).into());
-        body.insert("title".into(), self.title.into());
+        body.insert("title".into(), self.title.to_string().into());
         body.insert("status".into(), self.status.as_u16().into());
         body.insert("detail".into(), self.detail.clone().into());
         body.insert("correlation_id".into(), correlation_id.as_str().into());

@@ -1,0 +1,10 @@
+//! The Cart service: carts priced from the catalogue, and the checkout chain.
+
+pub mod checkout;
+pub mod domain;
+pub mod downstream;
+pub mod handlers;
+pub mod store;
+
+#[cfg(test)]
+mod tests;

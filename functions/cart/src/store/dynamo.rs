@@ -1,0 +1,160 @@
+//! Carts in the Cart table (pk/sk):
+//! - `CART#{user_id}` / `CART`: the lines and a `version` (the condition of every write);
+//! - `CHECKOUT#{user_id}#{key}` / `CHECKOUT`: one checkout's record, so the same
+//!   `Idempotency-Key` gets the same answer; kept a day (TTL `expires_at`).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use super::{CartStore, StoreError};
+use crate::domain::{Cart, CartLine, Checkout};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// How long a checkout's answer is remembered.
+const CHECKOUT_TTL_SECONDS: i64 = 24 * 3600;
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CartItem {
+    items: Vec<CartLine>,
+    version: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckoutItem {
+    /// The record as JSON: its answer is free-form JSON, which DynamoDB maps poorly.
+    record: String,
+    /// A fingerprint of the record, the condition of replacing it.
+    fingerprint: String,
+    expires_at: i64,
+}
+
+fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.to_owned()))])
+}
+
+fn cart_key(user_id: &str) -> Item {
+    key(format!("CART#{user_id}"), "CART")
+}
+
+fn checkout_key(user_id: &str, k: &str) -> Item {
+    key(format!("CHECKOUT#{user_id}#{k}"), "CHECKOUT")
+}
+
+fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+}
+
+fn fingerprint(checkout: &Checkout) -> String {
+    format!(
+        "{:?}:{}:{}:{}",
+        checkout.status,
+        checkout.attempt,
+        checkout.order_id,
+        checkout.lease_until.timestamp_micros()
+    )
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// The Cart table named by `TABLE_NAME`.
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, shared::config::ConfigError> {
+        Ok(Self::new(Client::new(sdk), shared::config::required("TABLE_NAME")?))
+    }
+
+    async fn get_item<T: for<'de> Deserialize<'de>>(&self, key: Item) -> Result<Option<T>, StoreError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        found.item.map(|item| serde_dynamo::from_item(item).map_err(unavailable)).transpose()
+    }
+
+    fn checkout_item(&self, checkout: &Checkout) -> Result<Item, StoreError> {
+        let record = serde_json::to_string(checkout).map_err(unavailable)?;
+        let expires_at = chrono::Utc::now().timestamp() + CHECKOUT_TTL_SECONDS;
+        let mut item: Item =
+            serde_dynamo::to_item(CheckoutItem { record, fingerprint: fingerprint(checkout), expires_at })
+                .map_err(unavailable)?;
+        item.extend(checkout_key(&checkout.user_id, &checkout.key));
+        Ok(item)
+    }
+}
+
+impl CartStore for DynamoStore {
+    async fn cart(&self, user_id: &str) -> Result<(Cart, u64), StoreError> {
+        Ok(match self.get_item::<CartItem>(cart_key(user_id)).await? {
+            Some(stored) => (Cart { user_id: user_id.to_owned(), items: stored.items }, stored.version),
+            None => (Cart::empty(user_id), 0),
+        })
+    }
+
+    async fn save_cart(&self, cart: &Cart, version: u64) -> Result<bool, StoreError> {
+        let mut item: Item =
+            serde_dynamo::to_item(CartItem { items: cart.items.clone(), version: version + 1 }).map_err(unavailable)?;
+        item.extend(cart_key(&cart.user_id));
+        let written = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR version = :version")
+            .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn checkout(&self, user_id: &str, k: &str) -> Result<Option<Checkout>, StoreError> {
+        let found: Option<CheckoutItem> = self.get_item(checkout_key(user_id, k)).await?;
+        found.map(|item| serde_json::from_str(&item.record).map_err(unavailable)).transpose()
+    }
+
+    async fn start_checkout(&self, next: &Checkout, previous: Option<&Checkout>) -> Result<bool, StoreError> {
+        let mut put = self.client.put_item().table_name(&self.table).set_item(Some(self.checkout_item(next)?));
+        put = match previous {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(previous) => put
+                .condition_expression("fingerprint = :previous")
+                .expression_attribute_values(":previous", AttributeValue::S(fingerprint(previous))),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn finish_checkout(&self, checkout: &Checkout) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.checkout_item(checkout)?))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,292 @@
+//! Cart and checkout against in-memory stores and a scripted downstream.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use lambda_http::http::StatusCode;
+use serde_json::{Value, json};
+use shared::events::Role;
+use shared::internal::CallError;
+use shared::testing::{as_caller, body, call, sample, with_body, with_path};
+use shared::{CorrelationId, Problem};
+
+use crate::domain::{CartLine, ProductInfo};
+use crate::downstream::{Authorization, Downstream, PaymentRequest, Stock};
+use crate::store::MemoryStore;
+use crate::{checkout, handlers};
+
+const USER: &str = "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A";
+
+/// The other services, scripted: a catalogue with stock, the sandbox tokens, outages.
+#[derive(Default)]
+struct Fake {
+    stock: Mutex<HashMap<String, (u64, u32)>>,
+    reservations: Mutex<HashMap<String, Vec<CartLine>>>,
+    payments: Mutex<HashMap<String, String>>,
+    authorizations: AtomicU32,
+    voids: AtomicU32,
+    orders: Mutex<HashMap<String, Value>>,
+    payment_down: AtomicBool,
+    order_down: AtomicBool,
+    slow_payment: AtomicBool,
+}
+
+fn down(service: &str) -> CallError {
+    CallError::Unavailable { service: service.into(), reason: "down".into() }
+}
+
+impl Fake {
+    fn with(products: &[(&str, u64, u32)]) -> Self {
+        let fake = Fake::default();
+        for (id, price, stock) in products {
+            fake.stock.lock().unwrap().insert(id.to_string(), (*price, *stock));
+        }
+        fake
+    }
+
+    fn stock_of(&self, id: &str) -> u32 {
+        self.stock.lock().unwrap()[id].1
+    }
+}
+
+impl Downstream for Fake {
+    async fn lookup(&self, ids: &[String], _: &CorrelationId) -> Result<Vec<ProductInfo>, CallError> {
+        let stock = self.stock.lock().unwrap();
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let (price, units) = stock.get(id)?;
+                Some(ProductInfo {
+                    product_id: id.clone(),
+                    seller_id: "usr_seller".into(),
+                    name: id.to_uppercase(),
+                    price_cents: *price,
+                    stock: *units,
+                })
+            })
+            .collect())
+    }
+
+    async fn authorize(&self, request: &PaymentRequest, _: &CorrelationId) -> Result<Authorization, CallError> {
+        if self.payment_down.load(Ordering::SeqCst) {
+            return Err(down("payment"));
+        }
+        if self.slow_payment.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        if request.payment_token == "tok_chargeDeclined" {
+            let declined =
+                Problem::new(StatusCode::PAYMENT_REQUIRED, "payment-declined", "Payment declined", "declined");
+            return Ok(Authorization::Refused(declined));
+        }
+        let mut payments = self.payments.lock().unwrap();
+        let id = payments
+            .entry(request.idempotency_key.clone())
+            .or_insert_with(|| {
+                self.authorizations.fetch_add(1, Ordering::SeqCst);
+                format!("pay_{}", ulid::Ulid::generate())
+            })
+            .clone();
+        Ok(Authorization::Authorized { payment_id: id })
+    }
+
+    async fn void(&self, _: &str, _: &CorrelationId) -> Result<(), CallError> {
+        self.voids.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn reserve(&self, reservation_id: &str, lines: &[CartLine], _: &CorrelationId) -> Result<Stock, CallError> {
+        let mut reservations = self.reservations.lock().unwrap();
+        if reservations.contains_key(reservation_id) {
+            return Ok(Stock::Reserved);
+        }
+        let mut stock = self.stock.lock().unwrap();
+        let short: Vec<Value> = lines
+            .iter()
+            .filter(|l| stock.get(&l.product_id).is_none_or(|(_, units)| *units < l.quantity))
+            .map(|l| json!({"product_id": l.product_id, "requested": l.quantity, "available": stock.get(&l.product_id).map_or(0, |s| s.1)}))
+            .collect();
+        if !short.is_empty() {
+            let problem = Problem::new(StatusCode::CONFLICT, "insufficient-stock", "Not enough stock", "short")
+                .with("shortages", short);
+            return Ok(Stock::Short(problem));
+        }
+        for line in lines {
+            stock.get_mut(&line.product_id).unwrap().1 -= line.quantity;
+        }
+        reservations.insert(reservation_id.to_owned(), lines.to_vec());
+        Ok(Stock::Reserved)
+    }
+
+    async fn release(&self, reservation_id: &str, _: &CorrelationId) -> Result<(), CallError> {
+        if let Some(lines) = self.reservations.lock().unwrap().remove(reservation_id) {
+            let mut stock = self.stock.lock().unwrap();
+            for line in lines {
+                stock.get_mut(&line.product_id).unwrap().1 += line.quantity;
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_order(&self, order: &Value, _: &CorrelationId) -> Result<Value, CallError> {
+        if self.order_down.load(Ordering::SeqCst) {
+            return Err(down("order"));
+        }
+        let id = order["order_id"].as_str().unwrap().to_owned();
+        let mut shown = order.clone();
+        shown["status"] = "placed".into();
+        Ok(self.orders.lock().unwrap().entry(id).or_insert(shown).clone())
+    }
+}
+
+async fn put(
+    store: &MemoryStore,
+    fake: &Fake,
+    product: &str,
+    quantity: i64,
+) -> lambda_http::Response<lambda_http::Body> {
+    let request = with_path(
+        with_body(sample("http-put-cart-item.json"), &json!({"quantity": quantity}).to_string()),
+        "product_id",
+        product,
+    );
+    call(&|r, c| handlers::set_item(store, fake, r, c), as_caller(request, USER, Role::Customer)).await
+}
+
+async fn checkout_with(
+    store: &MemoryStore,
+    fake: &Fake,
+    token: &str,
+    key: Option<&str>,
+) -> lambda_http::Response<lambda_http::Body> {
+    let mut request = with_body(sample("http-post-checkout.json"), &json!({"payment_token": token}).to_string());
+    request.headers_mut().remove("idempotency-key");
+    if let Some(key) = key {
+        request.headers_mut().insert("idempotency-key", key.parse().unwrap());
+    }
+    call(&|r, c| checkout::checkout(store, fake, r, c), as_caller(request, USER, Role::Customer)).await
+}
+
+async fn cart_of(store: &MemoryStore, fake: &Fake) -> Value {
+    body(
+        &call(&|r, c| handlers::get(store, fake, r, c), as_caller(sample("http-get-cart.json"), USER, Role::Customer))
+            .await,
+    )
+}
+
+#[tokio::test]
+async fn carts_are_priced_from_the_catalogue() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5)]));
+    assert_eq!(cart_of(&store, &fake).await["items"], json!([]), "an empty cart, not a 404");
+    let cart = body(&put(&store, &fake, "prd_a", 2).await);
+    assert_eq!(cart["total_cents"], 2598);
+    assert_eq!(cart["items"][0]["name"], "PRD_A");
+    assert_eq!(put(&store, &fake, "prd_nope", 1).await.status(), 404);
+    assert_eq!(put(&store, &fake, "prd_a", 100).await.status(), 400);
+    assert_eq!(body(&put(&store, &fake, "prd_a", 0).await)["items"], json!([]), "0 removes");
+}
+
+#[tokio::test]
+async fn a_checkout_places_the_order_takes_stock_and_empties_the_cart() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5), ("prd_b", 500, 1)]));
+    put(&store, &fake, "prd_a", 2).await;
+    put(&store, &fake, "prd_b", 1).await;
+    let placed = checkout_with(&store, &fake, "tok_visa", Some("k1")).await;
+    assert_eq!(placed.status(), 201);
+    let order = body(&placed);
+    assert_eq!(order["total_cents"], 3098);
+    assert_eq!(placed.headers()["location"], format!("/orders/{}", order["order_id"].as_str().unwrap()).as_str());
+    assert_eq!((fake.stock_of("prd_a"), fake.stock_of("prd_b")), (3, 0));
+    assert_eq!(cart_of(&store, &fake).await["items"], json!([]));
+
+    let again = checkout_with(&store, &fake, "tok_visa", Some("k1")).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(body(&again), order, "the same order");
+    assert_eq!(fake.authorizations.load(Ordering::SeqCst), 1, "charged once");
+}
+
+#[tokio::test]
+async fn a_decline_is_402_and_touches_nothing() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5)]));
+    put(&store, &fake, "prd_a", 2).await;
+    let declined = checkout_with(&store, &fake, "tok_chargeDeclined", Some("k")).await;
+    assert_eq!(declined.status(), 402);
+    assert!(body(&declined)["type"].as_str().unwrap().ends_with("/payment-declined"));
+    assert_eq!(fake.stock_of("prd_a"), 5);
+    assert_eq!(cart_of(&store, &fake).await["items"].as_array().unwrap().len(), 1, "the cart is kept");
+    assert_eq!(
+        checkout_with(&store, &fake, "tok_visa", Some("k")).await.status(),
+        402,
+        "the same key, the same answer"
+    );
+}
+
+#[tokio::test]
+async fn a_shortage_is_409_and_the_authorization_is_voided() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 1)]));
+    put(&store, &fake, "prd_a", 3).await;
+    let short = checkout_with(&store, &fake, "tok_visa", None).await;
+    assert_eq!(short.status(), 409);
+    assert_eq!(body(&short)["shortages"], json!([{"product_id": "prd_a", "requested": 3, "available": 1}]));
+    assert_eq!(fake.voids.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.stock_of("prd_a"), 1);
+}
+
+#[tokio::test]
+async fn an_outage_is_503_with_everything_undone_and_the_same_key_retries() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5)]));
+    put(&store, &fake, "prd_a", 2).await;
+    fake.payment_down.store(true, Ordering::SeqCst);
+    assert_eq!(checkout_with(&store, &fake, "tok_visa", Some("k")).await.status(), 503);
+    assert_eq!(fake.stock_of("prd_a"), 5, "nothing reserved");
+
+    fake.payment_down.store(false, Ordering::SeqCst);
+    fake.order_down.store(true, Ordering::SeqCst);
+    assert_eq!(checkout_with(&store, &fake, "tok_visa", Some("k")).await.status(), 503);
+    assert_eq!(fake.stock_of("prd_a"), 5, "the reservation was released");
+    assert_eq!(fake.voids.load(Ordering::SeqCst), 1, "the authorization was voided");
+
+    fake.order_down.store(false, Ordering::SeqCst);
+    assert_eq!(
+        checkout_with(&store, &fake, "tok_visa", Some("k")).await.status(),
+        201,
+        "a retry with the same key succeeds"
+    );
+    assert_eq!(fake.stock_of("prd_a"), 3);
+}
+
+#[tokio::test]
+async fn a_repeat_while_the_first_runs_waits_for_its_answer() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5)]));
+    put(&store, &fake, "prd_a", 1).await;
+    fake.slow_payment.store(true, Ordering::SeqCst);
+    let (first, second) = tokio::join!(checkout_with(&store, &fake, "tok_visa", Some("k")), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        checkout_with(&store, &fake, "tok_visa", Some("k")).await
+    });
+    assert_eq!((first.status(), second.status()), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_eq!(body(&first), body(&second));
+    assert_eq!(fake.authorizations.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.stock_of("prd_a"), 4);
+}
+
+#[tokio::test]
+async fn an_empty_cart_or_a_bad_key_is_400() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[]));
+    assert_eq!(checkout_with(&store, &fake, "tok_visa", None).await.status(), 400);
+    assert_eq!(checkout_with(&store, &fake, "tok_visa", Some(&"k".repeat(65))).await.status(), 400);
+}
+
+#[tokio::test]
+async fn removing_an_item() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 100, 5), ("prd_b", 200, 5)]));
+    put(&store, &fake, "prd_a", 1).await;
+    put(&store, &fake, "prd_b", 1).await;
+    let request =
+        as_caller(with_path(sample("http-delete-cart-item.json"), "product_id", "prd_a"), USER, Role::Customer);
+    let cart = body(&call(&|r, c| handlers::remove_item(&store, &fake, r, c), request).await);
+    assert_eq!(cart["items"].as_array().unwrap().len(), 1);
+    assert_eq!(cart["total_cents"], 200);
+}

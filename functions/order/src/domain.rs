@@ -1,0 +1,207 @@
+//! Orders: what an order is, how it is created and the states it moves through (with its
+//! history), and the events those moves publish. Pure rules: no AWS, no HTTP.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::events::{Event, OrderCancelled, OrderCreated, OrderItem};
+use shared::{CorrelationId, Envelope};
+
+pub const CURRENCY: &str = "USD";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Created, payment authorized.
+    Placed,
+    /// Payment settled.
+    Paid,
+    Cancelled,
+    PaymentFailed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub product_id: String,
+    pub seller_id: String,
+    pub name: String,
+    pub unit_price_cents: u64,
+    pub quantity: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub status: OrderStatus,
+    pub at: DateTime<Utc>,
+}
+
+/// An order as the API shows it (api.md `order`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub order_id: String,
+    pub user_id: String,
+    pub items: Vec<OrderLine>,
+    pub total_cents: u64,
+    pub currency: String,
+    pub status: OrderStatus,
+    pub payment_id: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub history: Vec<StatusChange>,
+}
+
+/// `POST /internal/orders`: the checkout's order, with ids it chose (so a retry is the
+/// same order).
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewOrder {
+    pub order_id: String,
+    pub user_id: String,
+    pub items: Vec<OrderLine>,
+    pub total_cents: u64,
+    #[serde(default = "usd")]
+    pub currency: String,
+    pub payment_id: String,
+    pub reservation_id: String,
+}
+
+fn usd() -> String {
+    CURRENCY.to_owned()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl NewOrder {
+    pub fn into_order(self, now: DateTime<Utc>) -> Result<(Order, String), Invalid> {
+        if self.items.is_empty() {
+            return Err(Invalid("an order has at least one item".into()));
+        }
+        if self.items.iter().any(|l| l.quantity == 0 || l.unit_price_cents == 0) {
+            return Err(Invalid("every item needs a quantity and a price".into()));
+        }
+        let sum: u64 = self.items.iter().map(|l| l.unit_price_cents * u64::from(l.quantity)).sum();
+        if sum != self.total_cents {
+            return Err(Invalid(format!("total_cents is {} but the items add up to {sum}", self.total_cents)));
+        }
+        if [&self.order_id, &self.user_id, &self.payment_id, &self.reservation_id].iter().any(|id| id.is_empty()) {
+            return Err(Invalid("order_id, user_id, payment_id and reservation_id are required".into()));
+        }
+        let order = Order {
+            order_id: self.order_id,
+            user_id: self.user_id,
+            items: self.items,
+            total_cents: self.total_cents,
+            currency: self.currency,
+            status: OrderStatus::Placed,
+            payment_id: self.payment_id,
+            created_at: now,
+            updated_at: now,
+            history: vec![StatusChange { status: OrderStatus::Placed, at: now }],
+        };
+        Ok((order, self.reservation_id))
+    }
+}
+
+impl Order {
+    /// `order.created`.
+    pub fn created(&self, reservation_id: &str, correlation_id: &CorrelationId) -> Envelope {
+        let items = self
+            .items
+            .iter()
+            .map(|l| OrderItem {
+                product_id: l.product_id.clone(),
+                seller_id: l.seller_id.clone(),
+                quantity: l.quantity,
+                unit_price_cents: l.unit_price_cents,
+            })
+            .collect();
+        let event = OrderCreated {
+            order_id: self.order_id.clone(),
+            user_id: self.user_id.clone(),
+            items,
+            total_cents: self.total_cents,
+            payment_id: self.payment_id.clone(),
+            reservation_id: reservation_id.to_owned(),
+        };
+        Envelope::new(Event::OrderCreated(event), correlation_id)
+    }
+
+    /// The order cancelled by its customer, or why it cannot be.
+    pub fn cancel(&self, now: DateTime<Utc>) -> Result<Order, Invalid> {
+        match self.status {
+            OrderStatus::Placed | OrderStatus::Paid => {
+                let mut cancelled = self.clone();
+                cancelled.status = OrderStatus::Cancelled;
+                cancelled.updated_at = now;
+                cancelled.history.push(StatusChange { status: OrderStatus::Cancelled, at: now });
+                Ok(cancelled)
+            }
+            OrderStatus::Cancelled => Err(Invalid("the order is already cancelled".into())),
+            OrderStatus::PaymentFailed => Err(Invalid("the order's payment failed; there is nothing to cancel".into())),
+        }
+    }
+
+    /// `order.cancelled`.
+    pub fn cancelled(&self, reason: &str, reservation_id: &str, correlation_id: &CorrelationId) -> Envelope {
+        let event = OrderCancelled {
+            order_id: self.order_id.clone(),
+            user_id: self.user_id.clone(),
+            reason: reason.to_owned(),
+            payment_id: self.payment_id.clone(),
+            reservation_id: reservation_id.to_owned(),
+        };
+        Envelope::new(Event::OrderCancelled(event), correlation_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn new_order() -> NewOrder {
+        NewOrder {
+            order_id: "ord_1".into(),
+            user_id: "usr_1".into(),
+            items: vec![OrderLine {
+                product_id: "p".into(),
+                seller_id: "s".into(),
+                name: "Dune".into(),
+                unit_price_cents: 1299,
+                quantity: 2,
+            }],
+            total_cents: 2598,
+            currency: CURRENCY.into(),
+            payment_id: "pay_1".into(),
+            reservation_id: "rsv_1".into(),
+        }
+    }
+
+    #[test]
+    fn a_new_order_is_placed_with_history_and_a_checked_total() {
+        let (order, reservation) = new_order().into_order(Utc::now()).unwrap();
+        assert_eq!((order.status, order.history.len(), reservation.as_str()), (OrderStatus::Placed, 1, "rsv_1"));
+        let mut wrong = new_order();
+        wrong.total_cents = 1;
+        assert!(wrong.into_order(Utc::now()).is_err());
+        let mut empty = new_order();
+        empty.items.clear();
+        assert!(empty.into_order(Utc::now()).is_err());
+    }
+
+    #[test]
+    fn placed_and_paid_orders_cancel_others_do_not() {
+        let (order, _) = new_order().into_order(Utc::now()).unwrap();
+        let cancelled = order.cancel(Utc::now()).unwrap();
+        assert_eq!(cancelled.status, OrderStatus::Cancelled);
+        assert_eq!(
+            cancelled.history.iter().map(|h| h.status).collect::<Vec<_>>(),
+            [OrderStatus::Placed, OrderStatus::Cancelled]
+        );
+        assert!(cancelled.cancel(Utc::now()).is_err());
+        let mut failed = order.clone();
+        failed.status = OrderStatus::PaymentFailed;
+        assert!(failed.cancel(Utc::now()).is_err());
+        let event = order.created("rsv_1", &CorrelationId::generate());
+        assert_eq!(event.event_type(), "order.created");
+    }
+}

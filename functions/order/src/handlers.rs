@@ -1,0 +1,169 @@
+//! The Lambda edge of the Order service: `POST /internal/orders` (IAM), `GET /orders`,
+//! `GET /orders/{order_id}`, `POST /orders/{order_id}/cancel` (the owner's).
+
+use lambda_http::http::{StatusCode, header};
+use lambda_http::{Request, RequestExt};
+use shared::caller::caller;
+use shared::outbox::deliver;
+use shared::pagination::page_request;
+use shared::problem::json_body;
+use shared::publisher::Publish;
+use shared::{CorrelationId, Problem, Reply};
+
+use crate::domain::NewOrder;
+use crate::store::{OrderStore, StoreError, StoredOrder};
+
+fn store_failure(error: StoreError) -> Problem {
+    match error {
+        StoreError::Conflict => Problem::conflict("the order changed at the same time; read it again"),
+        StoreError::Unavailable(detail) => {
+            tracing::error!(%detail, "order store unavailable");
+            Problem::unavailable("orders are unavailable; try again shortly")
+        }
+    }
+}
+
+fn order_id(request: &Request) -> Result<String, Problem> {
+    request
+        .path_parameters_ref()
+        .and_then(|p| p.first("order_id"))
+        .map(str::to_owned)
+        .ok_or_else(|| Problem::not_found("missing order_id"))
+}
+
+/// The caller's order, or 404 (another user's order is not found, not forbidden).
+async fn own_order<S: OrderStore>(store: &S, request: &Request) -> Result<StoredOrder, Problem> {
+    let who = caller(request)?;
+    let id = order_id(request)?;
+    match store.get(&id).await.map_err(store_failure)? {
+        Some(order) if order.order.user_id == who.user_id => Ok(order),
+        _ => Err(Problem::not_found(format!("no order {id}"))),
+    }
+}
+
+pub async fn create<S: OrderStore, P: Publish + Sync>(
+    store: &S,
+    publisher: &P,
+    request: Request,
+    correlation_id: CorrelationId,
+) -> Result<Reply, Problem> {
+    let new: NewOrder = json_body(&request)?;
+    let (order, reservation_id) = new.into_order(chrono::Utc::now()).map_err(|e| Problem::bad_request(e.0))?;
+    let event = order.created(&reservation_id, &correlation_id);
+    let stored = StoredOrder { order, reservation_id };
+    let (status, order) = match store.create(&stored, &event).await.map_err(store_failure)? {
+        None => {
+            deliver(store, publisher, &[event]).await;
+            tracing::info!(order_id = %stored.order.order_id, total_cents = stored.order.total_cents, "order placed");
+            (StatusCode::CREATED, stored.order)
+        }
+        // The same checkout again: the order it made, unchanged.
+        Some(existing) => (StatusCode::OK, existing.order),
+    };
+    Ok(Reply::json(status, &order).header(header::LOCATION, format!("/orders/{}", order.order_id)))
+}
+
+pub async fn get<S: OrderStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
+    Ok(Reply::ok(&own_order(store, &request).await?.order))
+}
+
+pub async fn list<S: OrderStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
+    let who = caller(&request)?;
+    let page = page_request(&request)?;
+    Ok(Reply::ok(&store.list(&who.user_id, &page).await.map_err(store_failure)?))
+}
+
+pub async fn cancel<S: OrderStore, P: Publish + Sync>(
+    store: &S,
+    publisher: &P,
+    request: Request,
+    correlation_id: CorrelationId,
+) -> Result<Reply, Problem> {
+    let current = own_order(store, &request).await?;
+    let cancelled = current.order.cancel(chrono::Utc::now()).map_err(|e| Problem::conflict(e.0))?;
+    let event = cancelled.cancelled("cancelled_by_customer", &current.reservation_id, &correlation_id);
+    let stored = StoredOrder { order: cancelled, reservation_id: current.reservation_id };
+    store.replace(&stored, current.order.status, &event).await.map_err(store_failure)?;
+    deliver(store, publisher, &[event]).await;
+    tracing::info!(order_id = %stored.order.order_id, "order cancelled");
+    Ok(Reply::ok(&stored.order))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use shared::events::Role;
+    use shared::outbox::Outbox;
+    use shared::publisher::MemoryPublisher;
+    use shared::testing::{as_caller, body, call, sample, with_path};
+
+    const CUSTOMER: &str = "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A";
+
+    #[tokio::test]
+    async fn creating_twice_is_one_order_and_one_event() {
+        let (store, publisher) = (MemoryStore::default(), MemoryPublisher::default());
+        let first = call(&|r, c| create(&store, &publisher, r, c), sample("http-post-internal-order.json")).await;
+        assert_eq!(first.status(), 201);
+        let again = call(&|r, c| create(&store, &publisher, r, c), sample("http-post-internal-order.json")).await;
+        assert_eq!(again.status(), 200);
+        assert_eq!(body(&first), body(&again));
+        let events = publisher.published();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event_type(), "order.created");
+        assert!(store.pending(10).await.unwrap().is_empty(), "delivered, so out of the outbox");
+    }
+
+    #[tokio::test]
+    async fn owners_read_and_cancel_their_orders_once() {
+        let (store, publisher) = (MemoryStore::default(), MemoryPublisher::default());
+        let order =
+            body(&call(&|r, c| create(&store, &publisher, r, c), sample("http-post-internal-order.json")).await);
+        let id = order["order_id"].as_str().unwrap();
+        let as_user = |name: &str, user: &str| as_caller(with_path(sample(name), "order_id", id), user, Role::Customer);
+        assert_eq!(call(&|r, c| get(&store, r, c), as_user("http-get-order.json", CUSTOMER)).await.status(), 200);
+        assert_eq!(call(&|r, c| get(&store, r, c), as_user("http-get-order.json", "usr_other")).await.status(), 404);
+        assert_eq!(
+            call(&|r, c| cancel(&store, &publisher, r, c), as_user("http-post-cancel-order.json", "usr_other"))
+                .await
+                .status(),
+            404
+        );
+
+        let cancelled =
+            call(&|r, c| cancel(&store, &publisher, r, c), as_user("http-post-cancel-order.json", CUSTOMER)).await;
+        assert_eq!(cancelled.status(), 200);
+        let cancelled = body(&cancelled);
+        assert_eq!(cancelled["status"], "cancelled");
+        assert_eq!(cancelled["history"].as_array().unwrap().len(), 2);
+        assert_eq!(publisher.published().last().unwrap().event_type(), "order.cancelled");
+        let again =
+            call(&|r, c| cancel(&store, &publisher, r, c), as_user("http-post-cancel-order.json", CUSTOMER)).await;
+        assert_eq!(again.status(), 409);
+
+        let mine = body(
+            &call(&|r, c| list(&store, r, c), as_caller(sample("http-get-orders.json"), CUSTOMER, Role::Customer))
+                .await,
+        );
+        assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stored_order_whose_event_failed_is_relayed() {
+        struct Down;
+        impl Publish for Down {
+            async fn publish(&self, _: &shared::Envelope) -> Result<(), shared::publisher::PublishError> {
+                Err(shared::publisher::PublishError::Sns("down".into()))
+            }
+        }
+        let store = MemoryStore::default();
+        assert_eq!(
+            call(&|r, c| create(&store, &Down, r, c), sample("http-post-internal-order.json")).await.status(),
+            201
+        );
+        assert_eq!(store.pending(10).await.unwrap().len(), 1, "order.created is owed");
+        let publisher = MemoryPublisher::default();
+        assert_eq!(shared::outbox::relay(&store, &publisher).await.unwrap().published, 1);
+        assert_eq!(publisher.published()[0].event_type(), "order.created");
+    }
+}

@@ -1,0 +1,105 @@
+//! The port the Order handlers keep orders through (and the events they owe);
+//! [`dynamo::DynamoStore`] on AWS, [`MemoryStore`] in tests.
+
+pub mod dynamo;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use shared::Envelope;
+use shared::outbox::{MemoryOutbox, Outbox, OutboxError};
+use shared::pagination::{Page, PageRequest};
+
+use crate::domain::{Order, OrderStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the order changed concurrently")]
+    Conflict,
+    #[error("the order store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// An order with what only the service needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredOrder {
+    #[serde(flatten)]
+    pub order: Order,
+    pub reservation_id: String,
+}
+
+pub trait OrderStore: Outbox + Send + Sync {
+    /// Stores a new order with its `order.created`; if the id exists, returns that order.
+    fn create(
+        &self,
+        order: &StoredOrder,
+        event: &Envelope,
+    ) -> impl Future<Output = Result<Option<StoredOrder>, StoreError>> + Send;
+    fn get(&self, order_id: &str) -> impl Future<Output = Result<Option<StoredOrder>, StoreError>> + Send;
+    /// A user's orders, newest first.
+    fn list(&self, user_id: &str, page: &PageRequest) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
+    /// Replaces an order that is still in `expected` status, with its event, in one write.
+    fn replace(
+        &self,
+        order: &StoredOrder,
+        expected: OrderStatus,
+        event: &Envelope,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    orders: Mutex<HashMap<String, StoredOrder>>,
+    pub outbox: MemoryOutbox,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl OrderStore for MemoryStore {
+    async fn create(&self, order: &StoredOrder, event: &Envelope) -> Result<Option<StoredOrder>, StoreError> {
+        let mut orders = lock(&self.orders);
+        if let Some(existing) = orders.get(&order.order.order_id) {
+            return Ok(Some(existing.clone()));
+        }
+        orders.insert(order.order.order_id.clone(), order.clone());
+        self.outbox.add(event);
+        Ok(None)
+    }
+
+    async fn get(&self, order_id: &str) -> Result<Option<StoredOrder>, StoreError> {
+        Ok(lock(&self.orders).get(order_id).cloned())
+    }
+
+    async fn list(&self, user_id: &str, page: &PageRequest) -> Result<Page<Order>, StoreError> {
+        let mut mine: Vec<Order> =
+            lock(&self.orders).values().filter(|o| o.order.user_id == user_id).map(|o| o.order.clone()).collect();
+        mine.sort_by(|a, b| b.order_id.cmp(&a.order_id));
+        Ok(Page { items: mine.into_iter().take(page.limit as usize).collect(), next_cursor: None })
+    }
+
+    async fn replace(&self, order: &StoredOrder, expected: OrderStatus, event: &Envelope) -> Result<(), StoreError> {
+        let mut orders = lock(&self.orders);
+        match orders.get_mut(&order.order.order_id) {
+            Some(current) if current.order.status == expected => {
+                *current = order.clone();
+                self.outbox.add(event);
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+}
+
+impl Outbox for MemoryStore {
+    async fn pending(&self, limit: i32) -> Result<Vec<Envelope>, OutboxError> {
+        self.outbox.pending(limit).await
+    }
+
+    async fn published(&self, event_id: &str) -> Result<(), OutboxError> {
+        self.outbox.published(event_id).await
+    }
+}

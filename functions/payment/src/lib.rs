@@ -1,0 +1,6 @@
+//! The Payment service: authorizations (idempotent on the caller's key) through a
+//! `PaymentGateway`, voids, and the owner's view of a payment.
+
+pub mod domain;
+pub mod handlers;
+pub mod store;

@@ -1,0 +1,119 @@
+//! The port the Payment handlers keep payments through; [`dynamo::DynamoStore`] on AWS,
+//! [`MemoryStore`] in tests.
+
+pub mod dynamo;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{GatewayRef, Payment, PaymentStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the payment store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What became of an idempotency key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum KeyOutcome {
+    /// Claimed; the gateway has not answered yet.
+    Pending,
+    Authorized {
+        payment_id: String,
+    },
+    Declined {
+        reason: String,
+    },
+}
+
+/// A payment and what the gateway calls it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredPayment {
+    #[serde(flatten)]
+    pub payment: Payment,
+    pub gateway_ref: GatewayRef,
+    /// The sandbox token, for settlement.
+    pub token: String,
+}
+
+pub trait PaymentStore: Send + Sync {
+    /// Claims `key`: `None` if it is new (now pending), or what became of it before.
+    fn claim_key(&self, key: &str) -> impl Future<Output = Result<Option<KeyOutcome>, StoreError>> + Send;
+    /// Records the key's outcome, and the payment if there is one, in one write.
+    fn settle_key(
+        &self,
+        key: &str,
+        outcome: &KeyOutcome,
+        payment: Option<&StoredPayment>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Forgets a pending key (the gateway could not be reached), so a retry tries again.
+    fn drop_key(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get(&self, payment_id: &str) -> impl Future<Output = Result<Option<StoredPayment>, StoreError>> + Send;
+    /// Moves a payment from `from` to `to`; `false` if it was not in `from`.
+    fn transition(
+        &self,
+        payment_id: &str,
+        from: PaymentStatus,
+        to: PaymentStatus,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    keys: Mutex<HashMap<String, KeyOutcome>>,
+    payments: Mutex<HashMap<String, StoredPayment>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PaymentStore for MemoryStore {
+    async fn claim_key(&self, key: &str) -> Result<Option<KeyOutcome>, StoreError> {
+        let mut keys = lock(&self.keys);
+        if let Some(existing) = keys.get(key) {
+            return Ok(Some(existing.clone()));
+        }
+        keys.insert(key.to_owned(), KeyOutcome::Pending);
+        Ok(None)
+    }
+
+    async fn settle_key(
+        &self,
+        key: &str,
+        outcome: &KeyOutcome,
+        payment: Option<&StoredPayment>,
+    ) -> Result<(), StoreError> {
+        if let Some(payment) = payment {
+            lock(&self.payments).insert(payment.payment.payment_id.clone(), payment.clone());
+        }
+        lock(&self.keys).insert(key.to_owned(), outcome.clone());
+        Ok(())
+    }
+
+    async fn drop_key(&self, key: &str) -> Result<(), StoreError> {
+        lock(&self.keys).remove(key);
+        Ok(())
+    }
+
+    async fn get(&self, payment_id: &str) -> Result<Option<StoredPayment>, StoreError> {
+        Ok(lock(&self.payments).get(payment_id).cloned())
+    }
+
+    async fn transition(&self, payment_id: &str, from: PaymentStatus, to: PaymentStatus) -> Result<bool, StoreError> {
+        let mut payments = lock(&self.payments);
+        match payments.get_mut(payment_id) {
+            Some(stored) if stored.payment.status == from => {
+                stored.payment.status = to;
+                stored.payment.updated_at = chrono::Utc::now();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}

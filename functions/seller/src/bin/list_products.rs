@@ -1,0 +1,7 @@
+//! `GET /products`.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::logging::init();
+    let store = seller::store::dynamo::DynamoStore::from_env(&shared::config::aws().await)?;
+    shared::api::run(|request, correlation_id| seller::handlers::products::list(&store, request, correlation_id)).await
+}

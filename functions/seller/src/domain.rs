@@ -1,0 +1,243 @@
+//! The catalogue and its stock: what a valid product and change are, and how a
+//! reservation request is read. Pure rules: no AWS, no HTTP.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub const CURRENCY: &str = "USD";
+pub const MAX_TEXT_CHARS: usize = 200;
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+/// Lines in one reservation: one DynamoDB transaction holds 100 items, one is the record.
+pub const MAX_RESERVATION_LINES: usize = 99;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+/// A product as the API shows it (api.md `product`); `stock` is what can still be bought.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    pub product_id: String,
+    pub seller_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub category: String,
+    pub price_cents: u64,
+    pub currency: String,
+    pub stock: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `POST /products`.
+#[derive(Debug, Deserialize)]
+pub struct NewProduct {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub category: String,
+    pub price_cents: i64,
+    pub stock: i64,
+}
+
+/// `PATCH /products/{id}`: any of the fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub price_cents: Option<i64>,
+    pub stock: Option<i64>,
+}
+
+fn text(field: &str, value: &str, max: usize) -> Result<String, Invalid> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Invalid(format!("{field} must not be empty")));
+    }
+    if value.chars().count() > max {
+        return Err(Invalid(format!("{field} must be at most {max} characters")));
+    }
+    Ok(value.to_owned())
+}
+
+fn description(value: Option<&str>) -> Result<String, Invalid> {
+    let value = value.unwrap_or_default().trim();
+    if value.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(Invalid(format!("description must be at most {MAX_DESCRIPTION_CHARS} characters")));
+    }
+    Ok(value.to_owned())
+}
+
+fn price(value: i64) -> Result<u64, Invalid> {
+    // At most a million dollars: totals of 99 x 99 lines stay far from overflow.
+    u64::try_from(value)
+        .ok()
+        .filter(|p| (1..=100_000_000).contains(p))
+        .ok_or_else(|| Invalid("price_cents must be from 1 to 100000000".into()))
+}
+
+fn stock(value: i64) -> Result<u32, Invalid> {
+    u32::try_from(value)
+        .ok()
+        .filter(|s| *s <= 1_000_000)
+        .ok_or_else(|| Invalid("stock must be from 0 to 1000000".into()))
+}
+
+impl NewProduct {
+    pub fn validate(self, seller_id: &str, now: DateTime<Utc>) -> Result<Product, Invalid> {
+        Ok(Product {
+            product_id: format!("prd_{}", ulid::Ulid::generate()),
+            seller_id: seller_id.to_owned(),
+            name: text("name", &self.name, MAX_TEXT_CHARS)?,
+            description: description(self.description.as_deref())?,
+            category: text("category", &self.category, MAX_TEXT_CHARS)?.to_lowercase(),
+            price_cents: price(self.price_cents)?,
+            currency: CURRENCY.to_owned(),
+            stock: stock(self.stock)?,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+}
+
+impl ProductChanges {
+    /// `product` with the changes applied, or why they are not valid.
+    pub fn apply(&self, product: &Product, now: DateTime<Utc>) -> Result<Product, Invalid> {
+        let mut changed = product.clone();
+        if let Some(name) = &self.name {
+            changed.name = text("name", name, MAX_TEXT_CHARS)?;
+        }
+        if let Some(value) = &self.description {
+            changed.description = description(Some(value))?;
+        }
+        if let Some(category) = &self.category {
+            changed.category = text("category", category, MAX_TEXT_CHARS)?.to_lowercase();
+        }
+        if let Some(value) = self.price_cents {
+            changed.price_cents = price(value)?;
+        }
+        if let Some(value) = self.stock {
+            changed.stock = stock(value)?;
+        }
+        changed.updated_at = now;
+        Ok(changed)
+    }
+}
+
+/// One line of a reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub product_id: String,
+    pub quantity: u32,
+}
+
+/// `POST /internal/inventory/reservations`.
+#[derive(Debug, Deserialize)]
+pub struct ReservationRequest {
+    pub reservation_id: String,
+    pub items: Vec<Line>,
+}
+
+impl ReservationRequest {
+    /// The lines, one per product (repeated products add up), sorted; or why not valid.
+    pub fn lines(&self) -> Result<Vec<Line>, Invalid> {
+        if self.reservation_id.trim().is_empty() || self.reservation_id.len() > 128 {
+            return Err(Invalid("reservation_id must be 1 to 128 characters".into()));
+        }
+        let mut merged: BTreeMap<&str, u32> = BTreeMap::new();
+        for line in &self.items {
+            if line.quantity == 0 {
+                return Err(Invalid(format!("quantity of {} must be at least 1", line.product_id)));
+            }
+            let total = merged.entry(&line.product_id).or_default();
+            *total = total.checked_add(line.quantity).ok_or_else(|| Invalid("quantity too large".into()))?;
+        }
+        if merged.is_empty() || merged.len() > MAX_RESERVATION_LINES {
+            return Err(Invalid(format!("a reservation has 1 to {MAX_RESERVATION_LINES} products")));
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(product_id, quantity)| Line { product_id: product_id.to_owned(), quantity })
+            .collect())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationStatus {
+    Held,
+    Released,
+    Committed,
+}
+
+/// Units taken from stock for one order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub reservation_id: String,
+    pub status: ReservationStatus,
+    pub items: Vec<Line>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A product there is not enough of (api.md `shortages`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shortage {
+    pub product_id: String,
+    pub requested: u32,
+    pub available: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(name: &str, price: i64, stock: i64) -> NewProduct {
+        NewProduct { name: name.into(), description: None, category: "Books".into(), price_cents: price, stock }
+    }
+
+    #[test]
+    fn products_follow_the_contract() {
+        let product = new(" Dune ", 1299, 3).validate("usr_s", Utc::now()).unwrap();
+        assert_eq!(
+            (product.name.as_str(), product.category.as_str(), product.currency.as_str()),
+            ("Dune", "books", "USD")
+        );
+        assert!(product.product_id.starts_with("prd_"));
+        assert!(new("", 1, 1).validate("s", Utc::now()).is_err(), "empty name");
+        assert!(new("x", 0, 1).validate("s", Utc::now()).is_err(), "price < 1");
+        assert!(new("x", 1, -1).validate("s", Utc::now()).is_err(), "stock < 0");
+        assert!(new("x", i64::MAX, 1).validate("s", Utc::now()).is_err(), "out of range");
+    }
+
+    #[test]
+    fn changes_apply_only_what_is_given_and_are_validated() {
+        let product = new("Dune", 1299, 3).validate("s", Utc::now()).unwrap();
+        let changes = ProductChanges { price_cents: Some(999), ..Default::default() };
+        let changed = changes.apply(&product, Utc::now()).unwrap();
+        assert_eq!((changed.price_cents, changed.name.as_str(), changed.stock), (999, "Dune", 3));
+        assert!(ProductChanges { stock: Some(-2), ..Default::default() }.apply(&product, Utc::now()).is_err());
+        assert!(serde_json::from_str::<ProductChanges>(r#"{"seller_id":"me"}"#).is_err(), "unknown fields are refused");
+    }
+
+    #[test]
+    fn reservation_lines_are_merged_and_checked() {
+        let request = |items: Vec<(&str, u32)>| ReservationRequest {
+            reservation_id: "rsv_1".into(),
+            items: items.into_iter().map(|(p, q)| Line { product_id: p.into(), quantity: q }).collect(),
+        };
+        let lines = request(vec![("b", 1), ("a", 2), ("b", 3)]).lines().unwrap();
+        assert_eq!(
+            lines,
+            vec![Line { product_id: "a".into(), quantity: 2 }, Line { product_id: "b".into(), quantity: 4 }]
+        );
+        assert!(request(vec![]).lines().is_err());
+        assert!(request(vec![("a", 0)]).lines().is_err());
+        let too_many: Vec<(String, u32)> = (0..100).map(|i| (format!("p{i}"), 1)).collect();
+        assert!(request(too_many.iter().map(|(p, q)| (p.as_str(), *q)).collect()).lines().is_err());
+    }
+}

@@ -1,0 +1,137 @@
+//! The internal (IAM) inventory routes the checkout chain calls:
+//! `POST /internal/inventory/reservations`, `DELETE /internal/inventory/reservations/{id}`
+//! and `POST /internal/products/lookup` (names and prices for carts, in one call).
+
+use lambda_http::Request;
+use lambda_http::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use shared::problem::json_body;
+use shared::{CorrelationId, Problem, Reply};
+
+use super::{path_parameter, store_failure};
+use crate::domain::{Product, ReservationRequest};
+use crate::store::CatalogueStore;
+
+pub async fn reserve<S: CatalogueStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
+    let reservation: ReservationRequest = json_body(&request)?;
+    let lines = reservation.lines().map_err(|e| Problem::bad_request(e.0))?;
+    let held = store.reserve(&reservation.reservation_id, &lines).await.map_err(store_failure)?;
+    tracing::info!(reservation_id = %held.reservation_id, lines = held.items.len(), "stock reserved");
+    Ok(Reply::json(StatusCode::CREATED, &held))
+}
+
+pub async fn release<S: CatalogueStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
+    let reservation_id = path_parameter(&request, "reservation_id")?;
+    match store.release(&reservation_id).await.map_err(store_failure)? {
+        Some(reservation) => Ok(Reply::ok(&reservation)),
+        None => Err(Problem::not_found(format!("no reservation {reservation_id}"))),
+    }
+}
+
+/// `POST /internal/products/lookup` body.
+#[derive(Debug, Deserialize)]
+pub struct Lookup {
+    pub product_ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Found {
+    items: Vec<Product>,
+}
+
+pub async fn lookup<S: CatalogueStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
+    let wanted: Lookup = json_body(&request)?;
+    if wanted.product_ids.len() > 100 {
+        return Err(Problem::bad_request("at most 100 product ids per lookup"));
+    }
+    let items = store.lookup(&wanted.product_ids).await.map_err(store_failure)?;
+    Ok(Reply::ok(&Found { items }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::NewProduct;
+    use crate::handlers::test_support::{body, call, sample, with_body, with_path};
+    use crate::store::MemoryStore;
+    use serde_json::json;
+
+    async fn store_with(stock: &[(&str, i64)]) -> MemoryStore {
+        let store = MemoryStore::default();
+        for (id, units) in stock {
+            let new = NewProduct {
+                name: id.to_string(),
+                description: None,
+                category: "c".into(),
+                price_cents: 100,
+                stock: *units,
+            };
+            let mut product = new.validate("usr_s", chrono::Utc::now()).unwrap();
+            product.product_id = id.to_string();
+            store.create(&product).await.unwrap();
+        }
+        store
+    }
+
+    async fn reserve_body(store: &MemoryStore, body_text: &str) -> lambda_http::Response<lambda_http::Body> {
+        call(&|r, c| reserve(store, r, c), with_body(sample("http-post-internal-reservation.json"), body_text)).await
+    }
+
+    #[tokio::test]
+    async fn a_reservation_takes_all_lines_or_none_and_reports_shortages() {
+        let store = store_with(&[("prd_a", 5), ("prd_b", 1)]).await;
+        let short = reserve_body(&store, r#"{"reservation_id":"r1","items":[{"product_id":"prd_a","quantity":2},{"product_id":"prd_b","quantity":3},{"product_id":"prd_x","quantity":1}]}"#).await;
+        assert_eq!(short.status(), 409);
+        let problem = body(&short);
+        assert_eq!(problem["type"], "/problems/insufficient-stock");
+        assert_eq!(
+            problem["shortages"],
+            json!([{"product_id":"prd_b","requested":3,"available":1},{"product_id":"prd_x","requested":1,"available":0}])
+        );
+        assert_eq!(store.get("prd_a").await.unwrap().unwrap().stock, 5, "nothing taken");
+
+        let held = reserve_body(&store, r#"{"reservation_id":"r2","items":[{"product_id":"prd_a","quantity":2},{"product_id":"prd_a","quantity":1}]}"#).await;
+        assert_eq!(held.status(), 201);
+        assert_eq!(store.get("prd_a").await.unwrap().unwrap().stock, 2);
+        let again =
+            reserve_body(&store, r#"{"reservation_id":"r2","items":[{"product_id":"prd_a","quantity":3}]}"#).await;
+        assert_eq!(again.status(), 201);
+        assert_eq!(store.get("prd_a").await.unwrap().unwrap().stock, 2, "the same reservation is not taken twice");
+    }
+
+    #[tokio::test]
+    async fn releasing_gives_units_back_once() {
+        let store = store_with(&[("prd_a", 5)]).await;
+        reserve_body(&store, r#"{"reservation_id":"r1","items":[{"product_id":"prd_a","quantity":4}]}"#).await;
+        for _ in 0..2 {
+            let released = call(
+                &|r, c| release(&store, r, c),
+                with_path(sample("http-delete-internal-reservation.json"), "reservation_id", "r1"),
+            )
+            .await;
+            assert_eq!(released.status(), 200);
+            assert_eq!(body(&released)["status"], "released");
+        }
+        assert_eq!(store.get("prd_a").await.unwrap().unwrap().stock, 5);
+        let unknown = call(
+            &|r, c| release(&store, r, c),
+            with_path(sample("http-delete-internal-reservation.json"), "reservation_id", "nope"),
+        )
+        .await;
+        assert_eq!(unknown.status(), 404);
+    }
+
+    #[tokio::test]
+    async fn lookups_return_the_products_that_exist() {
+        let store = store_with(&[("prd_a", 5)]).await;
+        let found = call(
+            &|r, c| lookup(&store, r, c),
+            with_body(sample("http-post-internal-lookup.json"), r#"{"product_ids":["prd_a","prd_gone"]}"#),
+        )
+        .await;
+        assert_eq!(found.status(), 200);
+        let items = body(&found)["items"].as_array().unwrap().clone();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["product_id"], "prd_a");
+    }
+}

@@ -1,0 +1,336 @@
+//! The catalogue in the Seller table (pk/sk):
+//! - `PRODUCT#{id}` / `PRODUCT`: a product, with `version` (bumped by every write, the
+//!   condition of updates) and two index keys: `gsi1pk = CATEGORY#{category}` (index
+//!   `ByCategory`) and `gsi2pk = PRODUCTS` (index `Newest`), both sorted by `{created_at}#{id}`;
+//! - `RESERVATION#{id}` / `RESERVATION`: units taken for one order, and their status.
+//!
+//! Stock only moves in conditional writes: a reservation takes every line in one
+//! transaction (`stock >= quantity` on each) or nothing; a release puts units back in one
+//! transaction conditioned on the reservation still being held.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use shared::pagination::{Page, PageRequest, encode_cursor};
+
+use super::{CatalogueStore, StoreError};
+use crate::domain::{Line, Product, ProductChanges, Reservation, ReservationStatus, Shortage};
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+/// A product as stored: the product, its version and index keys.
+#[derive(Serialize, Deserialize)]
+struct ProductItem {
+    #[serde(flatten)]
+    product: Product,
+    version: u64,
+    gsi1pk: String,
+    gsi1sk: String,
+    gsi2pk: String,
+    gsi2sk: String,
+}
+
+impl ProductItem {
+    fn new(product: Product, version: u64) -> Self {
+        let sort = format!(
+            "{}#{}",
+            product.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            product.product_id
+        );
+        Self {
+            gsi1pk: format!("CATEGORY#{}", product.category),
+            gsi1sk: sort.clone(),
+            gsi2pk: "PRODUCTS".into(),
+            gsi2sk: sort,
+            product,
+            version,
+        }
+    }
+}
+
+fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.to_owned()))])
+}
+
+fn product_key(id: &str) -> Item {
+    key(format!("PRODUCT#{id}"), "PRODUCT")
+}
+
+fn reservation_key(id: &str) -> Item {
+    key(format!("RESERVATION#{id}"), "RESERVATION")
+}
+
+fn unavailable<E: std::error::Error + Send + Sync + 'static>(error: E) -> StoreError {
+    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+}
+
+fn to_item(key: Item, value: &impl Serialize) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(value).map_err(unavailable)?;
+    item.extend(key);
+    Ok(item)
+}
+
+fn number(n: impl ToString) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+/// Conditional writes that lose to a concurrent one, before giving up.
+const TRIES: usize = 3;
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// The Seller table named by `TABLE_NAME`.
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, shared::config::ConfigError> {
+        Ok(Self::new(Client::new(sdk), shared::config::required("TABLE_NAME")?))
+    }
+
+    async fn get_item<T: for<'de> Deserialize<'de>>(&self, key: Item) -> Result<Option<T>, StoreError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        found.item.map(|item| serde_dynamo::from_item(item).map_err(unavailable)).transpose()
+    }
+
+    async fn product_item(&self, id: &str) -> Result<Option<ProductItem>, StoreError> {
+        self.get_item(product_key(id)).await
+    }
+
+    fn stock_change(&self, line: &Line, take: bool) -> Result<TransactWriteItem, StoreError> {
+        let (expression, condition) = if take {
+            ("SET stock = stock - :q, version = version + :one", "attribute_exists(pk) AND stock >= :q")
+        } else {
+            ("SET stock = stock + :q, version = version + :one", "attribute_exists(pk)")
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(product_key(&line.product_id)))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .expression_attribute_values(":q", number(line.quantity))
+            .expression_attribute_values(":one", number(1))
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// What is left of each line that could not be taken.
+    async fn shortages(&self, lines: &[Line]) -> Result<Vec<Shortage>, StoreError> {
+        let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
+        let stock: HashMap<String, u32> =
+            self.lookup(&ids).await?.into_iter().map(|p| (p.product_id, p.stock)).collect();
+        Ok(lines
+            .iter()
+            .filter_map(|line| {
+                let available = stock.get(&line.product_id).copied().unwrap_or(0);
+                (available < line.quantity).then(|| Shortage {
+                    product_id: line.product_id.clone(),
+                    requested: line.quantity,
+                    available,
+                })
+            })
+            .collect())
+    }
+}
+
+/// The cancellation reason codes of a cancelled transaction, in item order.
+fn cancellation_codes(
+    error: &SdkError<TransactWriteItemsError, aws_smithy_runtime_api::http::Response>,
+) -> Option<Vec<String>> {
+    match error.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+            Some(cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect())
+        }
+        _ => None,
+    }
+}
+
+impl CatalogueStore for DynamoStore {
+    async fn create(&self, product: &Product) -> Result<(), StoreError> {
+        let item = to_item(product_key(&product.product_id), &ProductItem::new(product.clone(), 1))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn get(&self, product_id: &str) -> Result<Option<Product>, StoreError> {
+        Ok(self.product_item(product_id).await?.map(|item| item.product))
+    }
+
+    async fn update(&self, product_id: &str, seller_id: &str, changes: &ProductChanges) -> Result<Product, StoreError> {
+        for _ in 0..TRIES {
+            let current = self
+                .product_item(product_id)
+                .await?
+                .filter(|i| i.product.seller_id == seller_id)
+                .ok_or(StoreError::NotFound)?;
+            let changed = changes.apply(&current.product, Utc::now())?;
+            let item = to_item(product_key(product_id), &ProductItem::new(changed.clone(), current.version + 1))?;
+            let written = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("version = :version")
+                .expression_attribute_values(":version", number(current.version))
+                .send()
+                .await;
+            match written {
+                Ok(_) => return Ok(changed),
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+
+    async fn list(&self, category: Option<&str>, page: &PageRequest) -> Result<Page<Product>, StoreError> {
+        let (index, attribute, value) = match category {
+            Some(category) => ("ByCategory", "gsi1pk", format!("CATEGORY#{category}")),
+            None => ("Newest", "gsi2pk", "PRODUCTS".to_owned()),
+        };
+        let found = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", attribute)
+            .expression_attribute_values(":p", AttributeValue::S(value))
+            .scan_index_forward(false)
+            .limit(page.limit)
+            .set_exclusive_start_key(page.start.clone())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let items = found
+            .items()
+            .iter()
+            .map(|item| serde_dynamo::from_item::<_, ProductItem>(item.clone()).map(|i| i.product).map_err(unavailable))
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next_cursor: found.last_evaluated_key().map(encode_cursor) })
+    }
+
+    async fn lookup(&self, ids: &[String]) -> Result<Vec<Product>, StoreError> {
+        let mut unique: Vec<&String> = ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let mut found = Vec::new();
+        for chunk in unique.chunks(100) {
+            let keys = chunk.iter().map(|id| product_key(id)).collect();
+            let mut request = Some(
+                KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(unavailable)?,
+            );
+            // Unprocessed keys (throttling) are asked for again, a bounded number of times.
+            for _ in 0..5 {
+                let Some(keys) = request.take() else { break };
+                let answer =
+                    self.client.batch_get_item().request_items(&self.table, keys).send().await.map_err(unavailable)?;
+                for item in answer.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+                    found.push(serde_dynamo::from_item::<_, ProductItem>(item.clone()).map_err(unavailable)?.product);
+                }
+                request = answer.unprocessed_keys().and_then(|u| u.get(&self.table)).cloned();
+            }
+            if request.is_some() {
+                return Err(StoreError::Unavailable("the catalogue is throttling lookups".into()));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn reserve(&self, reservation_id: &str, lines: &[Line]) -> Result<Reservation, StoreError> {
+        let reservation = Reservation {
+            reservation_id: reservation_id.to_owned(),
+            status: ReservationStatus::Held,
+            items: lines.to_vec(),
+            created_at: Utc::now(),
+        };
+        let record = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(reservation_key(reservation_id), &reservation)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(unavailable)?;
+        let mut items = lines.iter().map(|line| self.stock_change(line, true)).collect::<Result<Vec<_>, _>>()?;
+        items.push(TransactWriteItem::builder().put(record).build());
+        let written = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let Err(error) = written else { return Ok(reservation) };
+        let Some(codes) = cancellation_codes(&error) else { return Err(unavailable(error)) };
+        if codes.last().map(String::as_str) == Some("ConditionalCheckFailed") {
+            // Made before: the same answer again.
+            return self.get_item(reservation_key(reservation_id)).await?.ok_or(StoreError::Conflict);
+        }
+        let failed: Vec<Line> = lines
+            .iter()
+            .zip(&codes)
+            .filter(|(_, code)| *code == "ConditionalCheckFailed")
+            .map(|(l, _)| l.clone())
+            .collect();
+        if failed.is_empty() {
+            // Cancelled for contention, not stock: the caller may retry.
+            return Err(StoreError::Conflict);
+        }
+        let shortages = self.shortages(&failed).await?;
+        Err(StoreError::Shortages(if shortages.is_empty() { self.shortages(lines).await? } else { shortages }))
+    }
+
+    async fn release(&self, reservation_id: &str) -> Result<Option<Reservation>, StoreError> {
+        for _ in 0..TRIES {
+            let Some(mut reservation) = self.get_item::<Reservation>(reservation_key(reservation_id)).await? else {
+                return Ok(None);
+            };
+            if reservation.status != ReservationStatus::Held {
+                return Ok(Some(reservation));
+            }
+            let status = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(reservation_key(reservation_id)))
+                .update_expression("SET #s = :released")
+                .condition_expression("#s = :held")
+                .expression_attribute_names("#s", "status")
+                .expression_attribute_values(":released", AttributeValue::S("released".into()))
+                .expression_attribute_values(":held", AttributeValue::S("held".into()))
+                .build()
+                .map_err(unavailable)?;
+            let mut items = vec![TransactWriteItem::builder().update(status).build()];
+            for line in &reservation.items {
+                items.push(self.stock_change(line, false)?);
+            }
+            match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+                Ok(_) => {
+                    reservation.status = ReservationStatus::Released;
+                    return Ok(Some(reservation));
+                }
+                // Released (or committed) concurrently: read it again.
+                Err(e) if cancellation_codes(&e).is_some() => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+}

@@ -1,0 +1,66 @@
+//! Helpers for handler tests: the samples in `events/` as requests, with another body or
+//! caller, run through the same HTTP edge the functions use.
+
+use std::path::PathBuf;
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+
+use crate::caller::AuthorizerContext;
+use crate::correlation::CorrelationId;
+use crate::events::Role;
+use crate::problem::{Problem, Reply};
+
+/// The repository's `events/` folder.
+pub fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+/// A sample (as API Gateway sends it) as the request a handler sees.
+pub fn sample(name: &str) -> Request {
+    let path = events_dir().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// `request` with another body.
+pub fn with_body(request: Request, body: &str) -> Request {
+    let (parts, _) = request.into_parts();
+    Request::from_parts(parts, Body::Text(body.to_owned()))
+}
+
+/// `request` as if the token authorizer had passed `context`.
+pub fn with_authorizer(request: Request, context: &AuthorizerContext) -> Request {
+    let Some(RequestContext::ApiGatewayV2(mut v2)) = request.request_context_ref().cloned() else {
+        panic!("not an HTTP API request");
+    };
+    let mut authorizer = lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizer::default();
+    let value = serde_json::to_value(context).expect("serialisable");
+    authorizer.fields = value.as_object().expect("an object").clone().into_iter().collect();
+    v2.authorizer = Some(authorizer);
+    request.with_request_context(RequestContext::ApiGatewayV2(v2))
+}
+
+/// `request` made by `user_id` with `role`.
+pub fn as_caller(request: Request, user_id: &str, role: Role) -> Request {
+    with_authorizer(request, &AuthorizerContext::caller(user_id, role))
+}
+
+/// `request` with one path parameter set.
+pub fn with_path(request: Request, name: &str, value: &str) -> Request {
+    request.with_path_parameters(std::collections::HashMap::from([(name.to_owned(), value.to_owned())]))
+}
+
+/// Runs `handler` on `request` through the functions' HTTP edge.
+pub async fn call<F, Fut>(handler: &F, request: Request) -> Response<Body>
+where
+    F: Fn(Request, CorrelationId) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<Reply, Problem>> + Send,
+{
+    crate::api::handle(handler, request).await.expect("infallible")
+}
+
+/// A response's JSON body.
+pub fn body(response: &Response<Body>) -> serde_json::Value {
+    serde_json::from_slice(response.body().as_ref()).expect("a JSON body")
+}
