@@ -154,10 +154,16 @@ pub struct LocalApi {
 
 impl LocalApi {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts the stack with template parameter overrides.
+    pub async fn start_with(parameters: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let state = std::env::temp_dir().join(format!("devstack-{}.json", ulid::Ulid::generate()));
         let process = devstack_command()
             .args(["--stack-name", &unique_stack_name(), "serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(parameters.iter().flat_map(|(k, v)| ["--parameter".to_owned(), format!("{k}={v}")]))
             .arg("--output")
             .arg(&state)
             .stdout(std::process::Stdio::null())
@@ -174,6 +180,14 @@ impl LocalApi {
         api.stack = serde_json::from_str(&std::fs::read_to_string(&state).expect("stack written")).unwrap();
         let _ = std::fs::remove_file(state);
         api
+    }
+
+    /// Takes a function away (every call 503) or gives it back: an outage, on demand.
+    pub async fn set_down(&self, function: &str, down: bool) {
+        let state = if down { "down" } else { "up" };
+        let url = format!("{}/__devstack/functions/{function}/{state}", self.url);
+        let answer = reqwest::Client::new().post(url).send().await.expect("devstack answers");
+        assert_eq!(answer.status(), 204, "{function} {state}");
     }
 
     pub fn pid(&self) -> u32 {

@@ -448,7 +448,12 @@ async fn ensure_table(clients: &Clients, props: &Value) -> Result<(Action, Physi
     let name = required_str(props, "TableName")?;
     let described = clients.dynamodb.describe_table().table_name(name).send().await;
     let mut action = match described {
-        Ok(_) => Action::Unchanged,
+        Ok(found) => {
+            // Indexes the template added since the table was made locally are added to it.
+            let existing: Vec<String> =
+                found.table().map(|t| t.global_secondary_indexes().iter().filter_map(|i| i.index_name().map(str::to_owned)).collect()).unwrap_or_default();
+            if add_missing_indexes(clients, name, props, &existing).await? { Action::Updated } else { Action::Unchanged }
+        }
         Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
             create_table(clients, name, props).await?;
             Action::Created
@@ -661,6 +666,40 @@ async fn create_table(clients: &Clients, name: &str, props: &Value) -> Result<()
     }
     request.send().await.map_err(aws_error)?;
     Ok(())
+}
+
+/// Creates the template's global secondary indexes that `existing` lacks; `true` if any.
+async fn add_missing_indexes(clients: &Clients, name: &str, props: &Value, existing: &[String]) -> Result<bool> {
+    let mut added = false;
+    for index in props["GlobalSecondaryIndexes"].as_array().into_iter().flatten() {
+        let index_name = scalar_string(&index["IndexName"]);
+        if existing.contains(&index_name) {
+            continue;
+        }
+        let create = ddb::CreateGlobalSecondaryIndexAction::builder()
+            .index_name(&index_name)
+            .set_key_schema(Some(key_schema(&index["KeySchema"])?))
+            .projection(projection(&index["Projection"]))
+            .build()
+            .map_err(aws_error)?;
+        let mut update = clients
+            .dynamodb
+            .update_table()
+            .table_name(name)
+            .global_secondary_index_updates(ddb::GlobalSecondaryIndexUpdate::builder().create(create).build());
+        for definition in props["AttributeDefinitions"].as_array().into_iter().flatten() {
+            update = update.attribute_definitions(
+                ddb::AttributeDefinition::builder()
+                    .attribute_name(scalar_string(&definition["AttributeName"]))
+                    .attribute_type(scalar_string(&definition["AttributeType"]).as_str().into())
+                    .build()
+                    .map_err(aws_error)?,
+            );
+        }
+        update.send().await.map_err(aws_error)?;
+        added = true;
+    }
+    Ok(added)
 }
 
 fn key_schema(value: &Value) -> Result<Vec<ddb::KeySchemaElement>> {
