@@ -20,7 +20,10 @@ struct User {
 
 impl Shop {
     async fn open(parameters: &[(&str, &str)]) -> Self {
-        Self { api: LocalApi::start_with(parameters).await, http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap() }
+        Self {
+            api: LocalApi::start_with(parameters).await,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -30,25 +33,32 @@ impl Shop {
     async fn register(&self, role: &str) -> User {
         let email = format!("{role}.{}@example.com", ulid::Ulid::generate().to_string().to_lowercase());
         let body = json!({"email": email, "password": "correct horse", "name": role, "role": role});
-        let session: Value = self.http.post(self.url("/auth/register")).json(&body).send().await.unwrap().json().await.unwrap();
-        User { token: session["access_token"].as_str().unwrap().to_owned(), id: session["user"]["user_id"].as_str().unwrap().to_owned() }
+        let session: Value =
+            self.http.post(self.url("/auth/register")).json(&body).send().await.unwrap().json().await.unwrap();
+        User {
+            token: session["access_token"].as_str().unwrap().to_owned(),
+            id: session["user"]["user_id"].as_str().unwrap().to_owned(),
+        }
     }
 
     async fn product(&self, seller: &User, price_cents: u64, stock: u32) -> String {
         let body = json!({"name": "Dune", "category": "books", "price_cents": price_cents, "stock": stock});
-        let created = self.http.post(self.url("/products")).bearer_auth(&seller.token).json(&body).send().await.unwrap();
+        let created =
+            self.http.post(self.url("/products")).bearer_auth(&seller.token).json(&body).send().await.unwrap();
         assert_eq!(created.status(), StatusCode::CREATED);
         created.json::<Value>().await.unwrap()["product_id"].as_str().unwrap().to_owned()
     }
 
     async fn stock(&self, product_id: &str) -> u64 {
-        let product: Value = self.http.get(self.url(&format!("/products/{product_id}"))).send().await.unwrap().json().await.unwrap();
+        let product: Value =
+            self.http.get(self.url(&format!("/products/{product_id}"))).send().await.unwrap().json().await.unwrap();
         product["stock"].as_u64().unwrap()
     }
 
     async fn put_in_cart(&self, customer: &User, product_id: &str, quantity: u32) {
         let url = self.url(&format!("/cart/items/{product_id}"));
-        let answer = self.http.put(url).bearer_auth(&customer.token).json(&json!({"quantity": quantity})).send().await.unwrap();
+        let answer =
+            self.http.put(url).bearer_auth(&customer.token).json(&json!({"quantity": quantity})).send().await.unwrap();
         assert_eq!(answer.status(), StatusCode::OK);
     }
 
@@ -57,7 +67,11 @@ impl Shop {
     }
 
     async fn checkout(&self, customer: &User, token: &str, key: Option<&str>) -> reqwest::Response {
-        let mut request = self.http.post(self.url("/cart/checkout")).bearer_auth(&customer.token).json(&json!({"payment_token": token}));
+        let mut request = self
+            .http
+            .post(self.url("/cart/checkout"))
+            .bearer_auth(&customer.token)
+            .json(&json!({"payment_token": token}));
         if let Some(key) = key {
             request = request.header("idempotency-key", key);
         }
@@ -93,12 +107,24 @@ async fn a_customer_buys_what_a_seller_listed() {
     let mine: Value = shop.get(&customer, "/orders").await.json().await.unwrap();
     assert_eq!(mine["items"][0]["order_id"], order["order_id"]);
     assert_eq!(shop.get(&customer, &location).await.status(), StatusCode::OK);
-    let payment: Value = shop.get(&customer, &format!("/payments/{}", order["payment_id"].as_str().unwrap())).await.json().await.unwrap();
+    let payment: Value = shop
+        .get(&customer, &format!("/payments/{}", order["payment_id"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!((payment["status"].as_str(), payment["amount_cents"].as_u64()), (Some("authorized"), Some(7098)));
 
     let stranger = shop.register("customer").await;
     assert_eq!(shop.get(&stranger, &location).await.status(), StatusCode::NOT_FOUND, "another user's order");
-    let forbidden = shop.http.post(shop.url("/products")).bearer_auth(&customer.token).json(&json!({"name": "x", "category": "x", "price_cents": 1, "stock": 1})).send().await.unwrap();
+    let forbidden = shop
+        .http
+        .post(shop.url("/products"))
+        .bearer_auth(&customer.token)
+        .json(&json!({"name": "x", "category": "x", "price_cents": 1, "stock": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forbidden.status(), StatusCode::FORBIDDEN, "a seller-only route with a customer token");
 }
 

@@ -450,9 +450,17 @@ async fn ensure_table(clients: &Clients, props: &Value) -> Result<(Action, Physi
     let mut action = match described {
         Ok(found) => {
             // Indexes the template added since the table was made locally are added to it.
-            let existing: Vec<String> =
-                found.table().map(|t| t.global_secondary_indexes().iter().filter_map(|i| i.index_name().map(str::to_owned)).collect()).unwrap_or_default();
-            if add_missing_indexes(clients, name, props, &existing).await? { Action::Updated } else { Action::Unchanged }
+            let existing: Vec<String> = found
+                .table()
+                .map(|t| {
+                    t.global_secondary_indexes().iter().filter_map(|i| i.index_name().map(str::to_owned)).collect()
+                })
+                .unwrap_or_default();
+            if add_missing_indexes(clients, name, props, &existing).await? {
+                Action::Updated
+            } else {
+                Action::Unchanged
+            }
         }
         Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
             create_table(clients, name, props).await?;
