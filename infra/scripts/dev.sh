@@ -12,4 +12,4 @@ infra/scripts/emulator.sh start
 cleanup() { if [[ $started == 1 ]]; then infra/scripts/emulator.sh stop; fi; }
 trap cleanup EXIT
 
-"$DEVSTACK" --stack-name "$STACK_NAME" serve --listen "${LISTEN:-127.0.0.1:3000}" --output .devstack/stack.json
+"$DEVSTACK" --stack-name "$STACK_NAME" serve --listen "${LISTEN:-127.0.0.1:3000}" --output .devstack/stack.json --seed infra/seed/demo.json

@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod pollers;
 pub mod provision;
 pub mod runtime;
+pub mod seed;
 pub mod serve;
 pub mod sigv4;
 pub mod template;

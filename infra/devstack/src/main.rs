@@ -47,6 +47,9 @@ enum Command {
         /// Write the provisioned ids and ARNs as JSON to this file.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Once serving, add this demo data through the API (see infra/seed/demo.json).
+        #[arg(long)]
+        seed: Option<PathBuf>,
     },
     /// Send one event file to one function (a fresh instance) and print its response.
     Invoke {
@@ -100,7 +103,7 @@ async fn main() -> Result<()> {
                 write_json(&path, &stack)?;
             }
         }
-        Command::Serve { listen, max_instances, output } => {
+        Command::Serve { listen, max_instances, output, seed } => {
             let options: StackOptions = stack_options(max_instances);
             let listener =
                 tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
@@ -111,6 +114,15 @@ async fn main() -> Result<()> {
             }
             println!("{}", local.summary(&api_url));
             println!("Ready. Function logs follow, prefixed with the function's name. Ctrl-C stops everything.");
+            if let Some(path) = seed {
+                let url = api_url.clone();
+                tokio::spawn(async move {
+                    match devstack::seed::seed(&url, &path).await {
+                        Ok(done) => println!("{done}"),
+                        Err(error) => eprintln!("devstack: seeding failed: {error:#}"),
+                    }
+                });
+            }
             let shutdown = async {
                 let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                     .expect("a signal handler");
