@@ -56,10 +56,16 @@ fn every_function_has_its_own_binary_in_its_crate() {
     let template = system_tests::template();
     let mut seen = BTreeSet::new();
     for (id, resource) in template.resources.iter().filter(|(_, r)| r.kind == "AWS::Serverless::Function") {
-        let binary = resource.metadata["BuildProperties"]["Binary"].as_str().unwrap_or_else(|| panic!("{id}: no Binary"));
-        let crate_dir = devstack::repo_root().join(resource.properties["CodeUri"].as_str().unwrap_or_else(|| panic!("{id}: no CodeUri")));
+        let binary =
+            resource.metadata["BuildProperties"]["Binary"].as_str().unwrap_or_else(|| panic!("{id}: no Binary"));
+        let crate_dir = devstack::repo_root()
+            .join(resource.properties["CodeUri"].as_str().unwrap_or_else(|| panic!("{id}: no CodeUri")));
         let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap_or_else(|e| panic!("{id}: {e}"));
-        assert!(manifest.contains(&format!("name = \"{binary}\"")), "{id}: {binary} is not a [[bin]] of {}", crate_dir.display());
+        assert!(
+            manifest.contains(&format!("name = \"{binary}\"")),
+            "{id}: {binary} is not a [[bin]] of {}",
+            crate_dir.display()
+        );
         assert!(crate_dir.join(format!("src/bin/{binary}.rs")).is_file(), "{id}: src/bin/{binary}.rs is missing");
         assert!(seen.insert(binary.to_owned()), "{id}: binary {binary} is used twice");
     }

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 /// Seeds the stack at `api_url` from the JSON file at `path`; returns what it did, for people.
 pub async fn seed(api_url: &str, path: &Path) -> Result<String> {
-    let plan: Value = serde_json::from_str(&std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)?;
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)?;
     let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
     let seller = session(&http, api_url, &plan["seller"]).await?;
     let customer = session(&http, api_url, &plan["customer"]).await?;
@@ -39,7 +40,10 @@ pub async fn seed(api_url: &str, path: &Path) -> Result<String> {
         plan["seller"]["email"].as_str().unwrap_or_default(),
         created,
         plan["customer"]["email"].as_str().unwrap_or_default(),
-        customer["user"]["email"].as_str().map(|_| plan["customer"]["password"].as_str().unwrap_or_default()).unwrap_or_default(),
+        customer["user"]["email"]
+            .as_str()
+            .map(|_| plan["customer"]["password"].as_str().unwrap_or_default())
+            .unwrap_or_default(),
     ))
 }
 
