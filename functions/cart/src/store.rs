@@ -29,12 +29,15 @@ pub trait CartStore: Send + Sync {
         previous: Option<&Checkout>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn finish_checkout(&self, checkout: &Checkout) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Remembers a completed purchase (once per order).
+    fn record_purchase(&self, user_id: &str, order_id: &str, total_cents: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     carts: Mutex<HashMap<String, (Cart, u64)>>,
     checkouts: Mutex<HashMap<(String, String), Checkout>>,
+    pub purchases: Mutex<HashMap<String, (String, u64)>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -72,6 +75,11 @@ impl CartStore for MemoryStore {
 
     async fn finish_checkout(&self, checkout: &Checkout) -> Result<(), StoreError> {
         lock(&self.checkouts).insert((checkout.user_id.clone(), checkout.key.clone()), checkout.clone());
+        Ok(())
+    }
+
+    async fn record_purchase(&self, user_id: &str, order_id: &str, total_cents: u64) -> Result<(), StoreError> {
+        lock(&self.purchases).insert(order_id.to_owned(), (user_id.to_owned(), total_cents));
         Ok(())
     }
 }

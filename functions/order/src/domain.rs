@@ -141,6 +141,23 @@ impl Order {
         }
     }
 
+    /// The order moved to `to` (from `placed`, the only state payments move it out of).
+    pub fn after_payment(&self, to: OrderStatus, now: DateTime<Utc>) -> Option<Order> {
+        (self.status == OrderStatus::Placed).then(|| {
+            let mut moved = self.clone();
+            moved.status = to;
+            moved.updated_at = now;
+            moved.history.push(StatusChange { status: to, at: now });
+            moved
+        })
+    }
+
+    /// `order.completed`.
+    pub fn completed(&self, correlation_id: &CorrelationId) -> Envelope {
+        let event = shared::events::OrderCompleted { order_id: self.order_id.clone(), user_id: self.user_id.clone(), total_cents: self.total_cents };
+        Envelope::new(Event::OrderCompleted(event), correlation_id)
+    }
+
     /// `order.cancelled`.
     pub fn cancelled(&self, reason: &str, reservation_id: &str, correlation_id: &CorrelationId) -> Envelope {
         let event = OrderCancelled {

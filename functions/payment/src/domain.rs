@@ -86,6 +86,9 @@ pub struct GatewayDown(pub String);
 pub trait PaymentGateway: Send + Sync {
     fn authorize(&self, token: &str, amount_cents: u64) -> Result<Result<GatewayRef, Refusal>, GatewayDown>;
     fn void(&self, reference: &GatewayRef) -> Result<(), GatewayDown>;
+    /// Captures an authorization; `Ok(Err(reason))` if the provider refuses to.
+    fn settle(&self, reference: &GatewayRef, token: &str) -> Result<Result<(), String>, GatewayDown>;
+    fn refund(&self, reference: &GatewayRef, amount_cents: u64) -> Result<(), GatewayDown>;
 }
 
 /// The built-in sandbox of api.md: `tok_visa` and `tok_mastercard` authorize,
@@ -106,6 +109,14 @@ impl PaymentGateway for SandboxGateway {
     }
 
     fn void(&self, _reference: &GatewayRef) -> Result<(), GatewayDown> {
+        Ok(())
+    }
+
+    fn settle(&self, _reference: &GatewayRef, token: &str) -> Result<Result<(), String>, GatewayDown> {
+        Ok(if token == "tok_settlementFails" { Err("the issuer refused the capture".into()) } else { Ok(()) })
+    }
+
+    fn refund(&self, _reference: &GatewayRef, _amount_cents: u64) -> Result<(), GatewayDown> {
         Ok(())
     }
 }

@@ -8,6 +8,8 @@ use std::future::Future;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use shared::Envelope;
+use shared::outbox::{MemoryOutbox, Outbox, OutboxError};
 
 use crate::domain::{GatewayRef, Payment, PaymentStatus};
 
@@ -41,7 +43,7 @@ pub struct StoredPayment {
     pub token: String,
 }
 
-pub trait PaymentStore: Send + Sync {
+pub trait PaymentStore: Outbox + Send + Sync {
     /// Claims `key`: `None` if it is new (now pending), or what became of it before.
     fn claim_key(&self, key: &str) -> impl Future<Output = Result<Option<KeyOutcome>, StoreError>> + Send;
     /// Records the key's outcome, and the payment if there is one, in one write.
@@ -61,12 +63,21 @@ pub trait PaymentStore: Send + Sync {
         from: PaymentStatus,
         to: PaymentStatus,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The same, with the event that reports it written in the same transaction.
+    fn transition_with(
+        &self,
+        payment_id: &str,
+        from: PaymentStatus,
+        to: PaymentStatus,
+        event: &Envelope,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     keys: Mutex<HashMap<String, KeyOutcome>>,
     payments: Mutex<HashMap<String, StoredPayment>>,
+    pub outbox: MemoryOutbox,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -115,5 +126,23 @@ impl PaymentStore for MemoryStore {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn transition_with(&self, payment_id: &str, from: PaymentStatus, to: PaymentStatus, event: &Envelope) -> Result<bool, StoreError> {
+        let moved = self.transition(payment_id, from, to).await?;
+        if moved {
+            self.outbox.add(event);
+        }
+        Ok(moved)
+    }
+}
+
+impl Outbox for MemoryStore {
+    async fn pending(&self, limit: i32) -> Result<Vec<Envelope>, OutboxError> {
+        self.outbox.pending(limit).await
+    }
+
+    async fn published(&self, event_id: &str) -> Result<(), OutboxError> {
+        self.outbox.published(event_id).await
     }
 }

@@ -2,6 +2,7 @@
 //! everyone reads) and its stock, which only conditional writes change: reservations take
 //! units for a whole order or none, releases give them back once.
 
+pub mod consumer;
 pub mod domain;
 pub mod handlers;
 pub mod store;

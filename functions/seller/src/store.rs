@@ -54,6 +54,8 @@ pub trait CatalogueStore: Send + Sync {
     /// Gives a held reservation's units back; `None` if there is no such reservation.
     /// Releasing twice gives them back once.
     fn release(&self, reservation_id: &str) -> impl Future<Output = Result<Option<Reservation>, StoreError>> + Send;
+    /// Makes a held reservation final (its order was placed); `None` if there is none.
+    fn commit(&self, reservation_id: &str) -> impl Future<Output = Result<Option<Reservation>, StoreError>> + Send;
 }
 
 #[derive(Debug, Default)]
@@ -141,7 +143,7 @@ impl CatalogueStore for MemoryStore {
     async fn release(&self, reservation_id: &str) -> Result<Option<Reservation>, StoreError> {
         let mut reservations = lock(&self.reservations);
         let Some(reservation) = reservations.get_mut(reservation_id) else { return Ok(None) };
-        if reservation.status == ReservationStatus::Held {
+        if reservation.status != ReservationStatus::Released {
             let mut products = lock(&self.products);
             for line in &reservation.items {
                 if let Some(product) = products.get_mut(&line.product_id) {
@@ -149,6 +151,15 @@ impl CatalogueStore for MemoryStore {
                 }
             }
             reservation.status = ReservationStatus::Released;
+        }
+        Ok(Some(reservation.clone()))
+    }
+
+    async fn commit(&self, reservation_id: &str) -> Result<Option<Reservation>, StoreError> {
+        let mut reservations = lock(&self.reservations);
+        let Some(reservation) = reservations.get_mut(reservation_id) else { return Ok(None) };
+        if reservation.status == ReservationStatus::Held {
+            reservation.status = ReservationStatus::Committed;
         }
         Ok(Some(reservation.clone()))
     }

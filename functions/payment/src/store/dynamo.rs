@@ -7,7 +7,10 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+
+use shared::Envelope;
+use shared::outbox::{DynamoOutbox, Outbox, OutboxError};
 
 use super::{KeyOutcome, PaymentStore, StoreError, StoredPayment};
 use crate::domain::PaymentStatus;
@@ -18,6 +21,7 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    outbox: DynamoOutbox,
 }
 
 fn key(pk: String, sk: &str) -> Item {
@@ -48,7 +52,8 @@ fn status(value: PaymentStatus) -> AttributeValue {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        let table = table.into();
+        Self { outbox: DynamoOutbox::new(client.clone(), table.clone()), client, table }
     }
 
     /// The Payment table named by `TABLE_NAME`.
@@ -149,5 +154,36 @@ impl PaymentStore for DynamoStore {
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(unavailable(e)),
         }
+    }
+
+    async fn transition_with(&self, payment_id: &str, from: PaymentStatus, to: PaymentStatus, event: &Envelope) -> Result<bool, StoreError> {
+        let now = AttributeValue::S(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(payment_key(payment_id)))
+            .update_expression("SET #s = :to, updated_at = :now")
+            .condition_expression("#s = :from")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":to", status(to))
+            .expression_attribute_values(":from", status(from))
+            .expression_attribute_values(":now", now)
+            .build()
+            .map_err(unavailable)?;
+        let items = vec![TransactWriteItem::builder().update(update).build(), self.outbox.entry(event).map_err(unavailable)?];
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+impl Outbox for DynamoStore {
+    async fn pending(&self, limit: i32) -> Result<Vec<Envelope>, OutboxError> {
+        self.outbox.pending(limit).await
+    }
+
+    async fn published(&self, event_id: &str) -> Result<(), OutboxError> {
+        self.outbox.published(event_id).await
     }
 }

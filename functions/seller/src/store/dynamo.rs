@@ -304,17 +304,20 @@ impl CatalogueStore for DynamoStore {
             let Some(mut reservation) = self.get_item::<Reservation>(reservation_key(reservation_id)).await? else {
                 return Ok(None);
             };
-            if reservation.status != ReservationStatus::Held {
-                return Ok(Some(reservation));
-            }
+            // Held units go back, and so do committed ones (an order cancelled after it was paid).
+            let from = match reservation.status {
+                ReservationStatus::Released => return Ok(Some(reservation)),
+                ReservationStatus::Held => "held",
+                ReservationStatus::Committed => "committed",
+            };
             let status = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(reservation_key(reservation_id)))
                 .update_expression("SET #s = :released")
-                .condition_expression("#s = :held")
+                .condition_expression("#s = :from")
                 .expression_attribute_names("#s", "status")
                 .expression_attribute_values(":released", AttributeValue::S("released".into()))
-                .expression_attribute_values(":held", AttributeValue::S("held".into()))
+                .expression_attribute_values(":from", AttributeValue::S(from.into()))
                 .build()
                 .map_err(unavailable)?;
             let mut items = vec![TransactWriteItem::builder().update(status).build()];
@@ -332,5 +335,28 @@ impl CatalogueStore for DynamoStore {
             }
         }
         Err(StoreError::Conflict)
+    }
+
+    async fn commit(&self, reservation_id: &str) -> Result<Option<Reservation>, StoreError> {
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(reservation_key(reservation_id)))
+            .update_expression("SET #s = :committed")
+            .condition_expression("#s = :held")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":committed", AttributeValue::S("committed".into()))
+            .expression_attribute_values(":held", AttributeValue::S("held".into()))
+            .send()
+            .await;
+        match updated {
+            // Committed now, or before, or released: the reservation as it is.
+            Ok(_) => self.get_item(reservation_key(reservation_id)).await,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                self.get_item(reservation_key(reservation_id)).await
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }

@@ -1,0 +1,8 @@
+//! cart-events-queue: an empty cart on `user.registered`, the purchase on `order.completed`.
+#![recursion_limit = "256"]
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::logging::init();
+    let store = cart::store::dynamo::DynamoStore::from_env(&shared::config::aws().await)?;
+    shared::batch::run(|envelope| cart::consumer::handle(&store, envelope)).await
+}

@@ -1,0 +1,51 @@
+//! The cart-events-queue consumer: `user.registered` creates the new user's empty cart,
+//! `order.completed` records the purchase. Both are writes keyed so that a redelivery
+//! changes nothing.
+
+use shared::Envelope;
+use shared::events::Event;
+
+use crate::domain::Cart;
+use crate::store::CartStore;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Retry(String);
+
+pub async fn handle<S: CartStore>(store: &S, envelope: Envelope) -> Result<(), Retry> {
+    let retry = |e: crate::store::StoreError| Retry(e.to_string());
+    match envelope.event {
+        Event::UserRegistered(user) => {
+            // Version 0 means "no cart yet": an existing cart is left as it is.
+            let created = store.save_cart(&Cart::empty(&user.user_id), 0).await.map_err(retry)?;
+            tracing::info!(user_id = %user.user_id, created, "cart ready");
+        }
+        Event::OrderCompleted(order) => store.record_purchase(&order.user_id, &order.order_id, order.total_cents).await.map_err(retry)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn event(name: &str) -> Envelope {
+        let text = std::fs::read_to_string(shared::testing::events_dir().join(name)).unwrap();
+        let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+        serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn replaying_twice_is_the_same_as_once() {
+        let store = MemoryStore::default();
+        for _ in 0..2 {
+            handle(&store, event("sqs-user-registered.json")).await.unwrap();
+            handle(&store, event("sqs-order-completed.json")).await.unwrap();
+        }
+        let (cart, version) = store.cart("usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A").await.unwrap();
+        assert_eq!((cart.items.len(), version), (0, 1), "one empty cart");
+        assert_eq!(store.purchases.lock().unwrap().len(), 1);
+    }
+}
