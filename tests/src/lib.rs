@@ -1,6 +1,8 @@
 //! Helpers for the system tests: an SDK configuration for the emulator and a freshly
 //! provisioned copy of template.yaml under a unique stack name, so tests never share state.
 
+pub mod shop;
+
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -5,83 +5,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use system_tests::LocalApi;
-
-struct Shop {
-    api: LocalApi,
-    http: reqwest::Client,
-}
-
-/// A registered user's bearer token and id.
-struct User {
-    token: String,
-    id: String,
-}
-
-impl Shop {
-    async fn open(parameters: &[(&str, &str)]) -> Self {
-        Self {
-            api: LocalApi::start_with(parameters).await,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.api.url)
-    }
-
-    async fn register(&self, role: &str) -> User {
-        let email = format!("{role}.{}@example.com", ulid::Ulid::generate().to_string().to_lowercase());
-        let body = json!({"email": email, "password": "correct horse", "name": role, "role": role});
-        let session: Value =
-            self.http.post(self.url("/auth/register")).json(&body).send().await.unwrap().json().await.unwrap();
-        User {
-            token: session["access_token"].as_str().unwrap().to_owned(),
-            id: session["user"]["user_id"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    async fn product(&self, seller: &User, price_cents: u64, stock: u32) -> String {
-        let body = json!({"name": "Dune", "category": "books", "price_cents": price_cents, "stock": stock});
-        let created =
-            self.http.post(self.url("/products")).bearer_auth(&seller.token).json(&body).send().await.unwrap();
-        assert_eq!(created.status(), StatusCode::CREATED);
-        created.json::<Value>().await.unwrap()["product_id"].as_str().unwrap().to_owned()
-    }
-
-    async fn stock(&self, product_id: &str) -> u64 {
-        let product: Value =
-            self.http.get(self.url(&format!("/products/{product_id}"))).send().await.unwrap().json().await.unwrap();
-        product["stock"].as_u64().unwrap()
-    }
-
-    async fn put_in_cart(&self, customer: &User, product_id: &str, quantity: u32) {
-        let url = self.url(&format!("/cart/items/{product_id}"));
-        let answer =
-            self.http.put(url).bearer_auth(&customer.token).json(&json!({"quantity": quantity})).send().await.unwrap();
-        assert_eq!(answer.status(), StatusCode::OK);
-    }
-
-    async fn cart(&self, customer: &User) -> Value {
-        self.http.get(self.url("/cart")).bearer_auth(&customer.token).send().await.unwrap().json().await.unwrap()
-    }
-
-    async fn checkout(&self, customer: &User, token: &str, key: Option<&str>) -> reqwest::Response {
-        let mut request = self
-            .http
-            .post(self.url("/cart/checkout"))
-            .bearer_auth(&customer.token)
-            .json(&json!({"payment_token": token}));
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        request.send().await.unwrap()
-    }
-
-    async fn get(&self, who: &User, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).bearer_auth(&who.token).send().await.unwrap()
-    }
-}
+use system_tests::shop::Shop;
 
 #[tokio::test]
 async fn a_customer_buys_what_a_seller_listed() {
@@ -113,7 +37,9 @@ async fn a_customer_buys_what_a_seller_listed() {
         .json()
         .await
         .unwrap();
-    assert_eq!((payment["status"].as_str(), payment["amount_cents"].as_u64()), (Some("authorized"), Some(7098)));
+    // Settlement runs in the background and may already have happened.
+    assert!(matches!(payment["status"].as_str(), Some("authorized" | "settled")), "{payment}");
+    assert_eq!(payment["amount_cents"], 7098);
 
     let stranger = shop.register("customer").await;
     assert_eq!(shop.get(&stranger, &location).await.status(), StatusCode::NOT_FOUND, "another user's order");

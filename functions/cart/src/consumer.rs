@@ -20,7 +20,9 @@ pub async fn handle<S: CartStore>(store: &S, envelope: Envelope) -> Result<(), R
             let created = store.save_cart(&Cart::empty(&user.user_id), 0).await.map_err(retry)?;
             tracing::info!(user_id = %user.user_id, created, "cart ready");
         }
-        Event::OrderCompleted(order) => store.record_purchase(&order.user_id, &order.order_id, order.total_cents).await.map_err(retry)?,
+        Event::OrderCompleted(order) => {
+            store.record_purchase(&order.user_id, &order.order_id, order.total_cents).await.map_err(retry)?
+        }
         _ => {}
     }
     Ok(())

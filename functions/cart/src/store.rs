@@ -30,7 +30,12 @@ pub trait CartStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn finish_checkout(&self, checkout: &Checkout) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Remembers a completed purchase (once per order).
-    fn record_purchase(&self, user_id: &str, order_id: &str, total_cents: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn record_purchase(
+        &self,
+        user_id: &str,
+        order_id: &str,
+        total_cents: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 #[derive(Debug, Default)]

@@ -16,14 +16,22 @@ use crate::store::{OrderStore, StoreError, StoredOrder};
 #[error("{0}")]
 pub struct Retry(String);
 
-pub async fn handle<S: OrderStore, P: Publish + Sync>(store: &S, publisher: &P, envelope: Envelope) -> Result<(), Retry> {
+pub async fn handle<S: OrderStore, P: Publish + Sync>(
+    store: &S,
+    publisher: &P,
+    envelope: Envelope,
+) -> Result<(), Retry> {
     let cid = CorrelationId::from_header(Some(&envelope.correlationid));
     let (order_id, to) = match &envelope.event {
         Event::PaymentCompleted(paid) => (paid.order_id.clone(), OrderStatus::Paid),
         Event::PaymentFailed(failed) => (failed.order_id.clone(), OrderStatus::PaymentFailed),
         _ => return Ok(()),
     };
-    let current = store.get(&order_id).await.map_err(|e| Retry(e.to_string()))?.ok_or_else(|| Retry(format!("order {order_id} is not visible yet")))?;
+    let current = store
+        .get(&order_id)
+        .await
+        .map_err(|e| Retry(e.to_string()))?
+        .ok_or_else(|| Retry(format!("order {order_id} is not visible yet")))?;
     let Some(moved) = current.order.after_payment(to, chrono::Utc::now()) else {
         // Paid, failed or cancelled already: this delivery is a repeat, or too late.
         return Ok(());

@@ -154,7 +154,11 @@ impl Order {
 
     /// `order.completed`.
     pub fn completed(&self, correlation_id: &CorrelationId) -> Envelope {
-        let event = shared::events::OrderCompleted { order_id: self.order_id.clone(), user_id: self.user_id.clone(), total_cents: self.total_cents };
+        let event = shared::events::OrderCompleted {
+            order_id: self.order_id.clone(),
+            user_id: self.user_id.clone(),
+            total_cents: self.total_cents,
+        };
         Envelope::new(Event::OrderCompleted(event), correlation_id)
     }
 

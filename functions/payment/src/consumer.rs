@@ -53,17 +53,32 @@ async fn settle<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
     let (to, event) = match p.status {
         PaymentStatus::Authorized => match gateway.settle(&stored.gateway_ref, &stored.token).map_err(retry)? {
             Ok(()) => {
-                let event = PaymentCompleted { payment_id: p.payment_id.clone(), order_id: order.order_id.clone(), user_id: p.user_id.clone(), amount_cents: p.amount_cents };
+                let event = PaymentCompleted {
+                    payment_id: p.payment_id.clone(),
+                    order_id: order.order_id.clone(),
+                    user_id: p.user_id.clone(),
+                    amount_cents: p.amount_cents,
+                };
                 (PaymentStatus::Settled, Event::PaymentCompleted(event))
             }
             Err(reason) => {
-                let event = PaymentFailed { payment_id: p.payment_id.clone(), order_id: order.order_id.clone(), user_id: p.user_id.clone(), reason };
+                let event = PaymentFailed {
+                    payment_id: p.payment_id.clone(),
+                    order_id: order.order_id.clone(),
+                    user_id: p.user_id.clone(),
+                    reason,
+                };
                 (PaymentStatus::Failed, Event::PaymentFailed(event))
             }
         },
         // The checkout voided it (its answer was lost): the order must not stay placed.
         PaymentStatus::Voided => {
-            let event = PaymentFailed { payment_id: p.payment_id.clone(), order_id: order.order_id.clone(), user_id: p.user_id.clone(), reason: "voided".into() };
+            let event = PaymentFailed {
+                payment_id: p.payment_id.clone(),
+                order_id: order.order_id.clone(),
+                user_id: p.user_id.clone(),
+                reason: "voided".into(),
+            };
             return publisher.publish(&Envelope::new(Event::PaymentFailed(event), cid)).await.map_err(retry);
         }
         // Settled, failed or refunded before: its event went out with that change.
@@ -99,7 +114,12 @@ async fn cancel<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
         // Failed, voided or refunded: no money to give back.
         _ => return Ok(()),
     };
-    let event = PaymentRefunded { payment_id: p.payment_id.clone(), order_id: order.order_id.clone(), user_id: p.user_id.clone(), amount_cents: p.amount_cents };
+    let event = PaymentRefunded {
+        payment_id: p.payment_id.clone(),
+        order_id: order.order_id.clone(),
+        user_id: p.user_id.clone(),
+        amount_cents: p.amount_cents,
+    };
     let envelope = Envelope::new(Event::PaymentRefunded(event), cid);
     if store.transition_with(&p.payment_id, from, to, &envelope).await.map_err(retry)? {
         tracing::info!(payment_id = %p.payment_id, status = ?to, "payment given back");
@@ -135,7 +155,14 @@ mod tests {
             updated_at: now,
         };
         let stored = StoredPayment { payment, gateway_ref: GatewayRef("sandbox:x".into()), token: token.into() };
-        store.settle_key("k", &crate::store::KeyOutcome::Authorized { payment_id: stored.payment.payment_id.clone() }, Some(&stored)).await.unwrap();
+        store
+            .settle_key(
+                "k",
+                &crate::store::KeyOutcome::Authorized { payment_id: stored.payment.payment_id.clone() },
+                Some(&stored),
+            )
+            .await
+            .unwrap();
         store
     }
 

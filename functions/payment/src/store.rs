@@ -128,7 +128,13 @@ impl PaymentStore for MemoryStore {
         }
     }
 
-    async fn transition_with(&self, payment_id: &str, from: PaymentStatus, to: PaymentStatus, event: &Envelope) -> Result<bool, StoreError> {
+    async fn transition_with(
+        &self,
+        payment_id: &str,
+        from: PaymentStatus,
+        to: PaymentStatus,
+        event: &Envelope,
+    ) -> Result<bool, StoreError> {
         let moved = self.transition(payment_id, from, to).await?;
         if moved {
             self.outbox.add(event);

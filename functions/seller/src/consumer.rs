@@ -18,11 +18,19 @@ fn retry(error: impl std::fmt::Display) -> Retry {
     Retry(error.to_string())
 }
 
-pub async fn handle<S: CatalogueStore, P: Publish + Sync>(store: &S, publisher: &P, envelope: Envelope) -> Result<(), Retry> {
+pub async fn handle<S: CatalogueStore, P: Publish + Sync>(
+    store: &S,
+    publisher: &P,
+    envelope: Envelope,
+) -> Result<(), Retry> {
     let cid = CorrelationId::from_header(Some(&envelope.correlationid));
     let (reservation, reason) = match &envelope.event {
-        Event::OrderCreated(order) => (store.commit(&order.reservation_id).await.map_err(retry)?, "reservation_committed"),
-        Event::OrderCancelled(order) => (store.release(&order.reservation_id).await.map_err(retry)?, "reservation_released"),
+        Event::OrderCreated(order) => {
+            (store.commit(&order.reservation_id).await.map_err(retry)?, "reservation_committed")
+        }
+        Event::OrderCancelled(order) => {
+            (store.release(&order.reservation_id).await.map_err(retry)?, "reservation_released")
+        }
         _ => return Ok(()),
     };
     let Some(reservation) = reservation else {
@@ -31,7 +39,12 @@ pub async fn handle<S: CatalogueStore, P: Publish + Sync>(store: &S, publisher: 
     };
     let ids: Vec<String> = reservation.items.iter().map(|l| l.product_id.clone()).collect();
     for product in store.lookup(&ids).await.map_err(retry)? {
-        let event = InventoryUpdated { product_id: product.product_id, seller_id: product.seller_id, stock: product.stock, reason: reason.into() };
+        let event = InventoryUpdated {
+            product_id: product.product_id,
+            seller_id: product.seller_id,
+            stock: product.stock,
+            reason: reason.into(),
+        };
         publisher.publish(&Envelope::new(Event::InventoryUpdated(event), &cid)).await.map_err(retry)?;
     }
     tracing::info!(reservation_id = %reservation.reservation_id, status = ?reservation.status, "reservation settled by its order");
@@ -55,7 +68,8 @@ mod tests {
     async fn reserved() -> MemoryStore {
         let store = MemoryStore::default();
         for (id, stock) in [("prd_01JD4RZX0A1B2C3D4E5F6G7H8J", 10), ("prd_01JD4RZX9Z8Y7X6W5V4T3S2R1Q", 5)] {
-            let new = NewProduct { name: id.into(), description: None, category: "books".into(), price_cents: 100, stock };
+            let new =
+                NewProduct { name: id.into(), description: None, category: "books".into(), price_cents: 100, stock };
             let mut product = new.validate("usr_01JD4RY9K8J7H6G5F4E3D2C1B0", chrono::Utc::now()).unwrap();
             product.product_id = id.into();
             store.create(&product).await.unwrap();
@@ -81,7 +95,10 @@ mod tests {
             handle(&store, &publisher, event("sqs-order-created.json")).await.unwrap();
         }
         assert_eq!(stock(&store).await, (8, 4));
-        assert_eq!(store.commit("rsv_01JD4S5V0B1C2D3E4F5G6H7J8K").await.unwrap().unwrap().status, ReservationStatus::Committed);
+        assert_eq!(
+            store.commit("rsv_01JD4S5V0B1C2D3E4F5G6H7J8K").await.unwrap().unwrap().status,
+            ReservationStatus::Committed
+        );
         for _ in 0..2 {
             handle(&store, &publisher, event("sqs-order-cancelled.json")).await.unwrap();
         }

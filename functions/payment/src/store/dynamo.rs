@@ -156,7 +156,13 @@ impl PaymentStore for DynamoStore {
         }
     }
 
-    async fn transition_with(&self, payment_id: &str, from: PaymentStatus, to: PaymentStatus, event: &Envelope) -> Result<bool, StoreError> {
+    async fn transition_with(
+        &self,
+        payment_id: &str,
+        from: PaymentStatus,
+        to: PaymentStatus,
+        event: &Envelope,
+    ) -> Result<bool, StoreError> {
         let now = AttributeValue::S(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
         let update = Update::builder()
             .table_name(&self.table)
@@ -169,7 +175,8 @@ impl PaymentStore for DynamoStore {
             .expression_attribute_values(":now", now)
             .build()
             .map_err(unavailable)?;
-        let items = vec![TransactWriteItem::builder().update(update).build(), self.outbox.entry(event).map_err(unavailable)?];
+        let items =
+            vec![TransactWriteItem::builder().update(update).build(), self.outbox.entry(event).map_err(unavailable)?];
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => Ok(false),

@@ -1,0 +1,109 @@
+//! A shop on the local stack, driven through its public API as clients drive it.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::LocalApi;
+
+pub struct Shop {
+    pub api: LocalApi,
+    pub http: reqwest::Client,
+}
+
+/// A registered user's bearer token and id.
+pub struct User {
+    pub token: String,
+    pub id: String,
+}
+
+impl Shop {
+    pub async fn open(parameters: &[(&str, &str)]) -> Self {
+        Self {
+            api: LocalApi::start_with(parameters).await,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.api.url)
+    }
+
+    pub async fn register(&self, role: &str) -> User {
+        let email = format!("{role}.{}@example.com", ulid::Ulid::generate().to_string().to_lowercase());
+        let body = json!({"email": email, "password": "correct horse", "name": role, "role": role});
+        let session: Value =
+            self.http.post(self.url("/auth/register")).json(&body).send().await.unwrap().json().await.unwrap();
+        User {
+            token: session["access_token"].as_str().unwrap().to_owned(),
+            id: session["user"]["user_id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn product(&self, seller: &User, price_cents: u64, stock: u32) -> String {
+        let body = json!({"name": "Dune", "category": "books", "price_cents": price_cents, "stock": stock});
+        let created =
+            self.http.post(self.url("/products")).bearer_auth(&seller.token).json(&body).send().await.unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        created.json::<Value>().await.unwrap()["product_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn stock(&self, product_id: &str) -> u64 {
+        let product: Value =
+            self.http.get(self.url(&format!("/products/{product_id}"))).send().await.unwrap().json().await.unwrap();
+        product["stock"].as_u64().unwrap()
+    }
+
+    pub async fn put_in_cart(&self, customer: &User, product_id: &str, quantity: u32) {
+        let url = self.url(&format!("/cart/items/{product_id}"));
+        let answer =
+            self.http.put(url).bearer_auth(&customer.token).json(&json!({"quantity": quantity})).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+
+    pub async fn cart(&self, customer: &User) -> Value {
+        self.http.get(self.url("/cart")).bearer_auth(&customer.token).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn checkout(&self, customer: &User, token: &str, key: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(self.url("/cart/checkout"))
+            .bearer_auth(&customer.token)
+            .json(&json!({"payment_token": token}));
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn get(&self, who: &User, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).bearer_auth(&who.token).send().await.unwrap()
+    }
+}
+
+impl Shop {
+    /// An order as its owner sees it.
+    pub async fn order(&self, customer: &User, order_id: &str) -> Value {
+        self.get(customer, &format!("/orders/{order_id}")).await.json().await.unwrap()
+    }
+
+    /// Polls `check` on the order until it holds or `timeout` passes; the order last seen.
+    pub async fn wait_for_order(
+        &self,
+        customer: &User,
+        order_id: &str,
+        timeout: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let order = self.order(customer, order_id).await;
+            if check(&order) || tokio::time::Instant::now() >= deadline {
+                return order;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
