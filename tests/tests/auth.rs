@@ -180,8 +180,31 @@ async fn user_registered_reaches_notification_ai_and_cart_queues() {
     assert_eq!(registered.status(), StatusCode::CREATED);
     let user: Value = registered.json::<Value>().await.unwrap()["user"].clone();
 
-    let sqs = aws_sdk_sqs::Client::new(&emulator().await);
-    for queue in ["NotificationQueue", "AiEventsQueue", "CartEventsQueue"] {
+    let config = emulator().await;
+    // The cart consumer takes its copy off cart-events-queue: its effect, the new user's
+    // cart record, is the proof it arrived.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let key = |k: &str, v: String| (k.to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(v));
+    let cart_key = std::collections::HashMap::from([
+        key("pk", format!("CART#{}", user["user_id"].as_str().unwrap())),
+        key("sk", "CART".into()),
+    ]);
+    let cart = system_tests::eventually(Duration::from_secs(20), || async {
+        let found = dynamodb
+            .get_item()
+            .table_name(api.reference("CartTable"))
+            .set_key(Some(cart_key.clone()))
+            .send()
+            .await
+            .ok()?;
+        found.item.map(|_| ())
+    })
+    .await;
+    assert!(cart.is_some(), "CartEventsQueue: no cart was made for the new user");
+
+    // Queues whose consumers do not exist yet still hold their copy.
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    for queue in ["NotificationQueue", "AiEventsQueue"] {
         let messages = system_tests::drain(&sqs, &api.reference(queue)).await.unwrap();
         assert_eq!(messages.len(), 1, "{queue}");
         let envelope: shared::Envelope = serde_json::from_str(messages[0].body().unwrap()).unwrap();
