@@ -106,4 +106,23 @@ impl Shop {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+
+    /// The templates of the customer's notifications (newest first), once all of `wanted`
+    /// are there or `timeout` passed.
+    pub async fn wait_for_notifications(&self, customer: &User, wanted: &[&str], timeout: Duration) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let listed: Value = self.get(customer, "/notifications").await.json().await.unwrap();
+            let templates: Vec<String> = listed["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n["template"].as_str().map(str::to_owned))
+                .collect();
+            if wanted.iter().all(|w| templates.iter().any(|t| t == w)) || tokio::time::Instant::now() >= deadline {
+                return templates;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }

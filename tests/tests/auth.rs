@@ -178,7 +178,8 @@ async fn user_registered_reaches_notification_ai_and_cart_queues() {
     )
     .await;
     assert_eq!(registered.status(), StatusCode::CREATED);
-    let user: Value = registered.json::<Value>().await.unwrap()["user"].clone();
+    let session: Value = registered.json().await.unwrap();
+    let user = session["user"].clone();
 
     let config = emulator().await;
     // The cart consumer takes its copy off cart-events-queue: its effect, the new user's
@@ -202,9 +203,26 @@ async fn user_registered_reaches_notification_ai_and_cart_queues() {
     .await;
     assert!(cart.is_some(), "CartEventsQueue: no cart was made for the new user");
 
-    // Queues whose consumers do not exist yet still hold their copy.
+    // The notification consumer's effect: the new user's welcome notification.
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    let welcomed = system_tests::eventually(Duration::from_secs(20), || async {
+        let listed: Value = client()
+            .get(format!("{}/notifications", api.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (listed["items"][0]["template"] == "welcome").then_some(())
+    })
+    .await;
+    assert!(welcomed.is_some(), "NotificationQueue: no welcome notification");
+
+    // AI Buddy does not consume yet: its queue holds the copy.
     let sqs = aws_sdk_sqs::Client::new(&config);
-    for queue in ["NotificationQueue", "AiEventsQueue"] {
+    for queue in ["AiEventsQueue"] {
         let messages = system_tests::drain(&sqs, &api.reference(queue)).await.unwrap();
         assert_eq!(messages.len(), 1, "{queue}");
         let envelope: shared::Envelope = serde_json::from_str(messages[0].body().unwrap()).unwrap();

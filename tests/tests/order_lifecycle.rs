@@ -38,6 +38,11 @@ async fn a_paid_order_is_settled_and_its_stock_committed() {
         .unwrap();
     assert_eq!(payment["status"], "settled");
     assert_eq!(shop.stock(&product).await, 3, "committed, not given back");
+    let templates =
+        shop.wait_for_notifications(&customer, &["welcome", "order_confirmation", "payment_receipt"], DEADLINE).await;
+    let mut sorted = templates.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["order_confirmation", "payment_receipt", "welcome"], "one each: {templates:?}");
 }
 
 #[tokio::test]
@@ -59,6 +64,8 @@ async fn a_failed_settlement_ends_payment_failed_and_returns_the_stock() {
         .await
         .unwrap();
     assert_eq!(cancel.status(), StatusCode::CONFLICT, "a failed payment is not cancellable");
+    let templates = shop.wait_for_notifications(&customer, &["payment_failed", "order_cancelled"], DEADLINE).await;
+    assert!(templates.iter().any(|t| t == "payment_failed"), "{templates:?}");
 }
 
 #[tokio::test]

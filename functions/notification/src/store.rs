@@ -1,0 +1,160 @@
+//! Notifications and contacts in the Notification table (pk/sk):
+//! `USER#{id}` / `CONTACT` (from `user.registered`, or looked up from Auth) and
+//! `USER#{id}` / `NOTIF#{notification_id}` (ULIDs: newest last). [`MemoryStore`] for tests.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use shared::pagination::{Page, PageRequest, encode_cursor};
+
+use crate::domain::{Contact, Notification};
+
+#[derive(Debug, thiserror::Error)]
+#[error("the notification store is unavailable: {0}")]
+pub struct StoreError(pub String);
+
+pub trait NotificationStore: Send + Sync {
+    fn save_contact(&self, contact: &Contact) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn contact(&self, user_id: &str) -> impl Future<Output = Result<Option<Contact>, StoreError>> + Send;
+    fn save(&self, notification: &Notification) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A user's notifications, newest first.
+    fn list(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<Notification>, StoreError>> + Send;
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    contacts: Mutex<HashMap<String, Contact>>,
+    pub notifications: Mutex<Vec<Notification>>,
+}
+
+impl NotificationStore for MemoryStore {
+    async fn save_contact(&self, contact: &Contact) -> Result<(), StoreError> {
+        self.contacts.lock().unwrap_or_else(|e| e.into_inner()).insert(contact.user_id.clone(), contact.clone());
+        Ok(())
+    }
+
+    async fn contact(&self, user_id: &str) -> Result<Option<Contact>, StoreError> {
+        Ok(self.contacts.lock().unwrap_or_else(|e| e.into_inner()).get(user_id).cloned())
+    }
+
+    async fn save(&self, notification: &Notification) -> Result<(), StoreError> {
+        self.notifications.lock().unwrap_or_else(|e| e.into_inner()).push(notification.clone());
+        Ok(())
+    }
+
+    async fn list(&self, user_id: &str, page: &PageRequest) -> Result<Page<Notification>, StoreError> {
+        let all = self.notifications.lock().unwrap_or_else(|e| e.into_inner());
+        let items = all.iter().rev().filter(|n| n.user_id == user_id).take(page.limit as usize).cloned().collect();
+        Ok(Page { items, next_cursor: None })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string())
+}
+
+fn put_item(
+    pk: String,
+    sk: String,
+    value: &impl serde::Serialize,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(value).map_err(unavailable)?;
+    item.insert("pk".into(), AttributeValue::S(pk));
+    item.insert("sk".into(), AttributeValue::S(sk));
+    Ok(item)
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// The Notification table named by `TABLE_NAME`.
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, shared::config::ConfigError> {
+        Ok(Self::new(Client::new(sdk), shared::config::required("TABLE_NAME")?))
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// A stored notification keeps its user (the API view does not show it).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    #[serde(flatten)]
+    notification: Notification,
+    user: String,
+}
+
+impl NotificationStore for DynamoStore {
+    async fn save_contact(&self, contact: &Contact) -> Result<(), StoreError> {
+        let item = put_item(format!("USER#{}", contact.user_id), "CONTACT".into(), contact)?;
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn contact(&self, user_id: &str) -> Result<Option<Contact>, StoreError> {
+        let key = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(format!("USER#{user_id}"))),
+            ("sk".to_owned(), AttributeValue::S("CONTACT".into())),
+        ]);
+        let found =
+            self.client.get_item().table_name(&self.table).set_key(Some(key)).send().await.map_err(unavailable)?;
+        found.item.map(|item| serde_dynamo::from_item(item).map_err(unavailable)).transpose()
+    }
+
+    async fn save(&self, notification: &Notification) -> Result<(), StoreError> {
+        let stored = Stored { notification: notification.clone(), user: notification.user_id.clone() };
+        let item = put_item(
+            format!("USER#{}", notification.user_id),
+            format!("NOTIF#{}", notification.notification_id),
+            &stored,
+        )?;
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn list(&self, user_id: &str, page: &PageRequest) -> Result<Page<Notification>, StoreError> {
+        let found = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :user AND begins_with(sk, :notif)")
+            .expression_attribute_values(":user", AttributeValue::S(format!("USER#{user_id}")))
+            .expression_attribute_values(":notif", AttributeValue::S("NOTIF#".into()))
+            .scan_index_forward(false)
+            .limit(page.limit)
+            .set_exclusive_start_key(page.start.clone())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let items = found
+            .items()
+            .iter()
+            .map(|item| {
+                serde_dynamo::from_item::<_, Stored>(item.clone())
+                    .map(|s| Notification { user_id: s.user, ..s.notification })
+                    .map_err(unavailable)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next_cursor: found.last_evaluated_key().map(encode_cursor) })
+    }
+}
