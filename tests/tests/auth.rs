@@ -220,17 +220,25 @@ async fn user_registered_reaches_notification_ai_and_cart_queues() {
     .await;
     assert!(welcomed.is_some(), "NotificationQueue: no welcome notification");
 
-    // AI Buddy does not consume yet: its queue holds the copy.
+    // AI Buddy's effect: the profile it keeps for the user.
+    let profile_key = std::collections::HashMap::from([
+        key("pk", format!("USER#{}", user["user_id"].as_str().unwrap())),
+        key("sk", "PROFILE".into()),
+    ]);
+    let profile = system_tests::eventually(Duration::from_secs(20), || async {
+        let found = dynamodb
+            .get_item()
+            .table_name(api.reference("AiBuddyTable"))
+            .set_key(Some(profile_key.clone()))
+            .send()
+            .await
+            .ok()?;
+        found.item
+    })
+    .await;
+    assert!(profile.is_some(), "AiEventsQueue: no profile was made for the new user");
+
     let sqs = aws_sdk_sqs::Client::new(&config);
-    for queue in ["AiEventsQueue"] {
-        let messages = system_tests::drain(&sqs, &api.reference(queue)).await.unwrap();
-        assert_eq!(messages.len(), 1, "{queue}");
-        let envelope: shared::Envelope = serde_json::from_str(messages[0].body().unwrap()).unwrap();
-        let shared::Event::UserRegistered(event) = envelope.event else { panic!("{queue}: not user.registered") };
-        assert_eq!(event.user_id, user["user_id"].as_str().unwrap());
-        assert_eq!(event.email, user["email"].as_str().unwrap());
-        assert_eq!(event.role, shared::events::Role::Seller);
-    }
     for queue in ["SellerUpdatesQueue", "PaymentSettlementQueue", "OrderUpdatesQueue"] {
         assert!(system_tests::drain(&sqs, &api.reference(queue)).await.unwrap().is_empty(), "{queue}");
     }

@@ -11,6 +11,15 @@ use system_tests::shop::Shop;
 const DEADLINE: Duration = Duration::from_secs(30);
 
 async fn checked_out(shop: &Shop, token: &str) -> (system_tests::shop::User, String, String) {
+    let (customer, product, order_id, _) = checked_out_from(shop, token).await;
+    (customer, product, order_id)
+}
+
+/// A customer's order of 2 units of a seller's product: customer, product, order id, seller.
+async fn checked_out_from(
+    shop: &Shop,
+    token: &str,
+) -> (system_tests::shop::User, String, String, system_tests::shop::User) {
     let seller = shop.register("seller").await;
     let product = shop.product(&seller, 1299, 5).await;
     let customer = shop.register("customer").await;
@@ -18,7 +27,7 @@ async fn checked_out(shop: &Shop, token: &str) -> (system_tests::shop::User, Str
     let placed = shop.checkout(&customer, token, None).await;
     assert_eq!(placed.status(), StatusCode::CREATED);
     let order: Value = placed.json().await.unwrap();
-    (customer, product, order["order_id"].as_str().unwrap().to_owned())
+    (customer, product, order["order_id"].as_str().unwrap().to_owned(), seller)
 }
 
 #[tokio::test]
@@ -93,4 +102,50 @@ async fn a_cancel_refunds_and_restocks() {
         assert!(tokio::time::Instant::now() < deadline, "not refunded and restocked: {payment}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test]
+async fn recommendations_and_analytics_reflect_the_purchase() {
+    let shop = Shop::open(&[]).await;
+    let (customer, product, order_id, seller) = checked_out_from(&shop, "tok_visa").await;
+    let other = shop.product(&seller, 500, 9).await;
+    shop.wait_for_order(&customer, &order_id, DEADLINE, |o| o["status"] == "paid").await;
+
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let summary = loop {
+        let summary: Value = shop.get(&seller, "/analytics/summary").await.json().await.unwrap();
+        if summary["units_sold"] == 2 || tokio::time::Instant::now() >= deadline {
+            break summary;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (summary["orders"].as_u64(), summary["units_sold"].as_u64(), summary["revenue_cents"].as_u64()),
+        (Some(1), Some(2), Some(2598)),
+        "{summary}"
+    );
+    assert_eq!(summary["top_products"][0]["product_id"], product.as_str());
+
+    let found: Value = shop.get(&customer, "/recommendations?limit=50").await.json().await.unwrap();
+    let ids: Vec<&str> = found["items"].as_array().unwrap().iter().map(|i| i["product_id"].as_str().unwrap()).collect();
+    assert!(!ids.contains(&product.as_str()), "never a product already bought: {found}");
+    assert!(ids.contains(&other.as_str()), "{found}");
+    let newcomer = shop.register("customer").await;
+    let popular: Value = shop.get(&newcomer, "/recommendations").await.json().await.unwrap();
+    assert_eq!(popular["items"][0]["reason"], "popular");
+
+    let reply: Value = shop
+        .http
+        .post(shop.url("/assistant/messages"))
+        .bearer_auth(&customer.token)
+        .json(&serde_json::json!({"message": "what is the status of my order?"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["intent"], "order_status");
+    assert!(reply["reply"].as_str().unwrap().contains(&order_id), "{reply}");
+    assert_eq!(shop.get(&customer, "/analytics/summary").await.status(), StatusCode::FORBIDDEN);
 }

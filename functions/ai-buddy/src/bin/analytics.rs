@@ -1,0 +1,8 @@
+//! `GET /analytics/summary` (sellers).
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::logging::init();
+    let sdk = shared::config::aws().await;
+    let store = ai_buddy::store::DynamoStore::from_env(&sdk)?;
+    shared::api::run(|request, correlation_id| ai_buddy::handlers::analytics(&store, request, correlation_id)).await
+}

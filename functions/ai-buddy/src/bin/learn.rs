@@ -1,0 +1,11 @@
+//! ai-events-queue: learns profiles, co-purchases, popularity and seller sales.
+#![recursion_limit = "256"]
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::logging::init();
+    let sdk = shared::config::aws().await;
+    let store = ai_buddy::store::DynamoStore::from_env(&sdk)?;
+    let services = ai_buddy::services::Http(shared::internal::InternalClient::from_env(&sdk)?);
+    let claims = shared::idempotency::DynamoIdempotency::new(store.client().clone(), store.table());
+    shared::batch::run(|envelope| ai_buddy::learn::handle(&store, &claims, &services, envelope)).await
+}

@@ -1,0 +1,12 @@
+//! AI Buddy: learns from `user.*`, `order.*` and `payment.*` events (profiles, co-purchases,
+//! category affinity, popularity, seller analytics) and answers recommendations, a
+//! deterministic assistant and seller analytics. No external model.
+
+pub mod domain;
+pub mod handlers;
+pub mod learn;
+pub mod services;
+pub mod store;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,318 @@
+//! What AI Buddy keeps, in its own table (pk/sk): `USER#{id}`/`PROFILE`, `ORDER#{id}`/`ORDER`,
+//! `PRODUCT#{id}`/`INFO`, counters `POPULAR`/`{product}`, `TOGETHER#{a}`/`{b}`,
+//! `SELLER#{id}`/`SUMMARY` and `SELLER#{id}`/`UNITS#{product}`. [`MemoryStore`] for tests.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::Mutex;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{OrderSeen, ProductInfo, Profile};
+
+#[derive(Debug, thiserror::Error)]
+#[error("AI Buddy's store is unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// A seller's sales.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SellerSummary {
+    pub orders: u64,
+    pub units_sold: u64,
+    pub revenue_cents: u64,
+    /// product_id -> units.
+    pub units: BTreeMap<String, u64>,
+}
+
+pub trait AiStore: Send + Sync {
+    fn profile(&self, user_id: &str) -> impl Future<Output = Result<Profile, StoreError>> + Send;
+    fn save_profile(&self, profile: &Profile) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn order(&self, order_id: &str) -> impl Future<Output = Result<Option<OrderSeen>, StoreError>> + Send;
+    fn save_order(&self, order: &OrderSeen) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn products(&self, ids: &[String])
+    -> impl Future<Output = Result<HashMap<String, ProductInfo>, StoreError>> + Send;
+    fn save_product(&self, product: &ProductInfo) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Counts a completed order: popularity, co-purchases, its sellers' sales. Not
+    /// idempotent by itself: callers claim the event first.
+    fn add_sale(&self, order: &OrderSeen) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Units sold per product, most first.
+    fn popular(&self, limit: usize) -> impl Future<Output = Result<Vec<(String, u64)>, StoreError>> + Send;
+    /// (product, other, orders with both) for each of `products`.
+    fn together(
+        &self,
+        products: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, String, u64)>, StoreError>> + Send;
+    fn seller(&self, seller_id: &str) -> impl Future<Output = Result<SellerSummary, StoreError>> + Send;
+}
+
+/// What an order adds to the counters: units per product, ordered pairs of distinct
+/// products, and (units, revenue) per seller.
+struct SaleParts(Vec<(String, u64)>, Vec<(String, String)>, HashMap<String, (u64, u64)>);
+
+fn sale_parts(order: &OrderSeen) -> SaleParts {
+    let units: Vec<(String, u64)> = order.items.iter().map(|(p, _, q, _)| (p.clone(), u64::from(*q))).collect();
+    let distinct: Vec<&String> = order.items.iter().map(|(p, ..)| p).collect::<HashSet<_>>().into_iter().collect();
+    let pairs = distinct
+        .iter()
+        .flat_map(|a| distinct.iter().filter(move |b| a != *b).map(move |b| ((*a).clone(), (*b).clone())))
+        .collect();
+    let mut sellers: HashMap<String, (u64, u64)> = HashMap::new();
+    for (_, seller, quantity, price) in &order.items {
+        let entry = sellers.entry(seller.clone()).or_default();
+        entry.0 += u64::from(*quantity);
+        entry.1 += u64::from(*quantity) * price;
+    }
+    SaleParts(units, pairs, sellers)
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    profiles: Mutex<HashMap<String, Profile>>,
+    orders: Mutex<HashMap<String, OrderSeen>>,
+    products: Mutex<HashMap<String, ProductInfo>>,
+    popular: Mutex<HashMap<String, u64>>,
+    together: Mutex<HashMap<(String, String), u64>>,
+    sellers: Mutex<HashMap<String, SellerSummary>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl AiStore for MemoryStore {
+    async fn profile(&self, user_id: &str) -> Result<Profile, StoreError> {
+        Ok(lock(&self.profiles)
+            .get(user_id)
+            .cloned()
+            .unwrap_or_else(|| Profile { user_id: user_id.into(), ..Profile::default() }))
+    }
+    async fn save_profile(&self, profile: &Profile) -> Result<(), StoreError> {
+        lock(&self.profiles).insert(profile.user_id.clone(), profile.clone());
+        Ok(())
+    }
+    async fn order(&self, order_id: &str) -> Result<Option<OrderSeen>, StoreError> {
+        Ok(lock(&self.orders).get(order_id).cloned())
+    }
+    async fn save_order(&self, order: &OrderSeen) -> Result<(), StoreError> {
+        lock(&self.orders).insert(order.order_id.clone(), order.clone());
+        Ok(())
+    }
+    async fn products(&self, ids: &[String]) -> Result<HashMap<String, ProductInfo>, StoreError> {
+        let products = lock(&self.products);
+        Ok(ids.iter().filter_map(|id| products.get(id).map(|p| (id.clone(), p.clone()))).collect())
+    }
+    async fn save_product(&self, product: &ProductInfo) -> Result<(), StoreError> {
+        lock(&self.products).insert(product.product_id.clone(), product.clone());
+        Ok(())
+    }
+    async fn add_sale(&self, order: &OrderSeen) -> Result<(), StoreError> {
+        let SaleParts(units, pairs, sellers) = sale_parts(order);
+        for (product, n) in units {
+            *lock(&self.popular).entry(product).or_default() += n;
+        }
+        for pair in pairs {
+            *lock(&self.together).entry(pair).or_default() += 1;
+        }
+        for (seller, (n, revenue)) in sellers {
+            let mut all = lock(&self.sellers);
+            let summary = all.entry(seller.clone()).or_default();
+            summary.orders += 1;
+            summary.units_sold += n;
+            summary.revenue_cents += revenue;
+            for (product, s, q, _) in &order.items {
+                if *s == seller {
+                    *summary.units.entry(product.clone()).or_default() += u64::from(*q);
+                }
+            }
+        }
+        Ok(())
+    }
+    async fn popular(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut all: Vec<(String, u64)> = lock(&self.popular).iter().map(|(k, v)| (k.clone(), *v)).collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.truncate(limit);
+        Ok(all)
+    }
+    async fn together(&self, products: &[String]) -> Result<Vec<(String, String, u64)>, StoreError> {
+        Ok(lock(&self.together)
+            .iter()
+            .filter(|((a, _), _)| products.contains(a))
+            .map(|((a, b), n)| (a.clone(), b.clone(), *n))
+            .collect())
+    }
+    async fn seller(&self, seller_id: &str) -> Result<SellerSummary, StoreError> {
+        Ok(lock(&self.sellers).get(seller_id).cloned().unwrap_or_default())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string())
+}
+
+fn key(pk: String, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.into()))])
+}
+
+fn number(item: &Item, name: &str) -> u64 {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+fn sort_key(item: &Item) -> String {
+    item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// The AI Buddy table named by `TABLE_NAME`.
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, shared::config::ConfigError> {
+        Ok(Self::new(Client::new(sdk), shared::config::required("TABLE_NAME")?))
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(&self, key: Item) -> Result<Option<T>, StoreError> {
+        let found =
+            self.client.get_item().table_name(&self.table).set_key(Some(key)).send().await.map_err(unavailable)?;
+        found.item.map(|item| serde_dynamo::from_item(item).map_err(unavailable)).transpose()
+    }
+
+    async fn put(&self, key: Item, value: &impl Serialize) -> Result<(), StoreError> {
+        let mut item: Item = serde_dynamo::to_item(value).map_err(unavailable)?;
+        item.extend(key);
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn add(&self, key: Item, counters: &[(&str, u64)]) -> Result<(), StoreError> {
+        let expression = format!(
+            "ADD {}",
+            counters.iter().enumerate().map(|(i, (name, _))| format!("{name} :v{i}")).collect::<Vec<_>>().join(", ")
+        );
+        let mut update =
+            self.client.update_item().table_name(&self.table).set_key(Some(key)).update_expression(expression);
+        for (i, (_, value)) in counters.iter().enumerate() {
+            update = update.expression_attribute_values(format!(":v{i}"), AttributeValue::N(value.to_string()));
+        }
+        update.send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn partition(&self, pk: String) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            items.extend(page.map_err(unavailable)?.items().iter().cloned());
+        }
+        Ok(items)
+    }
+}
+
+impl AiStore for DynamoStore {
+    async fn profile(&self, user_id: &str) -> Result<Profile, StoreError> {
+        Ok(self
+            .get(key(format!("USER#{user_id}"), "PROFILE"))
+            .await?
+            .unwrap_or_else(|| Profile { user_id: user_id.into(), ..Profile::default() }))
+    }
+    async fn save_profile(&self, profile: &Profile) -> Result<(), StoreError> {
+        self.put(key(format!("USER#{}", profile.user_id), "PROFILE"), profile).await
+    }
+    async fn order(&self, order_id: &str) -> Result<Option<OrderSeen>, StoreError> {
+        self.get(key(format!("ORDER#{order_id}"), "ORDER")).await
+    }
+    async fn save_order(&self, order: &OrderSeen) -> Result<(), StoreError> {
+        self.put(key(format!("ORDER#{}", order.order_id), "ORDER"), order).await
+    }
+    async fn products(&self, ids: &[String]) -> Result<HashMap<String, ProductInfo>, StoreError> {
+        let mut found = HashMap::new();
+        for id in ids {
+            if let Some(product) = self.get::<ProductInfo>(key(format!("PRODUCT#{id}"), "INFO")).await? {
+                found.insert(id.clone(), product);
+            }
+        }
+        Ok(found)
+    }
+    async fn save_product(&self, product: &ProductInfo) -> Result<(), StoreError> {
+        self.put(key(format!("PRODUCT#{}", product.product_id), "INFO"), product).await
+    }
+    async fn add_sale(&self, order: &OrderSeen) -> Result<(), StoreError> {
+        let SaleParts(units, pairs, sellers) = sale_parts(order);
+        for (product, n) in units {
+            self.add(key("POPULAR".into(), product), &[("units", n)]).await?;
+        }
+        for (a, b) in pairs {
+            self.add(key(format!("TOGETHER#{a}"), b), &[("orders", 1)]).await?;
+        }
+        for (seller, (n, revenue)) in sellers {
+            self.add(
+                key(format!("SELLER#{seller}"), "SUMMARY"),
+                &[("orders", 1), ("units_sold", n), ("revenue_cents", revenue)],
+            )
+            .await?;
+            for (product, _, q, _) in order.items.iter().filter(|(_, s, ..)| *s == seller) {
+                self.add(key(format!("SELLER#{seller}"), format!("UNITS#{product}")), &[("units", u64::from(*q))])
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+    async fn popular(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut all: Vec<(String, u64)> =
+            self.partition("POPULAR".into()).await?.iter().map(|i| (sort_key(i), number(i, "units"))).collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.truncate(limit);
+        Ok(all)
+    }
+    async fn together(&self, products: &[String]) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let mut found = Vec::new();
+        for product in products {
+            for item in self.partition(format!("TOGETHER#{product}")).await? {
+                found.push((product.clone(), sort_key(&item), number(&item, "orders")));
+            }
+        }
+        Ok(found)
+    }
+    async fn seller(&self, seller_id: &str) -> Result<SellerSummary, StoreError> {
+        let mut summary = SellerSummary::default();
+        for item in self.partition(format!("SELLER#{seller_id}")).await? {
+            let sk = sort_key(&item);
+            match sk.strip_prefix("UNITS#") {
+                Some(product) => {
+                    summary.units.insert(product.to_owned(), number(&item, "units"));
+                }
+                None => {
+                    summary.orders = number(&item, "orders");
+                    summary.units_sold = number(&item, "units_sold");
+                    summary.revenue_cents = number(&item, "revenue_cents");
+                }
+            }
+        }
+        Ok(summary)
+    }
+}
