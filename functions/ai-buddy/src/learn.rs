@@ -77,7 +77,9 @@ async fn learn<S: AiStore, X: Services>(
                 .await
                 .map_err(|e| text(&e))?
                 .ok_or_else(|| format!("order {} not seen yet", done.order_id))?;
-            store.add_sale(&order).await.map_err(|e| text(&e))?;
+            if rank(&order.status) >= rank("paid") {
+                return Ok(());
+            }
             let ids: Vec<String> = order.items.iter().map(|i| i.0.clone()).collect();
             let products = store.products(&ids).await.map_err(|e| text(&e))?;
             let mut profile = store.profile(&order.user_id).await.map_err(|e| text(&e))?;
@@ -91,7 +93,10 @@ async fn learn<S: AiStore, X: Services>(
             }
             store.save_profile(&profile).await.map_err(|e| text(&e))?;
             order.status = "paid".into();
-            store.save_order(&order).await.map_err(|e| text(&e))
+            store.save_order(&order).await.map_err(|e| text(&e))?;
+            // Last: the counters are not idempotent, and the order, now `paid`, is not
+            // counted again if this fails half-way (an undercount rather than a double one).
+            store.add_sale(&order).await.map_err(|e| text(&e))
         }
         Event::OrderCancelled(order) => set_status(store, &order.order_id, "cancelled").await,
         Event::PaymentFailed(payment) => set_status(store, &payment.order_id, "payment_failed").await,
@@ -100,9 +105,20 @@ async fn learn<S: AiStore, X: Services>(
     }
 }
 
+/// How far along an order is: statuses only move forward, whatever order events come in.
+fn rank(status: &str) -> u8 {
+    match status {
+        "placed" => 0,
+        "paid" => 1,
+        _ => 2,
+    }
+}
+
 /// News about an order's status; about an order not seen yet there is nothing to keep.
 async fn set_status<S: AiStore>(store: &S, order_id: &str, status: &str) -> Result<(), String> {
-    if let Some(mut order) = store.order(order_id).await.map_err(|e| e.to_string())? {
+    if let Some(mut order) = store.order(order_id).await.map_err(|e| e.to_string())?
+        && rank(status) > rank(&order.status)
+    {
         order.status = status.to_owned();
         store.save_order(&order).await.map_err(|e| e.to_string())?;
     }

@@ -29,8 +29,9 @@ use crate::downstream::{Authorization, Downstream, PaymentRequest, Stock};
 use crate::handlers::store_failure;
 use crate::store::CartStore;
 
-/// How long an attempt may run before another request may take it over.
-const LEASE: chrono::Duration = chrono::Duration::seconds(20);
+/// How long an attempt may run before another request may take it over: longer than the
+/// function's timeout (25 s), so a live attempt is never taken over.
+const LEASE: chrono::Duration = chrono::Duration::seconds(40);
 /// How long a repeated request waits for the first one to answer.
 const WAIT_FOR_RUNNING: Duration = Duration::from_secs(8);
 
@@ -87,7 +88,7 @@ async fn begin<S: CartStore>(store: &S, user_id: &str, key: &str) -> Result<Begu
                 continue;
             }
         };
-        if store.start_checkout(&next, previous.as_ref()).await.map_err(store_failure)? {
+        if store.save_checkout(&next, previous.as_ref()).await.map_err(store_failure)? {
             return Ok(Begun::Attempt(next));
         }
         // Another request changed the record first: look again.
@@ -113,11 +114,14 @@ enum Outcome {
     Retryable(Problem),
 }
 
-async fn finish<S: CartStore>(store: &S, mut attempt: Checkout, outcome: Outcome) -> Result<Reply, Problem> {
+async fn finish<S: CartStore>(store: &S, running: Checkout, outcome: Outcome) -> Result<Reply, Problem> {
+    let mut attempt = running.clone();
     let answer = match outcome {
         Outcome::Retryable(problem) => {
             attempt.status = CheckoutStatus::Retryable;
-            store.finish_checkout(&attempt).await.map_err(store_failure)?;
+            if !store.save_checkout(&attempt, Some(&running)).await.map_err(store_failure)? {
+                tracing::warn!(key = %attempt.key, "checkout record changed meanwhile; left as it is");
+            }
             return Err(problem);
         }
         Outcome::Final(answer) => answer,
@@ -128,7 +132,10 @@ async fn finish<S: CartStore>(store: &S, mut attempt: Checkout, outcome: Outcome
         Ok((status, order)) => (status.as_u16(), order.clone()),
         Err(problem) => (problem.status.as_u16(), problem.to_json(&correlation)),
     });
-    store.finish_checkout(&attempt).await.map_err(store_failure)?;
+    if !store.save_checkout(&attempt, Some(&running)).await.map_err(store_failure)? {
+        // Only if this attempt outlived its lease; the same ids make both answers agree.
+        tracing::warn!(key = %attempt.key, "checkout record changed meanwhile; answer not recorded");
+    }
     let (status, order) = answer?;
     Ok(Reply::json(status, &order).header(header::LOCATION, format!("/orders/{}", attempt.order_id)))
 }

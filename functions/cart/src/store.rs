@@ -22,13 +22,12 @@ pub trait CartStore: Send + Sync {
     fn save_cart(&self, cart: &Cart, version: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn checkout(&self, user_id: &str, key: &str) -> impl Future<Output = Result<Option<Checkout>, StoreError>> + Send;
     /// Records `next` if the record is still `previous` (or absent, for `None`); `false` if
-    /// another request got there first.
-    fn start_checkout(
+    /// another request got there first. Every change of a checkout record goes through this.
+    fn save_checkout(
         &self,
         next: &Checkout,
         previous: Option<&Checkout>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    fn finish_checkout(&self, checkout: &Checkout) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Remembers a completed purchase (once per order).
     fn record_purchase(
         &self,
@@ -68,7 +67,7 @@ impl CartStore for MemoryStore {
         Ok(lock(&self.checkouts).get(&(user_id.to_owned(), key.to_owned())).cloned())
     }
 
-    async fn start_checkout(&self, next: &Checkout, previous: Option<&Checkout>) -> Result<bool, StoreError> {
+    async fn save_checkout(&self, next: &Checkout, previous: Option<&Checkout>) -> Result<bool, StoreError> {
         let mut checkouts = lock(&self.checkouts);
         let id = (next.user_id.clone(), next.key.clone());
         if checkouts.get(&id) != previous {
@@ -76,11 +75,6 @@ impl CartStore for MemoryStore {
         }
         checkouts.insert(id, next.clone());
         Ok(true)
-    }
-
-    async fn finish_checkout(&self, checkout: &Checkout) -> Result<(), StoreError> {
-        lock(&self.checkouts).insert((checkout.user_id.clone(), checkout.key.clone()), checkout.clone());
-        Ok(())
     }
 
     async fn record_purchase(&self, user_id: &str, order_id: &str, total_cents: u64) -> Result<(), StoreError> {

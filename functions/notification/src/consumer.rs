@@ -89,8 +89,13 @@ where
             event_id: envelope.id.clone(),
             created_at: chrono::Utc::now(),
         };
-        sender.send(&notification, &contact).await.map_err(|e| e.to_string())?;
-        store.save(&notification).await.map_err(|e| e.to_string())
+        // Stored first: once sent, only a crash before the claim is completed can send again.
+        store.save(&notification).await.map_err(|e| e.to_string())?;
+        if let Err(error) = sender.send(&notification, &contact).await {
+            store.remove(&notification).await.map_err(|e| e.to_string())?;
+            return Err(error.to_string());
+        }
+        Ok(())
     };
     match once(claims, &key("notify", &envelope.id), LEASE, work).await {
         Ok(_) => Ok(()),

@@ -20,6 +20,8 @@ pub trait NotificationStore: Send + Sync {
     fn save_contact(&self, contact: &Contact) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn contact(&self, user_id: &str) -> impl Future<Output = Result<Option<Contact>, StoreError>> + Send;
     fn save(&self, notification: &Notification) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Takes back a notification that could not be sent.
+    fn remove(&self, notification: &Notification) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A user's notifications, newest first.
     fn list(
         &self,
@@ -46,6 +48,14 @@ impl NotificationStore for MemoryStore {
 
     async fn save(&self, notification: &Notification) -> Result<(), StoreError> {
         self.notifications.lock().unwrap_or_else(|e| e.into_inner()).push(notification.clone());
+        Ok(())
+    }
+
+    async fn remove(&self, notification: &Notification) -> Result<(), StoreError> {
+        self.notifications
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|n| n.notification_id != notification.notification_id);
         Ok(())
     }
 
@@ -129,6 +139,15 @@ impl NotificationStore for DynamoStore {
             &stored,
         )?;
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn remove(&self, notification: &Notification) -> Result<(), StoreError> {
+        let key = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(format!("USER#{}", notification.user_id))),
+            ("sk".to_owned(), AttributeValue::S(format!("NOTIF#{}", notification.notification_id))),
+        ]);
+        self.client.delete_item().table_name(&self.table).set_key(Some(key)).send().await.map_err(unavailable)?;
         Ok(())
     }
 

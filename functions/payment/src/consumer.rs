@@ -71,7 +71,8 @@ async fn settle<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
                 (PaymentStatus::Failed, Event::PaymentFailed(event))
             }
         },
-        // The checkout voided it (its answer was lost): the order must not stay placed.
+        // The checkout voided it (its answer was lost): the order must not stay placed. The
+        // event id is the payment's, so redeliveries make the same event, deduplicated downstream.
         PaymentStatus::Voided => {
             let event = PaymentFailed {
                 payment_id: p.payment_id.clone(),
@@ -79,7 +80,9 @@ async fn settle<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
                 user_id: p.user_id.clone(),
                 reason: "voided".into(),
             };
-            return publisher.publish(&Envelope::new(Event::PaymentFailed(event), cid)).await.map_err(retry);
+            let mut envelope = Envelope::new(Event::PaymentFailed(event), cid);
+            envelope.id = format!("{}-voided", p.payment_id);
+            return publisher.publish(&envelope).await.map_err(retry);
         }
         // Settled, failed or refunded before: its event went out with that change.
         _ => return Ok(()),
@@ -99,33 +102,37 @@ async fn cancel<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
     order: &OrderCancelled,
     cid: &CorrelationId,
 ) -> Result<(), ConsumerError> {
-    let stored = payment(store, &order.payment_id).await?;
-    let p = &stored.payment;
-    let from = p.status;
-    let to = match from {
-        PaymentStatus::Authorized => {
-            gateway.void(&stored.gateway_ref).map_err(retry)?;
-            PaymentStatus::Voided
+    // Settlement may move the payment meanwhile (both events share a queue): look again.
+    for _ in 0..3 {
+        let stored = payment(store, &order.payment_id).await?;
+        let p = &stored.payment;
+        let from = p.status;
+        let to = match from {
+            PaymentStatus::Authorized => {
+                gateway.void(&stored.gateway_ref).map_err(retry)?;
+                PaymentStatus::Voided
+            }
+            PaymentStatus::Settled => {
+                gateway.refund(&stored.gateway_ref, p.amount_cents).map_err(retry)?;
+                PaymentStatus::Refunded
+            }
+            // Failed, voided or refunded: no money to give back.
+            _ => return Ok(()),
+        };
+        let event = PaymentRefunded {
+            payment_id: p.payment_id.clone(),
+            order_id: order.order_id.clone(),
+            user_id: p.user_id.clone(),
+            amount_cents: p.amount_cents,
+        };
+        let envelope = Envelope::new(Event::PaymentRefunded(event), cid);
+        if store.transition_with(&p.payment_id, from, to, &envelope).await.map_err(retry)? {
+            tracing::info!(payment_id = %p.payment_id, status = ?to, "payment given back");
+            deliver(store, publisher, &[envelope]).await;
+            return Ok(());
         }
-        PaymentStatus::Settled => {
-            gateway.refund(&stored.gateway_ref, p.amount_cents).map_err(retry)?;
-            PaymentStatus::Refunded
-        }
-        // Failed, voided or refunded: no money to give back.
-        _ => return Ok(()),
-    };
-    let event = PaymentRefunded {
-        payment_id: p.payment_id.clone(),
-        order_id: order.order_id.clone(),
-        user_id: p.user_id.clone(),
-        amount_cents: p.amount_cents,
-    };
-    let envelope = Envelope::new(Event::PaymentRefunded(event), cid);
-    if store.transition_with(&p.payment_id, from, to, &envelope).await.map_err(retry)? {
-        tracing::info!(payment_id = %p.payment_id, status = ?to, "payment given back");
-        deliver(store, publisher, &[envelope]).await;
     }
-    Ok(())
+    Err(retry("the payment keeps changing; retrying the cancel"))
 }
 
 #[cfg(test)]

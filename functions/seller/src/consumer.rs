@@ -29,7 +29,7 @@ pub async fn handle<S: CatalogueStore, P: Publish + Sync>(
             (store.commit(&order.reservation_id).await.map_err(retry)?, "reservation_committed")
         }
         Event::OrderCancelled(order) => {
-            (store.release(&order.reservation_id).await.map_err(retry)?, "reservation_released")
+            (store.release(&order.reservation_id, true).await.map_err(retry)?, "reservation_released")
         }
         _ => return Ok(()),
     };

@@ -53,7 +53,13 @@ pub trait CatalogueStore: Send + Sync {
     ) -> impl Future<Output = Result<Reservation, StoreError>> + Send;
     /// Gives a held reservation's units back; `None` if there is no such reservation.
     /// Releasing twice gives them back once.
-    fn release(&self, reservation_id: &str) -> impl Future<Output = Result<Option<Reservation>, StoreError>> + Send;
+    /// `committed` also gives back the units of a committed reservation (its order was
+    /// cancelled); checkout's undo never does, as its order may exist.
+    fn release(
+        &self,
+        reservation_id: &str,
+        committed: bool,
+    ) -> impl Future<Output = Result<Option<Reservation>, StoreError>> + Send;
     /// Makes a held reservation final (its order was placed); `None` if there is none.
     fn commit(&self, reservation_id: &str) -> impl Future<Output = Result<Option<Reservation>, StoreError>> + Send;
 }
@@ -140,10 +146,12 @@ impl CatalogueStore for MemoryStore {
         Ok(reservation)
     }
 
-    async fn release(&self, reservation_id: &str) -> Result<Option<Reservation>, StoreError> {
+    async fn release(&self, reservation_id: &str, committed: bool) -> Result<Option<Reservation>, StoreError> {
         let mut reservations = lock(&self.reservations);
         let Some(reservation) = reservations.get_mut(reservation_id) else { return Ok(None) };
-        if reservation.status != ReservationStatus::Released {
+        let releasable = reservation.status == ReservationStatus::Held
+            || (committed && reservation.status == ReservationStatus::Committed);
+        if releasable {
             let mut products = lock(&self.products);
             for line in &reservation.items {
                 if let Some(product) = products.get_mut(&line.product_id) {

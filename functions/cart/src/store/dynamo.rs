@@ -132,7 +132,7 @@ impl CartStore for DynamoStore {
         found.map(|item| serde_json::from_str(&item.record).map_err(unavailable)).transpose()
     }
 
-    async fn start_checkout(&self, next: &Checkout, previous: Option<&Checkout>) -> Result<bool, StoreError> {
+    async fn save_checkout(&self, next: &Checkout, previous: Option<&Checkout>) -> Result<bool, StoreError> {
         let mut put = self.client.put_item().table_name(&self.table).set_item(Some(self.checkout_item(next)?));
         put = match previous {
             None => put.condition_expression("attribute_not_exists(pk)"),
@@ -145,17 +145,6 @@ impl CartStore for DynamoStore {
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(unavailable(e)),
         }
-    }
-
-    async fn finish_checkout(&self, checkout: &Checkout) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.checkout_item(checkout)?))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
     }
 
     async fn record_purchase(&self, user_id: &str, order_id: &str, total_cents: u64) -> Result<(), StoreError> {

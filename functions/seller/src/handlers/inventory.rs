@@ -22,7 +22,10 @@ pub async fn reserve<S: CatalogueStore>(store: &S, request: Request, _: Correlat
 
 pub async fn release<S: CatalogueStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
     let reservation_id = path_parameter(&request, "reservation_id")?;
-    match store.release(&reservation_id).await.map_err(store_failure)? {
+    match store.release(&reservation_id, false).await.map_err(store_failure)? {
+        Some(reservation) if reservation.status == crate::domain::ReservationStatus::Committed => {
+            Err(Problem::conflict("the reservation is committed: its order exists; cancel the order instead"))
+        }
         Some(reservation) => Ok(Reply::ok(&reservation)),
         None => Err(Problem::not_found(format!("no reservation {reservation_id}"))),
     }

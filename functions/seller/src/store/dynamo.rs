@@ -299,16 +299,16 @@ impl CatalogueStore for DynamoStore {
         Err(StoreError::Shortages(if shortages.is_empty() { self.shortages(lines).await? } else { shortages }))
     }
 
-    async fn release(&self, reservation_id: &str) -> Result<Option<Reservation>, StoreError> {
+    async fn release(&self, reservation_id: &str, committed: bool) -> Result<Option<Reservation>, StoreError> {
         for _ in 0..TRIES {
             let Some(mut reservation) = self.get_item::<Reservation>(reservation_key(reservation_id)).await? else {
                 return Ok(None);
             };
             // Held units go back, and so do committed ones (an order cancelled after it was paid).
             let from = match reservation.status {
-                ReservationStatus::Released => return Ok(Some(reservation)),
                 ReservationStatus::Held => "held",
-                ReservationStatus::Committed => "committed",
+                ReservationStatus::Committed if committed => "committed",
+                _ => return Ok(Some(reservation)),
             };
             let status = Update::builder()
                 .table_name(&self.table)
