@@ -22,9 +22,7 @@ use shared::caller::caller;
 use shared::problem::json_body;
 use shared::{CorrelationId, Problem, Reply};
 
-use crate::domain::{
-    CURRENCY, CartLine, Checkout, CheckoutRequest, CheckoutStatus, PricedCart, idempotency_key, price,
-};
+use crate::domain::{CURRENCY, CartLine, Checkout, CheckoutRequest, CheckoutStatus, OrderLine, idempotency_key, price};
 use crate::downstream::{Authorization, Downstream, PaymentRequest, Stock};
 use crate::handlers::store_failure;
 use crate::store::CartStore;
@@ -53,8 +51,9 @@ pub async fn checkout<S: CartStore, D: Downstream>(
         Begun::Answered(reply) => return reply,
         Begun::Attempt(attempt) => attempt,
     };
-    let outcome = run(store, downstream, &attempt, &ask.payment_token, &cid).await;
-    finish(store, attempt, outcome).await
+    let mut running = attempt;
+    let outcome = run(store, downstream, &mut running, &ask.payment_token, &cid).await;
+    finish(store, running, outcome).await
 }
 
 enum Begun {
@@ -140,25 +139,23 @@ async fn finish<S: CartStore>(store: &S, running: Checkout, outcome: Outcome) ->
     Ok(Reply::json(status, &order).header(header::LOCATION, format!("/orders/{}", attempt.order_id)))
 }
 
-async fn run<S: CartStore, D: Downstream>(
+/// What this attempt buys: its snapshot when resumed, else the cart priced now (and then
+/// recorded as its snapshot). `Err` is the attempt's outcome already.
+async fn lines_to_buy<S: CartStore, D: Downstream>(
     store: &S,
     downstream: &D,
-    attempt: &Checkout,
-    token: &str,
+    attempt: &mut Checkout,
     cid: &CorrelationId,
-) -> Outcome {
-    let (cart, _) = match store.cart(&attempt.user_id).await {
-        Ok(cart) => cart,
-        Err(error) => return Outcome::Retryable(store_failure(error)),
-    };
+) -> Result<Vec<OrderLine>, Outcome> {
+    if let Some(snapshot) = &attempt.snapshot {
+        return Ok(snapshot.clone());
+    }
+    let (cart, _) = store.cart(&attempt.user_id).await.map_err(|e| Outcome::Retryable(store_failure(e)))?;
     if cart.items.is_empty() {
-        return Outcome::Final(Err(Problem::bad_request("the cart is empty")));
+        return Err(Outcome::Final(Err(Problem::bad_request("the cart is empty"))));
     }
     let ids: Vec<String> = cart.items.iter().map(|l| l.product_id.clone()).collect();
-    let catalogue = match downstream.lookup(&ids, cid).await {
-        Ok(found) => found,
-        Err(error) => return Outcome::Retryable(error.into()),
-    };
+    let catalogue = downstream.lookup(&ids, cid).await.map_err(|e| Outcome::Retryable(e.into()))?;
     let priced = price(&cart, &catalogue);
     if priced.items.len() < cart.items.len() {
         let gone: Vec<Value> = cart
@@ -167,15 +164,36 @@ async fn run<S: CartStore, D: Downstream>(
             .filter(|l| !priced.items.iter().any(|p| p.product_id == l.product_id))
             .map(|l| json!({"product_id": l.product_id, "requested": l.quantity, "available": 0}))
             .collect();
-        return Outcome::Final(Err(shortage_problem().with("shortages", gone)));
+        return Err(Outcome::Final(Err(shortage_problem().with("shortages", gone))));
     }
+    let lines = priced.order_lines();
+    let next = Checkout { snapshot: Some(lines.clone()), ..attempt.clone() };
+    if !store.save_checkout(&next, Some(attempt)).await.map_err(|e| Outcome::Retryable(store_failure(e)))? {
+        return Err(Outcome::Retryable(Problem::conflict("this checkout was taken over by another request")));
+    }
+    *attempt = next;
+    Ok(lines)
+}
+
+async fn run<S: CartStore, D: Downstream>(
+    store: &S,
+    downstream: &D,
+    attempt: &mut Checkout,
+    token: &str,
+    cid: &CorrelationId,
+) -> Outcome {
+    let lines = match lines_to_buy(store, downstream, attempt, cid).await {
+        Ok(lines) => lines,
+        Err(outcome) => return outcome,
+    };
+    let total_cents: u64 = lines.iter().map(|l| l.unit_price_cents * u64::from(l.quantity)).sum();
 
     // 1. Authorize the payment.
     let payment = PaymentRequest {
         idempotency_key: attempt.payment_key(),
         order_id: attempt.order_id.clone(),
         user_id: attempt.user_id.clone(),
-        amount_cents: priced.total_cents,
+        amount_cents: total_cents,
         currency: CURRENCY,
         payment_token: token.to_owned(),
     };
@@ -186,10 +204,10 @@ async fn run<S: CartStore, D: Downstream>(
     };
 
     // 2. Reserve the stock, all lines or none.
-    let lines: Vec<CartLine> =
-        priced.items.iter().map(|l| CartLine { product_id: l.product_id.clone(), quantity: l.quantity }).collect();
+    let bought: Vec<CartLine> =
+        lines.iter().map(|l| CartLine { product_id: l.product_id.clone(), quantity: l.quantity }).collect();
     let reservation_id = attempt.reservation_id();
-    match downstream.reserve(&reservation_id, &lines, cid).await {
+    match downstream.reserve(&reservation_id, &bought, cid).await {
         Ok(Stock::Reserved) => {}
         Ok(Stock::Short(problem)) => {
             undo(downstream, Some(&payment_id), None, cid).await;
@@ -202,19 +220,32 @@ async fn run<S: CartStore, D: Downstream>(
         }
     }
 
-    // 3. Create the order (which publishes order.created).
-    let order = match downstream.create_order(&order_request(attempt, &priced, &payment_id, &reservation_id), cid).await
-    {
+    // 3. Create the order (which publishes order.created). Creating is idempotent on the
+    // order id: if an answer was lost, asking again returns the order that exists; only an
+    // order that surely is not there is undone.
+    let request = json!({
+        "order_id": attempt.order_id,
+        "user_id": attempt.user_id,
+        "items": lines,
+        "total_cents": total_cents,
+        "currency": CURRENCY,
+        "payment_id": payment_id,
+        "reservation_id": reservation_id,
+    });
+    let order = match downstream.create_order(&request, cid).await {
         Ok(order) => order,
-        Err(error) => {
-            undo(downstream, Some(&payment_id), Some(&reservation_id), cid).await;
-            return Outcome::Retryable(error.into());
-        }
+        Err(first) => match downstream.create_order(&request, cid).await {
+            Ok(order) => order,
+            Err(_) => {
+                undo(downstream, Some(&payment_id), Some(&reservation_id), cid).await;
+                return Outcome::Retryable(first.into());
+            }
+        },
     };
 
     // 4. Empty the cart of what was bought (what was added meanwhile stays).
-    empty_cart(store, &attempt.user_id, &lines).await;
-    tracing::info!(order_id = %attempt.order_id, total_cents = priced.total_cents, lines = lines.len(), "checkout complete");
+    empty_cart(store, &attempt.user_id, &bought).await;
+    tracing::info!(order_id = %attempt.order_id, total_cents, lines = bought.len(), "checkout complete");
     Outcome::Final(Ok((StatusCode::CREATED, order)))
 }
 
@@ -225,23 +256,6 @@ fn shortage_problem() -> Problem {
         "Not enough stock",
         "some products do not have enough stock",
     )
-}
-
-fn order_request(attempt: &Checkout, priced: &PricedCart, payment_id: &str, reservation_id: &str) -> Value {
-    let items: Vec<Value> = priced
-        .items
-        .iter()
-        .map(|l| json!({"product_id": l.product_id, "seller_id": l.seller_id, "name": l.name, "unit_price_cents": l.unit_price_cents, "quantity": l.quantity}))
-        .collect();
-    json!({
-        "order_id": attempt.order_id,
-        "user_id": attempt.user_id,
-        "items": items,
-        "total_cents": priced.total_cents,
-        "currency": CURRENCY,
-        "payment_id": payment_id,
-        "reservation_id": reservation_id,
-    })
 }
 
 /// Gives back what an attempt took. Both calls are retried by the client; if one still

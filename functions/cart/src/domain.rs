@@ -130,6 +130,31 @@ pub fn price(cart: &Cart, catalogue: &[ProductInfo]) -> PricedCart {
     }
 }
 
+/// One line of the order a checkout makes (as the Order service takes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub product_id: String,
+    pub seller_id: String,
+    pub name: String,
+    pub unit_price_cents: u64,
+    pub quantity: u32,
+}
+
+impl PricedCart {
+    pub fn order_lines(&self) -> Vec<OrderLine> {
+        self.items
+            .iter()
+            .map(|l| OrderLine {
+                product_id: l.product_id.clone(),
+                seller_id: l.seller_id.clone(),
+                name: l.name.clone(),
+                unit_price_cents: l.unit_price_cents,
+                quantity: l.quantity,
+            })
+            .collect()
+    }
+}
+
 /// `POST /cart/checkout`.
 #[derive(Debug, Deserialize)]
 pub struct CheckoutRequest {
@@ -169,6 +194,10 @@ pub struct Checkout {
     /// The answer given, once `Done`: HTTP status and JSON body.
     #[serde(default)]
     pub answer: Option<(u16, serde_json::Value)>,
+    /// The cart as this attempt priced it: a resumed attempt buys exactly this, whatever the
+    /// cart holds by then, so its payment, reservation and order agree.
+    #[serde(default)]
+    pub snapshot: Option<Vec<OrderLine>>,
 }
 
 impl Checkout {
@@ -181,6 +210,7 @@ impl Checkout {
             order_id: format!("ord_{}", ulid::Ulid::generate()),
             lease_until: now + lease,
             answer: None,
+            snapshot: None,
         }
     }
 

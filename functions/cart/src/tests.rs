@@ -290,3 +290,30 @@ async fn removing_an_item() {
     assert_eq!(cart["items"].as_array().unwrap().len(), 1);
     assert_eq!(cart["total_cents"], 200);
 }
+
+#[tokio::test]
+async fn an_attempt_that_died_half_way_is_resumed_with_what_it_priced() {
+    use crate::domain::{Checkout, OrderLine};
+    use crate::store::CartStore;
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5), ("prd_b", 500, 5)]));
+    // An attempt priced 1 x prd_a, then its function died (its lease has run out).
+    let mut died =
+        Checkout::start(USER, "k", 1, chrono::Utc::now() - chrono::Duration::minutes(5), chrono::Duration::seconds(40));
+    died.snapshot = Some(vec![OrderLine {
+        product_id: "prd_a".into(),
+        seller_id: "usr_seller".into(),
+        name: "PRD_A".into(),
+        unit_price_cents: 1299,
+        quantity: 1,
+    }]);
+    assert!(store.save_checkout(&died, None).await.unwrap());
+    // Meanwhile the cart changed.
+    put(&store, &fake, "prd_b", 3).await;
+
+    let resumed = checkout_with(&store, &fake, "tok_visa", Some("k")).await;
+    assert_eq!(resumed.status(), 201);
+    let order = body(&resumed);
+    assert_eq!(order["order_id"], died.order_id.as_str(), "the same order id");
+    assert_eq!(order["total_cents"], 1299, "what the attempt priced, not the cart now");
+    assert_eq!((fake.stock_of("prd_a"), fake.stock_of("prd_b")), (4, 5));
+}
