@@ -58,7 +58,7 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
             return Ok(Reply::json(StatusCode::CREATED, &existing(store, &payment_id).await?));
         }
         Some(KeyOutcome::Declined { reason }) => return Err(declined(&reason)),
-        Some(KeyOutcome::Pending) => {
+        Some(KeyOutcome::Pending { .. }) => {
             return Err(Problem::conflict("an authorization with this key is in progress; try again shortly"));
         }
     }

@@ -19,12 +19,18 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// How long a claimed key may stay pending before another request may take it over:
+/// longer than the authorize function's timeout.
+pub const PENDING_FOR: i64 = 30;
+
 /// What became of an idempotency key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum KeyOutcome {
-    /// Claimed; the gateway has not answered yet.
-    Pending,
+    /// Claimed at `since` (epoch seconds); the gateway has not answered yet.
+    Pending {
+        since: i64,
+    },
     Authorized {
         payment_id: String,
     },
@@ -44,7 +50,8 @@ pub struct StoredPayment {
 }
 
 pub trait PaymentStore: Outbox + Send + Sync {
-    /// Claims `key`: `None` if it is new (now pending), or what became of it before.
+    /// Claims `key`: `None` if it is new (now pending), or what became of it before. A claim
+    /// pending longer than [`PENDING_FOR`] (its holder died) is taken over.
     fn claim_key(&self, key: &str) -> impl Future<Output = Result<Option<KeyOutcome>, StoreError>> + Send;
     /// Records the key's outcome, and the payment if there is one, in one write.
     fn settle_key(
@@ -87,10 +94,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl PaymentStore for MemoryStore {
     async fn claim_key(&self, key: &str) -> Result<Option<KeyOutcome>, StoreError> {
         let mut keys = lock(&self.keys);
-        if let Some(existing) = keys.get(key) {
-            return Ok(Some(existing.clone()));
+        let now = chrono::Utc::now().timestamp();
+        match keys.get(key) {
+            Some(KeyOutcome::Pending { since }) if now - since > PENDING_FOR => {}
+            Some(existing) => return Ok(Some(existing.clone())),
+            None => {}
         }
-        keys.insert(key.to_owned(), KeyOutcome::Pending);
+        keys.insert(key.to_owned(), KeyOutcome::Pending { since: now });
         Ok(None)
     }
 
@@ -150,5 +160,20 @@ impl Outbox for MemoryStore {
 
     async fn published(&self, event_id: &str) -> Result<(), OutboxError> {
         self.outbox.published(event_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_pending_claim_is_taken_over_only_when_stale() {
+        let store = MemoryStore::default();
+        assert_eq!(store.claim_key("k").await.unwrap(), None);
+        assert!(matches!(store.claim_key("k").await.unwrap(), Some(KeyOutcome::Pending { .. })), "live: wait for it");
+        lock(&store.keys)
+            .insert("k".into(), KeyOutcome::Pending { since: chrono::Utc::now().timestamp() - PENDING_FOR - 1 });
+        assert_eq!(store.claim_key("k").await.unwrap(), None, "stale: ours now");
     }
 }

@@ -77,19 +77,22 @@ impl DynamoStore {
 
 impl PaymentStore for DynamoStore {
     async fn claim_key(&self, k: &str) -> Result<Option<KeyOutcome>, StoreError> {
-        let item = to_item(idempotency_key(k), &KeyOutcome::Pending)?;
+        let now = chrono::Utc::now().timestamp();
+        let item = to_item(idempotency_key(k), &KeyOutcome::Pending { since: now })?;
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
+            .condition_expression("attribute_not_exists(pk) OR (outcome = :pending AND since < :stale)")
+            .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
+            .expression_attribute_values(":stale", AttributeValue::N((now - super::PENDING_FOR).to_string()))
             .send()
             .await;
         match put {
             Ok(_) => Ok(None),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Ok(Some(self.get_item(idempotency_key(k)).await?.unwrap_or(KeyOutcome::Pending)))
+                Ok(Some(self.get_item(idempotency_key(k)).await?.unwrap_or(KeyOutcome::Pending { since: now })))
             }
             Err(e) => Err(unavailable(e)),
         }
