@@ -8,6 +8,7 @@ pub mod breaker;
 pub mod caller;
 pub mod config;
 pub mod correlation;
+pub mod dynamo;
 pub mod events;
 pub mod idempotency;
 pub mod internal;

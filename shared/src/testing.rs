@@ -64,3 +64,10 @@ where
 pub fn body(response: &Response<Body>) -> serde_json::Value {
     serde_json::from_slice(response.body().as_ref()).expect("a JSON body")
 }
+
+/// The envelope of an SQS sample (`events/sqs-*.json`), as a consumer handles it.
+pub fn sqs_envelope(name: &str) -> crate::Envelope {
+    let text = std::fs::read_to_string(events_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let event: serde_json::Value = serde_json::from_str(&text).expect("an SQS event");
+    serde_json::from_str(event["Records"][0]["body"].as_str().expect("a body")).expect("an envelope")
+}

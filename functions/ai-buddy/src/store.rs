@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Mutex;
 
-use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
+use shared::dynamo::{Item, Table, key};
 
 use crate::domain::{OrderSeen, ProductInfo, Profile};
 
@@ -149,18 +149,11 @@ impl AiStore for MemoryStore {
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
-type Item = HashMap<String, AttributeValue>;
-
-fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string())
-}
-
-fn key(pk: String, sk: impl Into<String>) -> Item {
-    HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.into()))])
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError(error.to_string())
 }
 
 fn number(item: &Item, name: &str) -> u64 {
@@ -172,34 +165,25 @@ fn sort_key(item: &Item) -> String {
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+    pub fn new(table: Table) -> Self {
+        Self { table }
     }
 
     /// The AI Buddy table named by `TABLE_NAME`.
     pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, shared::config::ConfigError> {
-        Ok(Self::new(Client::new(sdk), shared::config::required("TABLE_NAME")?))
+        Ok(Self::new(Table::from_env(sdk)?))
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    pub fn table(&self) -> &str {
+    pub fn table(&self) -> &Table {
         &self.table
     }
 
     async fn get<T: for<'de> Deserialize<'de>>(&self, key: Item) -> Result<Option<T>, StoreError> {
-        let found =
-            self.client.get_item().table_name(&self.table).set_key(Some(key)).send().await.map_err(unavailable)?;
-        found.item.map(|item| serde_dynamo::from_item(item).map_err(unavailable)).transpose()
+        self.table.get(key).await.map_err(unavailable)
     }
 
     async fn put(&self, key: Item, value: &impl Serialize) -> Result<(), StoreError> {
-        let mut item: Item = serde_dynamo::to_item(value).map_err(unavailable)?;
-        item.extend(key);
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
-        Ok(())
+        self.table.put(key, value).await.map_err(unavailable)
     }
 
     async fn add(&self, key: Item, counters: &[(&str, u64)]) -> Result<(), StoreError> {
@@ -207,27 +191,33 @@ impl DynamoStore {
             "ADD {}",
             counters.iter().enumerate().map(|(i, (name, _))| format!("{name} :v{i}")).collect::<Vec<_>>().join(", ")
         );
-        let mut update =
-            self.client.update_item().table_name(&self.table).set_key(Some(key)).update_expression(expression);
+        let mut update = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .set_key(Some(key))
+            .update_expression(expression);
         for (i, (_, value)) in counters.iter().enumerate() {
             update = update.expression_attribute_values(format!(":v{i}"), AttributeValue::N(value.to_string()));
         }
-        update.send().await.map_err(unavailable)?;
+        update.send().await.map_err(shared::dynamo::error).map_err(unavailable)?;
         Ok(())
     }
 
     async fn partition(&self, pk: String) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut pages = self
+            .table
             .client
             .query()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", AttributeValue::S(pk))
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            items.extend(page.map_err(unavailable)?.items().iter().cloned());
+            items.extend(page.map_err(shared::dynamo::error).map_err(unavailable)?.items().iter().cloned());
         }
         Ok(items)
     }
@@ -264,7 +254,7 @@ impl AiStore for DynamoStore {
     async fn add_sale(&self, order: &OrderSeen) -> Result<(), StoreError> {
         let SaleParts(units, pairs, sellers) = sale_parts(order);
         for (product, n) in units {
-            self.add(key("POPULAR".into(), product), &[("units", n)]).await?;
+            self.add(key("POPULAR", product), &[("units", n)]).await?;
         }
         for (a, b) in pairs {
             self.add(key(format!("TOGETHER#{a}"), b), &[("orders", 1)]).await?;

@@ -48,12 +48,6 @@ impl Services for Catalogue {
     }
 }
 
-fn event(name: &str) -> shared::Envelope {
-    let text = std::fs::read_to_string(shared::testing::events_dir().join(name)).unwrap();
-    let event: serde_json::Value = serde_json::from_str(&text).unwrap();
-    serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap()
-}
-
 const SAMPLES: [&str; 5] = [
     "sqs-user-registered.json",
     "sqs-order-created.json",
@@ -66,7 +60,7 @@ async fn learned(times: usize) -> MemoryStore {
     let (store, claims) = (MemoryStore::default(), MemoryIdempotency::default());
     for _ in 0..times {
         for name in SAMPLES {
-            handle(&store, &claims, &Catalogue, event(name)).await.unwrap();
+            handle(&store, &claims, &Catalogue, shared::testing::sqs_envelope(name)).await.unwrap();
         }
     }
     store
@@ -85,7 +79,9 @@ async fn replaying_every_sample_twice_learns_the_same_as_once() {
 #[tokio::test]
 async fn an_order_completed_before_it_was_seen_is_retried() {
     let (store, claims) = (MemoryStore::default(), MemoryIdempotency::default());
-    assert!(handle(&store, &claims, &Catalogue, event("sqs-order-completed.json")).await.is_err());
+    assert!(
+        handle(&store, &claims, &Catalogue, shared::testing::sqs_envelope("sqs-order-completed.json")).await.is_err()
+    );
 }
 
 #[tokio::test]

@@ -33,18 +33,12 @@ mod tests {
     use super::*;
     use crate::store::MemoryStore;
 
-    fn event(name: &str) -> Envelope {
-        let text = std::fs::read_to_string(shared::testing::events_dir().join(name)).unwrap();
-        let event: serde_json::Value = serde_json::from_str(&text).unwrap();
-        serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap()
-    }
-
     #[tokio::test]
     async fn replaying_twice_is_the_same_as_once() {
         let store = MemoryStore::default();
         for _ in 0..2 {
-            handle(&store, event("sqs-user-registered.json")).await.unwrap();
-            handle(&store, event("sqs-order-completed.json")).await.unwrap();
+            handle(&store, shared::testing::sqs_envelope("sqs-user-registered.json")).await.unwrap();
+            handle(&store, shared::testing::sqs_envelope("sqs-order-completed.json")).await.unwrap();
         }
         let (cart, version) = store.cart("usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A").await.unwrap();
         assert_eq!((cart.items.len(), version), (0, 1), "one empty cart");

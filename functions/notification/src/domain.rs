@@ -100,12 +100,6 @@ pub fn message_for(envelope: &Envelope) -> Option<(String, Template, String, Str
 mod tests {
     use super::*;
 
-    fn sample(name: &str) -> Envelope {
-        let text = std::fs::read_to_string(shared::testing::events_dir().join(name)).unwrap();
-        let event: serde_json::Value = serde_json::from_str(&text).unwrap();
-        serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap()
-    }
-
     #[test]
     fn each_event_gets_its_template() {
         let expected = [
@@ -118,9 +112,9 @@ mod tests {
             ("sqs-payment-refunded.json", None),
         ];
         for (name, template) in expected {
-            assert_eq!(message_for(&sample(name)).map(|m| m.1), template, "{name}");
+            assert_eq!(message_for(&shared::testing::sqs_envelope(name)).map(|m| m.1), template, "{name}");
         }
-        let (_, _, _, body) = message_for(&sample("sqs-order-created.json")).unwrap();
+        let (_, _, _, body) = message_for(&shared::testing::sqs_envelope("sqs-order-created.json")).unwrap();
         assert!(body.contains("$70.98"), "{body}");
     }
 }

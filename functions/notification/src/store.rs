@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use shared::dynamo::{Table, key};
 use shared::pagination::{Page, PageRequest, encode_cursor};
 
 use crate::domain::{Contact, Notification};
@@ -68,41 +68,29 @@ impl NotificationStore for MemoryStore {
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
-fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(error).to_string())
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError(error.to_string())
 }
 
-fn put_item(
-    pk: String,
-    sk: String,
-    value: &impl serde::Serialize,
-) -> Result<HashMap<String, AttributeValue>, StoreError> {
-    let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(value).map_err(unavailable)?;
-    item.insert("pk".into(), AttributeValue::S(pk));
-    item.insert("sk".into(), AttributeValue::S(sk));
-    Ok(item)
+fn sdk(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    unavailable(shared::dynamo::error(error))
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+    pub fn new(table: Table) -> Self {
+        Self { table }
     }
 
     /// The Notification table named by `TABLE_NAME`.
     pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, shared::config::ConfigError> {
-        Ok(Self::new(Client::new(sdk), shared::config::required("TABLE_NAME")?))
+        Ok(Self::new(Table::from_env(sdk)?))
     }
 
-    pub fn table(&self) -> &str {
+    pub fn table(&self) -> &Table {
         &self.table
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 }
 
@@ -116,46 +104,30 @@ struct Stored {
 
 impl NotificationStore for DynamoStore {
     async fn save_contact(&self, contact: &Contact) -> Result<(), StoreError> {
-        let item = put_item(format!("USER#{}", contact.user_id), "CONTACT".into(), contact)?;
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
-        Ok(())
+        self.table.put(key(format!("USER#{}", contact.user_id), "CONTACT"), contact).await.map_err(unavailable)
     }
 
     async fn contact(&self, user_id: &str) -> Result<Option<Contact>, StoreError> {
-        let key = HashMap::from([
-            ("pk".to_owned(), AttributeValue::S(format!("USER#{user_id}"))),
-            ("sk".to_owned(), AttributeValue::S("CONTACT".into())),
-        ]);
-        let found =
-            self.client.get_item().table_name(&self.table).set_key(Some(key)).send().await.map_err(unavailable)?;
-        found.item.map(|item| serde_dynamo::from_item(item).map_err(unavailable)).transpose()
+        self.table.get(key(format!("USER#{user_id}"), "CONTACT")).await.map_err(unavailable)
     }
 
     async fn save(&self, notification: &Notification) -> Result<(), StoreError> {
         let stored = Stored { notification: notification.clone(), user: notification.user_id.clone() };
-        let item = put_item(
-            format!("USER#{}", notification.user_id),
-            format!("NOTIF#{}", notification.notification_id),
-            &stored,
-        )?;
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
-        Ok(())
+        let at = key(format!("USER#{}", notification.user_id), format!("NOTIF#{}", notification.notification_id));
+        self.table.put(at, &stored).await.map_err(unavailable)
     }
 
     async fn remove(&self, notification: &Notification) -> Result<(), StoreError> {
-        let key = HashMap::from([
-            ("pk".to_owned(), AttributeValue::S(format!("USER#{}", notification.user_id))),
-            ("sk".to_owned(), AttributeValue::S(format!("NOTIF#{}", notification.notification_id))),
-        ]);
-        self.client.delete_item().table_name(&self.table).set_key(Some(key)).send().await.map_err(unavailable)?;
-        Ok(())
+        let at = key(format!("USER#{}", notification.user_id), format!("NOTIF#{}", notification.notification_id));
+        self.table.delete(at).await.map_err(unavailable)
     }
 
     async fn list(&self, user_id: &str, page: &PageRequest) -> Result<Page<Notification>, StoreError> {
         let found = self
+            .table
             .client
             .query()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .key_condition_expression("pk = :user AND begins_with(sk, :notif)")
             .expression_attribute_values(":user", AttributeValue::S(format!("USER#{user_id}")))
             .expression_attribute_values(":notif", AttributeValue::S("NOTIF#".into()))
@@ -164,7 +136,7 @@ impl NotificationStore for DynamoStore {
             .set_exclusive_start_key(page.start.clone())
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(sdk)?;
         let items = found
             .items()
             .iter()

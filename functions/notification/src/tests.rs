@@ -19,12 +19,6 @@ impl Directory for NoDirectory {
     }
 }
 
-fn event(name: &str) -> shared::Envelope {
-    let text = std::fs::read_to_string(shared::testing::events_dir().join(name)).unwrap();
-    let event: serde_json::Value = serde_json::from_str(&text).unwrap();
-    serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap()
-}
-
 #[tokio::test]
 async fn every_sample_twice_notifies_once_each() {
     let (store, claims) = (MemoryStore::default(), MemoryIdempotency::default());
@@ -37,7 +31,7 @@ async fn every_sample_twice_notifies_once_each() {
     ];
     for _ in 0..2 {
         for name in samples {
-            handle(&store, &claims, &RecordingSender, &NoDirectory, event(name)).await.unwrap();
+            handle(&store, &claims, &RecordingSender, &NoDirectory, shared::testing::sqs_envelope(name)).await.unwrap();
         }
     }
     let templates: Vec<Template> = store.notifications.lock().unwrap().iter().map(|n| n.template).collect();
@@ -57,6 +51,16 @@ async fn every_sample_twice_notifies_once_each() {
 #[tokio::test]
 async fn an_unknown_contact_is_retried_when_auth_cannot_answer() {
     let (store, claims) = (MemoryStore::default(), MemoryIdempotency::default());
-    assert!(handle(&store, &claims, &RecordingSender, &NoDirectory, event("sqs-payment-failed.json")).await.is_err());
+    assert!(
+        handle(
+            &store,
+            &claims,
+            &RecordingSender,
+            &NoDirectory,
+            shared::testing::sqs_envelope("sqs-payment-failed.json")
+        )
+        .await
+        .is_err()
+    );
     assert!(store.notifications.lock().unwrap().is_empty());
 }

@@ -142,12 +142,6 @@ mod tests {
     use crate::store::MemoryStore;
     use shared::publisher::MemoryPublisher;
 
-    fn sample(name: &str) -> Envelope {
-        let text = std::fs::read_to_string(shared::testing::events_dir().join(name)).unwrap();
-        let event: serde_json::Value = serde_json::from_str(&text).unwrap();
-        serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap()
-    }
-
     async fn store_with(token: &str) -> MemoryStore {
         let store = MemoryStore::default();
         let now = chrono::Utc::now();
@@ -181,7 +175,9 @@ mod tests {
     async fn order_created_settles_once_however_often_it_is_delivered() {
         let (store, publisher) = (store_with("tok_visa").await, MemoryPublisher::default());
         for _ in 0..2 {
-            handle(&store, &SandboxGateway, &publisher, sample("sqs-order-created.json")).await.unwrap();
+            handle(&store, &SandboxGateway, &publisher, shared::testing::sqs_envelope("sqs-order-created.json"))
+                .await
+                .unwrap();
         }
         assert_eq!(status(&store).await, PaymentStatus::Settled);
         let types: Vec<_> = publisher.published().iter().map(|e| e.event_type()).collect();
@@ -191,7 +187,9 @@ mod tests {
     #[tokio::test]
     async fn a_settlement_that_fails_is_payment_failed() {
         let (store, publisher) = (store_with("tok_settlementFails").await, MemoryPublisher::default());
-        handle(&store, &SandboxGateway, &publisher, sample("sqs-order-created.json")).await.unwrap();
+        handle(&store, &SandboxGateway, &publisher, shared::testing::sqs_envelope("sqs-order-created.json"))
+            .await
+            .unwrap();
         assert_eq!(status(&store).await, PaymentStatus::Failed);
         assert_eq!(publisher.published()[0].event_type(), "payment.failed");
     }
@@ -199,9 +197,13 @@ mod tests {
     #[tokio::test]
     async fn a_cancel_voids_or_refunds_once() {
         let (store, publisher) = (store_with("tok_visa").await, MemoryPublisher::default());
-        handle(&store, &SandboxGateway, &publisher, sample("sqs-order-created.json")).await.unwrap();
+        handle(&store, &SandboxGateway, &publisher, shared::testing::sqs_envelope("sqs-order-created.json"))
+            .await
+            .unwrap();
         for _ in 0..2 {
-            handle(&store, &SandboxGateway, &publisher, sample("sqs-order-cancelled.json")).await.unwrap();
+            handle(&store, &SandboxGateway, &publisher, shared::testing::sqs_envelope("sqs-order-cancelled.json"))
+                .await
+                .unwrap();
         }
         assert_eq!(status(&store).await, PaymentStatus::Refunded);
         let types: Vec<_> = publisher.published().iter().map(|e| e.event_type()).collect();
@@ -211,6 +213,10 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_payment_is_retried_not_dropped() {
         let (store, publisher) = (MemoryStore::default(), MemoryPublisher::default());
-        assert!(handle(&store, &SandboxGateway, &publisher, sample("sqs-order-created.json")).await.is_err());
+        assert!(
+            handle(&store, &SandboxGateway, &publisher, shared::testing::sqs_envelope("sqs-order-created.json"))
+                .await
+                .is_err()
+        );
     }
 }

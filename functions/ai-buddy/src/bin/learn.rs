@@ -6,6 +6,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = shared::config::aws().await;
     let store = ai_buddy::store::DynamoStore::from_env(&sdk)?;
     let services = ai_buddy::services::Http(shared::internal::InternalClient::from_env(&sdk)?);
-    let claims = shared::idempotency::DynamoIdempotency::new(store.client().clone(), store.table());
+    let claims = shared::idempotency::DynamoIdempotency::new(store.table().client.clone(), store.table().name.clone());
     shared::batch::run(|envelope| ai_buddy::learn::handle(&store, &claims, &services, envelope)).await
 }

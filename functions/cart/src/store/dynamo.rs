@@ -5,23 +5,19 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
+use shared::dynamo::{Item, Table, key};
 
 use super::{CartStore, StoreError};
 use crate::domain::{Cart, CartLine, Checkout};
-
-type Item = HashMap<String, AttributeValue>;
 
 /// How long a checkout's answer is remembered.
 const CHECKOUT_TTL_SECONDS: i64 = 24 * 3600;
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -39,10 +35,6 @@ struct CheckoutItem {
     expires_at: i64,
 }
 
-fn key(pk: String, sk: &str) -> Item {
-    HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.to_owned()))])
-}
-
 fn cart_key(user_id: &str) -> Item {
     key(format!("CART#{user_id}"), "CART")
 }
@@ -52,7 +44,7 @@ fn checkout_key(user_id: &str, k: &str) -> Item {
 }
 
 fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+    StoreError::Unavailable(shared::dynamo::error(error).to_string())
 }
 
 fn fingerprint(checkout: &Checkout) -> String {
@@ -66,26 +58,17 @@ fn fingerprint(checkout: &Checkout) -> String {
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+    pub fn new(table: Table) -> Self {
+        Self { table }
     }
 
     /// The Cart table named by `TABLE_NAME`.
     pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, shared::config::ConfigError> {
-        Ok(Self::new(Client::new(sdk), shared::config::required("TABLE_NAME")?))
+        Ok(Self::new(Table::from_env(sdk)?))
     }
 
     async fn get_item<T: for<'de> Deserialize<'de>>(&self, key: Item) -> Result<Option<T>, StoreError> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        found.item.map(|item| serde_dynamo::from_item(item).map_err(unavailable)).transpose()
+        self.table.get(key).await.map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     fn checkout_item(&self, checkout: &Checkout) -> Result<Item, StoreError> {
@@ -112,9 +95,10 @@ impl CartStore for DynamoStore {
             serde_dynamo::to_item(CartItem { items: cart.items.clone(), version: version + 1 }).map_err(unavailable)?;
         item.extend(cart_key(&cart.user_id));
         let written = self
+            .table
             .client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk) OR version = :version")
             .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
@@ -133,7 +117,8 @@ impl CartStore for DynamoStore {
     }
 
     async fn save_checkout(&self, next: &Checkout, previous: Option<&Checkout>) -> Result<bool, StoreError> {
-        let mut put = self.client.put_item().table_name(&self.table).set_item(Some(self.checkout_item(next)?));
+        let mut put =
+            self.table.client.put_item().table_name(&self.table.name).set_item(Some(self.checkout_item(next)?));
         put = match previous {
             None => put.condition_expression("attribute_not_exists(pk)"),
             Some(previous) => put
@@ -156,7 +141,14 @@ impl CartStore for DynamoStore {
             ("completed_at".to_owned(), AttributeValue::S(chrono::Utc::now().to_rfc3339())),
         ]);
         // Keyed by the order: recording it again changes nothing.
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
+        self.table
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 }

@@ -1,0 +1,76 @@
+//! The DynamoDB plumbing every service's store repeats: `pk`/`sk` keys, items from serde
+//! values (serde_dynamo), typed consistent reads, writes and deletes, readable errors.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// A DynamoDB call or (de)serialisation that failed; stores turn it into their own error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DynamoError(pub String);
+
+/// The error's whole chain as text (SDK errors hide their cause in `Display`).
+pub fn error(e: impl std::error::Error + Send + Sync + 'static) -> DynamoError {
+    DynamoError(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
+
+/// The key of an item in a `pk`/`sk` table.
+pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_owned(), AttributeValue::S(pk.into())), ("sk".to_owned(), AttributeValue::S(sk.into()))])
+}
+
+/// `value`'s fields under `key`.
+pub fn item(key: Item, value: &impl Serialize) -> Result<Item, DynamoError> {
+    let mut item: Item = serde_dynamo::to_item(value).map_err(error)?;
+    item.extend(key);
+    Ok(item)
+}
+
+/// A service's table.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub client: Client,
+    pub name: String,
+}
+
+impl Table {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self { client, name: name.into() }
+    }
+
+    /// The table named by `TABLE_NAME`.
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::new(Client::new(sdk), crate::config::required("TABLE_NAME")?))
+    }
+
+    /// The item at `key` as `T` (a consistent read).
+    pub async fn get<T: DeserializeOwned>(&self, key: Item) -> Result<Option<T>, DynamoError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(error)?;
+        found.item.map(|item| serde_dynamo::from_item(item).map_err(error)).transpose()
+    }
+
+    /// Writes `value` at `key`, unconditionally.
+    pub async fn put(&self, key: Item, value: &impl Serialize) -> Result<(), DynamoError> {
+        self.client.put_item().table_name(&self.name).set_item(Some(item(key, value)?)).send().await.map_err(error)?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, key: Item) -> Result<(), DynamoError> {
+        self.client.delete_item().table_name(&self.name).set_key(Some(key)).send().await.map_err(error)?;
+        Ok(())
+    }
+}
