@@ -260,15 +260,16 @@ impl AiStore for DynamoStore {
             self.add(key(format!("TOGETHER#{a}"), b), &[("orders", 1)]).await?;
         }
         for (seller, (n, revenue)) in sellers {
+            // Per-product units first: a summary that shows the sale has its top products.
+            for (product, _, q, _) in order.items.iter().filter(|(_, s, ..)| *s == seller) {
+                self.add(key(format!("SELLER#{seller}"), format!("UNITS#{product}")), &[("units", u64::from(*q))])
+                    .await?;
+            }
             self.add(
                 key(format!("SELLER#{seller}"), "SUMMARY"),
                 &[("orders", 1), ("units_sold", n), ("revenue_cents", revenue)],
             )
             .await?;
-            for (product, _, q, _) in order.items.iter().filter(|(_, s, ..)| *s == seller) {
-                self.add(key(format!("SELLER#{seller}"), format!("UNITS#{product}")), &[("units", u64::from(*q))])
-                    .await?;
-            }
         }
         Ok(())
     }
