@@ -357,7 +357,8 @@ async fn forward_logs(name: String, pipe: Pipe) {
     };
     let mut line = String::new();
     while lines.read_line(&mut line).await.is_ok_and(|n| n > 0) {
-        println!("[{name}] {}", line.trim_end());
+        // On stderr: stdout is for what devstack itself answers (e.g. `invoke`'s response).
+        eprintln!("[{name}] {}", line.trim_end());
         line.clear();
     }
 }
