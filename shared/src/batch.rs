@@ -35,7 +35,11 @@ where
 {
     let mut response = SqsBatchResponse::default();
     for message in event.records {
-        if let Err(message_id) = handle_message(message, handler).await {
+        // Type-erased, so a consumer's deeply nested future does not nest into every caller's
+        // type (which would need a raised `recursion_limit` in each consumer's `main`).
+        let handled: std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + '_>> =
+            Box::pin(handle_message(message, handler));
+        if let Err(message_id) = handled.await {
             // An empty identifier makes Lambda retry the whole batch: the safe answer for a
             // message that SQS did not give an id (which it always does).
             response.add_failure(message_id);

@@ -1,5 +1,4 @@
 //! ai-events-queue: learns profiles, co-purchases, popularity and seller sales.
-#![recursion_limit = "256"]
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::logging::init();

@@ -22,14 +22,14 @@ pub async fn get_user<S: UserStore>(
 mod tests {
     use super::*;
     use crate::domain::{Email, NewAccount, Role, User};
-    use crate::handlers::test_support::{body, sample_request};
+    use crate::handlers::test_support::{body, sample};
     use crate::store::MemoryStore;
 
     #[tokio::test]
     async fn known_users_are_found_and_unknown_ones_are_404() {
         let store = MemoryStore::default();
         let handler = |r, c| get_user(&store, r, c);
-        let response = shared::api::handle(&handler, sample_request("http-get-internal-user.json")).await.unwrap();
+        let response = shared::testing::call(&handler, sample("http-get-internal-user.json")).await;
         assert_eq!(response.status(), 404);
 
         let account = NewAccount {
@@ -41,7 +41,7 @@ mod tests {
         let mut user = User::new(&account, chrono::Utc::now());
         user.user_id = "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A".into();
         store.create(&user, "hash", &user.registered(&shared::CorrelationId::generate())).await.unwrap();
-        let response = shared::api::handle(&handler, sample_request("http-get-internal-user.json")).await.unwrap();
+        let response = shared::testing::call(&handler, sample("http-get-internal-user.json")).await;
         assert_eq!(response.status(), 200);
         assert_eq!(body(&response)["email"], "a@example.com");
     }

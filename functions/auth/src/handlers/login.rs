@@ -38,11 +38,11 @@ impl<S: UserStore> LogIn<S> {
         }
         let credentials = self.store.credentials(&email).await.map_err(store_failure)?;
         let hash = credentials.as_ref().map(|c| c.password_hash.as_str());
-        if !self.passwords.verify(&login.password, hash) {
+        let verified = self.passwords.verify(&login.password, hash);
+        let Some(credentials) = credentials.filter(|_| verified) else {
             tracing::info!("login failed");
             return Err(bad_credentials());
-        }
-        let credentials = credentials.expect("verified against a real hash");
+        };
         let user = self.store.user(&credentials.user_id).await.map_err(store_failure)?.ok_or_else(|| {
             tracing::error!(user_id = %credentials.user_id, "credentials without a profile");
             Problem::internal()
@@ -67,7 +67,7 @@ fn too_many_attempts(wait: std::time::Duration) -> Problem {
 mod tests {
     use super::*;
     use crate::domain::{NewAccount, Role, User};
-    use crate::handlers::test_support::{body, sample_request, with_body};
+    use crate::handlers::test_support::{body, sample, with_body};
     use crate::store::MemoryStore;
     use crate::tokens::tests::tokens;
 
@@ -92,16 +92,14 @@ mod tests {
         password: &str,
     ) -> lambda_http::Response<lambda_http::Body> {
         let body_text = serde_json::json!({"email": email, "password": password}).to_string();
-        let request = with_body(sample_request("http-post-auth-login.json"), &body_text);
-        shared::api::handle(&|r, c| service.handle(r, c), request).await.unwrap()
+        let request = with_body(sample("http-post-auth-login.json"), &body_text);
+        shared::testing::call(&|r, c| service.handle(r, c), request).await
     }
 
     #[tokio::test]
     async fn the_right_password_gets_a_token_in_any_email_case() {
         let service = service_with_ada().await;
-        let response = shared::api::handle(&|r, c| service.handle(r, c), sample_request("http-post-auth-login.json"))
-            .await
-            .unwrap();
+        let response = shared::testing::call(&|r, c| service.handle(r, c), sample("http-post-auth-login.json")).await;
         assert_eq!(response.status(), 200);
         let session = body(&response);
         assert_eq!(session["user"]["email"], "ada@example.com");

@@ -20,7 +20,7 @@ pub async fn me<S: UserStore>(store: &S, request: Request, _correlation_id: Corr
 mod tests {
     use super::*;
     use crate::domain::{Email, NewAccount, Role, User};
-    use crate::handlers::test_support::{body, sample_request, with_authorizer};
+    use crate::handlers::test_support::{body, sample, with_authorizer};
     use crate::store::MemoryStore;
     use shared::caller::AuthorizerContext;
 
@@ -37,22 +37,18 @@ mod tests {
         store.create(&user, "hash", &user.registered(&shared::CorrelationId::generate())).await.unwrap();
         let handler = |r, c| me(&store, r, c);
 
-        let request = with_authorizer(
-            sample_request("http-get-auth-me.json"),
-            &AuthorizerContext::caller(&user.user_id, Role::Seller),
-        );
-        let response = shared::api::handle(&handler, request).await.unwrap();
+        let request =
+            with_authorizer(sample("http-get-auth-me.json"), &AuthorizerContext::caller(&user.user_id, Role::Seller));
+        let response = shared::testing::call(&handler, request).await;
         assert_eq!(response.status(), 200);
         let shown = body(&response);
         assert_eq!(shown["user_id"], user.user_id.as_str());
         assert_eq!(shown["role"], "seller");
         assert!(shown.get("password_hash").is_none());
 
-        let refused = with_authorizer(
-            sample_request("http-get-auth-me.json"),
-            &AuthorizerContext::rejected("the token has expired"),
-        );
-        let response = shared::api::handle(&handler, refused).await.unwrap();
+        let refused =
+            with_authorizer(sample("http-get-auth-me.json"), &AuthorizerContext::rejected("the token has expired"));
+        let response = shared::testing::call(&handler, refused).await;
         assert_eq!(response.status(), 401);
         assert_eq!(body(&response)["detail"], "the token has expired");
     }

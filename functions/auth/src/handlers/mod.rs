@@ -61,39 +61,4 @@ pub fn path_parameter(request: &lambda_http::Request, name: &str) -> Result<Stri
 }
 
 #[cfg(test)]
-pub(crate) mod test_support {
-    use std::path::PathBuf;
-
-    use lambda_http::Request;
-
-    /// A sample from events/ (as API Gateway sends it) as the request the handler sees.
-    pub fn sample_request(name: &str) -> Request {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events").join(name);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
-    }
-
-    /// `request` with another JSON body.
-    pub fn with_body(request: Request, body: &str) -> Request {
-        let (parts, _) = request.into_parts();
-        Request::from_parts(parts, lambda_http::Body::Text(body.to_owned()))
-    }
-
-    /// `request` as if the token authorizer had passed `context`.
-    pub fn with_authorizer(request: Request, context: &shared::caller::AuthorizerContext) -> Request {
-        use lambda_http::RequestExt;
-        use lambda_http::request::RequestContext;
-        let Some(RequestContext::ApiGatewayV2(mut context_v2)) = request.request_context_ref().cloned() else {
-            panic!("not an HTTP API request");
-        };
-        let mut authorizer = lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizer::default();
-        let value = serde_json::to_value(context).unwrap();
-        authorizer.fields = value.as_object().unwrap().clone().into_iter().collect();
-        context_v2.authorizer = Some(authorizer);
-        request.with_request_context(RequestContext::ApiGatewayV2(context_v2))
-    }
-
-    pub fn body(response: &lambda_http::Response<lambda_http::Body>) -> serde_json::Value {
-        serde_json::from_slice(response.body().as_ref()).expect("a JSON body")
-    }
-}
+pub(crate) use shared::testing as test_support;

@@ -39,7 +39,7 @@ impl<S: UserStore, P: Publish + Sync> Register<S, P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handlers::test_support::{body, sample_request, with_body};
+    use crate::handlers::test_support::{body, sample, with_body};
     use crate::store::MemoryStore;
     use crate::tokens::tests::tokens;
     use shared::Envelope;
@@ -53,15 +53,15 @@ mod tests {
         service: &Register<MemoryStore, P>,
         body_text: &str,
     ) -> lambda_http::Response<lambda_http::Body> {
-        let request = with_body(sample_request("http-post-auth-register.json"), body_text);
-        shared::api::handle(&|r, c| service.handle(r, c), request).await.unwrap()
+        let request = with_body(sample("http-post-auth-register.json"), body_text);
+        shared::testing::call(&|r, c| service.handle(r, c), request).await
     }
 
     #[tokio::test]
     async fn the_sample_registers_and_publishes_user_registered() {
         let service = service(MemoryPublisher::default());
-        let request = sample_request("http-post-auth-register.json");
-        let response = shared::api::handle(&|r, c| service.handle(r, c), request).await.unwrap();
+        let request = sample("http-post-auth-register.json");
+        let response = shared::testing::call(&|r, c| service.handle(r, c), request).await;
         assert_eq!(response.status(), 201);
         let session = body(&response);
         assert_eq!(session["token_type"], "Bearer");

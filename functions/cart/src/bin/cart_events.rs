@@ -1,5 +1,4 @@
 //! cart-events-queue: an empty cart on `user.registered`, the purchase on `order.completed`.
-#![recursion_limit = "256"]
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::logging::init();

@@ -1,5 +1,4 @@
 //! notification-queue: one notification per event that calls for one.
-#![recursion_limit = "256"]
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::logging::init();

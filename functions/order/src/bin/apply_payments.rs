@@ -1,5 +1,4 @@
 //! order-updates-queue: `payment.completed` -> paid, `payment.failed` -> payment_failed.
-#![recursion_limit = "256"]
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::logging::init();

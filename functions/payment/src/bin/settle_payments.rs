@@ -1,5 +1,4 @@
 //! payment-settlement-queue: settles on `order.created`, voids or refunds on `order.cancelled`.
-#![recursion_limit = "256"]
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::logging::init();

@@ -1,5 +1,4 @@
 //! seller-updates-queue: commits reservations on `order.created`, releases on `order.cancelled`.
-#![recursion_limit = "256"]
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::logging::init();
