@@ -20,6 +20,15 @@ where
     lambda_http::run(service_fn(|request: Request| handle(&handler, request))).await
 }
 
+/// A path parameter of the request, or 404 (the route cannot match without it).
+pub fn path_parameter(request: &Request, name: &str) -> Result<String, Problem> {
+    request
+        .path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_owned)
+        .ok_or_else(|| Problem::not_found(format!("missing path parameter {name}")))
+}
+
 /// One request through `handler`; public so handler tests exercise exactly this path.
 pub async fn handle<F, Fut>(handler: &F, request: Request) -> Result<Response<Body>, Infallible>
 where

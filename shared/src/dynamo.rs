@@ -8,6 +8,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::pagination::{Page, PageRequest, encode_cursor};
+
 pub type Item = HashMap<String, AttributeValue>;
 
 /// A DynamoDB call or (de)serialisation that failed; stores turn it into their own error.
@@ -30,6 +32,15 @@ pub fn item(key: Item, value: &impl Serialize) -> Result<Item, DynamoError> {
     let mut item: Item = serde_dynamo::to_item(value).map_err(error)?;
     item.extend(key);
     Ok(item)
+}
+
+/// One partition to list: of the table, or of `index`, with its key `attribute = value`;
+/// `sort_prefix` keeps only items whose `sk` starts with it.
+pub struct Partition<'a> {
+    pub index: Option<&'a str>,
+    pub attribute: &'a str,
+    pub value: String,
+    pub sort_prefix: Option<&'a str>,
 }
 
 /// A service's table.
@@ -72,5 +83,48 @@ impl Table {
     pub async fn delete(&self, key: Item) -> Result<(), DynamoError> {
         self.client.delete_item().table_name(&self.name).set_key(Some(key)).send().await.map_err(error)?;
         Ok(())
+    }
+
+    /// One page of a partition, newest (greatest sort key) first, as API lists answer.
+    pub async fn page<T: DeserializeOwned>(
+        &self,
+        partition: Partition<'_>,
+        page: &PageRequest,
+    ) -> Result<Page<T>, DynamoError> {
+        let condition =
+            if partition.sort_prefix.is_some() { "#p = :p AND begins_with(sk, :prefix)" } else { "#p = :p" };
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .set_index_name(partition.index.map(str::to_owned))
+            .key_condition_expression(condition)
+            .expression_attribute_names("#p", partition.attribute)
+            .expression_attribute_values(":p", AttributeValue::S(partition.value));
+        if let Some(prefix) = partition.sort_prefix {
+            query = query.expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()));
+        }
+        let found = query
+            .scan_index_forward(false)
+            .limit(page.limit)
+            .set_exclusive_start_key(page.start.clone())
+            .send()
+            .await
+            .map_err(error)?;
+        let items = found
+            .items()
+            .iter()
+            .map(|item| serde_dynamo::from_item(item.clone()).map_err(error))
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, next_cursor: found.last_evaluated_key().map(encode_cursor) })
+    }
+
+    /// Runs one transaction; `false` if it was cancelled (a condition failed).
+    pub async fn transact(&self, items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>) -> Result<bool, DynamoError> {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => Ok(false),
+            Err(e) => Err(error(e)),
+        }
     }
 }

@@ -22,6 +22,12 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page { items: self.items.into_iter().map(f).collect(), next_cursor: self.next_cursor }
+    }
+}
+
 /// Where a list request starts and how much it wants.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PageRequest {

@@ -125,4 +125,14 @@ impl Shop {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+
+    /// The customer cancels one of their orders.
+    pub async fn cancel(&self, customer: &User, order_id: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/orders/{order_id}/cancel")))
+            .bearer_auth(&customer.token)
+            .send()
+            .await
+            .unwrap()
+    }
 }

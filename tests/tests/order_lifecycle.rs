@@ -60,18 +60,10 @@ async fn a_failed_settlement_ends_payment_failed_and_returns_the_stock() {
     let (customer, product, order_id) = checked_out(&shop, "tok_settlementFails").await;
     let order = shop.wait_for_order(&customer, &order_id, DEADLINE, |o| o["status"] == "payment_failed").await;
     assert_eq!(order["status"], "payment_failed");
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while shop.stock(&product).await != 5 {
-        assert!(tokio::time::Instant::now() < deadline, "the stock never came back");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let cancel = shop
-        .http
-        .post(shop.url(&format!("/orders/{order_id}/cancel")))
-        .bearer_auth(&customer.token)
-        .send()
-        .await
-        .unwrap();
+    let restocked =
+        system_tests::eventually(DEADLINE, || async { (shop.stock(&product).await == 5).then_some(()) }).await;
+    assert!(restocked.is_some(), "the stock never came back");
+    let cancel = shop.cancel(&customer, &order_id).await;
     assert_eq!(cancel.status(), StatusCode::CONFLICT, "a failed payment is not cancellable");
     let templates = shop.wait_for_notifications(&customer, &["payment_failed", "order_cancelled"], DEADLINE).await;
     assert!(templates.iter().any(|t| t == "payment_failed"), "{templates:?}");
@@ -82,26 +74,17 @@ async fn a_cancel_refunds_and_restocks() {
     let shop = Shop::open(&[]).await;
     let (customer, product, order_id) = checked_out(&shop, "tok_visa").await;
     shop.wait_for_order(&customer, &order_id, DEADLINE, |o| o["status"] == "paid").await;
-    let cancelled = shop
-        .http
-        .post(shop.url(&format!("/orders/{order_id}/cancel")))
-        .bearer_auth(&customer.token)
-        .send()
-        .await
-        .unwrap();
+    let cancelled = shop.cancel(&customer, &order_id).await;
     assert_eq!(cancelled.status(), StatusCode::OK);
     let order: Value = cancelled.json().await.unwrap();
     assert_eq!(order["status"], "cancelled");
     let payment_url = format!("/payments/{}", order["payment_id"].as_str().unwrap());
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let payment: Value = shop.get(&customer, &payment_url).await.json().await.unwrap();
-        if payment["status"] == "refunded" && shop.stock(&product).await == 5 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "not refunded and restocked: {payment}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let given_back = system_tests::eventually(DEADLINE, || async {
+        let payment: Value = shop.get(&customer, &payment_url).await.json().await.ok()?;
+        (payment["status"] == "refunded" && shop.stock(&product).await == 5).then_some(())
+    })
+    .await;
+    assert!(given_back.is_some(), "not refunded and restocked");
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! The cart routes: `GET /cart`, `PUT /cart/items/{product_id}`,
 //! `DELETE /cart/items/{product_id}` (checkout is in `checkout.rs`).
 
-use lambda_http::{Request, RequestExt};
+use lambda_http::Request;
+use shared::api::path_parameter;
 use shared::caller::caller;
 use shared::problem::json_body;
 use shared::{CorrelationId, Problem, Reply};
@@ -13,14 +14,6 @@ use crate::store::{CartStore, StoreError};
 pub fn store_failure(error: StoreError) -> Problem {
     tracing::error!(%error, "cart store unavailable");
     Problem::unavailable("carts are unavailable; try again shortly")
-}
-
-fn product_id(request: &Request) -> Result<String, Problem> {
-    request
-        .path_parameters_ref()
-        .and_then(|p| p.first("product_id"))
-        .map(str::to_owned)
-        .ok_or_else(|| Problem::not_found("missing product_id"))
 }
 
 /// The cart priced from the catalogue.
@@ -64,7 +57,7 @@ pub async fn set_item<S: CartStore, D: Downstream>(
     cid: CorrelationId,
 ) -> Result<Reply, Problem> {
     let customer = caller(&request)?;
-    let product_id = product_id(&request)?;
+    let product_id = path_parameter(&request, "product_id")?;
     let wanted: SetQuantity = json_body(&request)?;
     if wanted.quantity > 0 && downstream.lookup(std::slice::from_ref(&product_id), &cid).await?.is_empty() {
         return Err(Problem::not_found(format!("no product {product_id}")));
@@ -83,7 +76,7 @@ pub async fn remove_item<S: CartStore, D: Downstream>(
     cid: CorrelationId,
 ) -> Result<Reply, Problem> {
     let customer = caller(&request)?;
-    let product_id = product_id(&request)?;
+    let product_id = path_parameter(&request, "product_id")?;
     let cart = change(store, &customer.user_id, |cart| {
         cart.remove(&product_id);
         Ok(())

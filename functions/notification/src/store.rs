@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use shared::dynamo::{Table, key};
-use shared::pagination::{Page, PageRequest, encode_cursor};
+use shared::dynamo::{Partition, Table, key};
+use shared::pagination::{Page, PageRequest};
 
 use crate::domain::{Contact, Notification};
 
@@ -75,10 +74,6 @@ fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError(error.to_string())
 }
 
-fn sdk(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    unavailable(shared::dynamo::error(error))
-}
-
 impl DynamoStore {
     pub fn new(table: Table) -> Self {
         Self { table }
@@ -123,29 +118,9 @@ impl NotificationStore for DynamoStore {
     }
 
     async fn list(&self, user_id: &str, page: &PageRequest) -> Result<Page<Notification>, StoreError> {
-        let found = self
-            .table
-            .client
-            .query()
-            .table_name(&self.table.name)
-            .key_condition_expression("pk = :user AND begins_with(sk, :notif)")
-            .expression_attribute_values(":user", AttributeValue::S(format!("USER#{user_id}")))
-            .expression_attribute_values(":notif", AttributeValue::S("NOTIF#".into()))
-            .scan_index_forward(false)
-            .limit(page.limit)
-            .set_exclusive_start_key(page.start.clone())
-            .send()
-            .await
-            .map_err(sdk)?;
-        let items = found
-            .items()
-            .iter()
-            .map(|item| {
-                serde_dynamo::from_item::<_, Stored>(item.clone())
-                    .map(|s| Notification { user_id: s.user, ..s.notification })
-                    .map_err(unavailable)
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Page { items, next_cursor: found.last_evaluated_key().map(encode_cursor) })
+        let partition =
+            Partition { index: None, attribute: "pk", value: format!("USER#{user_id}"), sort_prefix: Some("NOTIF#") };
+        let found = self.table.page::<Stored>(partition, page).await.map_err(unavailable)?;
+        Ok(found.map(|s| Notification { user_id: s.user, ..s.notification }))
     }
 }

@@ -1,8 +1,9 @@
 //! The Lambda edge of the Order service: `POST /internal/orders` (IAM), `GET /orders`,
 //! `GET /orders/{order_id}`, `POST /orders/{order_id}/cancel` (the owner's).
 
+use lambda_http::Request;
 use lambda_http::http::{StatusCode, header};
-use lambda_http::{Request, RequestExt};
+use shared::api::path_parameter;
 use shared::caller::caller;
 use shared::outbox::deliver;
 use shared::pagination::page_request;
@@ -23,18 +24,10 @@ fn store_failure(error: StoreError) -> Problem {
     }
 }
 
-fn order_id(request: &Request) -> Result<String, Problem> {
-    request
-        .path_parameters_ref()
-        .and_then(|p| p.first("order_id"))
-        .map(str::to_owned)
-        .ok_or_else(|| Problem::not_found("missing order_id"))
-}
-
 /// The caller's order, or 404 (another user's order is not found, not forbidden).
 async fn own_order<S: OrderStore>(store: &S, request: &Request) -> Result<StoredOrder, Problem> {
     let who = caller(request)?;
-    let id = order_id(request)?;
+    let id = path_parameter(request, "order_id")?;
     match store.get(&id).await.map_err(store_failure)? {
         Some(order) if order.order.user_id == who.user_id => Ok(order),
         _ => Err(Problem::not_found(format!("no order {id}"))),

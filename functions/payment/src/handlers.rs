@@ -1,8 +1,9 @@
 //! The Lambda edge of the Payment service: `POST /internal/payments/authorize` and
 //! `POST /internal/payments/{payment_id}/void` (IAM), `GET /payments/{payment_id}` (owner).
 
+use lambda_http::Request;
 use lambda_http::http::StatusCode;
-use lambda_http::{Request, RequestExt};
+use shared::api::path_parameter;
 use shared::caller::caller;
 use shared::problem::json_body;
 use shared::{CorrelationId, Problem, Reply};
@@ -27,14 +28,6 @@ fn declined(reason: &str) -> Problem {
         "Payment declined",
         format!("the payment was declined: {reason}"),
     )
-}
-
-fn path_id(request: &Request) -> Result<String, Problem> {
-    request
-        .path_parameters_ref()
-        .and_then(|p| p.first("payment_id"))
-        .map(str::to_owned)
-        .ok_or_else(|| Problem::not_found("missing payment_id"))
 }
 
 async fn existing<S: PaymentStore>(store: &S, payment_id: &str) -> Result<Payment, Problem> {
@@ -109,7 +102,7 @@ pub async fn void<S: PaymentStore, G: PaymentGateway>(
     request: Request,
     _: CorrelationId,
 ) -> Result<Reply, Problem> {
-    let payment_id = path_id(&request)?;
+    let payment_id = path_parameter(&request, "payment_id")?;
     let stored = store
         .get(&payment_id)
         .await
@@ -135,7 +128,7 @@ pub async fn void<S: PaymentStore, G: PaymentGateway>(
 
 pub async fn get<S: PaymentStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
     let who = caller(&request)?;
-    let payment_id = path_id(&request)?;
+    let payment_id = path_parameter(&request, "payment_id")?;
     match store.get(&payment_id).await.map_err(unavailable)? {
         Some(stored) if stored.payment.user_id == who.user_id => Ok(Reply::ok(&stored.payment)),
         // Another user's payment is not found, not forbidden.

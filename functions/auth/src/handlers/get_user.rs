@@ -3,7 +3,9 @@
 use lambda_http::Request;
 use shared::{CorrelationId, Problem, Reply};
 
-use super::{path_parameter, store_failure};
+use shared::api::path_parameter;
+
+use super::store_failure;
 use crate::store::UserStore;
 
 pub async fn get_user<S: UserStore>(

@@ -50,15 +50,5 @@ fn key_failure(error: KeyError) -> Problem {
     Problem::internal()
 }
 
-/// A path parameter of the request, or a 404 (the route cannot match without it).
-pub fn path_parameter(request: &lambda_http::Request, name: &str) -> Result<String, Problem> {
-    use lambda_http::RequestExt;
-    request
-        .path_parameters_ref()
-        .and_then(|p| p.first(name))
-        .map(str::to_owned)
-        .ok_or_else(|| Problem::not_found(format!("missing path parameter {name}")))
-}
-
 #[cfg(test)]
 pub(crate) use shared::testing as test_support;

@@ -6,16 +6,14 @@
 //! - `LOGINFAIL#{email}` / `ATTEMPTS`: recent failed logins, expiring with the window;
 //! - `OUTBOX` / `{event id}`: events not yet published (see `shared::outbox`).
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use shared::Envelope;
+use shared::dynamo::{Item, Table, key};
 use shared::outbox::{DynamoOutbox, Outbox, OutboxError};
 
 use super::{Admission, Credentials, StoreError, UserStore};
@@ -23,27 +21,19 @@ use crate::domain::{Email, THROTTLE_WINDOW, User, admit};
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    table: Table,
     outbox: DynamoOutbox,
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        let table = table.into();
-        Self { outbox: DynamoOutbox::new(client.clone(), table.clone()), client, table }
+    pub fn new(table: Table) -> Self {
+        Self { outbox: DynamoOutbox::new(table.client.clone(), table.name.clone()), table }
     }
 
     /// The Auth table named by `TABLE_NAME`.
     pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, shared::config::ConfigError> {
-        Ok(Self::new(Client::new(sdk), shared::config::required("TABLE_NAME")?))
+        Ok(Self::new(Table::from_env(sdk)?))
     }
-}
-
-type Item = HashMap<String, AttributeValue>;
-
-fn key(pk: String, sk: &str) -> Item {
-    HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.to_owned()))])
 }
 
 fn user_key(user_id: &str) -> Item {
@@ -59,14 +49,11 @@ fn failures_key(email: &Email) -> Item {
 }
 
 fn unavailable<E: std::error::Error + Send + Sync + 'static>(error: E) -> StoreError {
-    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+    StoreError::Unavailable(shared::dynamo::error(error).to_string())
 }
 
-/// `key` plus the fields of `value`.
 fn item(key: Item, value: &impl Serialize) -> Result<Item, StoreError> {
-    let mut item: Item = serde_dynamo::to_item(value).map_err(unavailable)?;
-    item.extend(key);
-    Ok(item)
+    shared::dynamo::item(key, value).map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -88,15 +75,13 @@ struct AttemptsItem {
 const ADMIT_TRIES: usize = 5;
 
 impl DynamoStore {
+    /// A consistent read: the attempts counter is read-modified-written under a condition.
     async fn get<T: for<'de> Deserialize<'de>>(&self, key: Item) -> Result<Option<T>, StoreError> {
-        let found =
-            self.client.get_item().table_name(&self.table).set_key(Some(key)).send().await.map_err(unavailable)?;
-        found.item.map(|item| serde_dynamo::from_item(item).map_err(unavailable)).transpose()
+        self.table.get(key).await.map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     async fn delete(&self, key: Item) -> Result<(), StoreError> {
-        self.client.delete_item().table_name(&self.table).set_key(Some(key)).send().await.map_err(unavailable)?;
-        Ok(())
+        self.table.delete(key).await.map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 }
 
@@ -105,7 +90,7 @@ impl UserStore for DynamoStore {
         let credentials = CredentialsItem { user_id: user.user_id.clone(), password_hash: password_hash.to_owned() };
         let put = |item: Item| {
             Put::builder()
-                .table_name(&self.table)
+                .table_name(&self.table.name)
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
@@ -113,6 +98,7 @@ impl UserStore for DynamoStore {
                 .map_err(unavailable)
         };
         let result = self
+            .table
             .client
             .transact_write_items()
             .transact_items(put(item(email_key(&user.email), &credentials)?)?)
@@ -157,9 +143,10 @@ impl UserStore for DynamoStore {
             let expires_at = attempts.iter().max().copied().unwrap_or(now.timestamp()) + THROTTLE_WINDOW.num_seconds();
             let new = item(failures_key(email), &AttemptsItem { attempts, version: version + 1, expires_at })?;
             let written = self
+                .table
                 .client
                 .put_item()
-                .table_name(&self.table)
+                .table_name(&self.table.name)
                 .set_item(Some(new))
                 .condition_expression("attribute_not_exists(pk) OR version = :version")
                 .expression_attribute_values(":version", AttributeValue::N(version.to_string()))

@@ -3,25 +3,19 @@
 //!   `gsi1pk = USER#{user_id}`, `gsi1sk = {order_id}` (ULIDs: newest last);
 //! - `OUTBOX` / `{event id}`: events written with the change they report.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use shared::Envelope;
+use shared::dynamo::{Item, Partition, Table, item, key};
 use shared::outbox::{DynamoOutbox, Outbox, OutboxError};
-use shared::pagination::{Page, PageRequest, encode_cursor};
+use shared::pagination::{Page, PageRequest};
 
 use super::{OrderStore, StoreError, StoredOrder};
 use crate::domain::{Order, OrderStatus};
 
-type Item = HashMap<String, AttributeValue>;
-
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    table: Table,
     outbox: DynamoOutbox,
 }
 
@@ -34,14 +28,11 @@ struct OrderItem {
 }
 
 fn order_key(id: &str) -> Item {
-    HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(format!("ORDER#{id}"))),
-        ("sk".to_owned(), AttributeValue::S("ORDER".into())),
-    ])
+    key(format!("ORDER#{id}"), "ORDER")
 }
 
-fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
 }
 
 fn status(value: OrderStatus) -> AttributeValue {
@@ -49,14 +40,13 @@ fn status(value: OrderStatus) -> AttributeValue {
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        let table = table.into();
-        Self { outbox: DynamoOutbox::new(client.clone(), table.clone()), client, table }
+    pub fn new(table: Table) -> Self {
+        Self { outbox: DynamoOutbox::new(table.client.clone(), table.name.clone()), table }
     }
 
     /// The Order table named by `TABLE_NAME`.
     pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, shared::config::ConfigError> {
-        Ok(Self::new(Client::new(sdk), shared::config::required("TABLE_NAME")?))
+        Ok(Self::new(Table::from_env(sdk)?))
     }
 
     fn put(
@@ -65,28 +55,19 @@ impl DynamoStore {
         condition: &str,
         expected: Option<OrderStatus>,
     ) -> Result<TransactWriteItem, StoreError> {
-        let item = OrderItem {
+        let indexed = OrderItem {
             stored: order.clone(),
             gsi1pk: format!("USER#{}", order.order.user_id),
             gsi1sk: order.order.order_id.clone(),
         };
-        let mut item: Item = serde_dynamo::to_item(&item).map_err(unavailable)?;
-        item.extend(order_key(&order.order.order_id));
-        let mut put = Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression(condition);
+        let item = item(order_key(&order.order.order_id), &indexed).map_err(unavailable)?;
+        let mut put = Put::builder().table_name(&self.table.name).set_item(Some(item)).condition_expression(condition);
         if let Some(expected) = expected {
             put = put
                 .expression_attribute_names("#s", "status")
                 .expression_attribute_values(":expected", status(expected));
         }
-        Ok(TransactWriteItem::builder().put(put.build().map_err(unavailable)?).build())
-    }
-
-    async fn write(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        Ok(TransactWriteItem::builder().put(put.build().map_err(shared::dynamo::error).map_err(unavailable)?).build())
     }
 }
 
@@ -94,7 +75,7 @@ impl OrderStore for DynamoStore {
     async fn create(&self, order: &StoredOrder, event: &Envelope) -> Result<Option<StoredOrder>, StoreError> {
         let items =
             vec![self.put(order, "attribute_not_exists(pk)", None)?, self.outbox.entry(event).map_err(unavailable)?];
-        if self.write(items).await? {
+        if self.table.transact(items).await.map_err(unavailable)? {
             return Ok(None);
         }
         // The order exists (a retry of the same checkout): answer with it.
@@ -102,49 +83,24 @@ impl OrderStore for DynamoStore {
     }
 
     async fn get(&self, order_id: &str) -> Result<Option<StoredOrder>, StoreError> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(order_key(order_id)))
-            .consistent_read(true)
-            .send()
-            .await;
-        let found = found.map_err(unavailable)?;
-        found
-            .item
-            .map(|item| serde_dynamo::from_item::<_, OrderItem>(item).map(|i| i.stored).map_err(unavailable))
-            .transpose()
+        Ok(self.table.get::<OrderItem>(order_key(order_id)).await.map_err(unavailable)?.map(|i| i.stored))
     }
 
     async fn list(&self, user_id: &str, page: &PageRequest) -> Result<Page<Order>, StoreError> {
-        let found = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("ByUser")
-            .key_condition_expression("gsi1pk = :user")
-            .expression_attribute_values(":user", AttributeValue::S(format!("USER#{user_id}")))
-            .scan_index_forward(false)
-            .limit(page.limit)
-            .set_exclusive_start_key(page.start.clone())
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let items = found
-            .items()
-            .iter()
-            .map(|item| {
-                serde_dynamo::from_item::<_, OrderItem>(item.clone()).map(|i| i.stored.order).map_err(unavailable)
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Page { items, next_cursor: found.last_evaluated_key().map(encode_cursor) })
+        let partition = Partition {
+            index: Some("ByUser"),
+            attribute: "gsi1pk",
+            value: format!("USER#{user_id}"),
+            sort_prefix: None,
+        };
+        let found = self.table.page::<OrderItem>(partition, page).await.map_err(unavailable)?;
+        Ok(found.map(|i| i.stored.order))
     }
 
     async fn replace(&self, order: &StoredOrder, expected: OrderStatus, event: &Envelope) -> Result<(), StoreError> {
         let items =
             vec![self.put(order, "#s = :expected", Some(expected))?, self.outbox.entry(event).map_err(unavailable)?];
-        if self.write(items).await? { Ok(()) } else { Err(StoreError::Conflict) }
+        if self.table.transact(items).await.map_err(unavailable)? { Ok(()) } else { Err(StoreError::Conflict) }
     }
 }
 

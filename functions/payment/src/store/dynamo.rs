@@ -62,15 +62,6 @@ impl DynamoStore {
             .build()
             .map_err(sdk)
     }
-
-    /// Runs one transaction; `false` if a condition failed.
-    async fn write(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
-        match self.table.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => Ok(false),
-            Err(e) => Err(sdk(e)),
-        }
-    }
 }
 
 impl PaymentStore for DynamoStore {
@@ -119,7 +110,7 @@ impl PaymentStore for DynamoStore {
         if let Some(payment) = payment {
             items.push(put(item(payment_key(&payment.payment.payment_id), payment).map_err(unavailable)?)?);
         }
-        self.write(items).await?;
+        self.table.transact(items).await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -132,7 +123,10 @@ impl PaymentStore for DynamoStore {
     }
 
     async fn transition(&self, payment_id: &str, from: PaymentStatus, to: PaymentStatus) -> Result<bool, StoreError> {
-        self.write(vec![TransactWriteItem::builder().update(self.status_change(payment_id, from, to)?).build()]).await
+        self.table
+            .transact(vec![TransactWriteItem::builder().update(self.status_change(payment_id, from, to)?).build()])
+            .await
+            .map_err(unavailable)
     }
 
     async fn transition_with(
@@ -143,7 +137,7 @@ impl PaymentStore for DynamoStore {
         event: &Envelope,
     ) -> Result<bool, StoreError> {
         let change = TransactWriteItem::builder().update(self.status_change(payment_id, from, to)?).build();
-        self.write(vec![change, self.outbox.entry(event).map_err(unavailable)?]).await
+        self.table.transact(vec![change, self.outbox.entry(event).map_err(unavailable)?]).await.map_err(unavailable)
     }
 }
 

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use shared::problem::json_body;
 use shared::{CorrelationId, Problem, Reply};
 
-use super::{path_parameter, store_failure};
+use shared::api::path_parameter;
+
+use super::store_failure;
 use crate::domain::{Product, ReservationRequest};
 use crate::store::CatalogueStore;
 

@@ -29,13 +29,3 @@ pub fn store_failure(error: StoreError) -> Problem {
         }
     }
 }
-
-/// A path parameter, or 404 (the route cannot match without it).
-pub fn path_parameter(request: &lambda_http::Request, name: &str) -> Result<String, Problem> {
-    use lambda_http::RequestExt;
-    request
-        .path_parameters_ref()
-        .and_then(|p| p.first(name))
-        .map(str::to_owned)
-        .ok_or_else(|| Problem::not_found(format!("missing {name}")))
-}

@@ -9,7 +9,9 @@ use shared::pagination::page_request;
 use shared::problem::json_body;
 use shared::{CorrelationId, Problem, Reply};
 
-use super::{path_parameter, store_failure};
+use shared::api::path_parameter;
+
+use super::store_failure;
 use crate::domain::{NewProduct, ProductChanges};
 use crate::store::CatalogueStore;
 

@@ -10,23 +10,20 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use shared::pagination::{Page, PageRequest, encode_cursor};
+use shared::dynamo::{Item, Partition, Table, key};
+use shared::pagination::{Page, PageRequest};
 
 use super::{CatalogueStore, StoreError};
 use crate::domain::{Line, Product, ProductChanges, Reservation, ReservationStatus, Shortage};
 
-type Item = HashMap<String, AttributeValue>;
-
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 /// A product as stored: the product, its version and index keys.
@@ -59,10 +56,6 @@ impl ProductItem {
     }
 }
 
-fn key(pk: String, sk: &str) -> Item {
-    HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.to_owned()))])
-}
-
 fn product_key(id: &str) -> Item {
     key(format!("PRODUCT#{id}"), "PRODUCT")
 }
@@ -72,13 +65,11 @@ fn reservation_key(id: &str) -> Item {
 }
 
 fn unavailable<E: std::error::Error + Send + Sync + 'static>(error: E) -> StoreError {
-    StoreError::Unavailable(DisplayErrorContext(error).to_string())
+    StoreError::Unavailable(shared::dynamo::error(error).to_string())
 }
 
 fn to_item(key: Item, value: &impl Serialize) -> Result<Item, StoreError> {
-    let mut item: Item = serde_dynamo::to_item(value).map_err(unavailable)?;
-    item.extend(key);
-    Ok(item)
+    shared::dynamo::item(key, value).map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
 fn number(n: impl ToString) -> AttributeValue {
@@ -89,26 +80,17 @@ fn number(n: impl ToString) -> AttributeValue {
 const TRIES: usize = 3;
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+    pub fn new(table: Table) -> Self {
+        Self { table }
     }
 
     /// The Seller table named by `TABLE_NAME`.
     pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, shared::config::ConfigError> {
-        Ok(Self::new(Client::new(sdk), shared::config::required("TABLE_NAME")?))
+        Ok(Self::new(Table::from_env(sdk)?))
     }
 
     async fn get_item<T: for<'de> Deserialize<'de>>(&self, key: Item) -> Result<Option<T>, StoreError> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        found.item.map(|item| serde_dynamo::from_item(item).map_err(unavailable)).transpose()
+        self.table.get(key).await.map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     async fn product_item(&self, id: &str) -> Result<Option<ProductItem>, StoreError> {
@@ -122,7 +104,7 @@ impl DynamoStore {
             ("SET stock = stock + :q, version = version + :one", "attribute_exists(pk)")
         };
         let update = Update::builder()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .set_key(Some(product_key(&line.product_id)))
             .update_expression(expression)
             .condition_expression(condition)
@@ -167,9 +149,10 @@ fn cancellation_codes(
 impl CatalogueStore for DynamoStore {
     async fn create(&self, product: &Product) -> Result<(), StoreError> {
         let item = to_item(product_key(&product.product_id), &ProductItem::new(product.clone(), 1))?;
-        self.client
+        self.table
+            .client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
@@ -192,9 +175,10 @@ impl CatalogueStore for DynamoStore {
             let changed = changes.apply(&current.product, Utc::now())?;
             let item = to_item(product_key(product_id), &ProductItem::new(changed.clone(), current.version + 1))?;
             let written = self
+                .table
                 .client
                 .put_item()
-                .table_name(&self.table)
+                .table_name(&self.table.name)
                 .set_item(Some(item))
                 .condition_expression("version = :version")
                 .expression_attribute_values(":version", number(current.version))
@@ -210,30 +194,26 @@ impl CatalogueStore for DynamoStore {
     }
 
     async fn list(&self, category: Option<&str>, page: &PageRequest) -> Result<Page<Product>, StoreError> {
-        let (index, attribute, value) = match category {
-            Some(category) => ("ByCategory", "gsi1pk", format!("CATEGORY#{category}")),
-            None => ("Newest", "gsi2pk", "PRODUCTS".to_owned()),
+        let partition = match category {
+            Some(category) => Partition {
+                index: Some("ByCategory"),
+                attribute: "gsi1pk",
+                value: format!("CATEGORY#{category}"),
+                sort_prefix: None,
+            },
+            None => Partition {
+                index: Some("Newest"),
+                attribute: "gsi2pk",
+                value: "PRODUCTS".to_owned(),
+                sort_prefix: None,
+            },
         };
         let found = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(index)
-            .key_condition_expression("#p = :p")
-            .expression_attribute_names("#p", attribute)
-            .expression_attribute_values(":p", AttributeValue::S(value))
-            .scan_index_forward(false)
-            .limit(page.limit)
-            .set_exclusive_start_key(page.start.clone())
-            .send()
+            .table
+            .page::<ProductItem>(partition, page)
             .await
-            .map_err(unavailable)?;
-        let items = found
-            .items()
-            .iter()
-            .map(|item| serde_dynamo::from_item::<_, ProductItem>(item.clone()).map(|i| i.product).map_err(unavailable))
-            .collect::<Result<_, _>>()?;
-        Ok(Page { items, next_cursor: found.last_evaluated_key().map(encode_cursor) })
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(found.map(|i| i.product))
     }
 
     async fn lookup(&self, ids: &[String]) -> Result<Vec<Product>, StoreError> {
@@ -249,12 +229,18 @@ impl CatalogueStore for DynamoStore {
             // Unprocessed keys (throttling) are asked for again, a bounded number of times.
             for _ in 0..5 {
                 let Some(keys) = request.take() else { break };
-                let answer =
-                    self.client.batch_get_item().request_items(&self.table, keys).send().await.map_err(unavailable)?;
-                for item in answer.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+                let answer = self
+                    .table
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table.name, keys)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                for item in answer.responses().and_then(|r| r.get(&self.table.name)).into_iter().flatten() {
                     found.push(serde_dynamo::from_item::<_, ProductItem>(item.clone()).map_err(unavailable)?.product);
                 }
-                request = answer.unprocessed_keys().and_then(|u| u.get(&self.table)).cloned();
+                request = answer.unprocessed_keys().and_then(|u| u.get(&self.table.name)).cloned();
             }
             if request.is_some() {
                 return Err(StoreError::Unavailable("the catalogue is throttling lookups".into()));
@@ -271,14 +257,14 @@ impl CatalogueStore for DynamoStore {
             created_at: Utc::now(),
         };
         let record = Put::builder()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .set_item(Some(to_item(reservation_key(reservation_id), &reservation)?))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(unavailable)?;
         let mut items = lines.iter().map(|line| self.stock_change(line, true)).collect::<Result<Vec<_>, _>>()?;
         items.push(TransactWriteItem::builder().put(record).build());
-        let written = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let written = self.table.client.transact_write_items().set_transact_items(Some(items)).send().await;
         let Err(error) = written else { return Ok(reservation) };
         let Some(codes) = cancellation_codes(&error) else { return Err(unavailable(error)) };
         if codes.last().map(String::as_str) == Some("ConditionalCheckFailed") {
@@ -311,7 +297,7 @@ impl CatalogueStore for DynamoStore {
                 _ => return Ok(Some(reservation)),
             };
             let status = Update::builder()
-                .table_name(&self.table)
+                .table_name(&self.table.name)
                 .set_key(Some(reservation_key(reservation_id)))
                 .update_expression("SET #s = :released")
                 .condition_expression("#s = :from")
@@ -324,7 +310,7 @@ impl CatalogueStore for DynamoStore {
             for line in &reservation.items {
                 items.push(self.stock_change(line, false)?);
             }
-            match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            match self.table.client.transact_write_items().set_transact_items(Some(items)).send().await {
                 Ok(_) => {
                     reservation.status = ReservationStatus::Released;
                     return Ok(Some(reservation));
@@ -339,9 +325,10 @@ impl CatalogueStore for DynamoStore {
 
     async fn commit(&self, reservation_id: &str) -> Result<Option<Reservation>, StoreError> {
         let updated = self
+            .table
             .client
             .update_item()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .set_key(Some(reservation_key(reservation_id)))
             .update_expression("SET #s = :committed")
             .condition_expression("#s = :held")
