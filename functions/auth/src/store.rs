@@ -37,7 +37,10 @@ pub enum Admission {
 }
 
 /// Accounts, and the events they owe (the outbox).
-pub trait UserStore: Outbox + Send + Sync {
+pub trait UserStore: Send + Sync {
+    /// Where the events this store writes with its changes wait to be published.
+    type Outbox: Outbox;
+    fn outbox(&self) -> &Self::Outbox;
     /// Stores a new user and the `user.registered` event in one transaction;
     /// [`StoreError::EmailTaken`] if the email is, atomically.
     fn create(
@@ -72,6 +75,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl UserStore for MemoryStore {
+    type Outbox = MemoryOutbox;
+
+    fn outbox(&self) -> &MemoryOutbox {
+        &self.outbox
+    }
+
     async fn create(&self, user: &User, password_hash: &str, event: &Envelope) -> Result<(), StoreError> {
         let mut credentials = lock(&self.credentials);
         if credentials.contains_key(&user.email) {
@@ -107,15 +116,5 @@ impl UserStore for MemoryStore {
     async fn clear_login_attempts(&self, email: &Email) -> Result<(), StoreError> {
         lock(&self.attempts).remove(email);
         Ok(())
-    }
-}
-
-impl Outbox for MemoryStore {
-    async fn pending(&self, limit: i32) -> Result<Vec<Envelope>, shared::outbox::OutboxError> {
-        self.outbox.pending(limit).await
-    }
-
-    async fn published(&self, event_id: &str) -> Result<(), shared::outbox::OutboxError> {
-        self.outbox.published(event_id).await
     }
 }

@@ -44,7 +44,7 @@ pub async fn handle<S: OrderStore, P: Publish + Sync>(
     match store.replace(&stored, OrderStatus::Placed, &event).await {
         Ok(()) => {
             tracing::info!(%order_id, status = ?to, "order updated by its payment");
-            deliver(store, publisher, &[event]).await;
+            deliver(store.outbox(), publisher, &[event]).await;
             Ok(())
         }
         // Moved meanwhile (e.g. cancelled): nothing to do; a retry would see the new state.

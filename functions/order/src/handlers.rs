@@ -46,7 +46,7 @@ pub async fn create<S: OrderStore, P: Publish + Sync>(
     let stored = StoredOrder { order, reservation_id };
     let (status, order) = match store.create(&stored, &event).await.map_err(store_failure)? {
         None => {
-            deliver(store, publisher, &[event]).await;
+            deliver(store.outbox(), publisher, &[event]).await;
             tracing::info!(order_id = %stored.order.order_id, total_cents = stored.order.total_cents, "order placed");
             (StatusCode::CREATED, stored.order)
         }
@@ -77,7 +77,7 @@ pub async fn cancel<S: OrderStore, P: Publish + Sync>(
     let event = cancelled.cancelled("cancelled_by_customer", &current.reservation_id, &correlation_id);
     let stored = StoredOrder { order: cancelled, reservation_id: current.reservation_id };
     store.replace(&stored, current.order.status, &event).await.map_err(store_failure)?;
-    deliver(store, publisher, &[event]).await;
+    deliver(store.outbox(), publisher, &[event]).await;
     tracing::info!(order_id = %stored.order.order_id, "order cancelled");
     Ok(Reply::ok(&stored.order))
 }
@@ -104,7 +104,7 @@ mod tests {
         let events = publisher.published();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].event_type(), "order.created");
-        assert!(store.pending(10).await.unwrap().is_empty(), "delivered, so out of the outbox");
+        assert!(store.outbox.pending(10).await.unwrap().is_empty(), "delivered, so out of the outbox");
     }
 
     #[tokio::test]
@@ -154,9 +154,9 @@ mod tests {
             call(&|r, c| create(&store, &Down, r, c), sample("http-post-internal-order.json")).await.status(),
             201
         );
-        assert_eq!(store.pending(10).await.unwrap().len(), 1, "order.created is owed");
+        assert_eq!(store.outbox.pending(10).await.unwrap().len(), 1, "order.created is owed");
         let publisher = MemoryPublisher::default();
-        assert_eq!(shared::outbox::relay(&store, &publisher).await.unwrap().published, 1);
+        assert_eq!(shared::outbox::relay(&store.outbox, &publisher).await.unwrap().published, 1);
         assert_eq!(publisher.published()[0].event_type(), "order.created");
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use shared::Envelope;
-use shared::outbox::{MemoryOutbox, Outbox, OutboxError};
+use shared::outbox::{MemoryOutbox, Outbox};
 use shared::pagination::{Page, PageRequest};
 
 use crate::domain::{Order, OrderStatus};
@@ -30,7 +30,10 @@ pub struct StoredOrder {
     pub reservation_id: String,
 }
 
-pub trait OrderStore: Outbox + Send + Sync {
+pub trait OrderStore: Send + Sync {
+    /// Where the events this store writes with its changes wait to be published.
+    type Outbox: Outbox;
+    fn outbox(&self) -> &Self::Outbox;
     /// Stores a new order with its `order.created`; if the id exists, returns that order.
     fn create(
         &self,
@@ -60,6 +63,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl OrderStore for MemoryStore {
+    type Outbox = MemoryOutbox;
+
+    fn outbox(&self) -> &MemoryOutbox {
+        &self.outbox
+    }
+
     async fn create(&self, order: &StoredOrder, event: &Envelope) -> Result<Option<StoredOrder>, StoreError> {
         let mut orders = lock(&self.orders);
         if let Some(existing) = orders.get(&order.order.order_id) {
@@ -91,15 +100,5 @@ impl OrderStore for MemoryStore {
             }
             _ => Err(StoreError::Conflict),
         }
-    }
-}
-
-impl Outbox for MemoryStore {
-    async fn pending(&self, limit: i32) -> Result<Vec<Envelope>, OutboxError> {
-        self.outbox.pending(limit).await
-    }
-
-    async fn published(&self, event_id: &str) -> Result<(), OutboxError> {
-        self.outbox.published(event_id).await
     }
 }

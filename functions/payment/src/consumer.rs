@@ -90,7 +90,7 @@ async fn settle<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
     let envelope = Envelope::new(event, cid);
     if store.transition_with(&p.payment_id, PaymentStatus::Authorized, to, &envelope).await.map_err(retry)? {
         tracing::info!(payment_id = %p.payment_id, status = ?to, "payment settled");
-        deliver(store, publisher, &[envelope]).await;
+        deliver(store.outbox(), publisher, &[envelope]).await;
     }
     Ok(())
 }
@@ -128,7 +128,7 @@ async fn cancel<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
         let envelope = Envelope::new(Event::PaymentRefunded(event), cid);
         if store.transition_with(&p.payment_id, from, to, &envelope).await.map_err(retry)? {
             tracing::info!(payment_id = %p.payment_id, status = ?to, "payment given back");
-            deliver(store, publisher, &[envelope]).await;
+            deliver(store.outbox(), publisher, &[envelope]).await;
             return Ok(());
         }
     }

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use shared::Envelope;
-use shared::outbox::{MemoryOutbox, Outbox, OutboxError};
+use shared::outbox::{MemoryOutbox, Outbox};
 
 use crate::domain::{GatewayRef, Payment, PaymentStatus};
 
@@ -49,7 +49,10 @@ pub struct StoredPayment {
     pub token: String,
 }
 
-pub trait PaymentStore: Outbox + Send + Sync {
+pub trait PaymentStore: Send + Sync {
+    /// Where the events this store writes with its changes wait to be published.
+    type Outbox: Outbox;
+    fn outbox(&self) -> &Self::Outbox;
     /// Claims `key`: `None` if it is new (now pending), or what became of it before. A claim
     /// pending longer than [`PENDING_FOR`] (its holder died) is taken over.
     fn claim_key(&self, key: &str) -> impl Future<Output = Result<Option<KeyOutcome>, StoreError>> + Send;
@@ -92,6 +95,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl PaymentStore for MemoryStore {
+    type Outbox = MemoryOutbox;
+
+    fn outbox(&self) -> &MemoryOutbox {
+        &self.outbox
+    }
+
     async fn claim_key(&self, key: &str) -> Result<Option<KeyOutcome>, StoreError> {
         let mut keys = lock(&self.keys);
         let now = chrono::Utc::now().timestamp();
@@ -150,16 +159,6 @@ impl PaymentStore for MemoryStore {
             self.outbox.add(event);
         }
         Ok(moved)
-    }
-}
-
-impl Outbox for MemoryStore {
-    async fn pending(&self, limit: i32) -> Result<Vec<Envelope>, OutboxError> {
-        self.outbox.pending(limit).await
-    }
-
-    async fn published(&self, event_id: &str) -> Result<(), OutboxError> {
-        self.outbox.published(event_id).await
     }
 }
 

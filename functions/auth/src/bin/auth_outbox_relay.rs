@@ -1,9 +1,11 @@
 //! Publishes Auth events left in its outbox (scheduled).
+use auth::store::UserStore;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::logging::init();
     let sdk = shared::config::aws().await;
     let store = auth::store::dynamo::DynamoStore::from_env(&sdk)?;
     let publisher = shared::publisher::SnsPublisher::from_env(aws_sdk_sns::Client::new(&sdk))?;
-    shared::outbox::run_relay(store, publisher).await
+    shared::outbox::run_relay(store.outbox().clone(), publisher).await
 }

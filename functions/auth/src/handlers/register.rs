@@ -30,7 +30,7 @@ impl<S: UserStore, P: Publish + Sync> Register<S, P> {
         let event = user.registered(&correlation_id);
         // The account and its event are one write; the event goes out now or via the relay.
         self.store.create(&user, &hash, &event).await.map_err(store_failure)?;
-        shared::outbox::deliver(&self.store, &self.publisher, &[event]).await;
+        shared::outbox::deliver(self.store.outbox(), &self.publisher, &[event]).await;
         tracing::info!(user_id = %user.user_id, role = ?user.role, "user registered");
         Ok(Reply::json(StatusCode::CREATED, &Session::start(user, &self.tokens)?))
     }
@@ -119,11 +119,11 @@ mod tests {
         let service = service(BrokenPublisher);
         let body_text = r#"{"email":"c@example.com","password":"12345678","name":"C"}"#;
         assert_eq!(call(&service, body_text).await.status(), 201, "the account exists");
-        let pending = shared::outbox::Outbox::pending(&service.store, 10).await.unwrap();
+        let pending = shared::outbox::Outbox::pending(&service.store.outbox, 10).await.unwrap();
         assert_eq!(pending.len(), 1, "user.registered waits in the outbox");
 
         let publisher = MemoryPublisher::default();
-        let report = shared::outbox::relay(&service.store, &publisher).await.unwrap();
+        let report = shared::outbox::relay(&service.store.outbox, &publisher).await.unwrap();
         assert_eq!(report.published, 1);
         assert_eq!(publisher.published()[0].event_type(), "user.registered");
     }

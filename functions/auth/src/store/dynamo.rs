@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use shared::Envelope;
 use shared::dynamo::{Item, Table, key};
-use shared::outbox::{DynamoOutbox, Outbox, OutboxError};
+use shared::outbox::DynamoOutbox;
 
 use super::{Admission, Credentials, StoreError, UserStore};
 use crate::domain::{Email, THROTTLE_WINDOW, User, admit};
@@ -86,6 +86,12 @@ impl DynamoStore {
 }
 
 impl UserStore for DynamoStore {
+    type Outbox = DynamoOutbox;
+
+    fn outbox(&self) -> &DynamoOutbox {
+        &self.outbox
+    }
+
     async fn create(&self, user: &User, password_hash: &str, event: &Envelope) -> Result<(), StoreError> {
         let credentials = CredentialsItem { user_id: user.user_id.clone(), password_hash: password_hash.to_owned() };
         let put = |item: Item| {
@@ -164,15 +170,5 @@ impl UserStore for DynamoStore {
 
     async fn clear_login_attempts(&self, email: &Email) -> Result<(), StoreError> {
         self.delete(failures_key(email)).await
-    }
-}
-
-impl Outbox for DynamoStore {
-    async fn pending(&self, limit: i32) -> Result<Vec<Envelope>, OutboxError> {
-        self.outbox.pending(limit).await
-    }
-
-    async fn published(&self, event_id: &str) -> Result<(), OutboxError> {
-        self.outbox.published(event_id).await
     }
 }

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use shared::Envelope;
 use shared::dynamo::{Item, Partition, Table, item, key};
-use shared::outbox::{DynamoOutbox, Outbox, OutboxError};
+use shared::outbox::DynamoOutbox;
 use shared::pagination::{Page, PageRequest};
 
 use super::{OrderStore, StoreError, StoredOrder};
@@ -72,6 +72,12 @@ impl DynamoStore {
 }
 
 impl OrderStore for DynamoStore {
+    type Outbox = DynamoOutbox;
+
+    fn outbox(&self) -> &DynamoOutbox {
+        &self.outbox
+    }
+
     async fn create(&self, order: &StoredOrder, event: &Envelope) -> Result<Option<StoredOrder>, StoreError> {
         let items =
             vec![self.put(order, "attribute_not_exists(pk)", None)?, self.outbox.entry(event).map_err(unavailable)?];
@@ -101,15 +107,5 @@ impl OrderStore for DynamoStore {
         let items =
             vec![self.put(order, "#s = :expected", Some(expected))?, self.outbox.entry(event).map_err(unavailable)?];
         if self.table.transact(items).await.map_err(unavailable)? { Ok(()) } else { Err(StoreError::Conflict) }
-    }
-}
-
-impl Outbox for DynamoStore {
-    async fn pending(&self, limit: i32) -> Result<Vec<Envelope>, OutboxError> {
-        self.outbox.pending(limit).await
-    }
-
-    async fn published(&self, event_id: &str) -> Result<(), OutboxError> {
-        self.outbox.published(event_id).await
     }
 }

@@ -7,7 +7,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use shared::Envelope;
 use shared::dynamo::{Item, Table, item, key};
-use shared::outbox::{DynamoOutbox, Outbox, OutboxError};
+use shared::outbox::DynamoOutbox;
 
 use super::{KeyOutcome, PaymentStore, StoreError, StoredPayment};
 use crate::domain::PaymentStatus;
@@ -65,6 +65,12 @@ impl DynamoStore {
 }
 
 impl PaymentStore for DynamoStore {
+    type Outbox = DynamoOutbox;
+
+    fn outbox(&self) -> &DynamoOutbox {
+        &self.outbox
+    }
+
     async fn claim_key(&self, k: &str) -> Result<Option<KeyOutcome>, StoreError> {
         let now = chrono::Utc::now().timestamp();
         let claim = item(idempotency_key(k), &KeyOutcome::Pending { since: now }).map_err(unavailable)?;
@@ -138,15 +144,5 @@ impl PaymentStore for DynamoStore {
     ) -> Result<bool, StoreError> {
         let change = TransactWriteItem::builder().update(self.status_change(payment_id, from, to)?).build();
         self.table.transact(vec![change, self.outbox.entry(event).map_err(unavailable)?]).await.map_err(unavailable)
-    }
-}
-
-impl Outbox for DynamoStore {
-    async fn pending(&self, limit: i32) -> Result<Vec<Envelope>, OutboxError> {
-        self.outbox.pending(limit).await
-    }
-
-    async fn published(&self, event_id: &str) -> Result<(), OutboxError> {
-        self.outbox.published(event_id).await
     }
 }
