@@ -92,7 +92,8 @@ impl Settings {
 }
 
 pub struct InternalClient {
-    http: reqwest::Client,
+    /// Built on first use: its TLS set-up (the root certificates) stays out of cold starts.
+    http: OnceCell<reqwest::Client>,
     sdk: aws_config::SdkConfig,
     base_url: OnceCell<String>,
     credentials: Credentials,
@@ -108,12 +109,8 @@ impl InternalClient {
         if let Ok(url) = config::required("API_URL") {
             let _ = base_url.set(url.trim_end_matches('/').to_owned());
         }
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .build()
-            .map_err(|e| ConfigError { name: "INTERNAL_TIMEOUT_MS".into(), problem: e.to_string() })?;
         Ok(Self {
-            http,
+            http: OnceCell::new(),
             sdk: sdk.clone(),
             base_url,
             credentials: crate::sigv4::credentials_from_env()?,
@@ -212,7 +209,12 @@ impl InternalClient {
             SystemTime::now(),
         )
         .map_err(|e| unavailable(e.to_string()))?;
-        let mut request = self.http.request(method.clone(), url).body(body.to_vec());
+        let http = self
+            .http
+            .get_or_try_init(|| async { reqwest::Client::builder().timeout(self.settings.timeout).build() })
+            .await
+            .map_err(|e| unavailable(format!("cannot build the HTTP client: {e}")))?;
+        let mut request = http.request(method.clone(), url).body(body.to_vec());
         for (name, value) in headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).chain(signed) {
             request = request.header(name, value);
         }
@@ -259,7 +261,7 @@ mod tests {
 
     fn client(url: &str, threshold: u32) -> InternalClient {
         InternalClient {
-            http: reqwest::Client::new(),
+            http: OnceCell::new(),
             sdk: aws_config::SdkConfig::builder().build(),
             base_url: OnceCell::new_with(Some(url.to_owned())),
             credentials: Credentials::new("test", "test", None, None, "test"),

@@ -59,14 +59,31 @@ pub async fn set_item<S: CartStore, D: Downstream>(
     let customer = caller(&request)?;
     let product_id = path_parameter(&request, "product_id")?;
     let wanted: SetQuantity = json_body(&request)?;
-    if wanted.quantity > 0 && downstream.lookup(std::slice::from_ref(&product_id), &cid).await?.is_empty() {
+    if wanted.quantity <= 0 {
+        let cart = change(store, &customer.user_id, |cart| {
+            cart.set(&product_id, wanted.quantity).map_err(|e| Problem::bad_request(e.0))
+        })
+        .await?;
+        return priced(downstream, &cart, &cid).await;
+    }
+    // One catalogue lookup both checks the product and prices the cart it joins.
+    let (current, _) = store.cart(&customer.user_id).await.map_err(store_failure)?;
+    let mut ids: Vec<String> = current.items.iter().map(|l| l.product_id.clone()).collect();
+    ids.push(product_id.clone());
+    let catalogue = downstream.lookup(&ids, &cid).await?;
+    if !catalogue.iter().any(|p| p.product_id == product_id) {
         return Err(Problem::not_found(format!("no product {product_id}")));
     }
     let cart = change(store, &customer.user_id, |cart| {
         cart.set(&product_id, wanted.quantity).map_err(|e| Problem::bad_request(e.0))
     })
     .await?;
-    priced(downstream, &cart, &cid).await
+    if cart.items.iter().all(|l| catalogue.iter().any(|p| p.product_id == l.product_id)) {
+        Ok(Reply::ok(&price(&cart, &catalogue)))
+    } else {
+        // The cart gained other products meanwhile: price it afresh.
+        priced(downstream, &cart, &cid).await
+    }
 }
 
 pub async fn remove_item<S: CartStore, D: Downstream>(
