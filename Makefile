@@ -19,7 +19,7 @@ EMULATOR := env $(LOCAL_ENV) infra/scripts/emulator.sh
 
 .PHONY: help
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # The stamp names the requirements' hash: a changed pin reinstalls, a fresh clone does not.
 VENV_STAMP := $(VENV)/.installed-$(shell sha256sum infra/requirements.txt | cut -c1-16)
@@ -31,6 +31,23 @@ $(VENV_STAMP):
 
 .PHONY: venv
 venv: $(VENV_STAMP) ## Install the emulator and the linters into the venv (if missing)
+
+# cargo-lambda and zig: only the arm64 (deploy) builds need them, so `make test` does not.
+BUILD_TOOLS_STAMP := $(VENV)/.build-tools-$(shell sha256sum infra/requirements-build.txt | cut -c1-16)
+$(BUILD_TOOLS_STAMP): $(VENV_STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements-build.txt
+	rm -f $(VENV)/.build-tools-*
+	touch $@
+
+# The function crates (one package per service); what deploys and benchmarks build.
+FUNCTION_PACKAGES := $(addprefix -p ,$(notdir $(wildcard functions/*)))
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+
+.PHONY: build-arm64
+build-arm64: $(BUILD_TOOLS_STAMP) ## Release builds for Lambda (arm64, zipped) into $(TARGET_DIR)/lambda
+	rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(CARGO) lambda build --release --arm64 --output-format zip \
+		$(FUNCTION_PACKAGES) -p bench-baseline
 
 .PHONY: build
 build: ## Build every crate (functions, devstack, tests)
@@ -53,6 +70,15 @@ test: venv lint fmt-check clippy ## Every test: linters, unit, handler and syste
 invoke: venv ## Replay one event: make invoke FN=HealthFunction EVENT=events/http-get-health.json
 	$(CARGO) build --quiet --workspace
 	$(EMULATOR) run $(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) invoke $(FN) $(EVENT)
+
+.PHONY: bench
+bench: venv build-arm64 ## Benchmarks (not part of `make test`): cold start, latency, size, memory -> target/bench
+	$(CARGO) build --release $(FUNCTION_PACKAGES) -p bench-baseline
+	$(CARGO) build -p bench
+	@mkdir -p $(TARGET_DIR)/bench
+	@echo "bench: function logs go to $(TARGET_DIR)/bench/functions.log"
+	$(EMULATOR) run $(TARGET_DIR)/debug/bench --out $(TARGET_DIR)/bench $(BENCH_ARGS) \
+		2>$(TARGET_DIR)/bench/functions.log || { tail -n 30 $(TARGET_DIR)/bench/functions.log; exit 1; }
 
 .PHONY: lint
 lint: venv ## cfn-lint and sam validate --lint on template.yaml; the OpenAPI document is valid

@@ -46,7 +46,53 @@ pub async fn aws() -> aws_config::SdkConfig {
         .operation_attempt_timeout(std::time::Duration::from_secs(2))
         .operation_timeout(std::time::Duration::from_secs(5))
         .build();
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .http_client(https_client(trust_roots(|name| std::env::var(name).ok())))
+        .load()
+        .await
+}
+
+/// Which certificates the SDK's TLS trusts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TrustRoots {
+    /// Amazon Trust Services' roots, compiled in: every AWS service endpoint chains to them.
+    Amazon,
+    /// The system's store: for an HTTPS endpoint that is not AWS (or `SDK_TRUST_ROOTS=native`).
+    Native,
+}
+
+/// The SDK's default client loads the whole system certificate store when a client is built
+/// (~1 ms on Lambda's AL2023, ~4 ms on Debian, where it walks /etc/ssl/certs): most of a
+/// function's init. AWS endpoints only need Amazon's five roots, so we trust just those unless
+/// an HTTPS endpoint of someone else's is configured. Plain-HTTP emulators need no roots at all.
+pub fn trust_roots(var: impl Fn(&str) -> Option<String>) -> TrustRoots {
+    if var("SDK_TRUST_ROOTS").is_some_and(|v| v.eq_ignore_ascii_case("native")) {
+        return TrustRoots::Native;
+    }
+    let custom_https =
+        ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SNS", "AWS_ENDPOINT_URL_SQS"]
+            .iter()
+            .filter_map(|name| var(name))
+            .any(|url| url.trim().to_ascii_lowercase().starts_with("https://"));
+    // China's partition is served under other roots.
+    let china = var("AWS_REGION").is_some_and(|region| region.starts_with("cn-"));
+    if custom_https || china { TrustRoots::Native } else { TrustRoots::Amazon }
+}
+
+const AMAZON_ROOTS: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
+
+fn https_client(roots: TrustRoots) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+    let store = match roots {
+        TrustRoots::Amazon => TrustStore::empty().with_native_roots(false).with_pem_certificate(AMAZON_ROOTS),
+        TrustRoots::Native => TrustStore::default(),
+    };
+    let context = TlsContext::builder().with_trust_store(store).build().expect("a trust store without options");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
 }
 
 #[cfg(test)]
@@ -57,6 +103,31 @@ mod tests {
     fn required_names_the_variable_when_missing() {
         let err = required("SHARED_TEST_SURELY_UNSET").unwrap_err();
         assert_eq!(err.to_string(), "environment variable SHARED_TEST_SURELY_UNSET: is not set");
+    }
+
+    #[test]
+    fn aws_endpoints_trust_amazon_roots_and_other_https_endpoints_the_system_store() {
+        let with = |pairs: &'static [(&'static str, &'static str)]| {
+            trust_roots(move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+        };
+        assert_eq!(with(&[]), TrustRoots::Amazon);
+        assert_eq!(with(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")]), TrustRoots::Amazon);
+        assert_eq!(with(&[("AWS_ENDPOINT_URL", "https://localhost.localstack.cloud:4566")]), TrustRoots::Native);
+        assert_eq!(with(&[("AWS_ENDPOINT_URL_SQS", "HTTPS://sqs.example")]), TrustRoots::Native);
+        assert_eq!(with(&[("AWS_REGION", "cn-north-1")]), TrustRoots::Native);
+        assert_eq!(with(&[("SDK_TRUST_ROOTS", "native")]), TrustRoots::Native);
+    }
+
+    #[test]
+    fn the_amazon_roots_are_five_valid_certificates() {
+        use aws_smithy_runtime_api::client::http::HttpClient;
+        use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
+        assert_eq!(String::from_utf8_lossy(AMAZON_ROOTS).matches("BEGIN CERTIFICATE").count(), 5);
+        // Building a connector parses the roots; a bad one panics here rather than in a function.
+        let bag = aws_sdk_dynamodb::config::ConfigBag::base();
+        https_client(TrustRoots::Amazon)
+            .validate_base_client_config(&RuntimeComponentsBuilder::new("test"), &bag)
+            .unwrap();
     }
 
     #[test]

@@ -74,6 +74,28 @@ impl Table {
         found.item.map(|item| serde_dynamo::from_item(item).map_err(error)).transpose()
     }
 
+    /// The items at `keys` that exist (consistent reads), in any order: one BatchGetItem per
+    /// 100 keys; keys DynamoDB leaves unprocessed (throttling) are asked for again a few times.
+    pub async fn get_many(&self, keys: Vec<Item>) -> Result<Vec<Item>, DynamoError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let batch = KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true).build();
+            let mut request = Some(batch.map_err(error)?);
+            for _ in 0..5 {
+                let Some(keys) = request.take() else { break };
+                let answer =
+                    self.client.batch_get_item().request_items(&self.name, keys).send().await.map_err(error)?;
+                found.extend(answer.responses().and_then(|r| r.get(&self.name)).into_iter().flatten().cloned());
+                request = answer.unprocessed_keys().and_then(|u| u.get(&self.name)).cloned();
+            }
+            if request.is_some() {
+                return Err(DynamoError(format!("{}: reads still throttled after retries", self.name)));
+            }
+        }
+        Ok(found)
+    }
+
     /// Writes `value` at `key`, unconditionally.
     pub async fn put(&self, key: Item, value: &impl Serialize) -> Result<(), DynamoError> {
         self.client.put_item().table_name(&self.name).set_item(Some(item(key, value)?)).send().await.map_err(error)?;

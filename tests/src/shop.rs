@@ -1,5 +1,6 @@
 //! A shop on the local stack, driven through its public API as clients drive it.
 
+use std::ops::Deref;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -7,9 +8,18 @@ use serde_json::{Value, json};
 
 use crate::LocalApi;
 
+/// A local stack of its own (`devstack serve`), and a client of its API.
 pub struct Shop {
     pub api: LocalApi,
+    client: ShopClient,
+}
+
+/// A client of a running shop's public API (tests and benchmarks).
+pub struct ShopClient {
+    pub base_url: String,
     pub http: reqwest::Client,
+    /// How often the `wait_for_*` methods look again.
+    pub poll_every: Duration,
 }
 
 /// A registered user's bearer token and id.
@@ -20,19 +30,38 @@ pub struct User {
 
 impl Shop {
     pub async fn open(parameters: &[(&str, &str)]) -> Self {
-        Self {
-            api: LocalApi::start_with(parameters).await,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
-        }
+        let api = LocalApi::start_with(parameters).await;
+        let client = ShopClient::new(&api.url);
+        Self { api, client }
+    }
+}
+
+impl Deref for Shop {
+    type Target = ShopClient;
+
+    fn deref(&self) -> &ShopClient {
+        &self.client
+    }
+}
+
+impl ShopClient {
+    pub fn new(base_url: &str) -> Self {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Self { base_url: base_url.trim_end_matches('/').to_owned(), http, poll_every: Duration::from_millis(200) }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.api.url)
+        format!("{}{path}", self.base_url)
     }
 
+    /// A new user with a fresh email address.
     pub async fn register(&self, role: &str) -> User {
         let email = format!("{role}.{}@example.com", ulid::Ulid::generate().to_string().to_lowercase());
-        let body = json!({"email": email, "password": "correct horse", "name": role, "role": role});
+        self.sign_up(&email, "correct horse", role).await
+    }
+
+    pub async fn sign_up(&self, email: &str, password: &str, role: &str) -> User {
+        let body = json!({"email": email, "password": password, "name": role, "role": role});
         let session: Value =
             self.http.post(self.url("/auth/register")).json(&body).send().await.unwrap().json().await.unwrap();
         User {
@@ -83,7 +112,7 @@ impl Shop {
     }
 }
 
-impl Shop {
+impl ShopClient {
     /// An order as its owner sees it.
     pub async fn order(&self, customer: &User, order_id: &str) -> Value {
         self.get(customer, &format!("/orders/{order_id}")).await.json().await.unwrap()
@@ -103,7 +132,7 @@ impl Shop {
             if check(&order) || tokio::time::Instant::now() >= deadline {
                 return order;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(self.poll_every).await;
         }
     }
 
@@ -122,7 +151,7 @@ impl Shop {
             if wanted.iter().all(|w| templates.iter().any(|t| t == w)) || tokio::time::Instant::now() >= deadline {
                 return templates;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(self.poll_every).await;
         }
     }
 

@@ -147,6 +147,9 @@ impl AiStore for MemoryStore {
     }
 }
 
+/// Counter updates in flight at once, per invocation.
+const CONCURRENT_WRITES: usize = 16;
+
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     table: Table,
@@ -205,6 +208,15 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// Many counter updates, a bounded number at a time (DynamoDB has no batch update): an
+    /// order of n products touches n² co-purchase counters.
+    async fn add_all(&self, counters: Vec<(Item, Vec<(&'static str, u64)>)>) -> Result<(), StoreError> {
+        for chunk in counters.chunks(CONCURRENT_WRITES) {
+            futures_util::future::try_join_all(chunk.iter().map(|(key, values)| self.add(key.clone(), values))).await?;
+        }
+        Ok(())
+    }
+
     async fn partition(&self, pk: String) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut pages = self
@@ -240,38 +252,36 @@ impl AiStore for DynamoStore {
         self.put(key(format!("ORDER#{}", order.order_id), "ORDER"), order).await
     }
     async fn products(&self, ids: &[String]) -> Result<HashMap<String, ProductInfo>, StoreError> {
-        let mut found = HashMap::new();
-        for id in ids {
-            if let Some(product) = self.get::<ProductInfo>(key(format!("PRODUCT#{id}"), "INFO")).await? {
-                found.insert(id.clone(), product);
-            }
-        }
-        Ok(found)
+        let keys = ids.iter().map(|id| key(format!("PRODUCT#{id}"), "INFO")).collect();
+        let items = self.table.get_many(keys).await.map_err(unavailable)?;
+        items
+            .into_iter()
+            .map(|item| {
+                let product: ProductInfo = serde_dynamo::from_item(item).map_err(unavailable)?;
+                Ok((product.product_id.clone(), product))
+            })
+            .collect()
     }
     async fn save_product(&self, product: &ProductInfo) -> Result<(), StoreError> {
         self.put(key(format!("PRODUCT#{}", product.product_id), "INFO"), product).await
     }
     async fn add_sale(&self, order: &OrderSeen) -> Result<(), StoreError> {
         let SaleParts(units, pairs, sellers) = sale_parts(order);
-        for (product, n) in units {
-            self.add(key("POPULAR", product), &[("units", n)]).await?;
-        }
-        for (a, b) in pairs {
-            self.add(key(format!("TOGETHER#{a}"), b), &[("orders", 1)]).await?;
-        }
-        for (seller, (n, revenue)) in sellers {
-            // Per-product units first: a summary that shows the sale has its top products.
-            for (product, _, q, _) in order.items.iter().filter(|(_, s, ..)| *s == seller) {
-                self.add(key(format!("SELLER#{seller}"), format!("UNITS#{product}")), &[("units", u64::from(*q))])
-                    .await?;
-            }
-            self.add(
+        let mut counters: Vec<(Item, Vec<(&'static str, u64)>)> = Vec::new();
+        counters.extend(units.into_iter().map(|(product, n)| (key("POPULAR", product), vec![("units", n)])));
+        counters.extend(pairs.into_iter().map(|(a, b)| (key(format!("TOGETHER#{a}"), b), vec![("orders", 1)])));
+        counters.extend(order.items.iter().map(|(product, seller, q, _)| {
+            (key(format!("SELLER#{seller}"), format!("UNITS#{product}")), vec![("units", u64::from(*q))])
+        }));
+        self.add_all(counters).await?;
+        // Summaries after the per-product units: a summary that shows the sale has its top products.
+        let summaries = sellers.into_iter().map(|(seller, (n, revenue))| {
+            (
                 key(format!("SELLER#{seller}"), "SUMMARY"),
-                &[("orders", 1), ("units_sold", n), ("revenue_cents", revenue)],
+                vec![("orders", 1), ("units_sold", n), ("revenue_cents", revenue)],
             )
-            .await?;
-        }
-        Ok(())
+        });
+        self.add_all(summaries.collect()).await
     }
     async fn popular(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
         let mut all: Vec<(String, u64)> =
@@ -281,13 +291,13 @@ impl AiStore for DynamoStore {
         Ok(all)
     }
     async fn together(&self, products: &[String]) -> Result<Vec<(String, String, u64)>, StoreError> {
-        let mut found = Vec::new();
-        for product in products {
-            for item in self.partition(format!("TOGETHER#{product}")).await? {
-                found.push((product.clone(), sort_key(&item), number(&item, "orders")));
-            }
-        }
-        Ok(found)
+        let partitions = products.iter().map(|product| async move {
+            let items = self.partition(format!("TOGETHER#{product}")).await?;
+            Ok::<_, StoreError>(
+                items.iter().map(|i| (product.clone(), sort_key(i), number(i, "orders"))).collect::<Vec<_>>(),
+            )
+        });
+        Ok(futures_util::future::try_join_all(partitions).await?.into_iter().flatten().collect())
     }
     async fn seller(&self, seller_id: &str) -> Result<SellerSummary, StoreError> {
         let mut summary = SellerSummary::default();

@@ -80,6 +80,8 @@ struct Instance {
     exited: watch::Receiver<Option<String>>,
     kill: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
+    /// The process id, while it runs (benchmarks read its memory from /proc).
+    pid: Option<u32>,
 }
 
 impl Instance {
@@ -110,6 +112,8 @@ struct Pool {
     slots: Semaphore,
     /// A kill switch per running process, removed when the process exits.
     live: Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<()>>>>,
+    /// Invocations so far (started, whatever their outcome).
+    invocations: std::sync::atomic::AtomicU64,
 }
 
 /// Every function of the stack, ready to be invoked.
@@ -132,6 +136,7 @@ impl Runtime {
                     idle: std::sync::Mutex::new(Vec::new()),
                     slots: Semaphore::new(max_instances.max(1)),
                     live: Arc::default(),
+                    invocations: Default::default(),
                 };
                 (pool.spec.name.clone(), Arc::new(pool))
             })
@@ -178,12 +183,36 @@ impl Runtime {
     fn is_down(&self, function: &str) -> bool {
         self.down.lock().unwrap_or_else(|e| e.into_inner()).contains(function)
     }
+
+    /// Invocations per function so far: how many Lambda calls a request fanned out into.
+    pub fn invocation_counts(&self) -> HashMap<String, u64> {
+        self.pools
+            .iter()
+            .map(|(name, pool)| (name.clone(), pool.invocations.load(std::sync::atomic::Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// The process ids of the function's idle instances.
+    pub fn idle_pids(&self, function: &str) -> Vec<u32> {
+        let Some(pool) = self.pools.get(function) else { return Vec::new() };
+        pool.idle.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(|i| i.pid).collect()
+    }
+
+    /// Stops the function's idle instances, so that its next invocation is a cold start.
+    pub fn stop_idle(&self, function: &str) {
+        if let Some(pool) = self.pools.get(function) {
+            for instance in pool.idle.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+                instance.stop();
+            }
+        }
+    }
 }
 
 impl Pool {
     async fn invoke(self: Arc<Self>, payload: Bytes) -> Result<Invocation, InvokeError> {
         let pool = &self;
         let function = pool.spec.name.clone();
+        pool.invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _slot = pool.slots.acquire().await.map_err(|_| InvokeError::Unavailable("shutting down".into()))?;
         let reused = {
             let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -268,6 +297,7 @@ impl Pool {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = command.spawn().map_err(|e| InvokeError::Unavailable(format!("{name}: cannot start: {e}")))?;
+        let pid = child.id();
         for stream in [child.stdout.take().map(Pipe::Out), child.stderr.take().map(Pipe::Err)].into_iter().flatten() {
             tokio::spawn(forward_logs(name.clone(), stream));
         }
@@ -287,7 +317,7 @@ impl Pool {
             live.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
             let _ = exited_tx.send(Some(status));
         });
-        let instance = Instance { jobs: jobs_tx, state, exited: exited_rx, kill: Some(kill_tx), server };
+        let instance = Instance { jobs: jobs_tx, state, exited: exited_rx, kill: Some(kill_tx), server, pid };
 
         let mut exited = instance.exited.clone();
         let outcome = tokio::select! {

@@ -69,6 +69,18 @@ impl LocalStack {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
+        let pollers = self.start_event_sources(config);
+        let app = self.gateway.clone().router();
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        for poller in pollers {
+            poller.abort();
+        }
+        self.runtime.shutdown();
+        served.context("serving the HTTP API")
+    }
+
+    /// Starts polling every SQS event source and invoking every schedule; abort the tasks to stop.
+    pub fn start_event_sources(&self, config: &aws_config::SdkConfig) -> Vec<tokio::task::JoinHandle<()>> {
         let sqs = aws_sdk_sqs::Client::new(config);
         let mut pollers = Vec::new();
         for function in &self.functions {
@@ -92,13 +104,7 @@ impl LocalStack {
                 )));
             }
         }
-        let app = self.gateway.clone().router();
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-        for poller in pollers {
-            poller.abort();
-        }
-        self.runtime.shutdown();
-        served.context("serving the HTTP API")
+        pollers
     }
 
     /// What is running, for people.
@@ -136,20 +142,25 @@ async fn scheduled(runtime: Runtime, function: String, every: std::time::Duratio
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         ticks.tick().await;
-        let event = serde_json::json!({
-            "version": "0",
-            "id": ulid::Ulid::generate().to_string(),
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "region": region,
-            "resources": [],
-            "detail": {},
-        });
-        if let Err(error) = runtime.invoke(&function, Bytes::from(event.to_string())).await {
+        if let Err(error) = runtime.invoke(&function, schedule_event(&region)).await {
             eprintln!("[{function}] scheduled invocation failed: {error}");
         }
     }
+}
+
+/// The event EventBridge sends for a schedule.
+pub fn schedule_event(region: &str) -> Bytes {
+    let event = serde_json::json!({
+        "version": "0",
+        "id": ulid::Ulid::generate().to_string(),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "region": region,
+        "resources": [],
+        "detail": {},
+    });
+    Bytes::from(event.to_string())
 }
 
 /// `devstack invoke`: one event to one function, in a fresh instance.

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use shared::dynamo::{Item, Partition, Table, key};
@@ -220,33 +220,12 @@ impl CatalogueStore for DynamoStore {
         let mut unique: Vec<&String> = ids.iter().collect();
         unique.sort();
         unique.dedup();
-        let mut found = Vec::new();
-        for chunk in unique.chunks(100) {
-            let keys = chunk.iter().map(|id| product_key(id)).collect();
-            let mut request = Some(
-                KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build().map_err(unavailable)?,
-            );
-            // Unprocessed keys (throttling) are asked for again, a bounded number of times.
-            for _ in 0..5 {
-                let Some(keys) = request.take() else { break };
-                let answer = self
-                    .table
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table.name, keys)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                for item in answer.responses().and_then(|r| r.get(&self.table.name)).into_iter().flatten() {
-                    found.push(serde_dynamo::from_item::<_, ProductItem>(item.clone()).map_err(unavailable)?.product);
-                }
-                request = answer.unprocessed_keys().and_then(|u| u.get(&self.table.name)).cloned();
-            }
-            if request.is_some() {
-                return Err(StoreError::Unavailable("the catalogue is throttling lookups".into()));
-            }
-        }
-        Ok(found)
+        let keys = unique.into_iter().map(|id| product_key(id)).collect();
+        let items = self.table.get_many(keys).await.map_err(unavailable)?;
+        items
+            .into_iter()
+            .map(|item| Ok(serde_dynamo::from_item::<_, ProductItem>(item).map_err(unavailable)?.product))
+            .collect()
     }
 
     async fn reserve(&self, reservation_id: &str, lines: &[Line]) -> Result<Reservation, StoreError> {

@@ -1,0 +1,249 @@
+//! Per function, under a Runtime API of its own (one instance at a time, as one Lambda
+//! sandbox): cold starts (init, then the first invocation), warm latency, and memory after
+//! many warm invocations. Each function replays its sample from `events/`, with the sample's
+//! ids replaced by the benchmark shop's so that the calls reach real items.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use axum::body::Bytes;
+use devstack::functions::FunctionSpec;
+use devstack::runtime::{InvokeError, Runtime};
+use serde_json::Value;
+
+use crate::report::{FunctionFigures, Samples};
+
+/// The sample each queue consumer replays (its queue receives several event types; this is the
+/// one that does the most work).
+const CONSUMER_SAMPLES: &[(&str, &str)] = &[
+    ("SettlePaymentsFunction", "sqs-order-created.json"),
+    ("ApplyPaymentsFunction", "sqs-payment-completed.json"),
+    ("SettleReservationsFunction", "sqs-order-created.json"),
+    ("CartEventsFunction", "sqs-order-completed.json"),
+    ("NotifyFunction", "sqs-order-created.json"),
+    ("LearnFunction", "sqs-order-completed.json"),
+];
+
+/// The register sample's address; replaced by a new one per invocation, so that every
+/// registration is a real one (hash, transaction, event), not a 409.
+const SAMPLE_NEW_EMAIL: &str = "Ada@Example.com";
+
+/// What to replay: a sample (ids already substituted) or a schedule tick.
+#[derive(Clone)]
+pub enum Event {
+    Sample { file: String, text: String },
+    Schedule { region: String },
+}
+
+impl Event {
+    pub fn label(&self) -> String {
+        match self {
+            Event::Sample { file, .. } => file.clone(),
+            Event::Schedule { .. } => "scheduled event".into(),
+        }
+    }
+
+    /// One invocation's payload: a fresh address for registrations, a fresh event id for
+    /// every SQS record (consumers de-duplicate on it).
+    pub fn payload(&self) -> Result<Bytes> {
+        let text = match self {
+            Event::Schedule { region } => return Ok(devstack::serve::schedule_event(region)),
+            Event::Sample { text, .. } => text.replace(SAMPLE_NEW_EMAIL, &format!("bench.{}@example.com", fresh_id())),
+        };
+        if !text.contains("\"Records\"") {
+            return Ok(Bytes::from(text));
+        }
+        let mut event: Value = serde_json::from_str(&text)?;
+        for record in event["Records"].as_array_mut().into_iter().flatten() {
+            let mut envelope: Value = serde_json::from_str(record["body"].as_str().unwrap_or("{}"))?;
+            envelope["id"] = Value::String(ulid::Ulid::generate().to_string());
+            record["body"] = Value::String(envelope.to_string());
+        }
+        Ok(Bytes::from(event.to_string()))
+    }
+}
+
+fn fresh_id() -> String {
+    ulid::Ulid::generate().to_string().to_lowercase()
+}
+
+/// Finds each function's sample in `events/`.
+pub struct Catalogue {
+    dir: PathBuf,
+    /// `METHOD /path` -> sample file, from each HTTP sample's `routeKey`.
+    by_route: HashMap<String, String>,
+    authorizers: HashSet<String>,
+    region: String,
+    /// Sample id -> the benchmark shop's id.
+    ids: Vec<(String, String)>,
+}
+
+impl Catalogue {
+    pub fn load(dir: &Path, authorizers: HashSet<String>, region: &str, ids: Vec<(String, String)>) -> Result<Self> {
+        let mut by_route = HashMap::new();
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            if !name.starts_with("http-") {
+                continue;
+            }
+            let sample: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+            if let Some(key) = sample["routeKey"].as_str() {
+                by_route.insert(key.to_owned(), name);
+            }
+        }
+        Ok(Self { dir: dir.to_owned(), by_route, authorizers, region: region.to_owned(), ids })
+    }
+
+    pub fn event_for(&self, spec: &FunctionSpec) -> Result<Event> {
+        let file = if self.authorizers.contains(&spec.name) {
+            "authorizer-request.json".to_owned()
+        } else if let Some(route) = spec.routes.first() {
+            let key = format!("{} {}", route.method, route.path);
+            self.by_route.get(&key).cloned().ok_or_else(|| anyhow!("{}: no sample in events/ for {key}", spec.name))?
+        } else if !spec.queues.is_empty() {
+            let found = CONSUMER_SAMPLES.iter().find(|(name, _)| *name == spec.name);
+            found
+                .map(|(_, file)| (*file).to_owned())
+                .ok_or_else(|| anyhow!("{}: add its sample to CONSUMER_SAMPLES", spec.name))?
+        } else if !spec.schedules.is_empty() {
+            return Ok(Event::Schedule { region: self.region.clone() });
+        } else {
+            bail!("{}: no route, queue or schedule to take a sample from", spec.name)
+        };
+        let mut text = std::fs::read_to_string(self.dir.join(&file)).with_context(|| format!("reading {file}"))?;
+        for (sample, ours) in &self.ids {
+            text = text.replace(sample, ours);
+        }
+        Ok(Event::Sample { file, text })
+    }
+}
+
+pub struct Options {
+    pub cold_runs: usize,
+    pub warm_invocations: usize,
+}
+
+/// Cold starts, then warm invocations on the last instance, of one function.
+pub async fn measure(runtime: &Runtime, name: &str, event: &Event, options: &Options) -> Result<FunctionFigures> {
+    let mut outcomes = BTreeMap::new();
+    let (mut inits, mut firsts) = (Vec::new(), Vec::new());
+    // One cold start not counted: the first run of a binary reads it from disk into the page
+    // cache, which a Lambda sandbox does not do again for each instance either.
+    runtime.stop_idle(name);
+    let _ = runtime.invoke(name, event.payload()?).await;
+    for _ in 0..options.cold_runs {
+        runtime.stop_idle(name);
+        let result = runtime.invoke(name, event.payload()?).await;
+        if let Ok(invocation) = &result {
+            inits.extend(invocation.init);
+            firsts.push(invocation.duration);
+        }
+        *outcomes.entry(outcome(&result)).or_default() += 1;
+    }
+    if inits.is_empty() {
+        bail!("{name}: no cold start succeeded: {outcomes:?}");
+    }
+
+    let mut warm = Vec::with_capacity(options.warm_invocations);
+    let mut rss_at_100 = None;
+    for i in 1..=options.warm_invocations {
+        let result = runtime.invoke(name, event.payload()?).await;
+        if let Ok(invocation) = &result
+            && invocation.init.is_none()
+        {
+            warm.push(invocation.duration);
+        }
+        *outcomes.entry(outcome(&result)).or_default() += 1;
+        if i == 100 {
+            rss_at_100 = memory(runtime, name).map(|m| m.rss_kb);
+        }
+    }
+    let end = memory(runtime, name);
+    runtime.stop_idle(name);
+
+    let (inits, firsts, warm) = (Samples::new(&inits), Samples::new(&firsts), Samples::new(&warm));
+    Ok(FunctionFigures {
+        init_ms_p50: inits.percentile(0.5),
+        init_ms_p95: inits.percentile(0.95),
+        first_ms_p50: firsts.percentile(0.5),
+        warm_ms_p50: warm.percentile(0.5),
+        warm_ms_p99: warm.percentile(0.99),
+        rss_kb_peak: end.map(|m| m.peak_kb),
+        rss_kb_at_100: rss_at_100,
+        rss_kb_at_end: end.map(|m| m.rss_kb),
+        warm_invocations: options.warm_invocations,
+        outcomes,
+        sample: event.label(),
+        ..FunctionFigures::default()
+    })
+}
+
+/// How an invocation ended, in a word: the HTTP status, `ok`, `N failed` (SQS records) or the error.
+fn outcome(result: &Result<devstack::runtime::Invocation, InvokeError>) -> String {
+    let invocation = match result {
+        Ok(invocation) => invocation,
+        Err(InvokeError::Function { error_type, .. }) => return format!("function error {error_type}"),
+        Err(error) => return format!("{}", error).chars().take(60).collect(),
+    };
+    let answer: Value = serde_json::from_slice(&invocation.payload).unwrap_or_default();
+    if let Some(status) = answer["statusCode"].as_u64() {
+        return status.to_string();
+    }
+    match answer["batchItemFailures"].as_array() {
+        Some(failed) if !failed.is_empty() => format!("{} of batch failed", failed.len()),
+        _ => "ok".into(),
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Memory {
+    rss_kb: u64,
+    peak_kb: u64,
+}
+
+/// Resident and peak resident set of the function's (one) idle instance, from /proc (Linux).
+fn memory(runtime: &Runtime, name: &str) -> Option<Memory> {
+    let pid = *runtime.idle_pids(name).first()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    Some(Memory { rss_kb: field("VmRSS:")?, peak_kb: field("VmHWM:")? })
+}
+
+/// Stripped arm64 binary and its zip, as `cargo lambda build --release --arm64 --output-format zip`
+/// leaves them (`target/lambda/BINARY/bootstrap[.zip]`).
+pub fn sizes(lambda_dir: &Path, binary: &str) -> (Option<u64>, Option<u64>) {
+    let size = |file: &str| std::fs::metadata(lambda_dir.join(binary).join(file)).ok().map(|m| m.len());
+    (size("bootstrap"), size("bootstrap.zip"))
+}
+
+/// The cold-start comparison: init p50 over the baseline's init p50.
+pub fn ratio(init_ms: f64, baseline_ms: f64) -> f64 {
+    if baseline_ms > 0.0 { crate::report::round(init_ms / baseline_ms) } else { 0.0 }
+}
+
+/// A function's figures in one line, for progress output.
+pub fn describe(figures: &FunctionFigures) -> String {
+    format!(
+        "init p50 {:.2} ms p95 {:.2} ms, first {:.2} ms, warm p50 {:.2} ms p99 {:.2} ms, rss {} kB, {:?}",
+        figures.init_ms_p50,
+        figures.init_ms_p95,
+        figures.first_ms_p50,
+        figures.warm_ms_p50,
+        figures.warm_ms_p99,
+        figures.rss_kb_peak.unwrap_or_default(),
+        figures.outcomes
+    )
+}
+
+/// How long a step took, for progress lines.
+pub fn seconds(elapsed: Duration) -> String {
+    format!("{:.1} s", elapsed.as_secs_f64())
+}

@@ -1,0 +1,196 @@
+//! `target/bench/report.json` (the shape issue 7 fixed) and the same figures as a Markdown table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::proxy::Counts;
+
+/// The goals the figures are checked against.
+pub const INIT_RATIO_GOAL: f64 = 1.5;
+pub const ZIP_BYTES_GOAL: u64 = 6 * 1024 * 1024;
+pub const RSS_KB_GOAL: u64 = 40 * 1024;
+/// Resident-set growth between the 100th and the last warm invocation that counts as growth
+/// (allocator noise is a few pages).
+pub const RSS_GROWTH_KB_LIMIT: i64 = 256;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub baseline: Baseline,
+    pub functions: BTreeMap<String, FunctionFigures>,
+    pub checkout: BTreeMap<String, CheckoutFigures>,
+    pub paid_after_ms_p50: Option<f64>,
+    pub paid_after_ms_p95: Option<f64>,
+    /// How the figures were taken (runs, host, build), for whoever reads the file later.
+    pub method: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Baseline {
+    pub init_ms_p50: f64,
+    pub init_ms_p95: f64,
+    pub first_ms_p50: f64,
+    pub warm_ms_p50: f64,
+    pub warm_ms_p99: f64,
+    pub binary_bytes: Option<u64>,
+    pub zip_bytes: Option<u64>,
+    pub rss_kb_peak: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct FunctionFigures {
+    pub init_ms_p50: f64,
+    pub init_ms_p95: f64,
+    pub init_ratio: f64,
+    pub first_ms_p50: f64,
+    pub warm_ms_p50: f64,
+    pub warm_ms_p99: f64,
+    /// Host release binary (stripped) when no arm64 build was found.
+    pub binary_bytes: Option<u64>,
+    pub zip_bytes: Option<u64>,
+    pub rss_kb_peak: Option<u64>,
+    /// Resident set after the 100th and after the last warm invocation.
+    pub rss_kb_at_100: Option<u64>,
+    pub rss_kb_at_end: Option<u64>,
+    pub warm_invocations: usize,
+    /// What the replayed event got back (HTTP status, `ok`, `N failed`, `error`), and how often.
+    pub outcomes: BTreeMap<String, u64>,
+    pub sample: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct CheckoutFigures {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    /// AWS API calls of one checkout, every function of the chain included.
+    pub aws_calls: u64,
+    pub aws_calls_by_operation: Counts,
+    /// Lambda invocations of one checkout (authorizer and internal routes included).
+    pub lambda_invocations: u64,
+    pub runs: usize,
+}
+
+/// Milliseconds, sorted, with nearest-rank percentiles.
+pub struct Samples(Vec<f64>);
+
+impl Samples {
+    pub fn new(durations: &[Duration]) -> Self {
+        let mut ms: Vec<f64> = durations.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        Self(ms)
+    }
+
+    /// The `q` quantile (0 < q <= 1) by nearest rank; 0 without samples.
+    pub fn percentile(&self, q: f64) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        let rank = (q * self.0.len() as f64).ceil() as usize;
+        round(self.0[rank.clamp(1, self.0.len()) - 1])
+    }
+}
+
+/// Two decimals are plenty for milliseconds.
+pub fn round(ms: f64) -> f64 {
+    (ms * 100.0).round() / 100.0
+}
+
+fn mb(bytes: Option<u64>) -> String {
+    bytes.map(|b| format!("{:.2}", b as f64 / 1048576.0)).unwrap_or_else(|| "–".into())
+}
+
+fn kb_as_mb(kb: Option<u64>) -> String {
+    kb.map(|k| format!("{:.1}", k as f64 / 1024.0)).unwrap_or_else(|| "–".into())
+}
+
+impl Report {
+    /// The figures as Markdown, goals marked where missed.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let b = &self.baseline;
+        let _ = writeln!(
+            out,
+            "Baseline (`infra/bench/baseline`): init p50 {} ms, p95 {} ms; warm p50 {} ms; zip {} MB; RSS {} MB\n",
+            b.init_ms_p50,
+            b.init_ms_p95,
+            b.warm_ms_p50,
+            mb(b.zip_bytes),
+            kb_as_mb(b.rss_kb_peak)
+        );
+        out.push_str(
+            "| function | init p50 ms | init p95 ms | × baseline | first p50 ms | warm p50 ms | warm p99 ms | arm64 binary MB | zip MB | peak RSS MB | RSS growth 100→end KB | replayed sample → answers |\n",
+        );
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+        for (name, f) in &self.functions {
+            let flag = |missed: bool| if missed { " ⚠" } else { "" };
+            let growth = match (f.rss_kb_at_100, f.rss_kb_at_end) {
+                (Some(a), Some(b)) => {
+                    let kb = b as i64 - a as i64;
+                    format!("{kb}{}", flag(kb > RSS_GROWTH_KB_LIMIT))
+                }
+                _ => "–".into(),
+            };
+            let answers: Vec<String> = f.outcomes.iter().map(|(what, n)| format!("{what} ×{n}")).collect();
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {:.2}{} | {} | {} | {} | {} | {}{} | {}{} | {growth} | `{}` → {} |",
+                f.init_ms_p50,
+                f.init_ms_p95,
+                f.init_ratio,
+                flag(f.init_ratio > INIT_RATIO_GOAL),
+                f.first_ms_p50,
+                f.warm_ms_p50,
+                f.warm_ms_p99,
+                mb(f.binary_bytes),
+                mb(f.zip_bytes),
+                flag(f.zip_bytes.is_some_and(|z| z > ZIP_BYTES_GOAL)),
+                kb_as_mb(f.rss_kb_peak),
+                flag(f.rss_kb_peak.is_some_and(|r| r > RSS_KB_GOAL)),
+                f.sample,
+                answers.join(", "),
+            );
+        }
+        out.push_str("\n| checkout | p50 ms | p95 ms | p99 ms | AWS calls | Lambda invocations | runs |\n");
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+        let mut sizes: Vec<_> = self.checkout.iter().collect();
+        sizes.sort_by_key(|(lines, _)| lines.trim_start_matches("lines_").parse::<usize>().unwrap_or(0));
+        for (lines, c) in sizes {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                lines.replace('_', " "),
+                c.p50_ms,
+                c.p95_ms,
+                c.p99_ms,
+                c.aws_calls,
+                c.lambda_invocations,
+                c.runs
+            );
+        }
+        if let (Some(p50), Some(p95)) = (self.paid_after_ms_p50, self.paid_after_ms_p95) {
+            let _ =
+                writeln!(out, "\nCheckout → order `paid` with every notification stored: p50 {p50} ms, p95 {p95} ms");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let samples = Samples::new(&(1..=100).map(Duration::from_millis).collect::<Vec<_>>());
+        assert_eq!(samples.percentile(0.5), 50.0);
+        assert_eq!(samples.percentile(0.95), 95.0);
+        assert_eq!(samples.percentile(0.99), 99.0);
+        assert_eq!(samples.percentile(1.0), 100.0);
+        let one = Samples::new(&[Duration::from_micros(1500)]);
+        assert_eq!(one.percentile(0.5), 1.5);
+        assert_eq!(Samples::new(&[]).percentile(0.5), 0.0);
+    }
+}

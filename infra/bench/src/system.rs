@@ -1,0 +1,166 @@
+//! The system through the local stack: checkout latency at 1, 5 and 25 cart lines, what one
+//! checkout costs in AWS calls and Lambda invocations, and how long until the order is `paid`
+//! with its notifications stored.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use devstack::runtime::Runtime;
+use serde_json::Value;
+use system_tests::shop::{ShopClient, User};
+
+use crate::proxy::{self, CountingProxy};
+use crate::report::{CheckoutFigures, Samples};
+
+pub const LINE_COUNTS: [usize; 3] = [1, 5, 25];
+
+/// The shop the benchmark runs against: a seller with 25 products (ample stock), a customer
+/// whose credentials are the login sample's, and one order of theirs.
+pub struct Setup {
+    pub seller: User,
+    pub customer: User,
+    pub products: Vec<String>,
+    pub order_id: String,
+    pub payment_id: String,
+}
+
+/// The login sample's credentials (events/http-post-auth-login.json).
+const SAMPLE_EMAIL: &str = "ada@example.com";
+const SAMPLE_PASSWORD: &str = "correct horse";
+const STOCK: u32 = 1_000_000;
+
+impl Setup {
+    pub async fn create(shop: &ShopClient) -> Result<Self> {
+        let seller = shop.register("seller").await;
+        let customer = shop.sign_up(SAMPLE_EMAIL, SAMPLE_PASSWORD, "customer").await;
+        let mut products = Vec::new();
+        for i in 0..LINE_COUNTS[2] {
+            products.push(shop.product(&seller, 500 + i as u64, STOCK).await);
+        }
+        // The same shape as the samples' order: two units of one product, one of another.
+        shop.put_in_cart(&customer, &products[0], 2).await;
+        shop.put_in_cart(&customer, &products[1], 1).await;
+        let order = checkout(shop, &customer).await?;
+        let (order_id, payment_id) = (text(&order["order_id"]), text(&order["payment_id"]));
+        Ok(Self { seller, customer, products, order_id, payment_id })
+    }
+
+    /// Sample id -> ours, for every id the samples in events/ use.
+    pub fn sample_ids(&self) -> Vec<(String, String)> {
+        [
+            ("usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A", self.customer.id.as_str()),
+            ("usr_01JD4RY9K8J7H6G5F4E3D2C1B0", self.seller.id.as_str()),
+            ("prd_01JD4RZX0A1B2C3D4E5F6G7H8J", self.products[0].as_str()),
+            ("prd_01JD4RZX9Z8Y7X6W5V4T3S2R1Q", self.products[1].as_str()),
+            ("ord_01JD4S6B1W2X3Y4Z5A6B7C8D9E", self.order_id.as_str()),
+            ("pay_01JD4S5Q2R3S4T5V6W7X8Y9Z0A", self.payment_id.as_str()),
+            ("Bearer <token>", &format!("Bearer {}", self.customer.token)),
+        ]
+        .into_iter()
+        .map(|(sample, ours)| (sample.to_owned(), ours.to_owned()))
+        .collect()
+    }
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+async fn fill_cart(shop: &ShopClient, customer: &User, products: &[String]) {
+    for product in products {
+        shop.put_in_cart(customer, product, 1).await;
+    }
+}
+
+/// One checkout that must succeed; the order.
+async fn checkout(shop: &ShopClient, customer: &User) -> Result<Value> {
+    let key = ulid::Ulid::generate().to_string();
+    let answer = shop.checkout(customer, "tok_visa", Some(&key)).await;
+    let status = answer.status();
+    let body: Value = answer.json().await.unwrap_or_default();
+    if status.as_u16() != 201 {
+        bail!("checkout answered {status}: {body}");
+    }
+    Ok(body)
+}
+
+/// What one checkout costs, counted while nothing else runs (queue pollers off).
+pub async fn checkout_costs(
+    shop: &ShopClient,
+    setup: &Setup,
+    runtime: &Runtime,
+    proxy: &CountingProxy,
+) -> Result<BTreeMap<usize, CheckoutFigures>> {
+    let mut figures = BTreeMap::new();
+    for lines in LINE_COUNTS {
+        fill_cart(shop, &setup.customer, &setup.products[..lines]).await;
+        let (calls_before, invocations_before) = (proxy.counts(), runtime.invocation_counts());
+        checkout(shop, &setup.customer).await?;
+        let calls = proxy::difference(&calls_before, &proxy.counts());
+        let invocations_after = runtime.invocation_counts();
+        let invocations: u64 =
+            invocations_after.iter().map(|(name, n)| n - invocations_before.get(name).copied().unwrap_or(0)).sum();
+        figures.insert(
+            lines,
+            CheckoutFigures {
+                aws_calls: calls.values().sum(),
+                aws_calls_by_operation: calls,
+                lambda_invocations: invocations,
+                ..CheckoutFigures::default()
+            },
+        );
+    }
+    Ok(figures)
+}
+
+/// Checkout latency, `runs` per line count, with the whole system running.
+pub async fn checkout_latency(
+    shop: &ShopClient,
+    setup: &Setup,
+    runs: usize,
+    figures: &mut BTreeMap<usize, CheckoutFigures>,
+) -> Result<()> {
+    for lines in LINE_COUNTS {
+        let mut timings = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            fill_cart(shop, &setup.customer, &setup.products[..lines]).await;
+            let started = Instant::now();
+            checkout(shop, &setup.customer).await?;
+            timings.push(started.elapsed());
+        }
+        let samples = Samples::new(&timings);
+        let entry = figures.entry(lines).or_default();
+        entry.p50_ms = samples.percentile(0.5);
+        entry.p95_ms = samples.percentile(0.95);
+        entry.p99_ms = samples.percentile(0.99);
+        entry.runs = runs;
+        println!("  {lines:>2} lines: p50 {} ms, p95 {} ms, p99 {} ms", entry.p50_ms, entry.p95_ms, entry.p99_ms);
+    }
+    Ok(())
+}
+
+/// Checkout to `paid` with the order confirmation and the payment receipt stored, for a new
+/// customer each run (so that their notifications are this order's).
+pub async fn paid_after(shop: &ShopClient, setup: &Setup, runs: usize) -> Result<Samples> {
+    const WANTED: [&str; 2] = ["order_confirmation", "payment_receipt"];
+    let limit = Duration::from_secs(30);
+    let mut timings = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let customer = shop.register("customer").await;
+        shop.put_in_cart(&customer, &setup.products[0], 1).await;
+        let started = Instant::now();
+        let order = checkout(shop, &customer).await?;
+        let order_id = text(&order["order_id"]);
+        let seen = shop.wait_for_order(&customer, &order_id, limit, |o| o["status"] == "paid").await;
+        if seen["status"] != "paid" {
+            bail!("order {order_id} not paid within {limit:?}: {seen}");
+        }
+        let stored = shop.wait_for_notifications(&customer, &WANTED, limit).await;
+        if !WANTED.iter().all(|w| stored.iter().any(|s| s == w)) {
+            bail!("order {order_id}: notifications {stored:?} after {limit:?}, wanted {WANTED:?}");
+        }
+        timings.push(started.elapsed());
+    }
+    Ok(Samples::new(&timings))
+}
