@@ -71,18 +71,32 @@ invoke: venv ## Replay one event: make invoke FN=HealthFunction EVENT=events/htt
 	$(CARGO) build --quiet --workspace
 	$(EMULATOR) run $(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) invoke $(FN) $(EVENT)
 
+.PHONY: package
+package: build-arm64 ## .aws-sam/build/template.yaml: the template with each function's arm64 zip
+	$(VENV)/bin/python infra/scripts/package.py template.yaml $(TARGET_DIR) .aws-sam/build/template.yaml
+
+# `sam deploy` reads samconfig.toml ([default] for AWS, [localstack]) and deploys what `make
+# package` wrote. First time on AWS: make deploy DEPLOY_ARGS=--guided
+CONFIG_ENV ?= default
+.PHONY: deploy
+deploy: package ## Deploy with sam: CONFIG_ENV=default (AWS) or localstack; DEPLOY_ARGS=--guided the first time
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam deploy --config-env $(CONFIG_ENV) $(DEPLOY_ARGS)
+
+# A fresh emulator of its own: moto slows down as it accumulates state (one Python process).
+BENCH_ENDPOINT ?= http://127.0.0.1:4599
 .PHONY: bench
 bench: venv build-arm64 ## Benchmarks (not part of `make test`): cold start, latency, size, memory -> target/bench
 	$(CARGO) build --release $(FUNCTION_PACKAGES) -p bench-baseline
 	$(CARGO) build -p bench
 	@mkdir -p $(TARGET_DIR)/bench
 	@echo "bench: function logs go to $(TARGET_DIR)/bench/functions.log"
-	$(EMULATOR) run $(TARGET_DIR)/debug/bench --out $(TARGET_DIR)/bench $(BENCH_ARGS) \
+	env $(LOCAL_ENV) AWS_ENDPOINT_URL=$(BENCH_ENDPOINT) DEVSTACK_STATE_DIR=.devstack/bench infra/scripts/emulator.sh \
+		run $(TARGET_DIR)/debug/bench --out $(TARGET_DIR)/bench $(BENCH_ARGS) \
 		2>$(TARGET_DIR)/bench/functions.log || { tail -n 30 $(TARGET_DIR)/bench/functions.log; exit 1; }
 
 .PHONY: lint
 lint: venv ## cfn-lint and sam validate --lint on template.yaml; the OpenAPI document is valid
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
 	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
 	env $(LOCAL_ENV) SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --region us-east-1
 

@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use crate::events::Envelope;
 use crate::logging;
+use crate::metrics::{self, Metric};
 
 /// Runs `handler` for every message of every batch, as the function's whole `main` loop.
 pub async fn run<F, Fut, E>(handler: F) -> Result<(), lambda_runtime::Error>
@@ -54,6 +55,15 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
+    let max_receive_count = crate::config::parsed("MAX_RECEIVE_COUNT", 0u64).unwrap_or(0);
+    let last_attempt = is_last_attempt(&message, max_receive_count);
+    let queue = message.event_source_arn.as_deref().and_then(|arn| arn.rsplit(':').next()).unwrap_or("").to_owned();
+    let failed = |message_id: String| {
+        if last_attempt {
+            metrics::count(Metric::DlqRedrives, ("Queue", &queue), 1);
+        }
+        Err(message_id)
+    };
     let message_id = message.message_id.unwrap_or_default();
     let body = message.body.unwrap_or_default();
     // A type this build does not know (a newer publisher, a prefix filter) is not poison:
@@ -68,7 +78,7 @@ where
         Err(error) => {
             let span = logging::request_span(&message_id, "");
             span.in_scope(|| tracing::error!(%error, "message is not a known event envelope"));
-            return Err(message_id);
+            return failed(message_id);
         }
     };
     let span = logging::request_span(&message_id, &envelope.correlationid.clone());
@@ -77,11 +87,19 @@ where
         Ok(()) => Ok(()),
         Err(error) => {
             span.in_scope(
-                || tracing::error!(%error, event_id, event_type, "handling failed; the message will be retried"),
+                || tracing::error!(%error, event_id, event_type, last_attempt, "handling failed; the message will be retried"),
             );
-            Err(message_id)
+            failed(message_id)
         }
     }
+}
+
+/// Whether SQS moves the message to its DLQ if it fails now: its receive count has reached
+/// the queue's maxReceiveCount (`MAX_RECEIVE_COUNT`, set from the template's parameter; 0 =
+/// unknown).
+fn is_last_attempt(message: &SqsMessage, max_receive_count: u64) -> bool {
+    let received: u64 = message.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1);
+    max_receive_count > 0 && received >= max_receive_count
 }
 
 /// The `type` of a readable envelope, if it is not one of the catalogue's.
@@ -125,6 +143,16 @@ mod tests {
             Event::OrderCompleted(e) if e.order_id == "o2" => Err("boom".into()),
             _ => Ok(()),
         }
+    }
+
+    #[test]
+    fn the_last_attempt_is_the_one_at_max_receive_count() {
+        let mut message = SqsMessage::default();
+        assert!(!is_last_attempt(&message, 5));
+        message.attributes.insert("ApproximateReceiveCount".into(), "5".into());
+        assert!(is_last_attempt(&message, 5));
+        assert!(!is_last_attempt(&message, 6));
+        assert!(!is_last_attempt(&message, 0), "unknown maxReceiveCount: never claimed");
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ pub mod events;
 pub mod idempotency;
 pub mod internal;
 pub mod logging;
+pub mod metrics;
 pub mod outbox;
 pub mod pagination;
 pub mod problem;

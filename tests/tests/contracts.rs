@@ -1,5 +1,5 @@
-//! The OpenAPI document and template.yaml describe the same routes: no route in one and not
-//! the other.
+//! Contracts in template.yaml: the OpenAPI document and the template declare the same routes;
+//! every function has its own binary; alarms reach the alerts topic; the dashboard is complete.
 
 use std::collections::BTreeSet;
 
@@ -69,4 +69,61 @@ fn every_function_has_its_own_binary_in_its_crate() {
         assert!(crate_dir.join(format!("src/bin/{binary}.rs")).is_file(), "{id}: src/bin/{binary}.rs is missing");
         assert!(seen.insert(binary.to_owned()), "{id}: binary {binary} is used twice");
     }
+}
+
+#[test]
+fn every_alarm_notifies_the_alerts_topic_and_the_dashboard_charts_every_queue() {
+    let template = system_tests::template();
+    let alerts = serde_json::json!({"Ref": "AlertsTopic"});
+    let alarms: Vec<_> = template.resources.iter().filter(|(_, r)| r.kind == "AWS::CloudWatch::Alarm").collect();
+    assert!(alarms.len() >= 12, "a DLQ-depth and a queue-age alarm per queue");
+    for (id, alarm) in alarms {
+        for actions in ["AlarmActions", "OKActions"] {
+            let listed = alarm.properties[actions].as_array().cloned().unwrap_or_default();
+            assert!(listed.contains(&alerts), "{id}.{actions} must include the alerts topic");
+        }
+    }
+    let dashboard = template.resources.values().find(|r| r.kind == "AWS::CloudWatch::Dashboard").expect("a dashboard");
+    let body = dashboard.properties["DashboardBody"]["Fn::Sub"].as_str().expect("the body is a !Sub string");
+    for (id, _) in template.resources.iter().filter(|(_, r)| r.kind == "AWS::SQS::Queue") {
+        assert!(body.contains(&format!("${{{id}.QueueName}}")), "the dashboard charts {id}");
+    }
+    for metric in ["OrdersPlaced", "PaymentFailures", "NotificationsSent", "DlqRedrives", "Latency", "5xx"] {
+        assert!(body.contains(&format!("\"{metric}\"")), "the dashboard charts {metric}");
+    }
+}
+
+/// `make package` (what `make deploy` uploads): every function's CodeUri is the zip of its
+/// binary from the one arm64 workspace build, and nothing is left for `sam build` to do.
+#[test]
+fn packaging_points_every_function_at_its_binarys_zip() {
+    let root = devstack::repo_root();
+    let scratch = std::env::temp_dir().join(format!("package-{}", ulid::Ulid::generate()));
+    let template = system_tests::template();
+    let functions: Vec<_> = template.resources.iter().filter(|(_, r)| r.kind == "AWS::Serverless::Function").collect();
+    for (_, function) in &functions {
+        let binary = function.metadata["BuildProperties"]["Binary"].as_str().unwrap();
+        let dir = scratch.join("lambda").join(binary);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bootstrap.zip"), b"zip").unwrap();
+    }
+    let venv = std::env::var("VENV").map(std::path::PathBuf::from).unwrap_or_else(|_| root.join(".venv"));
+    let venv = if venv.is_absolute() { venv } else { root.join(venv) };
+    let output = scratch.join("build/template.yaml");
+    let run = std::process::Command::new(venv.join("bin/python"))
+        .arg(root.join("infra/scripts/package.py"))
+        .arg(root.join("template.yaml"))
+        .arg(&scratch)
+        .arg(&output)
+        .output()
+        .expect("the venv's python runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let packaged = devstack::template::Template::load(&output).unwrap();
+    for (id, function) in functions {
+        let binary = function.metadata["BuildProperties"]["Binary"].as_str().unwrap();
+        let code = packaged.resources[id].properties["CodeUri"].as_str().unwrap().to_owned();
+        assert!(code.ends_with(&format!("lambda/{binary}/bootstrap.zip")), "{id}: {code}");
+        assert!(packaged.resources[id].metadata.is_null(), "{id}: nothing left to build");
+    }
+    let _ = std::fs::remove_dir_all(scratch);
 }

@@ -25,7 +25,48 @@ fn expected_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
 
 #[tokio::test]
 async fn every_event_type_reaches_exactly_its_queues() {
-    let config = emulator().await;
+    every_event_type_reaches_exactly_its_queues_in(&emulator().await).await;
+}
+
+/// Nothing in devstack or the template assumes an account, a region or a queue URL format
+/// (moto's and LocalStack's differ): the same stack in another account (an assumed role's
+/// credentials) and another region routes the same way, with ARNs and URLs of that account.
+#[tokio::test]
+async fn another_account_and_region_route_the_same_way() {
+    let account = "210987654321";
+    let home = emulator().await;
+    let assumed = aws_sdk_sts::Client::new(&home)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/routing-test"))
+        .role_session_name("routing-test")
+        .send()
+        .await
+        .expect("the emulator hands out another account's credentials");
+    let credentials = assumed.credentials().expect("credentials");
+    let config = home
+        .into_builder()
+        .region(aws_config::Region::new("eu-west-1"))
+        .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
+            aws_sdk_sqs::config::Credentials::new(
+                credentials.access_key_id(),
+                credentials.secret_access_key(),
+                Some(credentials.session_token().to_owned()),
+                None,
+                "assumed-role",
+            ),
+        ))
+        .build();
+    let stack = every_event_type_reaches_exactly_its_queues_in(&config).await;
+    assert_eq!((stack.account_id.as_str(), stack.region.as_str()), (account, "eu-west-1"));
+    for queue in QUEUES {
+        let arn = &stack.resources[queue].attributes["Arn"];
+        assert!(arn.starts_with(&format!("arn:aws:sqs:eu-west-1:{account}:")), "{queue}: {arn}");
+        assert!(stack.reference(queue).unwrap().contains(account), "{queue}'s URL names the account");
+    }
+}
+
+async fn every_event_type_reaches_exactly_its_queues_in(config: &aws_config::SdkConfig) -> devstack::provision::Stack {
+    let config = config.clone();
     let stack = provision(&config, &unique_stack_name()).await.expect("provisioned");
     let publisher = publisher(&config, &stack);
     let samples = sample_envelopes();
@@ -52,4 +93,5 @@ async fn every_event_type_reaches_exactly_its_queues() {
         routed.insert(queue, types);
     }
     assert_eq!(routed, expected_routes());
+    stack
 }

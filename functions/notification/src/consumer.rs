@@ -9,6 +9,7 @@ use lambda_http::http::{Method, StatusCode};
 use shared::events::Event;
 use shared::idempotency::{IdempotencyStore, OnceError, key, once};
 use shared::internal::{CallError, InternalClient};
+use shared::metrics::{self, Metric};
 use shared::{CorrelationId, Envelope};
 
 use crate::domain::{Contact, Notification, message_for};
@@ -95,6 +96,7 @@ where
             store.remove(&notification).await.map_err(|e| e.to_string())?;
             return Err(error.to_string());
         }
+        metrics::count(Metric::NotificationsSent, ("Service", "notification"), 1);
         Ok(())
     };
     match once(claims, &key("notify", &envelope.id), LEASE, work).await {

@@ -5,6 +5,7 @@ use lambda_http::Request;
 use lambda_http::http::{StatusCode, header};
 use shared::api::path_parameter;
 use shared::caller::caller;
+use shared::metrics::{self, Metric};
 use shared::outbox::deliver;
 use shared::pagination::page_request;
 use shared::problem::json_body;
@@ -48,6 +49,7 @@ pub async fn create<S: OrderStore, P: Publish + Sync>(
         None => {
             deliver(store.outbox(), publisher, &[event]).await;
             tracing::info!(order_id = %stored.order.order_id, total_cents = stored.order.total_cents, "order placed");
+            metrics::count(Metric::OrdersPlaced, ("Service", "order"), 1);
             (StatusCode::CREATED, stored.order)
         }
         // The same checkout again: the order it made, unchanged.

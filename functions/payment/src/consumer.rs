@@ -4,6 +4,7 @@
 //! its event, so a redelivered message finds the payment moved and does nothing again.
 
 use shared::events::{Event, OrderCancelled, OrderCreated, PaymentCompleted, PaymentFailed, PaymentRefunded};
+use shared::metrics::{self, Metric};
 use shared::outbox::deliver;
 use shared::publisher::Publish;
 use shared::{CorrelationId, Envelope};
@@ -90,6 +91,9 @@ async fn settle<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
     let envelope = Envelope::new(event, cid);
     if store.transition_with(&p.payment_id, PaymentStatus::Authorized, to, &envelope).await.map_err(retry)? {
         tracing::info!(payment_id = %p.payment_id, status = ?to, "payment settled");
+        if to == PaymentStatus::Failed {
+            metrics::count(Metric::PaymentFailures, ("Service", "payment"), 1);
+        }
         deliver(store.outbox(), publisher, &[envelope]).await;
     }
     Ok(())

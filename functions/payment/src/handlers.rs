@@ -5,6 +5,7 @@ use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use shared::api::path_parameter;
 use shared::caller::caller;
+use shared::metrics::{self, Metric};
 use shared::problem::json_body;
 use shared::{CorrelationId, Problem, Reply};
 
@@ -91,6 +92,7 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
                 .settle_key(&ask.idempotency_key, &KeyOutcome::Declined { reason: reason.clone() }, None)
                 .await
                 .map_err(unavailable)?;
+            metrics::count(Metric::PaymentFailures, ("Service", "payment"), 1);
             Err(declined(&reason))
         }
     }

@@ -124,6 +124,9 @@ impl Catalogue {
 pub struct Options {
     pub cold_runs: usize,
     pub warm_invocations: usize,
+    /// Warm invocations stop early (after at least 100) once they have taken this long, so
+    /// that one slow function (on the emulator) cannot hold the whole run up.
+    pub warm_budget: Duration,
 }
 
 /// Cold starts, then warm invocations on the last instance, of one function.
@@ -149,7 +152,11 @@ pub async fn measure(runtime: &Runtime, name: &str, event: &Event, options: &Opt
 
     let mut warm = Vec::with_capacity(options.warm_invocations);
     let mut rss_at_100 = None;
+    let started = std::time::Instant::now();
     for i in 1..=options.warm_invocations {
+        if i > 100 && started.elapsed() > options.warm_budget {
+            break;
+        }
         let result = runtime.invoke(name, event.payload()?).await;
         if let Ok(invocation) = &result
             && invocation.init.is_none()
@@ -164,6 +171,7 @@ pub async fn measure(runtime: &Runtime, name: &str, event: &Event, options: &Opt
     let end = memory(runtime, name);
     runtime.stop_idle(name);
 
+    let warm_invocations = warm.len();
     let (inits, firsts, warm) = (Samples::new(&inits), Samples::new(&firsts), Samples::new(&warm));
     Ok(FunctionFigures {
         init_ms_p50: inits.percentile(0.5),
@@ -174,7 +182,7 @@ pub async fn measure(runtime: &Runtime, name: &str, event: &Event, options: &Opt
         rss_kb_peak: end.map(|m| m.peak_kb),
         rss_kb_at_100: rss_at_100,
         rss_kb_at_end: end.map(|m| m.rss_kb),
-        warm_invocations: options.warm_invocations,
+        warm_invocations,
         outcomes,
         sample: event.label(),
         ..FunctionFigures::default()
@@ -217,11 +225,15 @@ fn memory(runtime: &Runtime, name: &str) -> Option<Memory> {
     Some(Memory { rss_kb: field("VmRSS:")?, peak_kb: field("VmHWM:")? })
 }
 
-/// Stripped arm64 binary and its zip, as `cargo lambda build --release --arm64 --output-format zip`
-/// leaves them (`target/lambda/BINARY/bootstrap[.zip]`).
-pub fn sizes(lambda_dir: &Path, binary: &str) -> (Option<u64>, Option<u64>) {
-    let size = |file: &str| std::fs::metadata(lambda_dir.join(binary).join(file)).ok().map(|m| m.len());
-    (size("bootstrap"), size("bootstrap.zip"))
+/// The stripped arm64 binary and its deployment zip, where `cargo lambda build --release --arm64
+/// --output-format zip` leaves them (`TARGET/aarch64-unknown-linux-gnu/release/BINARY`,
+/// `TARGET/lambda/BINARY/bootstrap.zip`).
+pub fn sizes(target: &Path, binary: &str) -> (Option<u64>, Option<u64>) {
+    let size = |path: PathBuf| std::fs::metadata(path).ok().map(|m| m.len());
+    (
+        size(target.join("aarch64-unknown-linux-gnu/release").join(binary)),
+        size(target.join("lambda").join(binary).join("bootstrap.zip")),
+    )
 }
 
 /// The cold-start comparison: init p50 over the baseline's init p50.

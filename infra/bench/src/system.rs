@@ -114,7 +114,7 @@ pub async fn checkout_costs(
     Ok(figures)
 }
 
-/// Checkout latency, `runs` per line count, with the whole system running.
+/// Checkout latency, `runs` per line count.
 pub async fn checkout_latency(
     shop: &ShopClient,
     setup: &Setup,

@@ -122,8 +122,13 @@ pub async fn provision(template: &Template, config: &aws_config::SdkConfig, opti
     let order = creation_order(template)?;
     for id in order {
         let resource = &template.resources[&id];
-        stack.types.insert(id.clone(), resource.kind.clone());
         let resolver = Resolver { parameters: &parameters, resources: &stack.resources };
+        if let Some(condition) = &resource.condition
+            && !resolver.condition(&template.conditions, condition).with_context(|| format!("{id}.Condition"))?
+        {
+            continue; // Not part of this stack, as CloudFormation would leave it out.
+        }
+        stack.types.insert(id.clone(), resource.kind.clone());
         let props = || resolver.resolve(&resource.properties);
         let (action, result) = match resource.kind.as_str() {
             "AWS::SNS::Topic" => ensure_topic(&clients, &props()?).await,

@@ -15,11 +15,15 @@ pub struct Template {
     pub globals: Map<String, Value>,
     pub resources: BTreeMap<String, Resource>,
     pub outputs: Map<String, Value>,
+    /// `Conditions`: name -> condition function (`Fn::Equals`, `Fn::Not`, ...).
+    pub conditions: Map<String, Value>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Resource {
     pub kind: String,
+    /// The resource's `Condition`: it exists only where that condition holds.
+    pub condition: Option<String>,
     pub properties: Value,
     /// `Metadata` (e.g. SAM's `BuildProperties`), unresolved.
     pub metadata: Value,
@@ -42,7 +46,7 @@ impl Template {
             _ => Map::new(),
         };
         let (parameters, globals) = (take("Parameters"), take("Globals"));
-        let (raw_resources, outputs) = (take("Resources"), take("Outputs"));
+        let (raw_resources, outputs, conditions) = (take("Resources"), take("Outputs"), take("Conditions"));
         let mut resources = BTreeMap::new();
         for (id, body) in raw_resources {
             let kind = body["Type"].as_str().ok_or_else(|| anyhow!("resource {id} has no Type"))?.to_owned();
@@ -56,13 +60,14 @@ impl Template {
                 id,
                 Resource {
                     kind,
+                    condition: body["Condition"].as_str().map(str::to_owned),
                     properties,
                     metadata: body.get("Metadata").cloned().unwrap_or(Value::Null),
                     depends_on,
                 },
             );
         }
-        Ok(Self { parameters, globals, resources, outputs })
+        Ok(Self { parameters, globals, resources, outputs, conditions })
     }
 
     /// Logical ids of the resources `value` refers to (Ref, GetAtt, and `${...}` in Sub).
@@ -176,6 +181,36 @@ pub struct Resolver<'a> {
 const NO_VALUE: &str = "\u{0}AWS::NoValue";
 
 impl Resolver<'_> {
+    /// Whether the template's condition `name` holds (`Fn::Equals`, `Fn::Not`, `Fn::And`,
+    /// `Fn::Or` and `Condition` references, over parameters and pseudo parameters).
+    pub fn condition(&self, conditions: &Map<String, Value>, name: &str) -> Result<bool> {
+        let body = conditions.get(name).ok_or_else(|| anyhow!("no condition {name}"))?;
+        self.evaluate(conditions, body).with_context(|| format!("condition {name}"))
+    }
+
+    fn evaluate(&self, conditions: &Map<String, Value>, body: &Value) -> Result<bool> {
+        let (function, arg) = body
+            .as_object()
+            .filter(|m| m.len() == 1)
+            .and_then(|m| m.iter().next())
+            .ok_or_else(|| anyhow!("a condition is one condition function"))?;
+        let each = |arg: &Value| -> Result<Vec<bool>> {
+            let list = arg.as_array().ok_or_else(|| anyhow!("{function} takes a list"))?;
+            list.iter().map(|c| self.evaluate(conditions, c)).collect()
+        };
+        match function.as_str() {
+            "Fn::Equals" => {
+                let pair = arg.as_array().filter(|p| p.len() == 2).ok_or_else(|| anyhow!("Equals takes two values"))?;
+                Ok(scalar_string(&self.resolve(&pair[0])?) == scalar_string(&self.resolve(&pair[1])?))
+            }
+            "Fn::Not" => Ok(!each(arg)?.first().copied().ok_or_else(|| anyhow!("Not takes one condition"))?),
+            "Fn::And" => Ok(each(arg)?.into_iter().all(|c| c)),
+            "Fn::Or" => Ok(each(arg)?.into_iter().any(|c| c)),
+            "Condition" => self.condition(conditions, arg.as_str().ok_or_else(|| anyhow!("Condition takes a name"))?),
+            other => bail!("condition function {other} is not supported by devstack"),
+        }
+    }
+
     pub fn resolve(&self, value: &Value) -> Result<Value> {
         let resolved = self.resolve_inner(value)?;
         Ok(strip_no_value(resolved).unwrap_or(Value::Null))
@@ -359,6 +394,33 @@ Resources:
             serde_json::json!({"Fn::GetAtt": ["Dlq", "Arn"]})
         );
         assert_eq!(template.references(&queue.properties), BTreeSet::from(["Dlq".to_owned()]));
+    }
+
+    #[test]
+    fn conditions_evaluate_over_parameters() {
+        let template = Template::parse(
+            "Parameters: {Email: {Type: String}}\nConditions:\n  HasEmail: !Not [!Equals [!Ref Email, '']]\n  \
+             Both: !And [!Condition HasEmail, !Equals [!Ref 'AWS::Region', us-east-1]]\n  \
+             Either: !Or [!Condition HasEmail, !Equals [a, a]]\n  Odd: !If [x, y, z]\n\
+             Resources: {S: {Type: AWS::SNS::Subscription, Condition: HasEmail}}",
+        )
+        .unwrap();
+        assert_eq!(template.resources["S"].condition.as_deref(), Some("HasEmail"));
+        let resources = BTreeMap::new();
+        let check = |email: &str, name: &str| {
+            let parameters = HashMap::from([
+                ("Email".to_owned(), email.to_owned()),
+                ("AWS::Region".to_owned(), "us-east-1".to_owned()),
+            ]);
+            Resolver { parameters: &parameters, resources: &resources }.condition(&template.conditions, name)
+        };
+        assert!(!check("", "HasEmail").unwrap());
+        assert!(check("ops@example.com", "HasEmail").unwrap());
+        assert!(check("ops@example.com", "Both").unwrap());
+        assert!(!check("", "Both").unwrap());
+        assert!(check("", "Either").unwrap());
+        assert!(check("", "Odd").is_err());
+        assert!(check("", "Missing").is_err());
     }
 
     #[test]
