@@ -66,15 +66,14 @@ async fn another_account_and_region_route_the_same_way() {
 }
 
 async fn every_event_type_reaches_exactly_its_queues_in(config: &aws_config::SdkConfig) -> devstack::provision::Stack {
-    let config = config.clone();
-    let stack = provision(&config, &unique_stack_name()).await.expect("provisioned");
-    let publisher = publisher(&config, &stack);
+    let stack = provision(config, &unique_stack_name()).await.expect("provisioned");
+    let publisher = publisher(config, &stack);
     let samples = sample_envelopes();
     for envelope in &samples {
         publisher.publish(envelope).await.expect("published");
     }
 
-    let sqs = aws_sdk_sqs::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(config);
     let mut routed = BTreeMap::new();
     for queue in QUEUES {
         let messages = drain(&sqs, stack.reference(queue).unwrap()).await.unwrap();

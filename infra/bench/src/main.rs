@@ -146,16 +146,8 @@ async fn main() -> Result<()> {
         (figures.binary_bytes, figures.zip_bytes) = functions::sizes(&target, &spec.binary);
         println!("  {:<28} {} ({})", spec.name, describe(&figures), seconds(step.elapsed()));
         if spec.name == BASELINE {
-            report.baseline = report::Baseline {
-                init_ms_p50: figures.init_ms_p50,
-                init_ms_p95: figures.init_ms_p95,
-                first_ms_p50: figures.first_ms_p50,
-                warm_ms_p50: figures.warm_ms_p50,
-                warm_ms_p99: figures.warm_ms_p99,
-                binary_bytes: figures.binary_bytes,
-                zip_bytes: figures.zip_bytes,
-                rss_kb_peak: figures.rss_kb_peak,
-            };
+            figures.init_ratio = 1.0;
+            report.baseline = figures;
         } else {
             figures.init_ratio = functions::ratio(figures.init_ms_p50, report.baseline.init_ms_p50);
             report.functions.insert(spec.name.clone(), figures);

@@ -105,7 +105,10 @@ fn operation(headers: &HeaderMap, body: &Bytes) -> String {
         };
         return format!("{service}.{action}");
     }
-    let action = form_urlencoded_action(body).unwrap_or_else(|| "unknown".to_owned());
+    let action = form_urlencoded::parse(body)
+        .find(|(name, _)| name == "Action")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
     let service = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -113,11 +116,6 @@ fn operation(headers: &HeaderMap, body: &Bytes) -> String {
         .and_then(|credential| credential.split('/').nth(3))
         .unwrap_or("unknown");
     format!("{service}.{action}")
-}
-
-fn form_urlencoded_action(body: &Bytes) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    text.split('&').find_map(|pair| pair.strip_prefix("Action=")).map(str::to_owned)
 }
 
 #[cfg(test)]

@@ -18,25 +18,14 @@ pub const RSS_GROWTH_KB_LIMIT: i64 = 256;
 
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
-    pub baseline: Baseline,
+    /// The same figures for the bare `lambda_runtime` function the others are compared with.
+    pub baseline: FunctionFigures,
     pub functions: BTreeMap<String, FunctionFigures>,
     pub checkout: BTreeMap<String, CheckoutFigures>,
     pub paid_after_ms_p50: Option<f64>,
     pub paid_after_ms_p95: Option<f64>,
     /// How the figures were taken (runs, host, build), for whoever reads the file later.
     pub method: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct Baseline {
-    pub init_ms_p50: f64,
-    pub init_ms_p95: f64,
-    pub first_ms_p50: f64,
-    pub warm_ms_p50: f64,
-    pub warm_ms_p99: f64,
-    pub binary_bytes: Option<u64>,
-    pub zip_bytes: Option<u64>,
-    pub rss_kb_peak: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
