@@ -29,8 +29,15 @@ $(VENV_STAMP):
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The AsyncAPI parser (Node): `make lint` validates infra/asyncapi.yaml with it.
+NODE_TOOLS_STAMP := infra/node_modules/.installed-$(shell sha256sum infra/package-lock.json | cut -c1-16)
+$(NODE_TOOLS_STAMP):
+	npm ci --prefix infra --ignore-scripts --no-audit --no-fund --loglevel=error
+	rm -f infra/node_modules/.installed-*
+	touch $@
+
 .PHONY: venv
-venv: $(VENV_STAMP) ## Install the emulator and the linters into the venv (if missing)
+venv: $(VENV_STAMP) $(NODE_TOOLS_STAMP) ## Install the emulator and the linters (venv, infra/node_modules) if missing
 
 # cargo-lambda and zig: only the arm64 (deploy) builds need them, so `make test` does not.
 BUILD_TOOLS_STAMP := $(VENV)/.build-tools-$(shell sha256sum infra/requirements-build.txt | cut -c1-16)
@@ -94,10 +101,15 @@ bench: venv build-arm64 ## Benchmarks (not part of `make test`): cold start, lat
 		run $(TARGET_DIR)/debug/bench --out $(TARGET_DIR)/bench $(BENCH_ARGS) \
 		2>$(TARGET_DIR)/bench/functions.log || { tail -n 30 $(TARGET_DIR)/bench/functions.log; exit 1; }
 
+.PHONY: asyncapi
+asyncapi: ## Regenerate infra/asyncapi.yaml (from shared/src/events.rs, template.yaml and events/)
+	$(CARGO) run --quiet -p devstack -- asyncapi --output infra/asyncapi.yaml
+
 .PHONY: lint
-lint: venv ## cfn-lint and sam validate --lint on template.yaml; the OpenAPI document is valid
+lint: venv ## cfn-lint and sam validate --lint on template.yaml; the OpenAPI and AsyncAPI documents are valid
 	$(VENV)/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
 	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
+	node infra/scripts/validate-asyncapi.mjs infra/asyncapi.yaml
 	env $(LOCAL_ENV) SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --region us-east-1
 
 .PHONY: fmt-check

@@ -9,13 +9,18 @@ use crate::correlation::CorrelationId;
 
 /// A CloudEvents 1.0 JSON envelope, as published to SNS and received as an SQS body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Envelope {
+    #[cfg_attr(feature = "schema", schemars(extend("const" = "1.0")))]
     pub specversion: String,
     /// Unique per event; consumers deduplicate on it.
     pub id: String,
     pub source: String,
     pub time: DateTime<Utc>,
+    #[cfg_attr(feature = "schema", schemars(extend("const" = "application/json")))]
     pub datacontenttype: String,
+    /// `X-Correlation-Id` of the request that caused the event (1-64 of `[A-Za-z0-9._-]`).
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[A-Za-z0-9._-]{1,64}$")))]
     pub correlationid: String,
     /// `type` and `data`, adjacently tagged.
     #[serde(flatten)]
@@ -71,6 +76,7 @@ impl Topic {
 
 /// Every event of the catalogue: `type` in the envelope, payload in `data`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", content = "data")]
 pub enum Event {
     #[serde(rename = "user.registered")]
@@ -139,6 +145,7 @@ impl Event {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Customer,
@@ -146,6 +153,7 @@ pub enum Role {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct UserRegistered {
     pub user_id: String,
     pub email: String,
@@ -154,6 +162,7 @@ pub struct UserRegistered {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OrderItem {
     pub product_id: String,
     pub seller_id: String,
@@ -162,6 +171,7 @@ pub struct OrderItem {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OrderCreated {
     pub order_id: String,
     pub user_id: String,
@@ -172,6 +182,7 @@ pub struct OrderCreated {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OrderCompleted {
     pub order_id: String,
     pub user_id: String,
@@ -179,6 +190,7 @@ pub struct OrderCompleted {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OrderCancelled {
     pub order_id: String,
     pub user_id: String,
@@ -188,6 +200,7 @@ pub struct OrderCancelled {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PaymentCompleted {
     pub payment_id: String,
     pub order_id: String,
@@ -196,6 +209,7 @@ pub struct PaymentCompleted {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PaymentFailed {
     pub payment_id: String,
     pub order_id: String,
@@ -204,6 +218,7 @@ pub struct PaymentFailed {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PaymentRefunded {
     pub payment_id: String,
     pub order_id: String,
@@ -212,6 +227,7 @@ pub struct PaymentRefunded {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct InventoryUpdated {
     pub product_id: String,
     pub seller_id: String,

@@ -1,4 +1,4 @@
-//! `devstack provision | serve | invoke`: template.yaml on an AWS emulator.
+//! `devstack provision | serve | invoke | asyncapi`: template.yaml on an AWS emulator.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -57,6 +57,16 @@ enum Command {
         function: String,
         /// The event, e.g. events/http-get-health.json.
         event: PathBuf,
+    },
+    /// Write the AsyncAPI document of the events (infra/asyncapi.yaml) from the Rust types,
+    /// the template and the samples.
+    Asyncapi {
+        /// The sample events (one per event type is each message's example).
+        #[arg(long, default_value = "events")]
+        events: PathBuf,
+        /// Where to write it (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -153,6 +163,13 @@ async fn main() -> Result<()> {
                     println!("{}", serde_json::to_string_pretty(&response)?);
                 }
                 Err(error) => anyhow::bail!("{function} failed: {error}"),
+            }
+        }
+        Command::Asyncapi { events, output } => {
+            let text = devstack::asyncapi::yaml(&Template::load(&cli.template)?, &events)?;
+            match output {
+                Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
             }
         }
     }
