@@ -25,6 +25,10 @@ pub struct OrderSeen {
     pub items: Vec<(String, String, u32, u64)>,
     pub total_cents: u64,
     pub status: String,
+    /// Counted as a sale (`order.completed` seen). Apart from `status`, so a cancel that
+    /// overtakes the completion does not stop the sale from counting, as in order it would.
+    #[serde(default)]
+    pub completed: bool,
 }
 
 /// What AI Buddy knows of a user.

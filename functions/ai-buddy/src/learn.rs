@@ -1,7 +1,8 @@
 //! The ai-events-queue consumer: keeps profiles, orders, co-purchases, popularity and seller
 //! sales from `user.*`, `order.*` and `payment.*`. Each event is claimed first (shared
 //! idempotency), so a redelivery counts nothing twice; an event about an order not seen yet
-//! is retried by the queue.
+//! is retried by the queue. Whatever order events arrive in, the result is the same: statuses
+//! only move up one ranking, and the latest order is the newest id, not the last one seen.
 
 use std::time::Duration;
 
@@ -65,11 +66,16 @@ async fn learn<S: AiStore, X: Services>(
                 items,
                 total_cents: order.total_cents,
                 status: "placed".into(),
+                completed: false,
             };
             store.save_order(&seen).await.map_err(|e| text(&e))?;
             let mut profile = store.profile(&order.user_id).await.map_err(|e| text(&e))?;
-            profile.latest_order = Some(order.order_id.clone());
-            store.save_profile(&profile).await.map_err(|e| text(&e))
+            // Order ids are ULIDs: the newest sorts last.
+            if profile.latest_order.as_ref().is_none_or(|latest| *latest < order.order_id) {
+                profile.latest_order = Some(order.order_id.clone());
+                store.save_profile(&profile).await.map_err(|e| text(&e))?;
+            }
+            Ok(())
         }
         Event::OrderCompleted(done) => {
             let mut order = store
@@ -77,7 +83,7 @@ async fn learn<S: AiStore, X: Services>(
                 .await
                 .map_err(|e| text(&e))?
                 .ok_or_else(|| format!("order {} not seen yet", done.order_id))?;
-            if rank(&order.status) >= rank("paid") {
+            if order.completed {
                 return Ok(());
             }
             let ids: Vec<String> = order.items.iter().map(|i| i.0.clone()).collect();
@@ -92,9 +98,12 @@ async fn learn<S: AiStore, X: Services>(
                 }
             }
             store.save_profile(&profile).await.map_err(|e| text(&e))?;
-            order.status = "paid".into();
+            order.completed = true;
+            if rank(&order.status) < rank("paid") {
+                order.status = "paid".into();
+            }
             store.save_order(&order).await.map_err(|e| text(&e))?;
-            // Last: the counters are not idempotent, and the order, now `paid`, is not
+            // Last: the counters are not idempotent, and the order, now `completed`, is not
             // counted again if this fails half-way (an undercount rather than a double one).
             store.add_sale(&order).await.map_err(|e| text(&e))
         }
@@ -105,20 +114,29 @@ async fn learn<S: AiStore, X: Services>(
     }
 }
 
-/// How far along an order is: statuses only move forward, whatever order events come in.
+/// How far along an order is. One total ranking, and statuses only move up it, so the last
+/// status is the same whatever order events come in: a failed settlement cancels the order
+/// (so `payment_failed` outranks `cancelled`), a refund follows a cancel after payment.
 fn rank(status: &str) -> u8 {
     match status {
         "placed" => 0,
         "paid" => 1,
-        _ => 2,
+        "cancelled" => 2,
+        "payment_failed" => 3,
+        "refunded" => 4,
+        _ => 0,
     }
 }
 
-/// News about an order's status; about an order not seen yet there is nothing to keep.
+/// News about an order's status. About an order not seen yet it fails, so the queue brings
+/// it back after `order.created` (kept now, it would be overwritten by `placed`).
 async fn set_status<S: AiStore>(store: &S, order_id: &str, status: &str) -> Result<(), String> {
-    if let Some(mut order) = store.order(order_id).await.map_err(|e| e.to_string())?
-        && rank(status) > rank(&order.status)
-    {
+    let mut order = store
+        .order(order_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("order {order_id} not seen yet"))?;
+    if rank(status) > rank(&order.status) {
         order.status = status.to_owned();
         store.save_order(&order).await.map_err(|e| e.to_string())?;
     }

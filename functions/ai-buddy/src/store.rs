@@ -331,8 +331,14 @@ mod tests {
     #[test]
     fn co_purchases_pair_only_an_orders_first_products() {
         let items = (0..25).map(|i| (format!("p{i:02}"), "s".to_owned(), 1, 100)).collect();
-        let order =
-            OrderSeen { order_id: "o".into(), user_id: "u".into(), items, total_cents: 2500, status: "".into() };
+        let order = OrderSeen {
+            order_id: "o".into(),
+            user_id: "u".into(),
+            items,
+            total_cents: 2500,
+            status: "".into(),
+            completed: false,
+        };
         let SaleParts(units, pairs, sellers) = sale_parts(&order);
         assert_eq!(units.len(), 25, "every product's units count");
         assert_eq!(pairs.len(), MAX_PAIRED_PRODUCTS * (MAX_PAIRED_PRODUCTS - 1));

@@ -132,3 +132,55 @@ async fn the_assistant_answers_by_intent() {
     let empty = call(&|r, c| crate::handlers::assistant(&store, &Catalogue, r, c), ask("")).await;
     assert_eq!(empty.status(), 400);
 }
+
+/// Every order of arrival of one order's story (registered, created, completed, cancelled,
+/// refunded) learns what the in-order run learns. An event that fails (its order not seen
+/// yet) goes to the back of the queue, as SQS brings it back later.
+#[tokio::test]
+async fn every_arrival_order_learns_the_same() {
+    const STORY: [&str; 5] = [
+        "sqs-user-registered.json",
+        "sqs-order-created.json",
+        "sqs-order-completed.json",
+        "sqs-order-cancelled.json",
+        "sqs-payment-refunded.json",
+    ];
+    async fn run(order: &[usize]) -> (crate::domain::Profile, Option<crate::domain::OrderSeen>, String) {
+        let (store, claims) = (MemoryStore::default(), MemoryIdempotency::default());
+        let mut queue: std::collections::VecDeque<usize> = order.iter().copied().collect();
+        let mut deliveries = 0;
+        while let Some(next) = queue.pop_front() {
+            deliveries += 1;
+            assert!(deliveries < 50, "never settles: {order:?}");
+            let envelope = shared::testing::sqs_envelope(STORY[next]);
+            if handle(&store, &claims, &Catalogue, envelope).await.is_err() {
+                queue.push_back(next);
+            }
+        }
+        let seller = store.seller(SELLER).await.unwrap();
+        let summary = format!(
+            "{} {} {} {:?}",
+            seller.orders,
+            seller.units_sold,
+            seller.revenue_cents,
+            store.popular(10).await.unwrap()
+        );
+        (store.profile(CUSTOMER).await.unwrap(), store.order("ord_01JD4S6B1W2X3Y4Z5A6B7C8D9E").await.unwrap(), summary)
+    }
+    let in_order = run(&[0, 1, 2, 3, 4]).await;
+    assert_eq!(in_order.1.as_ref().map(|o| o.status.as_str()), Some("refunded"));
+    let mut permutations: Vec<Vec<usize>> = vec![vec![]];
+    for _ in 0..STORY.len() {
+        let mut longer = Vec::new();
+        for prefix in &permutations {
+            for next in (0..STORY.len()).filter(|i| !prefix.contains(i)) {
+                longer.push([prefix.as_slice(), &[next]].concat());
+            }
+        }
+        permutations = longer;
+    }
+    assert_eq!(permutations.len(), 120);
+    for order in permutations {
+        assert_eq!(run(&order).await, in_order, "arrival order {order:?}");
+    }
+}

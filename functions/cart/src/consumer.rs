@@ -21,7 +21,11 @@ pub async fn handle<S: CartStore>(store: &S, envelope: Envelope) -> Result<(), R
             tracing::info!(user_id = %user.user_id, created, "cart ready");
         }
         Event::OrderCompleted(order) => {
-            store.record_purchase(&order.user_id, &order.order_id, order.total_cents).await.map_err(retry)?
+            // The event's time, not ours: a redelivery then writes the very same record.
+            store
+                .record_purchase(&order.user_id, &order.order_id, order.total_cents, envelope.time)
+                .await
+                .map_err(retry)?
         }
         _ => {}
     }

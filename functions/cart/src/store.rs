@@ -34,6 +34,7 @@ pub trait CartStore: Send + Sync {
         user_id: &str,
         order_id: &str,
         total_cents: u64,
+        completed_at: chrono::DateTime<chrono::Utc>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -77,7 +78,13 @@ impl CartStore for MemoryStore {
         Ok(true)
     }
 
-    async fn record_purchase(&self, user_id: &str, order_id: &str, total_cents: u64) -> Result<(), StoreError> {
+    async fn record_purchase(
+        &self,
+        user_id: &str,
+        order_id: &str,
+        total_cents: u64,
+        _completed_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
         lock(&self.purchases).insert(order_id.to_owned(), (user_id.to_owned(), total_cents));
         Ok(())
     }

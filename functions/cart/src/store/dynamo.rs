@@ -132,15 +132,21 @@ impl CartStore for DynamoStore {
         }
     }
 
-    async fn record_purchase(&self, user_id: &str, order_id: &str, total_cents: u64) -> Result<(), StoreError> {
+    async fn record_purchase(
+        &self,
+        user_id: &str,
+        order_id: &str,
+        total_cents: u64,
+        completed_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
         let item = HashMap::from([
             ("pk".to_owned(), AttributeValue::S(format!("CART#{user_id}"))),
             ("sk".to_owned(), AttributeValue::S(format!("PURCHASE#{order_id}"))),
             ("order_id".to_owned(), AttributeValue::S(order_id.to_owned())),
             ("total_cents".to_owned(), AttributeValue::N(total_cents.to_string())),
-            ("completed_at".to_owned(), AttributeValue::S(chrono::Utc::now().to_rfc3339())),
+            ("completed_at".to_owned(), AttributeValue::S(completed_at.to_rfc3339())),
         ]);
-        // Keyed by the order: recording it again changes nothing.
+        // Keyed by the order, every value from the event: recording it again changes nothing.
         self.table
             .client
             .put_item()

@@ -1,0 +1,107 @@
+//! Oversell: 50 customers check out at once against 10 units of one product, through the
+//! local stack. Exactly 10 orders, the stock ends at 0 and is never negative on the way, the
+//! other 40 get a 409 with the shortage, and nothing is left half-done: no held reservation,
+//! no payment authorized without an order.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use serde_json::Value;
+use system_tests::shop::Shop;
+
+const UNITS: u32 = 10;
+const CUSTOMERS: usize = 50;
+
+/// Every item of `table` whose `pk` starts with `prefix`, as `(pk, status)`.
+async fn statuses(dynamo: &aws_sdk_dynamodb::Client, table: &str, prefix: &str) -> Vec<(String, String)> {
+    let items = dynamo
+        .scan()
+        .table_name(table)
+        .filter_expression("begins_with(pk, :p)")
+        .expression_attribute_values(":p", AttributeValue::S(prefix.into()))
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .expect("scan");
+    let text = |item: &std::collections::HashMap<String, AttributeValue>, name: &str| {
+        item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+    };
+    items.iter().map(|item| (text(item, "pk"), text(item, "status"))).collect()
+}
+
+fn count(statuses: &[(String, String)], status: &str) -> usize {
+    statuses.iter().filter(|(_, s)| s == status).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_customers_racing_for_ten_units_make_exactly_ten_orders() {
+    let shop = Shop::open(&[]).await;
+    let seller = shop.register("seller").await;
+    let product = shop.product(&seller, 2500, UNITS).await;
+    let customers = join_all((0..CUSTOMERS).map(|_| shop.register("customer"))).await;
+    join_all(customers.iter().map(|c| shop.put_in_cart(c, &product, 1))).await;
+
+    // Watch the stock while the checkouts race: it must never read below 0 (or above 10).
+    let done = AtomicBool::new(false);
+    let race = async {
+        let answers = join_all(customers.iter().map(|c| shop.checkout(c, "tok_visa", None))).await;
+        done.store(true, Ordering::SeqCst);
+        answers
+    };
+    let watch = async {
+        let mut seen = Vec::new();
+        while !done.load(Ordering::SeqCst) {
+            let product: Value =
+                shop.http.get(shop.url(&format!("/products/{product}"))).send().await.unwrap().json().await.unwrap();
+            seen.push(product["stock"].as_i64().expect("a stock figure"));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        seen
+    };
+    let (answers, seen) = tokio::join!(race, watch);
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|s| (0..=i64::from(UNITS)).contains(s)), "stock seen during the race: {seen:?}");
+
+    let mut winners = Vec::new();
+    for (customer, answer) in customers.iter().zip(answers) {
+        let status = answer.status();
+        let content_type = answer.headers()["content-type"].to_str().unwrap().to_owned();
+        let body: Value = answer.json().await.unwrap();
+        match status {
+            StatusCode::CREATED => winners.push((customer, body["order_id"].as_str().unwrap().to_owned())),
+            StatusCode::CONFLICT => {
+                assert_eq!(content_type, "application/problem+json");
+                assert_eq!(body["shortages"][0]["product_id"], product.as_str(), "{body}");
+            }
+            other => panic!("a checkout answered {other}: {body}"),
+        }
+    }
+    assert_eq!(winners.len(), UNITS as usize, "exactly as many orders as units");
+    assert_eq!(shop.stock(&product).await, 0);
+
+    // Every order finishes (paid, its reservation committed); every loser has no order.
+    for (customer, order_id) in &winners {
+        let order = shop.wait_for_order(customer, order_id, Duration::from_secs(60), |o| o["status"] == "paid").await;
+        assert_eq!(order["status"], "paid", "{order}");
+    }
+    for customer in customers.iter().filter(|c| !winners.iter().any(|(w, _)| w.id == c.id)) {
+        let orders: Value = shop.get(customer, "/orders").await.json().await.unwrap();
+        assert_eq!(orders["items"].as_array().unwrap().len(), 0, "a 409'd customer has no order");
+    }
+
+    let dynamo = aws_sdk_dynamodb::Client::new(&system_tests::emulator().await);
+    let reservations = statuses(&dynamo, &shop.api.reference("SellerTable"), "RESERVATION#").await;
+    assert_eq!(reservations.len(), UNITS as usize, "a refused reservation writes nothing: {reservations:?}");
+    assert_eq!(count(&reservations, "committed"), UNITS as usize, "no reservation left held: {reservations:?}");
+    // Payment is authorized before stock is reserved, so every loser's authorization must be voided.
+    let payments = statuses(&dynamo, &shop.api.reference("PaymentTable"), "PAYMENT#").await;
+    assert_eq!(payments.len(), CUSTOMERS, "{payments:?}");
+    assert_eq!(count(&payments, "settled"), UNITS as usize, "{payments:?}");
+    assert_eq!(count(&payments, "voided"), CUSTOMERS - UNITS as usize, "{payments:?}");
+    assert_eq!(shop.stock(&product).await, 0, "committing reservations does not move stock again");
+}
