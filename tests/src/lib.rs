@@ -151,6 +151,9 @@ pub fn publisher(config: &aws_config::SdkConfig, stack: &Stack) -> shared::publi
 pub struct LocalApi {
     pub url: String,
     pub stack: serde_json::Value,
+    /// devstack's output: its own lines and every function's logs (read by tests, and kept
+    /// in the temp dir for a look after a failure).
+    pub log: std::path::PathBuf,
     process: std::process::Child,
 }
 
@@ -162,17 +165,20 @@ impl LocalApi {
     /// Starts the stack with template parameter overrides.
     pub async fn start_with(parameters: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let state = std::env::temp_dir().join(format!("devstack-{}.json", ulid::Ulid::generate()));
+        let stack_name = unique_stack_name();
+        let state = std::env::temp_dir().join(format!("devstack-{stack_name}.json"));
+        let log = std::env::temp_dir().join(format!("devstack-{stack_name}.log"));
+        let output = std::fs::File::create(&log).expect("a log file");
         let process = devstack_command()
-            .args(["--stack-name", &unique_stack_name(), "serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--stack-name", &stack_name, "serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(parameters.iter().flat_map(|(k, v)| ["--parameter".to_owned(), format!("{k}={v}")]))
             .arg("--output")
             .arg(&state)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stdout(output.try_clone().expect("a log file"))
+            .stderr(output)
             .spawn()
             .expect("devstack starts");
-        let mut api = Self { url: format!("http://127.0.0.1:{port}"), stack: serde_json::Value::Null, process };
+        let mut api = Self { url: format!("http://127.0.0.1:{port}"), stack: serde_json::Value::Null, log, process };
         let client = reqwest::Client::new();
         let up = eventually(Duration::from_secs(60), || async {
             client.get(format!("{}/health", api.url)).send().await.ok().filter(|r| r.status() == 200)
@@ -190,6 +196,20 @@ impl LocalApi {
         let url = format!("{}/__devstack/functions/{function}/{state}", self.url);
         let answer = reqwest::Client::new().post(url).send().await.expect("devstack answers");
         assert_eq!(answer.status(), 204, "{function} {state}");
+    }
+
+    /// Stops (or resumes) polling `function`'s queues, as disabling its event source mapping
+    /// would: messages wait in the queue meanwhile.
+    pub async fn set_event_sources(&self, function: &str, enabled: bool) {
+        let state = if enabled { "enable" } else { "disable" };
+        let url = format!("{}/__devstack/functions/{function}/event-sources/{state}", self.url);
+        let answer = reqwest::Client::new().post(url).send().await.expect("devstack answers");
+        assert_eq!(answer.status(), 204, "{function} event sources {state}");
+    }
+
+    /// Every line devstack and the functions have written so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log).unwrap_or_default().lines().map(str::to_owned).collect()
     }
 
     pub fn pid(&self) -> u32 {
@@ -219,6 +239,10 @@ impl LocalApi {
 impl Drop for LocalApi {
     fn drop(&mut self) {
         self.stop();
+        // Kept when the test failed: the functions' logs explain most failures.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 

@@ -1,25 +1,91 @@
-//! Poison messages with the real consumers running: a message no consumer can read is
-//! retried until maxReceiveCount and then lands in its queue's DLQ, for every queue.
+//! Poison messages with the real consumers running. A message no consumer can read sits in
+//! every queue beside real work (a checkout's events), delivered in the same batches: the
+//! real work is done once, the poison is retried until maxReceiveCount, then lands in its
+//! queue's DLQ, where the depth alarm's metric sees it, and the consumer counts it in its
+//! `DlqRedrives` metric for that queue.
 
 use std::time::Duration;
 
-use system_tests::{LocalApi, QUEUES, depth, emulator};
+use serde_json::Value;
+use system_tests::shop::Shop;
+use system_tests::{QUEUES, depth, emulator, eventually};
+
+const POISON: &str = "{not an event";
+
+/// The function that consumes `queue` (its `SQS` event source in the template).
+fn consumer_of(queue: &str) -> String {
+    let template = system_tests::template();
+    let found = template.resources.iter().find(|(_, r)| {
+        r.kind == "AWS::Serverless::Function"
+            && r.properties["Events"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .any(|(_, e)| e["Type"] == "SQS" && e["Properties"]["Queue"]["Fn::GetAtt"][0] == queue)
+    });
+    found.map(|(id, _)| id.clone()).unwrap_or_else(|| panic!("no consumer of {queue}"))
+}
 
 #[tokio::test]
-async fn a_malformed_message_reaches_every_queues_dlq() {
+async fn poison_beside_real_work_ends_in_the_dlq_and_is_counted_and_the_work_is_done_once() {
     // A 1 s visibility timeout, so five receives take seconds, not minutes.
-    let api = LocalApi::start_with(&[("QueueVisibilitySeconds", "1")]).await;
+    let shop = Shop::open(&[("QueueVisibilitySeconds", "1")]).await;
     let sqs = aws_sdk_sqs::Client::new(&emulator().await);
-    for queue in QUEUES {
-        sqs.send_message().queue_url(api.reference(queue)).message_body("{not an event").send().await.unwrap();
+    let consumers: Vec<String> = QUEUES.iter().map(|q| consumer_of(q)).collect();
+
+    // Consumers paused (their event sources disabled): the poison and a checkout's events wait
+    // together, so the first batches hold both.
+    for consumer in &consumers {
+        shop.api.set_event_sources(consumer, false).await;
     }
+    tokio::time::sleep(Duration::from_millis(1200)).await; // a long poll already under way ends
     for queue in QUEUES {
-        let dlq = api.reference(&queue.replace("Queue", "Dlq"));
-        let landed = system_tests::eventually(Duration::from_secs(60), || async {
-            (depth(&sqs, &dlq).await.ok()? == 1).then_some(())
-        })
-        .await;
+        sqs.send_message().queue_url(shop.api.reference(queue)).message_body(POISON).send().await.unwrap();
+    }
+    let seller = shop.register("seller").await;
+    let product = shop.product(&seller, 1299, 5).await;
+    let customer = shop.register("customer").await;
+    shop.put_in_cart(&customer, &product, 1).await;
+    let placed: Value = shop.checkout(&customer, "tok_visa", None).await.json().await.unwrap();
+    let order_id = placed["order_id"].as_str().expect("an order").to_owned();
+    for consumer in &consumers {
+        shop.api.set_event_sources(consumer, true).await;
+    }
+
+    let order = shop.wait_for_order(&customer, &order_id, Duration::from_secs(60), |o| o["status"] == "paid").await;
+    assert_eq!(order["status"], "paid", "the real work is done: {order}");
+    for queue in QUEUES {
+        let dlq = shop.api.reference(&queue.replace("Queue", "Dlq"));
+        let landed =
+            eventually(Duration::from_secs(60), || async { (depth(&sqs, &dlq).await.ok()? >= 1).then_some(()) }).await;
         assert!(landed.is_some(), "{queue}: the poison message did not reach the DLQ");
-        assert_eq!(depth(&sqs, &api.reference(queue)).await.unwrap(), 0, "{queue}: nothing left behind");
+        // What the DLQ depth alarm watches (ApproximateNumberOfMessagesVisible > 0): exactly the poison.
+        let dead = system_tests::drain(&sqs, &dlq).await.unwrap();
+        let bodies: Vec<&str> = dead.iter().filter_map(|m| m.body()).collect();
+        assert_eq!(bodies, [POISON], "{queue}: only the poison is dead");
+    }
+    let mut templates = shop
+        .wait_for_notifications(
+            &customer,
+            &["welcome", "order_confirmation", "payment_receipt"],
+            Duration::from_secs(30),
+        )
+        .await;
+    templates.sort();
+    assert_eq!(templates, ["order_confirmation", "payment_receipt", "welcome"], "each once");
+
+    // One DlqRedrives count per queue, dimension Queue = that queue's name.
+    let counted: Vec<(String, u64)> = shop
+        .api
+        .log_lines()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(&line[line.find('{')?..]).ok())
+        .filter(|emf| emf["DlqRedrives"].is_u64())
+        .map(|emf| (emf["Queue"].as_str().unwrap_or_default().to_owned(), emf["DlqRedrives"].as_u64().unwrap()))
+        .collect();
+    for queue in QUEUES {
+        let name = shop.api.reference(queue).rsplit('/').next().unwrap().to_owned();
+        let for_queue: u64 = counted.iter().filter(|(q, _)| *q == name).map(|(_, n)| n).sum();
+        assert_eq!(for_queue, 1, "{queue}: DlqRedrives counted {for_queue} times (all counts: {counted:?})");
     }
 }

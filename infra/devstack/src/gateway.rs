@@ -170,17 +170,25 @@ impl Gateway {
 }
 
 /// devstack's own controls, beside the API: `POST /__devstack/functions/{name}/down` makes
-/// every invocation of a function fail as unavailable (a service outage), `.../up` ends it.
+/// every invocation of a function fail as unavailable (a service outage), `.../up` ends it;
+/// `.../event-sources/disable` stops polling its queues (messages wait), `.../enable` resumes.
 pub const ADMIN_PREFIX: &str = "/__devstack/";
 
 fn admin(gateway: &Gateway, method: &Method, command: &str) -> Response {
     let parts: Vec<&str> = command.split('/').collect();
-    let down = match (method, parts.as_slice()) {
-        (&Method::POST, ["functions", _, "down"]) => true,
-        (&Method::POST, ["functions", _, "up"]) => false,
+    let runtime = &gateway.runtime;
+    let known = match (method, parts.as_slice()) {
+        (&Method::POST, ["functions", name, "down"]) => runtime.set_down(name, true),
+        (&Method::POST, ["functions", name, "up"]) => runtime.set_down(name, false),
+        (&Method::POST, ["functions", name, "event-sources", "disable"]) => {
+            runtime.set_event_sources_enabled(name, false)
+        }
+        (&Method::POST, ["functions", name, "event-sources", "enable"]) => {
+            runtime.set_event_sources_enabled(name, true)
+        }
         _ => return (StatusCode::NOT_FOUND, "unknown devstack command").into_response(),
     };
-    if gateway.runtime.set_down(parts[1], down) {
+    if known {
         (StatusCode::NO_CONTENT, "").into_response()
     } else {
         (StatusCode::NOT_FOUND, format!("no function {}", parts[1])).into_response()

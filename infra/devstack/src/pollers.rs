@@ -25,6 +25,10 @@ pub struct BatchOutcome {
 /// Polls `source` for `function` until the task is dropped.
 pub async fn run(sqs: aws_sdk_sqs::Client, runtime: Runtime, function: String, source: QueueSource, region: String) {
     loop {
+        if !runtime.event_sources_enabled(&function) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         match poll_once(&sqs, &runtime, &function, &source, &region).await {
             Ok(_) => {}
             Err(error) => {

@@ -121,6 +121,9 @@ struct Pool {
 pub struct Runtime {
     pools: Arc<HashMap<String, Arc<Pool>>>,
     down: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Functions whose queue event sources are disabled (an event source mapping with
+    /// `Enabled: false`): their messages wait in the queue.
+    paused: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Runtime {
@@ -141,7 +144,7 @@ impl Runtime {
                 (pool.spec.name.clone(), Arc::new(pool))
             })
             .collect();
-        Self { pools: Arc::new(pools), down: Arc::default() }
+        Self { pools: Arc::new(pools), down: Arc::default(), paused: Arc::default() }
     }
 
     pub fn functions(&self) -> impl Iterator<Item = &FunctionSpec> {
@@ -168,20 +171,33 @@ impl Runtime {
     /// Marks a function down (every invocation fails as unavailable) or up again: how tests
     /// take a service away.
     pub fn set_down(&self, function: &str, down: bool) -> bool {
+        self.mark(&self.down, function, down)
+    }
+
+    fn is_down(&self, function: &str) -> bool {
+        self.down.lock().unwrap_or_else(|e| e.into_inner()).contains(function)
+    }
+
+    /// Disables (or enables again) the queue event sources of `function`; false if no such function.
+    pub fn set_event_sources_enabled(&self, function: &str, enabled: bool) -> bool {
+        self.mark(&self.paused, function, !enabled)
+    }
+
+    pub fn event_sources_enabled(&self, function: &str) -> bool {
+        !self.paused.lock().unwrap_or_else(|e| e.into_inner()).contains(function)
+    }
+
+    fn mark(&self, set: &std::sync::Mutex<std::collections::HashSet<String>>, function: &str, on: bool) -> bool {
         if !self.pools.contains_key(function) {
             return false;
         }
-        let mut set = self.down.lock().unwrap_or_else(|e| e.into_inner());
-        if down {
+        let mut set = set.lock().unwrap_or_else(|e| e.into_inner());
+        if on {
             set.insert(function.to_owned());
         } else {
             set.remove(function);
         }
         true
-    }
-
-    fn is_down(&self, function: &str) -> bool {
-        self.down.lock().unwrap_or_else(|e| e.into_inner()).contains(function)
     }
 
     /// Invocations per function so far: how many Lambda calls a request fanned out into.
