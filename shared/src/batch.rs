@@ -5,6 +5,7 @@
 
 use std::fmt::Display;
 use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -14,6 +15,19 @@ use crate::events::Envelope;
 use crate::logging;
 use crate::metrics::{self, Metric};
 
+tokio::task_local! {
+    /// When the invocation handling the current batch is ended by Lambda (its deadline).
+    static DEADLINE: SystemTime;
+}
+
+/// Time left before Lambda ends the current invocation, inside [`run`]'s handlers. Work
+/// started in an invocation cannot outlive it, so neither need its idempotency claims: a
+/// claim left behind by a failed attempt then expires before SQS redelivers the message
+/// (the queue's visibility timeout is at least the function's timeout).
+pub fn invocation_time_left() -> Option<Duration> {
+    DEADLINE.try_with(|deadline| deadline.duration_since(SystemTime::now()).unwrap_or_default()).ok()
+}
+
 /// Runs `handler` for every message of every batch, as the function's whole `main` loop.
 pub async fn run<F, Fut, E>(handler: F) -> Result<(), lambda_runtime::Error>
 where
@@ -21,8 +35,10 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        Ok::<_, std::convert::Infallible>(handle_batch(event.payload, &handler).await)
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+        let batch = handle_batch(event.payload, &handler);
+        async move { Ok::<_, std::convert::Infallible>(DEADLINE.scope(deadline, batch).await) }
     }))
     .await
 }
@@ -116,6 +132,16 @@ fn unknown_event_type(body: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn time_left_is_the_invocations_inside_it_and_unknown_outside() {
+        assert_eq!(invocation_time_left(), None);
+        let deadline = SystemTime::now() + Duration::from_secs(10);
+        let left = DEADLINE.scope(deadline, async { invocation_time_left() }).await.unwrap();
+        assert!(left > Duration::from_secs(9) && left <= Duration::from_secs(10), "{left:?}");
+        let gone = SystemTime::now() - Duration::from_secs(1);
+        assert_eq!(DEADLINE.scope(gone, async { invocation_time_left() }).await, Some(Duration::ZERO));
+    }
     use crate::correlation::CorrelationId;
     use crate::events::{Event, OrderCompleted};
 

@@ -68,6 +68,8 @@ pub enum OnceError<E: Display> {
 }
 
 /// Runs `work` at most once to completion for `key`; `Ok(false)` if it had already run.
+/// The claim lasts `lease`, or less in a queue consumer: no longer than its invocation (plus
+/// a second), since a claim that outlives a failed attempt only blocks the retries.
 pub async fn once<S, F, Fut, E>(store: &S, key: &str, lease: Duration, work: F) -> Result<bool, OnceError<E>>
 where
     S: IdempotencyStore,
@@ -75,6 +77,7 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
+    let lease = crate::batch::invocation_time_left().map_or(lease, |left| lease.min(left + Duration::from_secs(1)));
     let token = match store.claim(key, lease).await? {
         Claim::Acquired(token) => token,
         Claim::AlreadyDone => {

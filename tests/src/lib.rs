@@ -94,6 +94,70 @@ pub async fn depth(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<u64> {
     Ok(value.parse()?)
 }
 
+/// Messages in a queue, visible or in flight.
+pub async fn in_queue(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> u64 {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("queue attributes");
+    attributes.attributes().into_iter().flatten().filter_map(|(_, v)| v.parse::<u64>().ok()).sum()
+}
+
+/// Waits until the consumer queues of `api`'s stack have stayed empty for three looks in a
+/// row (half a second apart): the background work has finished.
+pub async fn wait_for_quiet(sqs: &aws_sdk_sqs::Client, api: &LocalApi, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut empty_looks = 0;
+    while empty_looks < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the queues did not drain in {timeout:?}");
+        let mut pending = 0;
+        for queue in QUEUES {
+            pending += in_queue(sqs, &api.reference(queue)).await;
+        }
+        empty_looks = if pending == 0 { empty_looks + 1 } else { 0 };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Messages in each consumer queue's DLQ.
+pub async fn dead_letters(sqs: &aws_sdk_sqs::Client, api: &LocalApi) -> std::collections::BTreeMap<&'static str, u64> {
+    let mut found = std::collections::BTreeMap::new();
+    for queue in QUEUES {
+        found.insert(queue, in_queue(sqs, &api.reference(&queue.replace("Queue", "Dlq"))).await);
+    }
+    found
+}
+
+/// `(pk, status)` of every item of a table whose `pk` starts with `prefix` (e.g. every
+/// `RESERVATION#` of the Seller table, every `PAYMENT#` of the Payment table).
+pub async fn statuses(dynamo: &aws_sdk_dynamodb::Client, table: &str, prefix: &str) -> Vec<(String, String)> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let items: Vec<HashMap<String, AttributeValue>> = dynamo
+        .scan()
+        .table_name(table)
+        .filter_expression("begins_with(pk, :p)")
+        .expression_attribute_values(":p", AttributeValue::S(prefix.into()))
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .expect("scan");
+    let text = |item: &HashMap<String, AttributeValue>, name: &str| {
+        item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+    };
+    items.iter().map(|item| (text(item, "pk"), text(item, "status"))).collect()
+}
+
+/// How many of `statuses` are `status`.
+pub fn count(statuses: &[(String, String)], status: &str) -> usize {
+    statuses.iter().filter(|(_, s)| s == status).count()
+}
+
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
 where
@@ -164,12 +228,22 @@ impl LocalApi {
 
     /// Starts the stack with template parameter overrides.
     pub async fn start_with(parameters: &[(&str, &str)]) -> Self {
+        Self::start_through(None, parameters).await
+    }
+
+    /// Starts the stack reaching the emulator at `endpoint` (e.g. a fault proxy's URL), not at
+    /// `AWS_ENDPOINT_URL`: devstack and every function it runs.
+    pub async fn start_through(endpoint: Option<&str>, parameters: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let stack_name = unique_stack_name();
         let state = std::env::temp_dir().join(format!("devstack-{stack_name}.json"));
         let log = std::env::temp_dir().join(format!("devstack-{stack_name}.log"));
         let output = std::fs::File::create(&log).expect("a log file");
-        let process = devstack_command()
+        let mut command = devstack_command();
+        if let Some(endpoint) = endpoint {
+            command.env("AWS_ENDPOINT_URL", endpoint);
+        }
+        let process = command
             .args(["--stack-name", &stack_name, "serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(parameters.iter().flat_map(|(k, v)| ["--parameter".to_owned(), format!("{k}={v}")]))
             .arg("--output")
@@ -205,6 +279,13 @@ impl LocalApi {
         let url = format!("{}/__devstack/functions/{function}/event-sources/{state}", self.url);
         let answer = reqwest::Client::new().post(url).send().await.expect("devstack answers");
         assert_eq!(answer.status(), 204, "{function} event sources {state}");
+    }
+
+    /// Runs `function`'s schedule now instead of at its next tick (e.g. an outbox relay).
+    pub async fn run_schedule(&self, function: &str) {
+        let url = format!("{}/__devstack/functions/{function}/schedule", self.url);
+        let answer = reqwest::Client::new().post(url).send().await.expect("devstack answers");
+        assert_eq!(answer.status(), 204, "{function}'s scheduled run: {}", answer.text().await.unwrap_or_default());
     }
 
     /// Every line devstack and the functions have written so far.

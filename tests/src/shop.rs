@@ -30,7 +30,11 @@ pub struct User {
 
 impl Shop {
     pub async fn open(parameters: &[(&str, &str)]) -> Self {
-        let api = LocalApi::start_with(parameters).await;
+        Self::around(LocalApi::start_with(parameters).await)
+    }
+
+    /// A shop on a stack already started (e.g. behind a fault proxy).
+    pub fn around(api: LocalApi) -> Self {
         let client = ShopClient::new(&api.url);
         Self { api, client }
     }

@@ -6,37 +6,14 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::Value;
 use system_tests::shop::Shop;
+use system_tests::{count, statuses};
 
 const UNITS: u32 = 10;
 const CUSTOMERS: usize = 50;
-
-/// Every item of `table` whose `pk` starts with `prefix`, as `(pk, status)`.
-async fn statuses(dynamo: &aws_sdk_dynamodb::Client, table: &str, prefix: &str) -> Vec<(String, String)> {
-    let items = dynamo
-        .scan()
-        .table_name(table)
-        .filter_expression("begins_with(pk, :p)")
-        .expression_attribute_values(":p", AttributeValue::S(prefix.into()))
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .expect("scan");
-    let text = |item: &std::collections::HashMap<String, AttributeValue>, name: &str| {
-        item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
-    };
-    items.iter().map(|item| (text(item, "pk"), text(item, "status"))).collect()
-}
-
-fn count(statuses: &[(String, String)], status: &str) -> usize {
-    statuses.iter().filter(|(_, s)| s == status).count()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_customers_racing_for_ten_units_make_exactly_ten_orders() {

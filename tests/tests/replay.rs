@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use shared::publisher::{Publish, SnsPublisher};
 use shared::{Envelope, Topic};
 use system_tests::shop::Shop;
-use system_tests::{LocalApi, QUEUES, emulator, eventually};
+use system_tests::{LocalApi, emulator, eventually};
 
 const TABLES: [&str; 7] =
     ["AuthTable", "SellerTable", "CartTable", "OrderTable", "PaymentTable", "NotificationTable", "AiBuddyTable"];
@@ -72,47 +72,7 @@ async fn dump(dynamo: &aws_sdk_dynamodb::Client, api: &LocalApi) -> BTreeMap<&'s
     tables
 }
 
-async fn in_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap();
-    attributes.attributes().into_iter().flatten().map(|(_, v)| v.parse::<u64>().unwrap()).sum()
-}
-
 const DEADLINE: Duration = Duration::from_secs(90);
-
-/// Every message, visible or in flight, in the consumer queues (DLQs apart).
-async fn pending(sqs: &aws_sdk_sqs::Client, api: &LocalApi) -> u64 {
-    let mut total = 0;
-    for queue in QUEUES {
-        total += in_queue(sqs, &api.reference(queue)).await;
-    }
-    total
-}
-
-/// Waits until the consumer queues have stayed empty for three looks in a row.
-async fn quiet(sqs: &aws_sdk_sqs::Client, api: &LocalApi) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    let mut empty_looks = 0;
-    while empty_looks < 3 {
-        assert!(tokio::time::Instant::now() < deadline, "the queues did not drain");
-        empty_looks = if pending(sqs, api).await == 0 { empty_looks + 1 } else { 0 };
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn dead_letters(sqs: &aws_sdk_sqs::Client, api: &LocalApi) -> BTreeMap<&'static str, u64> {
-    let mut found = BTreeMap::new();
-    for queue in QUEUES {
-        found.insert(queue, in_queue(sqs, &api.reference(&queue.replace("Queue", "Dlq"))).await);
-    }
-    found
-}
 
 /// A queue subscribed (raw delivery, no filter) to every event topic of `api`'s stack.
 async fn recorder(config: &aws_config::SdkConfig, api: &LocalApi) -> String {
@@ -226,9 +186,12 @@ async fn duplicated_and_shuffled_events_change_nothing_and_converge() {
     })
     .await;
     assert!(refunded.is_some(), "the cancel after payment was not refunded");
-    quiet(&sqs, &shop.api).await;
+    system_tests::wait_for_quiet(&sqs, &shop.api, DEADLINE).await;
     let in_order = dump(&dynamo, &shop.api).await;
-    assert!(dead_letters(&sqs, &shop.api).await.values().all(|n| *n == 0), "the in-order run left dead letters");
+    assert!(
+        system_tests::dead_letters(&sqs, &shop.api).await.values().all(|n| *n == 0),
+        "the in-order run left dead letters"
+    );
 
     let published: Vec<Envelope> = system_tests::drain(&sqs, &recorded)
         .await
@@ -250,8 +213,8 @@ async fn duplicated_and_shuffled_events_change_nothing_and_converge() {
     for envelope in &replay {
         publisher_a.publish(envelope).await.unwrap();
     }
-    quiet(&sqs, &shop.api).await;
-    assert_eq!(dead_letters(&sqs, &shop.api).await.values().sum::<u64>(), 0, "REPLAY_SEED={seed}");
+    system_tests::wait_for_quiet(&sqs, &shop.api, DEADLINE).await;
+    assert_eq!(system_tests::dead_letters(&sqs, &shop.api).await.values().sum::<u64>(), 0, "REPLAY_SEED={seed}");
     let replayed = dump(&dynamo, &shop.api).await;
     for table in TABLES {
         let gone: Vec<&Value> = in_order[table].iter().filter(|row| !replayed[table].contains(row)).collect();
@@ -286,7 +249,7 @@ async fn duplicated_and_shuffled_events_change_nothing_and_converge() {
     for envelope in &replay {
         publisher_b.publish(envelope).await.unwrap();
     }
-    quiet(&sqs, &fresh).await;
+    system_tests::wait_for_quiet(&sqs, &fresh, DEADLINE).await;
     let converged = dump(&dynamo, &fresh).await;
     let (converged_rows, in_order_rows) = (event_made(&converged), event_made(&in_order));
     for (table, rows) in &in_order_rows {

@@ -6,7 +6,6 @@
 //! that `cargo lambda build --release --arm64 --output-format zip` leaves in the target dir.
 
 mod functions;
-mod proxy;
 mod report;
 mod system;
 
@@ -75,7 +74,7 @@ async fn main() -> Result<()> {
     // Every AWS call of the functions goes through the counting proxy.
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let emulator = config.endpoint_url().ok_or_else(|| anyhow!("set AWS_ENDPOINT_URL to the emulator"))?.to_owned();
-    let proxy = proxy::CountingProxy::start(&emulator).await?;
+    let proxy = devstack::proxy::AwsProxy::start(&emulator).await?;
     let config = config.into_builder().endpoint_url(&proxy.url).build();
 
     let stack_name = format!("bench-{}", ulid::Ulid::generate().to_string().to_lowercase());

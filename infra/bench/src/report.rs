@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::proxy::Counts;
+use devstack::proxy::Counts;
 
 /// The goals the figures are checked against.
 pub const INIT_RATIO_GOAL: f64 = 1.5;

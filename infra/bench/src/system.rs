@@ -10,8 +10,8 @@ use devstack::runtime::Runtime;
 use serde_json::Value;
 use system_tests::shop::{ShopClient, User};
 
-use crate::proxy::{self, CountingProxy};
 use crate::report::{CheckoutFigures, Samples};
+use devstack::proxy::{self, AwsProxy};
 
 pub const LINE_COUNTS: [usize; 3] = [1, 5, 25];
 
@@ -90,7 +90,7 @@ pub async fn checkout_costs(
     shop: &ShopClient,
     setup: &Setup,
     runtime: &Runtime,
-    proxy: &CountingProxy,
+    proxy: &AwsProxy,
 ) -> Result<BTreeMap<usize, CheckoutFigures>> {
     let mut figures = BTreeMap::new();
     for lines in LINE_COUNTS {

@@ -171,12 +171,20 @@ impl Gateway {
 
 /// devstack's own controls, beside the API: `POST /__devstack/functions/{name}/down` makes
 /// every invocation of a function fail as unavailable (a service outage), `.../up` ends it;
-/// `.../event-sources/disable` stops polling its queues (messages wait), `.../enable` resumes.
+/// `.../event-sources/disable` stops polling its queues (messages wait), `.../enable` resumes;
+/// `.../schedule` runs its schedule now (a tick, as EventBridge sends it) and answers 204 once
+/// the function succeeded, 502 if it failed.
 pub const ADMIN_PREFIX: &str = "/__devstack/";
 
-fn admin(gateway: &Gateway, method: &Method, command: &str) -> Response {
+async fn admin(gateway: &Gateway, method: &Method, command: &str) -> Response {
     let parts: Vec<&str> = command.split('/').collect();
     let runtime = &gateway.runtime;
+    if let (&Method::POST, ["functions", name, "schedule"]) = (method, parts.as_slice()) {
+        return match runtime.invoke(name, crate::serve::schedule_event(&gateway.region)).await {
+            Ok(_) => (StatusCode::NO_CONTENT, "").into_response(),
+            Err(error) => (StatusCode::BAD_GATEWAY, format!("{name} failed: {error:?}")).into_response(),
+        };
+    }
     let known = match (method, parts.as_slice()) {
         (&Method::POST, ["functions", name, "down"]) => runtime.set_down(name, true),
         (&Method::POST, ["functions", name, "up"]) => runtime.set_down(name, false),
@@ -226,7 +234,7 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     };
     let path = parts.uri.path().to_owned();
     if let Some(command) = path.strip_prefix(ADMIN_PREFIX) {
-        return admin(&gateway, &parts.method, command);
+        return admin(&gateway, &parts.method, command).await;
     }
     let Some((route, params)) = find_route(&gateway.routes, parts.method.as_str(), &path) else {
         let detail = format!("no route for {} {path}", parts.method);

@@ -7,6 +7,7 @@ pub mod functions;
 pub mod gateway;
 pub mod pollers;
 pub mod provision;
+pub mod proxy;
 pub mod runtime;
 pub mod seed;
 pub mod serve;

@@ -1,0 +1,192 @@
+//! A proxy for the AWS calls between the functions and the emulator, for benchmarks and
+//! fault tests. It counts calls by operation (`dynamodb.TransactWriteItems`, `sns.Publish`,
+//! ...), so a benchmark can say what a checkout costs, and it injects faults: from `cut` to
+//! `restore`, chosen operations (or all) find the emulator unreachable, their connection
+//! closed without an answer, as when the network path to AWS breaks.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+/// Calls per operation.
+pub type Counts = BTreeMap<String, u64>;
+
+#[derive(Clone)]
+pub struct AwsProxy {
+    pub url: String,
+    state: Arc<State>,
+}
+
+struct State {
+    upstream: String,
+    http: reqwest::Client,
+    counts: Mutex<Counts>,
+    /// Operation prefixes that are cut ("" cuts every call).
+    cut: Mutex<Vec<String>>,
+    refused: Mutex<Counts>,
+}
+
+/// What a cut call gets: hyper closes the connection instead of answering.
+#[derive(Debug)]
+struct Unreachable;
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cut by the fault proxy")
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl AwsProxy {
+    /// Listens on an ephemeral local port and forwards everything to `upstream`.
+    pub async fn start(upstream: &str) -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the proxy")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let state = Arc::new(State {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+            counts: Mutex::default(),
+            cut: Mutex::default(),
+            refused: Mutex::default(),
+        });
+        let serving = state.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = serving.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| forward(state.clone(), request));
+                    // An error here is a cut connection or a client gone: nothing to do.
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { url, state })
+    }
+
+    /// The calls forwarded so far.
+    pub fn counts(&self) -> Counts {
+        lock(&self.state.counts).clone()
+    }
+
+    /// The calls refused by a cut so far.
+    pub fn refused(&self) -> Counts {
+        lock(&self.state.refused).clone()
+    }
+
+    /// From now on, every call whose operation starts with `prefix` (e.g. `sns.Publish`, or
+    /// `""` for every call) finds the emulator unreachable.
+    pub fn cut(&self, prefix: &str) {
+        lock(&self.state.cut).push(prefix.to_owned());
+    }
+
+    /// Lifts every cut.
+    pub fn restore(&self) {
+        lock(&self.state.cut).clear();
+    }
+}
+
+/// The calls between two snapshots.
+pub fn difference(before: &Counts, after: &Counts) -> Counts {
+    after
+        .iter()
+        .map(|(operation, n)| (operation.clone(), n - before.get(operation).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Unreachable> {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+        return Ok(answer(StatusCode::BAD_REQUEST, HeaderMap::new(), Bytes::from("unreadable body")));
+    };
+    let operation = operation(&parts.headers, &body);
+    if lock(&state.cut).iter().any(|prefix| operation.starts_with(prefix.as_str())) {
+        *lock(&state.refused).entry(operation).or_default() += 1;
+        return Err(Unreachable);
+    }
+    *lock(&state.counts).entry(operation).or_default() += 1;
+
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut headers = parts.headers.clone();
+    headers.remove("host");
+    let sent =
+        state.http.request(parts.method, format!("{}{path}", state.upstream)).headers(headers).body(body).send().await;
+    Ok(match sent {
+        Ok(upstream) => {
+            let (status, headers) = (upstream.status(), upstream.headers().clone());
+            answer(status, headers, upstream.bytes().await.unwrap_or_default())
+        }
+        Err(error) => answer(StatusCode::BAD_GATEWAY, HeaderMap::new(), Bytes::from(error.to_string())),
+    })
+}
+
+fn answer(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// `service.Operation`: JSON protocols name it in `X-Amz-Target`, query protocols (SNS) in
+/// the form body's `Action`.
+fn operation(headers: &HeaderMap, body: &Bytes) -> String {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        let (service, action) = target.split_once('.').unwrap_or(("", target));
+        let service = match service {
+            s if s.starts_with("DynamoDB") => "dynamodb",
+            "AmazonSQS" => "sqs",
+            "AmazonSSM" => "ssm",
+            "secretsmanager" => "secretsmanager",
+            other => other,
+        };
+        return format!("{service}.{action}");
+    }
+    let action = form_urlencoded::parse(body)
+        .find(|(name, _)| name == "Action")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let service = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| auth.split("Credential=").nth(1))
+        .and_then(|credential| credential.split('/').nth(3))
+        .unwrap_or("unknown");
+    format!("{service}.{action}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_named_from_the_target_header_or_the_action() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-amz-target", "DynamoDB_20120810.TransactWriteItems".parse().unwrap());
+        assert_eq!(operation(&headers, &Bytes::new()), "dynamodb.TransactWriteItems");
+
+        let mut headers = HeaderMap::new();
+        let auth = "AWS4-HMAC-SHA256 Credential=test/20261126/us-east-1/sns/aws4_request, SignedHeaders=host";
+        headers.insert("authorization", auth.parse().unwrap());
+        assert_eq!(operation(&headers, &Bytes::from("Action=Publish&Version=2010-03-31")), "sns.Publish");
+    }
+
+    #[test]
+    fn differences_keep_only_what_happened_in_between() {
+        let before = Counts::from([("a".to_owned(), 2), ("b".to_owned(), 1)]);
+        let after = Counts::from([("a".to_owned(), 5), ("b".to_owned(), 1), ("c".to_owned(), 1)]);
+        assert_eq!(difference(&before, &after), Counts::from([("a".to_owned(), 3), ("c".to_owned(), 1)]));
+    }
+}
