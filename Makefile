@@ -69,7 +69,7 @@ provision: venv ## Provision template.yaml on the running emulator
 	env $(LOCAL_ENV) $(CARGO) run --quiet -p devstack -- provision --stack-name $(STACK_NAME) --output .devstack/stack.json
 
 .PHONY: test
-test: venv lint fmt-check clippy ## Every test: linters, unit, handler and system tests against the emulator
+test: venv lint fmt-check clippy deny ## Every test: linters, unit, handler and system tests against the emulator
 	$(CARGO) build --workspace --all-targets
 	$(EMULATOR) run $(CARGO) test --workspace --no-fail-fast
 
@@ -111,6 +111,21 @@ lint: venv ## cfn-lint and sam validate --lint on template.yaml; the OpenAPI and
 	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
 	node infra/scripts/validate-asyncapi.mjs infra/asyncapi.yaml
 	env $(LOCAL_ENV) SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --region us-east-1
+
+# cargo-deny, pinned; installed into ~/.cargo/bin once (a few minutes), then reused.
+CARGO_DENY_VERSION := 0.20.2
+.PHONY: cargo-deny
+cargo-deny:
+	@cargo deny --version 2>/dev/null | grep -qx "cargo-deny $(CARGO_DENY_VERSION)" || \
+		$(CARGO) install --locked --quiet cargo-deny@$(CARGO_DENY_VERSION)
+
+.PHONY: deny
+deny: cargo-deny ## Dependencies: permissive licenses only, crates.io only, no wildcard versions (deny.toml)
+	$(CARGO) deny check licenses bans sources
+
+.PHONY: audit
+audit: cargo-deny ## Known vulnerabilities (RustSec advisories; fetches the database from GitHub)
+	$(CARGO) deny check advisories
 
 .PHONY: fmt-check
 fmt-check:

@@ -125,6 +125,11 @@ fn unknown_event_type(body: &str) -> Option<String> {
         #[serde(rename = "type")]
         event_type: String,
     }
+    // Only an object is an envelope: serde would also read `TypeOnly` from an array such as
+    // `["x"]`, and so acknowledge poison instead of reporting it.
+    if !body.trim_start().starts_with('{') {
+        return None;
+    }
     let TypeOnly { event_type } = serde_json::from_str(body).ok()?;
     (!crate::events::Event::TYPES.contains(&event_type.as_str())).then_some(event_type)
 }
@@ -207,6 +212,15 @@ mod tests {
         let event = batch(vec![message("m1", newer.to_string())]);
         let response = handle_batch(event, &|_: Envelope| async { Err::<(), _>("must not be called") }).await;
         assert!(response.batch_item_failures.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_array_with_an_unknown_type_is_poison_not_skipped() {
+        // Found by fuzzing: `["x"]` was read as an envelope of type "x" and acknowledged.
+        let event = batch(vec![message("m1", r#"["order.shipped"]"#.into()), message("m2", "[\"\"]".into())]);
+        let response = handle_batch(event, &fail_order_2).await;
+        let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(failed, ["m1", "m2"]);
     }
 
     #[tokio::test]

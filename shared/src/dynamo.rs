@@ -17,9 +17,29 @@ pub type Item = HashMap<String, AttributeValue>;
 #[error("{0}")]
 pub struct DynamoError(pub String);
 
+/// Why [`Table::page`] gave no page.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// The cursor is no key a page of this partition ends at: edited, or another list's or
+    /// another user's. The client's mistake (a 400, `pagination::bad_cursor`); it never
+    /// reaches DynamoDB, which would refuse it as a `ValidationException`.
+    #[error("the cursor was not given out for this list")]
+    ForeignCursor,
+    #[error(transparent)]
+    Dynamo(#[from] DynamoError),
+}
+
 /// The error's whole chain as text (SDK errors hide their cause in `Display`).
 pub fn error(e: impl std::error::Error + Send + Sync + 'static) -> DynamoError {
     DynamoError(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
+
+/// Whether DynamoDB could hold an item at `key`: it refuses a partition key over 2048 bytes
+/// or a sort key over 1024 with a ValidationException, so no item is there. Reads check it:
+/// an over-long id (from a path, say) is then not found, rather than a 5xx.
+fn storable(key: &Item) -> bool {
+    let size = |name: &str| key.get(name).and_then(|v| v.as_s().ok()).map_or(0, String::len);
+    size("pk") <= 2048 && size("sk") <= 1024
 }
 
 /// The key of an item in a `pk`/`sk` table.
@@ -34,13 +54,27 @@ pub fn item(key: Item, value: &impl Serialize) -> Result<Item, DynamoError> {
     Ok(item)
 }
 
-/// One partition to list: of the table, or of `index`, with its key `attribute = value`;
-/// `sort_prefix` keeps only items whose `sk` starts with it.
+/// One partition to list: of the table, or of `index`, with its key `attribute = value`
+/// and sort key `sort_attribute`; `sort_prefix` keeps only items whose `sk` starts with it.
 pub struct Partition<'a> {
     pub index: Option<&'a str>,
     pub attribute: &'a str,
     pub value: String,
+    pub sort_attribute: &'a str,
     pub sort_prefix: Option<&'a str>,
+}
+
+impl Partition<'_> {
+    /// Whether `start` can be where a page of this partition ended: exactly the table's key
+    /// and the index's, all strings, in this partition and under `sort_prefix`.
+    fn holds(&self, start: &Item) -> bool {
+        let text = |name: &str| start.get(name).and_then(|v| v.as_s().ok());
+        let keys = std::collections::BTreeSet::from(["pk", "sk", self.attribute, self.sort_attribute]);
+        keys.len() == start.len()
+            && keys.iter().all(|key| text(key).is_some())
+            && text(self.attribute) == Some(&self.value)
+            && self.sort_prefix.is_none_or(|prefix| text("sk").is_some_and(|sk| sk.starts_with(prefix)))
+    }
 }
 
 /// A service's table.
@@ -62,6 +96,9 @@ impl Table {
 
     /// The item at `key` as `T` (a consistent read).
     pub async fn get<T: DeserializeOwned>(&self, key: Item) -> Result<Option<T>, DynamoError> {
+        if !storable(&key) {
+            return Ok(None);
+        }
         let found = self
             .client
             .get_item()
@@ -78,6 +115,7 @@ impl Table {
     /// 100 keys; keys DynamoDB leaves unprocessed (throttling) are asked for again a few times.
     pub async fn get_many(&self, keys: Vec<Item>) -> Result<Vec<Item>, DynamoError> {
         use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let keys: Vec<Item> = keys.into_iter().filter(storable).collect();
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(100) {
             let batch = KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true).build();
@@ -112,7 +150,14 @@ impl Table {
         &self,
         partition: Partition<'_>,
         page: &PageRequest,
-    ) -> Result<Page<T>, DynamoError> {
+    ) -> Result<Page<T>, PageError> {
+        if page.start.as_ref().is_some_and(|start| !partition.holds(start)) {
+            return Err(PageError::ForeignCursor);
+        }
+        // A partition key longer than DynamoDB takes (see `storable`) holds nothing.
+        if partition.value.len() > 2048 {
+            return Ok(Page { items: Vec::new(), next_cursor: None });
+        }
         let condition =
             if partition.sort_prefix.is_some() { "#p = :p AND begins_with(sk, :prefix)" } else { "#p = :p" };
         let mut query = self
@@ -148,5 +193,52 @@ impl Table {
             Err(e) if e.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => Ok(false),
             Err(e) => Err(error(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cursor(pairs: &[(&str, &str)]) -> Item {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), AttributeValue::S((*v).to_owned()))).collect()
+    }
+
+    #[test]
+    fn a_cursor_holds_only_for_the_partition_and_keys_that_made_it() {
+        let orders = Partition {
+            index: Some("ByUser"),
+            attribute: "gsi1pk",
+            value: "USER#u1".into(),
+            sort_attribute: "gsi1sk",
+            sort_prefix: None,
+        };
+        let mine = [("pk", "ORDER#o1"), ("sk", "ORDER"), ("gsi1pk", "USER#u1"), ("gsi1sk", "o1")];
+        assert!(orders.holds(&cursor(&mine)));
+        let theirs = [("pk", "ORDER#o2"), ("sk", "ORDER"), ("gsi1pk", "USER#u2"), ("gsi1sk", "o2")];
+        assert!(!orders.holds(&cursor(&theirs)), "another user's partition");
+        assert!(!orders.holds(&cursor(&mine[..3])), "the index's sort key is missing");
+        assert!(!orders.holds(&cursor(&[mine.as_slice(), &[("x", "y")]].concat())), "a key too many");
+        let mut number = cursor(&mine);
+        number.insert("sk".into(), AttributeValue::N("1".into()));
+        assert!(!orders.holds(&number), "keys are strings");
+
+        let notifications = Partition {
+            index: None,
+            attribute: "pk",
+            value: "USER#u1".into(),
+            sort_attribute: "sk",
+            sort_prefix: Some("N#"),
+        };
+        assert!(notifications.holds(&cursor(&[("pk", "USER#u1"), ("sk", "N#1")])));
+        assert!(!notifications.holds(&cursor(&[("pk", "USER#u1"), ("sk", "CONTACT")])), "outside the prefix");
+        assert!(!notifications.holds(&cursor(&[("pk", "USER#u1")])));
+    }
+
+    #[test]
+    fn keys_longer_than_dynamodb_takes_hold_nothing() {
+        assert!(storable(&key("x".repeat(2048), "y".repeat(1024))));
+        assert!(!storable(&key("x".repeat(2049), "SK")));
+        assert!(!storable(&key("PK", "y".repeat(1025))));
     }
 }

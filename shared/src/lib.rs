@@ -21,6 +21,11 @@ pub mod publisher;
 pub mod sigv4;
 pub mod testing;
 
+#[cfg(test)]
+mod fuzz;
+#[cfg(test)]
+mod fuzzing;
+
 pub use correlation::CorrelationId;
 pub use events::{Envelope, Event, Topic};
 pub use problem::{Problem, Reply};

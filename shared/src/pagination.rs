@@ -56,12 +56,17 @@ pub fn encode_cursor(key: &HashMap<String, AttributeValue>) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&strings).unwrap_or_default())
 }
 
+/// The answer to a cursor this list did not give out: garbled, edited, or another list's or
+/// another user's (all alike, so that the answer tells nothing about other lists).
+pub fn bad_cursor() -> Problem {
+    Problem::bad_request("cursor is not one this API gave out")
+}
+
 pub fn decode_cursor(cursor: &str) -> Result<HashMap<String, AttributeValue>, Problem> {
-    let invalid = || Problem::bad_request("cursor is not one this API gave out");
-    let json = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    let strings: HashMap<String, String> = serde_json::from_slice(&json).map_err(|_| invalid())?;
+    let json = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad_cursor())?;
+    let strings: HashMap<String, String> = serde_json::from_slice(&json).map_err(|_| bad_cursor())?;
     if strings.is_empty() {
-        return Err(invalid());
+        return Err(bad_cursor());
     }
     Ok(strings.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
 }

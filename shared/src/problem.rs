@@ -186,7 +186,26 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, Problem> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Problem::bad_request("the request body must be a JSON object"));
     }
-    serde_json::from_slice(bytes).map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
+    let invalid = |e: serde_json::Error| Problem::bad_request(format!("invalid JSON body: {e}"));
+    // Straight from the bytes first, for errors with their position (and repeated members
+    // refused); then again from the document, where an array is no struct (serde would read
+    // `[2]` as `{"quantity": 2}`).
+    serde_json::from_slice::<T>(bytes).map_err(invalid)?;
+    objects_only::from_value(serde_json::from_slice(bytes).map_err(invalid)?).map_err(invalid)
+}
+
+mod objects_only;
+
+/// An optional body field that may be left out but not sent as `null`: `null` is a wrong type
+/// (api.md: 400), not "absent". Use as `#[serde(default, deserialize_with = "not_null")]`.
+pub fn not_null<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    // Through Option, so that every type (enums too) gets this message rather than its own.
+    match <Option<T> as serde::Deserialize>::deserialize(deserializer)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom("null is not a valid value (leave the field out instead)")),
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +252,33 @@ mod tests {
         let big = format!(r#"{{"quantity": 1, "pad": "{}"}}"#, "x".repeat(MAX_BODY_BYTES));
         assert_eq!(json_body::<Quantity>(&request(&big)).unwrap_err().status, 413);
         assert_eq!(json_body::<Quantity>(&request(r#"{"quantity": 3}"#)).unwrap().quantity, 3);
+    }
+
+    #[test]
+    fn an_array_is_not_an_object_at_any_depth() {
+        // Found by fuzzing: serde reads a struct from an array of its fields' values.
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Lines {
+            lines: Vec<Quantity>,
+        }
+        assert_eq!(json_body::<Quantity>(&request("[3]")).unwrap_err().status, 400);
+        assert_eq!(json_body::<Lines>(&request(r#"{"lines": [[3]]}"#)).unwrap_err().status, 400);
+        assert_eq!(json_body::<Lines>(&request(r#"{"lines": [{"quantity": 3}]}"#)).unwrap().lines.len(), 1);
+        let repeated = json_body::<Quantity>(&request(r#"{"quantity": 3, "quantity": 4}"#)).unwrap_err();
+        assert!(repeated.detail.contains("duplicate field"), "{}", repeated.detail);
+    }
+
+    #[test]
+    fn optional_fields_may_be_left_out_but_not_null() {
+        #[derive(Debug, Deserialize)]
+        struct Note {
+            #[serde(default, deserialize_with = "not_null")]
+            text: Option<String>,
+        }
+        assert_eq!(json_body::<Note>(&request("{}")).unwrap().text, None);
+        assert_eq!(json_body::<Note>(&request(r#"{"text": "hi"}"#)).unwrap().text.as_deref(), Some("hi"));
+        assert_eq!(json_body::<Note>(&request(r#"{"text": null}"#)).unwrap_err().status, 400);
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub struct Registration {
     pub email: String,
     pub password: String,
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::problem::not_null")]
     pub role: Option<Role>,
 }
 
@@ -175,6 +175,16 @@ mod tests {
                 r#"{"email":"s@example.com","password":"12345678","name":"S","role":"admin"}"#
             )
             .is_err()
+        );
+        let unsaid: Registration =
+            serde_json::from_str(r#"{"email":"s@example.com","password":"12345678","name":"S"}"#).unwrap();
+        assert_eq!(unsaid.validate().unwrap().role, Role::Customer, "customer by default");
+        assert!(
+            serde_json::from_str::<Registration>(
+                r#"{"email":"s@example.com","password":"12345678","name":"S","role":null}"#
+            )
+            .is_err(),
+            "null is a wrong type, not the default"
         );
     }
 

@@ -8,3 +8,6 @@ pub mod passwords;
 pub mod signing_key;
 pub mod store;
 pub mod tokens;
+
+#[cfg(test)]
+mod fuzz;

@@ -7,7 +7,7 @@ use shared::caller::caller;
 use shared::problem::json_body;
 use shared::{CorrelationId, Problem, Reply};
 
-use crate::domain::{Cart, SetQuantity, price};
+use crate::domain::{Cart, MAX_QUANTITY, SetQuantity, price};
 use crate::downstream::Downstream;
 use crate::store::{CartStore, StoreError};
 
@@ -59,7 +59,9 @@ pub async fn set_item<S: CartStore, D: Downstream>(
     let customer = caller(&request)?;
     let product_id = path_parameter(&request, "product_id")?;
     let wanted: SetQuantity = json_body(&request)?;
-    if wanted.quantity <= 0 {
+    // 0 removes, with no lookup; so does a quantity out of range, which `set` refuses (400
+    // whether or not the product exists).
+    if !(1..=i64::from(MAX_QUANTITY)).contains(&wanted.quantity) {
         let cart = change(store, &customer.user_id, |cart| {
             cart.set(&product_id, wanted.quantity).map_err(|e| Problem::bad_request(e.0))
         })

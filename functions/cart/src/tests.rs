@@ -185,6 +185,8 @@ async fn carts_are_priced_from_the_catalogue() {
     assert_eq!(cart["items"][0]["name"], "PRD_A");
     assert_eq!(put(&store, &fake, "prd_nope", 1).await.status(), 404);
     assert_eq!(put(&store, &fake, "prd_a", 100).await.status(), 400);
+    // Found by fuzzing: out of range was 404 for an unknown product (but 400 when negative).
+    assert_eq!(put(&store, &fake, "prd_nope", 100).await.status(), 400, "the quantity, whatever the product");
     assert_eq!(body(&put(&store, &fake, "prd_a", 0).await)["items"], json!([]), "0 removes");
 }
 
@@ -317,3 +319,5 @@ async fn an_attempt_that_died_half_way_is_resumed_with_what_it_priced() {
     assert_eq!(order["total_cents"], 1299, "what the attempt priced, not the cart now");
     assert_eq!((fake.stock_of("prd_a"), fake.stock_of("prd_b")), (4, 5));
 }
+
+mod fuzz;

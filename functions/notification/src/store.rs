@@ -6,14 +6,18 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use shared::dynamo::{Partition, Table, key};
+use shared::dynamo::{PageError, Partition, Table, key};
 use shared::pagination::{Page, PageRequest};
 
 use crate::domain::{Contact, Notification};
 
 #[derive(Debug, thiserror::Error)]
-#[error("the notification store is unavailable: {0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    #[error("the notification store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the cursor was not given out for this list")]
+    BadCursor,
+}
 
 pub trait NotificationStore: Send + Sync {
     fn save_contact(&self, contact: &Contact) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -71,7 +75,7 @@ pub struct DynamoStore {
 }
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
-    StoreError(error.to_string())
+    StoreError::Unavailable(error.to_string())
 }
 
 impl DynamoStore {
@@ -118,9 +122,17 @@ impl NotificationStore for DynamoStore {
     }
 
     async fn list(&self, user_id: &str, page: &PageRequest) -> Result<Page<Notification>, StoreError> {
-        let partition =
-            Partition { index: None, attribute: "pk", value: format!("USER#{user_id}"), sort_prefix: Some("NOTIF#") };
-        let found = self.table.page::<Stored>(partition, page).await.map_err(unavailable)?;
+        let partition = Partition {
+            index: None,
+            attribute: "pk",
+            value: format!("USER#{user_id}"),
+            sort_attribute: "sk",
+            sort_prefix: Some("NOTIF#"),
+        };
+        let found = self.table.page::<Stored>(partition, page).await.map_err(|e| match e {
+            PageError::ForeignCursor => StoreError::BadCursor,
+            e => unavailable(e),
+        })?;
         Ok(found.map(|s| Notification { user_id: s.user, ..s.notification }))
     }
 }

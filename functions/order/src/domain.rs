@@ -79,12 +79,25 @@ impl NewOrder {
         if self.items.iter().any(|l| l.quantity == 0 || l.unit_price_cents == 0) {
             return Err(Invalid("every item needs a quantity and a price".into()));
         }
-        let sum: u64 = self.items.iter().map(|l| l.unit_price_cents * u64::from(l.quantity)).sum();
-        if sum != self.total_cents {
-            return Err(Invalid(format!("total_cents is {} but the items add up to {sum}", self.total_cents)));
+        if self.currency != CURRENCY {
+            return Err(Invalid(format!("only {CURRENCY} is accepted")));
         }
-        if [&self.order_id, &self.user_id, &self.payment_id, &self.reservation_id].iter().any(|id| id.is_empty()) {
-            return Err(Invalid("order_id, user_id, payment_id and reservation_id are required".into()));
+        // Checked: an overflow is a wrong total (400), not a panic.
+        let sum = self
+            .items
+            .iter()
+            .try_fold(0u64, |sum, l| l.unit_price_cents.checked_mul(u64::from(l.quantity))?.checked_add(sum));
+        match sum {
+            Some(sum) if sum == self.total_cents => {}
+            Some(sum) => {
+                return Err(Invalid(format!("total_cents is {} but the items add up to {sum}", self.total_cents)));
+            }
+            None => return Err(Invalid("the items add up to more than any total".into())),
+        }
+        // The ids become DynamoDB keys, which have a size limit: bounded, as Seller's are.
+        let ids = [&self.order_id, &self.user_id, &self.payment_id, &self.reservation_id];
+        if ids.iter().any(|id| id.is_empty() || id.len() > 128) {
+            return Err(Invalid("order_id, user_id, payment_id and reservation_id must be 1 to 128 characters".into()));
         }
         let order = Order {
             order_id: self.order_id,
@@ -207,6 +220,16 @@ mod tests {
         let mut empty = new_order();
         empty.items.clear();
         assert!(empty.into_order(Utc::now()).is_err());
+        let mut overflowing = new_order();
+        overflowing.items[0].unit_price_cents = u64::MAX;
+        assert!(overflowing.into_order(Utc::now()).is_err(), "an error, not a panic");
+        // Found by fuzzing: any currency was taken (and shown on the order).
+        let mut euros = new_order();
+        euros.currency = "EUR".into();
+        assert!(euros.into_order(Utc::now()).is_err(), "money is USD");
+        let mut long = new_order();
+        long.order_id = "o".repeat(129);
+        assert!(long.into_order(Utc::now()).is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::store::{OrderStore, StoreError, StoredOrder};
 fn store_failure(error: StoreError) -> Problem {
     match error {
         StoreError::Conflict => Problem::conflict("the order changed at the same time; read it again"),
+        StoreError::BadCursor => shared::pagination::bad_cursor(),
         StoreError::Unavailable(detail) => {
             tracing::error!(%detail, "order store unavailable");
             Problem::unavailable("orders are unavailable; try again shortly")
@@ -74,14 +75,25 @@ pub async fn cancel<S: OrderStore, P: Publish + Sync>(
     request: Request,
     correlation_id: CorrelationId,
 ) -> Result<Reply, Problem> {
-    let current = own_order(store, &request).await?;
-    let cancelled = current.order.cancel(chrono::Utc::now()).map_err(|e| Problem::conflict(e.0))?;
-    let event = cancelled.cancelled("cancelled_by_customer", &current.reservation_id, &correlation_id);
-    let stored = StoredOrder { order: cancelled, reservation_id: current.reservation_id };
-    store.replace(&stored, current.order.status, &event).await.map_err(store_failure)?;
-    deliver(store.outbox(), publisher, &[event]).await;
-    tracing::info!(order_id = %stored.order.order_id, "order cancelled");
-    Ok(Reply::ok(&stored.order))
+    // Settlement may change the order between our read and our write (placed -> paid, right
+    // after checkout): read it again and decide again, so a 409 only ever means "not
+    // cancellable" (api.md).
+    for _ in 0..3 {
+        let current = own_order(store, &request).await?;
+        let cancelled = current.order.cancel(chrono::Utc::now()).map_err(|e| Problem::conflict(e.0))?;
+        let event = cancelled.cancelled("cancelled_by_customer", &current.reservation_id, &correlation_id);
+        let stored = StoredOrder { order: cancelled, reservation_id: current.reservation_id };
+        match store.replace(&stored, current.order.status, &event).await {
+            Ok(()) => {
+                deliver(store.outbox(), publisher, &[event]).await;
+                tracing::info!(order_id = %stored.order.order_id, "order cancelled");
+                return Ok(Reply::ok(&stored.order));
+            }
+            Err(StoreError::Conflict) => continue,
+            Err(error) => return Err(store_failure(error)),
+        }
+    }
+    Err(store_failure(StoreError::Conflict))
 }
 
 #[cfg(test)]
@@ -92,6 +104,9 @@ mod tests {
     use shared::outbox::Outbox;
     use shared::publisher::MemoryPublisher;
     use shared::testing::{as_caller, body, call, sample, with_path};
+
+    use crate::domain::{Order, OrderStatus};
+    use shared::pagination::{Page, PageRequest};
 
     const CUSTOMER: &str = "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A";
 
@@ -141,6 +156,74 @@ mod tests {
                 .await,
         );
         assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    }
+
+    /// An order store where settlement (placed -> paid) lands right after the first read.
+    struct SettledMeanwhile {
+        inner: MemoryStore,
+        settled: std::sync::atomic::AtomicBool,
+    }
+
+    impl OrderStore for SettledMeanwhile {
+        type Outbox = shared::outbox::MemoryOutbox;
+
+        fn outbox(&self) -> &Self::Outbox {
+            self.inner.outbox()
+        }
+
+        async fn create(
+            &self,
+            order: &StoredOrder,
+            event: &shared::Envelope,
+        ) -> Result<Option<StoredOrder>, StoreError> {
+            self.inner.create(order, event).await
+        }
+
+        async fn get(&self, order_id: &str) -> Result<Option<StoredOrder>, StoreError> {
+            let read = self.inner.get(order_id).await?;
+            if let Some(placed) = &read
+                && !self.settled.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                let mut paid = placed.clone();
+                paid.order.status = OrderStatus::Paid;
+                let event = shared::testing::sqs_envelope("sqs-order-completed.json");
+                self.inner.replace(&paid, OrderStatus::Placed, &event).await?;
+            }
+            Ok(read)
+        }
+
+        async fn list(&self, user_id: &str, page: &PageRequest) -> Result<Page<Order>, StoreError> {
+            self.inner.list(user_id, page).await
+        }
+
+        async fn replace(
+            &self,
+            order: &StoredOrder,
+            expected: OrderStatus,
+            event: &shared::Envelope,
+        ) -> Result<(), StoreError> {
+            self.inner.replace(order, expected, event).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancel_that_races_the_settlement_decides_again_instead_of_a_409() {
+        let store = SettledMeanwhile { inner: MemoryStore::default(), settled: true.into() };
+        let publisher = MemoryPublisher::default();
+        let order =
+            body(&call(&|r, c| create(&store, &publisher, r, c), sample("http-post-internal-order.json")).await);
+        store.settled.store(false, std::sync::atomic::Ordering::SeqCst);
+        let request = as_caller(
+            with_path(sample("http-post-cancel-order.json"), "order_id", order["order_id"].as_str().unwrap()),
+            CUSTOMER,
+            Role::Customer,
+        );
+        let cancelled = call(&|r, c| cancel(&store, &publisher, r, c), request).await;
+        assert_eq!(cancelled.status(), 200, "{}", body(&cancelled));
+        let history: Vec<String> =
+            body(&cancelled)["history"].as_array().unwrap().iter().map(|h| h["status"].to_string()).collect();
+        assert_eq!(history.last().map(String::as_str), Some("\"cancelled\""));
+        assert!(store.settled.load(std::sync::atomic::Ordering::SeqCst), "the race happened");
     }
 
     #[tokio::test]

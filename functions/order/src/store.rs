@@ -20,6 +20,8 @@ pub enum StoreError {
     Conflict,
     #[error("the order store is unavailable: {0}")]
     Unavailable(String),
+    #[error("the cursor was not given out for this list")]
+    BadCursor,
 }
 
 /// An order with what only the service needs.

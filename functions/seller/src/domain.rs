@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::problem::not_null;
 
 pub const CURRENCY: &str = "USD";
 pub const MAX_TEXT_CHARS: usize = 200;
@@ -36,7 +37,7 @@ pub struct Product {
 #[derive(Debug, Deserialize)]
 pub struct NewProduct {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub description: Option<String>,
     pub category: String,
     pub price_cents: i64,
@@ -47,10 +48,16 @@ pub struct NewProduct {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProductChanges {
+    // Left out = unchanged; `null` is refused (400) rather than read as "unchanged".
+    #[serde(default, deserialize_with = "not_null")]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub description: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub category: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     pub price_cents: Option<i64>,
+    #[serde(default, deserialize_with = "not_null")]
     pub stock: Option<i64>,
 }
 
@@ -222,6 +229,13 @@ mod tests {
         assert_eq!((changed.price_cents, changed.name.as_str(), changed.stock), (999, "Dune", 3));
         assert!(ProductChanges { stock: Some(-2), ..Default::default() }.apply(&product, Utc::now()).is_err());
         assert!(serde_json::from_str::<ProductChanges>(r#"{"seller_id":"me"}"#).is_err(), "unknown fields are refused");
+        assert!(serde_json::from_str::<ProductChanges>(r#"{"stock":null}"#).is_err(), "null is not 'unchanged'");
+        assert!(
+            serde_json::from_str::<NewProduct>(
+                r#"{"name":"a","description":null,"category":"b","price_cents":1,"stock":0}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]

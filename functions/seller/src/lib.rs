@@ -6,3 +6,6 @@ pub mod consumer;
 pub mod domain;
 pub mod handlers;
 pub mod store;
+
+#[cfg(test)]
+mod fuzz;

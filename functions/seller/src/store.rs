@@ -24,6 +24,8 @@ pub enum StoreError {
     Conflict,
     #[error("the catalogue is unavailable: {0}")]
     Unavailable(String),
+    #[error("the cursor was not given out for this list")]
+    BadCursor,
 }
 
 pub trait CatalogueStore: Send + Sync {

@@ -6,7 +6,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use shared::Envelope;
-use shared::dynamo::{Item, Partition, Table, item, key};
+use shared::dynamo::{Item, PageError, Partition, Table, item, key};
 use shared::outbox::DynamoOutbox;
 use shared::pagination::{Page, PageRequest};
 
@@ -97,9 +97,13 @@ impl OrderStore for DynamoStore {
             index: Some("ByUser"),
             attribute: "gsi1pk",
             value: format!("USER#{user_id}"),
+            sort_attribute: "gsi1sk",
             sort_prefix: None,
         };
-        let found = self.table.page::<OrderItem>(partition, page).await.map_err(unavailable)?;
+        let found = self.table.page::<OrderItem>(partition, page).await.map_err(|e| match e {
+            PageError::ForeignCursor => StoreError::BadCursor,
+            e => unavailable(e),
+        })?;
         Ok(found.map(|i| i.stored.order))
     }
 

@@ -23,6 +23,7 @@ pub fn store_failure(error: StoreError) -> Problem {
         )
         .with("shortages", shortages),
         StoreError::Conflict => Problem::conflict("the product changed at the same time; try again"),
+        StoreError::BadCursor => shared::pagination::bad_cursor(),
         StoreError::Unavailable(detail) => {
             tracing::error!(%detail, "catalogue unavailable");
             Problem::unavailable("the catalogue is unavailable; try again shortly")

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use shared::dynamo::{Item, Partition, Table, key};
+use shared::dynamo::{Item, PageError, Partition, Table, key};
 use shared::pagination::{Page, PageRequest};
 
 use super::{CatalogueStore, StoreError};
@@ -199,20 +199,21 @@ impl CatalogueStore for DynamoStore {
                 index: Some("ByCategory"),
                 attribute: "gsi1pk",
                 value: format!("CATEGORY#{category}"),
+                sort_attribute: "gsi1sk",
                 sort_prefix: None,
             },
             None => Partition {
                 index: Some("Newest"),
                 attribute: "gsi2pk",
                 value: "PRODUCTS".to_owned(),
+                sort_attribute: "gsi2sk",
                 sort_prefix: None,
             },
         };
-        let found = self
-            .table
-            .page::<ProductItem>(partition, page)
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let found = self.table.page::<ProductItem>(partition, page).await.map_err(|e| match e {
+            PageError::ForeignCursor => StoreError::BadCursor,
+            e => StoreError::Unavailable(e.to_string()),
+        })?;
         Ok(found.map(|i| i.product))
     }
 
