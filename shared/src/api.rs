@@ -38,7 +38,12 @@ where
     let correlation_id = CorrelationId::from_headers(request.headers());
     let request_id = request.lambda_context_ref().map(|context| context.request_id.clone()).unwrap_or_default();
     let span = logging::request_span(&request_id, correlation_id.as_str());
-    let outcome = handler(request, correlation_id.clone()).instrument(span.clone()).await;
+    // Every route, whether it reads its body or not: nobody sends a function more than that.
+    let outcome = if request.body().len() > crate::problem::MAX_BODY_BYTES {
+        Err(Problem::payload_too_large())
+    } else {
+        handler(request, correlation_id.clone()).instrument(span.clone()).await
+    };
     Ok(span.in_scope(|| match outcome {
         Ok(reply) => reply.into_response(&correlation_id),
         Err(problem) => {
@@ -56,6 +61,17 @@ where
 mod tests {
     use super::*;
     use lambda_http::http::StatusCode;
+
+    #[tokio::test]
+    async fn an_oversized_body_is_413_even_where_the_route_ignores_its_body() {
+        let handler = |_: Request, _: CorrelationId| async move { Ok(Reply::ok(&serde_json::json!({}))) };
+        let request = |size: usize| Request::new(Body::Text("x".repeat(size)));
+        let limit = crate::problem::MAX_BODY_BYTES;
+        assert_eq!(handle(&handler, request(limit)).await.unwrap().status(), StatusCode::OK);
+        let refused = handle(&handler, request(limit + 1)).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(refused.headers()["content-type"], "application/problem+json");
+    }
 
     #[tokio::test]
     async fn replies_and_problems_both_echo_the_callers_correlation_id() {
