@@ -140,6 +140,16 @@ impl Table {
         Ok(())
     }
 
+    /// Writes `value` at `key` unless an item is there already; false if one was.
+    pub async fn put_new(&self, key: Item, value: &impl Serialize) -> Result<bool, DynamoError> {
+        let put = self.client.put_item().table_name(&self.name).set_item(Some(item(key, value)?));
+        match put.condition_expression("attribute_not_exists(pk)").send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(error(e)),
+        }
+    }
+
     pub async fn delete(&self, key: Item) -> Result<(), DynamoError> {
         self.client.delete_item().table_name(&self.name).set_key(Some(key)).send().await.map_err(error)?;
         Ok(())

@@ -1,6 +1,8 @@
 //! The notification-queue consumer: each event that calls for a message gets exactly one,
 //! sent through the configured `Sender` and stored for `GET /notifications`. The event id
-//! is claimed first (shared::idempotency), so a redelivered event sends nothing again.
+//! is claimed first (shared::idempotency), so a redelivered event sends nothing again; and
+//! the notification's id is the event's, so an attempt whose claim was lost after the work
+//! (an outage at the wrong moment) finds it stored and sends nothing either.
 
 use std::future::Future;
 use std::time::Duration;
@@ -16,7 +18,7 @@ use crate::domain::{Contact, Notification, message_for};
 use crate::sender::Sender;
 use crate::store::NotificationStore;
 
-/// Longer than the consumer's timeout: a claim outlives the invocation that holds it.
+/// At most; in Lambda a claim lasts until its invocation ends (see `shared::idempotency::once`).
 const LEASE: Duration = Duration::from_secs(60);
 
 /// Where contacts not seen in `user.registered` are looked up: Auth's internal route.
@@ -81,7 +83,7 @@ where
             }
         };
         let notification = Notification {
-            notification_id: format!("ntf_{}", ulid::Ulid::generate()),
+            notification_id: format!("ntf_{}", envelope.id),
             user_id: user_id.clone(),
             channel: sender.channel(),
             template,
@@ -90,8 +92,12 @@ where
             event_id: envelope.id.clone(),
             created_at: chrono::Utc::now(),
         };
-        // Stored first: once sent, only a crash before the claim is completed can send again.
-        store.save(&notification).await.map_err(|e| e.to_string())?;
+        // Stored first, once per event: a later attempt that finds it stored does not send again
+        // (the price: a crash between storing and sending loses that one message).
+        if !store.save(&notification).await.map_err(|e| e.to_string())? {
+            tracing::info!(notification_id = %notification.notification_id, "notification already stored and sent");
+            return Ok(());
+        }
         if let Err(error) = sender.send(&notification, &contact).await {
             store.remove(&notification).await.map_err(|e| e.to_string())?;
             return Err(error.to_string());

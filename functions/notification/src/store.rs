@@ -22,7 +22,8 @@ pub enum StoreError {
 pub trait NotificationStore: Send + Sync {
     fn save_contact(&self, contact: &Contact) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn contact(&self, user_id: &str) -> impl Future<Output = Result<Option<Contact>, StoreError>> + Send;
-    fn save(&self, notification: &Notification) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores a new notification; false if one with its id is stored already.
+    fn save(&self, notification: &Notification) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Takes back a notification that could not be sent.
     fn remove(&self, notification: &Notification) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A user's notifications, newest first.
@@ -49,9 +50,13 @@ impl NotificationStore for MemoryStore {
         Ok(self.contacts.lock().unwrap_or_else(|e| e.into_inner()).get(user_id).cloned())
     }
 
-    async fn save(&self, notification: &Notification) -> Result<(), StoreError> {
-        self.notifications.lock().unwrap_or_else(|e| e.into_inner()).push(notification.clone());
-        Ok(())
+    async fn save(&self, notification: &Notification) -> Result<bool, StoreError> {
+        let mut all = self.notifications.lock().unwrap_or_else(|e| e.into_inner());
+        if all.iter().any(|n| n.notification_id == notification.notification_id) {
+            return Ok(false);
+        }
+        all.push(notification.clone());
+        Ok(true)
     }
 
     async fn remove(&self, notification: &Notification) -> Result<(), StoreError> {
@@ -110,10 +115,10 @@ impl NotificationStore for DynamoStore {
         self.table.get(key(format!("USER#{user_id}"), "CONTACT")).await.map_err(unavailable)
     }
 
-    async fn save(&self, notification: &Notification) -> Result<(), StoreError> {
+    async fn save(&self, notification: &Notification) -> Result<bool, StoreError> {
         let stored = Stored { notification: notification.clone(), user: notification.user_id.clone() };
         let at = key(format!("USER#{}", notification.user_id), format!("NOTIF#{}", notification.notification_id));
-        self.table.put(at, &stored).await.map_err(unavailable)
+        self.table.put_new(at, &stored).await.map_err(unavailable)
     }
 
     async fn remove(&self, notification: &Notification) -> Result<(), StoreError> {

@@ -49,6 +49,21 @@ async fn every_sample_twice_notifies_once_each() {
 }
 
 #[tokio::test]
+async fn an_attempt_whose_claim_was_lost_after_the_work_notifies_nothing_again() {
+    let store = MemoryStore::default();
+    let samples = ["sqs-user-registered.json", "sqs-order-created.json"];
+    // The second run claims afresh, as after an outage that kept the first from recording
+    // its claims as done: the stored notifications still stop a second message.
+    for claims in [MemoryIdempotency::default(), MemoryIdempotency::default()] {
+        for name in samples {
+            handle(&store, &claims, &RecordingSender, &NoDirectory, shared::testing::sqs_envelope(name)).await.unwrap();
+        }
+    }
+    let templates: Vec<Template> = store.notifications.lock().unwrap().iter().map(|n| n.template).collect();
+    assert_eq!(templates, [Template::Welcome, Template::OrderConfirmation]);
+}
+
+#[tokio::test]
 async fn an_unknown_contact_is_retried_when_auth_cannot_answer() {
     let (store, claims) = (MemoryStore::default(), MemoryIdempotency::default());
     assert!(
