@@ -178,35 +178,22 @@ where
 
 /// The envelopes of every SQS sample in `events/`.
 pub fn sample_envelopes() -> Vec<shared::Envelope> {
-    let dir = devstack::repo_root().join("events");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .expect("events/ exists")
-        .map(|e| e.expect("readable").path())
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("sqs-")))
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .flat_map(|path| {
-            let event: aws_lambda_events::sqs::SqsEvent =
-                serde_json::from_str(&std::fs::read_to_string(&path).expect("readable")).expect("an SQS event");
-            event.records.into_iter().map(|r| serde_json::from_str(&r.body.expect("a body")).expect("an envelope"))
-        })
-        .collect()
+    let samples = devstack::asyncapi::samples(&devstack::repo_root().join("events")).expect("events/ has SQS samples");
+    samples.into_iter().map(|(_, envelope)| envelope).collect()
 }
 
-/// A publisher for the topics of a provisioned stack.
-pub fn publisher(config: &aws_config::SdkConfig, stack: &Stack) -> shared::publisher::SnsPublisher {
-    use shared::Topic;
-    let topics = [
-        (Topic::UserEvents, "UserEventsTopic"),
-        (Topic::OrderEvents, "OrderEventsTopic"),
-        (Topic::PaymentEvents, "PaymentEventsTopic"),
-        (Topic::InventoryEvents, "InventoryEventsTopic"),
-    ]
-    .into_iter()
-    .map(|(topic, id)| (topic, stack.reference(id).expect("topic provisioned").to_owned()))
-    .collect();
+/// The event topics, with their logical ids in template.yaml.
+pub const TOPICS: [(shared::Topic, &str); 4] = [
+    (shared::Topic::UserEvents, "UserEventsTopic"),
+    (shared::Topic::OrderEvents, "OrderEventsTopic"),
+    (shared::Topic::PaymentEvents, "PaymentEventsTopic"),
+    (shared::Topic::InventoryEvents, "InventoryEventsTopic"),
+];
+
+/// A publisher for the topics of a stack; `arn` gives a topic's ARN from its logical id
+/// (`Stack::reference` after `provision`, `LocalApi::reference` for a served stack).
+pub fn publisher(config: &aws_config::SdkConfig, arn: impl Fn(&str) -> String) -> shared::publisher::SnsPublisher {
+    let topics = TOPICS.into_iter().map(|(topic, id)| (topic, arn(id))).collect();
     shared::publisher::SnsPublisher::new(aws_sdk_sns::Client::new(config), topics)
 }
 

@@ -67,7 +67,7 @@ async fn another_account_and_region_route_the_same_way() {
 
 async fn every_event_type_reaches_exactly_its_queues_in(config: &aws_config::SdkConfig) -> devstack::provision::Stack {
     let stack = provision(config, &unique_stack_name()).await.expect("provisioned");
-    let publisher = publisher(config, &stack);
+    let publisher = publisher(config, |id| stack.reference(id).expect("topic provisioned").to_owned());
     let samples = sample_envelopes();
     for envelope in &samples {
         publisher.publish(envelope).await.expect("published");

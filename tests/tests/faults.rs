@@ -26,6 +26,19 @@ async fn shop_behind_proxy() -> (Shop, AwsProxy) {
     (Shop::around(LocalApi::start_through(Some(&proxy.url), &parameters).await), proxy)
 }
 
+/// A seller's product with `stock` units, and `customers` customers with one unit in their cart.
+async fn customers_with_a_unit_in_cart(shop: &Shop, stock: u64, customers: usize) -> (String, Vec<User>) {
+    let seller = shop.register("seller").await;
+    let product = shop.product(&seller, 1299, stock as u32).await;
+    let mut found = Vec::new();
+    for _ in 0..customers {
+        let customer = shop.register("customer").await;
+        shop.put_in_cart(&customer, &product, 1).await;
+        found.push(customer);
+    }
+    (product, found)
+}
+
 /// Checks out with `key` again until it is not a 503 (the outage and the breaker over).
 async fn until_answered(shop: &Shop, customer: &User, key: &str) -> reqwest::Response {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -83,15 +96,8 @@ async fn books_balance(shop: &Shop, customers: &[User], product: &str, initial_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emulator_going_away_around_checkouts_and_background_work_loses_nothing() {
     let (shop, proxy) = shop_behind_proxy().await;
-    let seller = shop.register("seller").await;
     const STOCK: u64 = 30;
-    let product = shop.product(&seller, 1299, STOCK as u32).await;
-    let mut customers = Vec::new();
-    for _ in 0..8 {
-        let customer = shop.register("customer").await;
-        shop.put_in_cart(&customer, &product, 1).await;
-        customers.push(customer);
-    }
+    let (product, customers) = customers_with_a_unit_in_cart(&shop, STOCK, 8).await;
     // Every function started once, so a cut meets warm instances.
     assert_eq!(shop.checkout(&customers[0], "tok_visa", Some("k0")).await.status(), StatusCode::CREATED);
 
@@ -163,15 +169,8 @@ fn signal(pids: &[u32], signal: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_publish_is_relayed_and_a_hung_or_crashed_downstream_is_undone() {
     let (shop, proxy) = shop_behind_proxy().await;
-    let seller = shop.register("seller").await;
     const STOCK: u64 = 20;
-    let product = shop.product(&seller, 1299, STOCK as u32).await;
-    let mut customers = Vec::new();
-    for _ in 0..3 {
-        let customer = shop.register("customer").await;
-        shop.put_in_cart(&customer, &product, 1).await;
-        customers.push(customer);
-    }
+    let (product, customers) = customers_with_a_unit_in_cart(&shop, STOCK, 3).await;
 
     // SNS refuses every publish after the order is stored: the order stands (201) and its
     // event waits in the outbox until the relay's next run.

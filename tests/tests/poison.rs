@@ -12,26 +12,15 @@ use system_tests::{QUEUES, depth, emulator, eventually};
 
 const POISON: &str = "{not an event";
 
-/// The function that consumes `queue` (its `SQS` event source in the template).
-fn consumer_of(queue: &str) -> String {
-    let template = system_tests::template();
-    let found = template.resources.iter().find(|(_, r)| {
-        r.kind == "AWS::Serverless::Function"
-            && r.properties["Events"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .any(|(_, e)| e["Type"] == "SQS" && e["Properties"]["Queue"]["Fn::GetAtt"][0] == queue)
-    });
-    found.map(|(id, _)| id.clone()).unwrap_or_else(|| panic!("no consumer of {queue}"))
-}
-
 #[tokio::test]
 async fn poison_beside_real_work_ends_in_the_dlq_and_is_counted_and_the_work_is_done_once() {
     // A 1 s visibility timeout, so five receives take seconds, not minutes.
     let shop = Shop::open(&[("QueueVisibilitySeconds", "1")]).await;
     let sqs = aws_sdk_sqs::Client::new(&emulator().await);
-    let consumers: Vec<String> = QUEUES.iter().map(|q| consumer_of(q)).collect();
+    let template = system_tests::template();
+    let consumers: Vec<&str> =
+        QUEUES.iter().flat_map(|queue| devstack::asyncapi::consumers_of(&template, queue)).collect();
+    assert_eq!(consumers.len(), QUEUES.len(), "one consumer per queue: {consumers:?}");
 
     // Consumers paused (their event sources disabled): the poison and a checkout's events wait
     // together, so the first batches hold both.

@@ -13,26 +13,13 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
-use shared::publisher::{Publish, SnsPublisher};
-use shared::{Envelope, Topic};
+use shared::Envelope;
+use shared::publisher::Publish;
 use system_tests::shop::Shop;
 use system_tests::{LocalApi, emulator, eventually};
 
 const TABLES: [&str; 7] =
     ["AuthTable", "SellerTable", "CartTable", "OrderTable", "PaymentTable", "NotificationTable", "AiBuddyTable"];
-
-fn publisher(config: &aws_config::SdkConfig, api: &LocalApi) -> SnsPublisher {
-    let topics = [
-        (Topic::UserEvents, "UserEventsTopic"),
-        (Topic::OrderEvents, "OrderEventsTopic"),
-        (Topic::PaymentEvents, "PaymentEventsTopic"),
-        (Topic::InventoryEvents, "InventoryEventsTopic"),
-    ]
-    .into_iter()
-    .map(|(topic, id)| (topic, api.reference(id)))
-    .collect();
-    SnsPublisher::new(aws_sdk_sns::Client::new(config), topics)
-}
 
 fn to_json(value: &AttributeValue) -> Value {
     match value {
@@ -90,7 +77,7 @@ async fn recorder(config: &aws_config::SdkConfig, api: &LocalApi) -> String {
         .attributes
         .unwrap()[&QueueAttributeName::QueueArn]
         .clone();
-    for topic in ["UserEventsTopic", "OrderEventsTopic", "PaymentEventsTopic", "InventoryEventsTopic"] {
+    for (_, topic) in system_tests::TOPICS {
         sns.subscribe()
             .topic_arn(api.reference(topic))
             .protocol("sqs")
@@ -209,7 +196,7 @@ async fn duplicated_and_shuffled_events_change_nothing_and_converge() {
     println!("replaying {} deliveries of {} events, REPLAY_SEED={seed}", replay.len(), published.len());
 
     // 1. The same stack again: every event is a duplicate now, however late or out of order.
-    let publisher_a = publisher(&config, &shop.api);
+    let publisher_a = system_tests::publisher(&config, |id| shop.api.reference(id));
     for envelope in &replay {
         publisher_a.publish(envelope).await.unwrap();
     }
@@ -245,7 +232,7 @@ async fn duplicated_and_shuffled_events_change_nothing_and_converge() {
             .await
             .unwrap();
     }
-    let publisher_b = publisher(&config, &fresh);
+    let publisher_b = system_tests::publisher(&config, |id| fresh.reference(id));
     for envelope in &replay {
         publisher_b.publish(envelope).await.unwrap();
     }

@@ -15,12 +15,12 @@ use serde_json::{Value, json};
 use shared::publisher::MemoryPublisher;
 use shared::testing::{call, sample, with_body};
 
-use crate::domain::{Email, NewAccount, Role, User};
+use crate::domain::Role;
 use crate::handlers::authorizer::authorize;
 use crate::handlers::login::LogIn;
 use crate::handlers::register::Register;
 use crate::passwords::Passwords;
-use crate::store::{MemoryStore, UserStore};
+use crate::store::MemoryStore;
 use crate::tokens::tests::{KEY, tokens, user};
 use crate::tokens::{Claims, Rejection, TOKEN_TTL_SECONDS};
 
@@ -228,19 +228,7 @@ proptest! {
 /// cases leave (failed attempts, then 429s) is more for the property to hold in.
 fn login_service() -> &'static LogIn<MemoryStore> {
     static SERVICE: OnceLock<LogIn<MemoryStore>> = OnceLock::new();
-    SERVICE.get_or_init(|| {
-        let service = LogIn { store: MemoryStore::default(), passwords: Passwords::new().unwrap(), tokens: tokens() };
-        let account = NewAccount {
-            email: Email::parse("ada@example.com").unwrap(),
-            password: "correct horse".into(),
-            name: "Ada".into(),
-            role: Role::Customer,
-        };
-        let hash = service.passwords.hash(&account.password).unwrap();
-        let user = User::new(&account, Utc::now());
-        block_on(service.store.create(&user, &hash, &user.registered(&shared::CorrelationId::generate()))).unwrap();
-        service
-    })
+    SERVICE.get_or_init(|| block_on(crate::handlers::login::tests::service_with_ada()))
 }
 
 proptest! {

@@ -276,7 +276,8 @@ fn publishers(template: &Template, topic: Topic) -> Vec<&str> {
         .collect()
 }
 
-fn consumers_of<'a>(template: &'a Template, queue_id: &str) -> Vec<&'a str> {
+/// The functions whose `SQS` event source is the queue `queue_id` (a logical id).
+pub fn consumers_of<'a>(template: &'a Template, queue_id: &str) -> Vec<&'a str> {
     functions(template)
         .filter(|(_, f)| {
             f.properties["Events"]

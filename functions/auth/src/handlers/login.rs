@@ -64,14 +64,15 @@ fn too_many_attempts(wait: std::time::Duration) -> Problem {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::{NewAccount, Role, User};
     use crate::handlers::test_support::{body, sample, with_body};
     use crate::store::MemoryStore;
     use crate::tokens::tests::tokens;
 
-    async fn service_with_ada() -> LogIn<MemoryStore> {
+    /// A login service that knows Ada (`ada@example.com`, "correct horse").
+    pub(crate) async fn service_with_ada() -> LogIn<MemoryStore> {
         let service = LogIn { store: MemoryStore::default(), passwords: Passwords::new().unwrap(), tokens: tokens() };
         let account = NewAccount {
             email: Email::parse("ada@example.com").unwrap(),
