@@ -196,13 +196,101 @@ impl Table {
         Ok(Page { items, next_cursor: found.last_evaluated_key().map(encode_cursor) })
     }
 
-    /// Runs one transaction; `false` if it was cancelled (a condition failed).
+    /// Runs one transaction. `false` only if a condition failed (`ConditionalCheckFailed`:
+    /// someone else moved the state). Contention (`TransactionConflict`, throttling, another
+    /// transaction in progress) wrote nothing, so it is tried again a few times, then an error.
     pub async fn transact(&self, items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>) -> Result<bool, DynamoError> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => Ok(false),
-            Err(e) => Err(error(e)),
+        use backon::{ExponentialBuilder, Retryable};
+        let attempt = || async {
+            match self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+                Ok(_) => Ok(true),
+                Err(e) => match transact_failure(&e) {
+                    TransactFailure::Cancelled { why: Cancelled::ConditionFailed, .. } => Ok(false),
+                    failure => Err((failure, error(e))),
+                },
+            }
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(std::time::Duration::from_millis(20))
+            .with_max_delay(std::time::Duration::from_millis(200))
+            .with_max_times(TRANSACT_TRIES - 1)
+            .with_jitter();
+        attempt.retry(backoff).when(|(failure, _)| failure.is_transient()).await.map_err(|(_, e)| e)
+    }
+}
+
+/// Tries of a transaction that meets contention ([`Table::transact`]).
+const TRANSACT_TRIES: usize = 4;
+
+/// Why DynamoDB cancelled a transaction ([`cancellation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// A condition failed: someone else moved the state.
+    ConditionFailed,
+    /// Contention or throttling only: nothing was written, and trying again may go through.
+    Contention,
+    /// Anything else (`ValidationError`, an item collection too large): trying again will not help.
+    Refused,
+}
+
+/// Per-item cancellation codes that mean "busy", not "wrong".
+const CONTENTION: [&str; 4] =
+    ["TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"];
+
+/// What a cancellation's reasons (one per item, in order; `None` or `"None"` for an item that
+/// was fine) mean. One `ConditionalCheckFailed` is enough: that item's state moved.
+pub fn cancellation(reasons: &[Option<&str>]) -> Cancelled {
+    let codes = || reasons.iter().flatten().copied().filter(|code| *code != "None");
+    if codes().any(|code| code == "ConditionalCheckFailed") {
+        Cancelled::ConditionFailed
+    } else if codes().all(|code| CONTENTION.contains(&code)) {
+        Cancelled::Contention
+    } else {
+        Cancelled::Refused
+    }
+}
+
+/// A failed TransactWriteItems, classified ([`transact_failure`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactFailure {
+    /// Cancelled: `why`, and each item's code in order (`"None"` for the items that were fine).
+    Cancelled { why: Cancelled, codes: Vec<String> },
+    /// Not run: throttled, or another transaction on the same items is in progress.
+    Busy,
+    /// Anything else, including ambiguous failures (a timeout may have written).
+    Other,
+}
+
+impl TransactFailure {
+    /// Whether the same transaction may be sent again: it wrote nothing and may go through.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, TransactFailure::Busy | TransactFailure::Cancelled { why: Cancelled::Contention, .. })
+    }
+}
+
+/// What a TransactWriteItems error means: for stores that send their own transactions.
+pub fn transact_failure<R>(
+    error: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> TransactFailure {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+    match error.as_service_error() {
+        Some(E::TransactionCanceledException(cancelled)) => {
+            let reasons: Vec<Option<&str>> = cancelled.cancellation_reasons().iter().map(|r| r.code()).collect();
+            TransactFailure::Cancelled {
+                why: cancellation(&reasons),
+                codes: reasons.iter().map(|code| code.unwrap_or("None").to_owned()).collect(),
+            }
         }
+        Some(
+            E::TransactionInProgressException(_)
+            | E::ThrottlingException(_)
+            | E::ProvisionedThroughputExceededException(_)
+            | E::RequestLimitExceeded(_),
+        ) => TransactFailure::Busy,
+        _ => TransactFailure::Other,
     }
 }
 
@@ -243,6 +331,77 @@ mod tests {
         assert!(notifications.holds(&cursor(&[("pk", "USER#u1"), ("sk", "N#1")])));
         assert!(!notifications.holds(&cursor(&[("pk", "USER#u1"), ("sk", "CONTACT")])), "outside the prefix");
         assert!(!notifications.holds(&cursor(&[("pk", "USER#u1")])));
+    }
+
+    /// A DynamoDB that answers TransactWriteItems with `answers` in turn (a 400 with that
+    /// error body, or `None` for success), then succeeds; and how often it was called.
+    async fn dynamodb(answers: Vec<Option<&'static str>>) -> (Table, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let app = axum::Router::new().fallback(move || {
+            let answer = answers.get(counter.fetch_add(1, Ordering::SeqCst)).copied().flatten();
+            async move {
+                match answer {
+                    Some(body) => (axum::http::StatusCode::BAD_REQUEST, body),
+                    None => (axum::http::StatusCode::OK, "{}"),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url(url)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test"))
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build();
+        (Table::new(Client::from_conf(config), "t"), calls)
+    }
+
+    const CONFLICT: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"cancelled","CancellationReasons":[{"Code":"None"},{"Code":"TransactionConflict","Message":"conflict"}]}"#;
+    const CONDITION: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"cancelled","CancellationReasons":[{"Code":"TransactionConflict"},{"Code":"ConditionalCheckFailed","Message":"failed"}]}"#;
+    const IN_PROGRESS: &str =
+        r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionInProgressException","message":"in progress"}"#;
+
+    fn write() -> Vec<aws_sdk_dynamodb::types::TransactWriteItem> {
+        let put = aws_sdk_dynamodb::types::Put::builder().table_name("t").set_item(Some(key("a", "b"))).build();
+        vec![aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put.unwrap()).build()]
+    }
+
+    #[test]
+    fn only_a_failed_condition_is_someone_elses_change() {
+        let cases: [(&[Option<&str>], Cancelled); 7] = [
+            (&[Some("None"), Some("ConditionalCheckFailed")], Cancelled::ConditionFailed),
+            (&[Some("TransactionConflict"), Some("ConditionalCheckFailed")], Cancelled::ConditionFailed),
+            (&[Some("None"), Some("TransactionConflict")], Cancelled::Contention),
+            (&[Some("ThrottlingError"), None], Cancelled::Contention),
+            (&[None, Some("None")], Cancelled::Contention),
+            (&[], Cancelled::Contention),
+            (&[Some("None"), Some("ValidationError")], Cancelled::Refused),
+        ];
+        for (reasons, expected) in cases {
+            assert_eq!(cancellation(reasons), expected, "{reasons:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_failed_condition_makes_a_transaction_false_and_contention_is_retried() {
+        use std::sync::atomic::Ordering;
+        let (table, calls) = dynamodb(vec![Some(CONDITION)]).await;
+        assert!(!table.transact(write()).await.unwrap(), "someone else moved the state");
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "a failed condition is not retried");
+
+        let (table, calls) = dynamodb(vec![Some(CONFLICT), Some(IN_PROGRESS)]).await;
+        assert!(table.transact(write()).await.unwrap(), "went through on the third try");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+        let (table, calls) = dynamodb(vec![Some(CONFLICT); 10]).await;
+        let error = table.transact(write()).await.expect_err("contention that lasts is an error, not false");
+        assert!(error.to_string().contains("TransactionConflict"), "{error}");
+        assert_eq!(calls.load(Ordering::SeqCst), 4, "four tries");
     }
 
     #[test]
