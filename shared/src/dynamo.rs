@@ -294,9 +294,36 @@ pub fn transact_failure<R>(
     }
 }
 
+/// A DynamoDB client for unit tests, whose every call `answer(operation, request)` answers
+/// with (status, body), e.g. `("GetItem", {"Key": ...})`.
+#[cfg(test)]
+pub(crate) async fn fake(
+    answer: impl Fn(&str, serde_json::Value) -> (u16, String) + Clone + Send + Sync + 'static,
+) -> Client {
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: String| {
+        let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
+        let (status, body) = answer(&operation, serde_json::from_str(&body).unwrap_or_default());
+        async move { (axum::http::StatusCode::from_u16(status).unwrap(), body) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test"))
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .build();
+    Client::from_conf(config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn cursor(pairs: &[(&str, &str)]) -> Item {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), AttributeValue::S((*v).to_owned()))).collect()
@@ -333,32 +360,20 @@ mod tests {
         assert!(!notifications.holds(&cursor(&[("pk", "USER#u1")])));
     }
 
-    /// A DynamoDB that answers TransactWriteItems with `answers` in turn (a 400 with that
+    /// A DynamoDB that answers `TransactWriteItems` with `answers` in turn (a 400 with that
     /// error body, or `None` for success), then succeeds; and how often it was called.
-    async fn dynamodb(answers: Vec<Option<&'static str>>) -> (Table, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    async fn dynamodb(answers: Vec<Option<&'static str>>) -> (Table, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
         let counter = calls.clone();
-        let app = axum::Router::new().fallback(move || {
-            let answer = answers.get(counter.fetch_add(1, Ordering::SeqCst)).copied().flatten();
-            async move {
-                match answer {
-                    Some(body) => (axum::http::StatusCode::BAD_REQUEST, body),
-                    None => (axum::http::StatusCode::OK, "{}"),
-                }
+        let client = fake(move |operation, _| {
+            assert_eq!(operation, "TransactWriteItems");
+            match answers.get(counter.fetch_add(1, Ordering::SeqCst)).copied().flatten() {
+                Some(body) => (400, body.to_owned()),
+                None => (200, "{}".to_owned()),
             }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .endpoint_url(url)
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test"))
-            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
-            .build();
-        (Table::new(Client::from_conf(config), "t"), calls)
+        })
+        .await;
+        (Table::new(client, "t"), calls)
     }
 
     const CONFLICT: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"cancelled","CancellationReasons":[{"Code":"None"},{"Code":"TransactionConflict","Message":"conflict"}]}"#;
@@ -389,7 +404,6 @@ mod tests {
 
     #[tokio::test]
     async fn only_a_failed_condition_makes_a_transaction_false_and_contention_is_retried() {
-        use std::sync::atomic::Ordering;
         let (table, calls) = dynamodb(vec![Some(CONDITION)]).await;
         assert!(!table.transact(write()).await.unwrap(), "someone else moved the state");
         assert_eq!(calls.load(Ordering::SeqCst), 1, "a failed condition is not retried");

@@ -16,6 +16,8 @@ pub enum Metric {
     NotificationsSent,
     /// A message failed for the last time: SQS moves it to its dead-letter queue.
     DlqRedrives,
+    /// An outbox item that is no event, moved aside by the relay (dimension `Service=outbox`).
+    OutboxParked,
 }
 
 impl Metric {
@@ -25,6 +27,7 @@ impl Metric {
             Metric::PaymentFailures => "PaymentFailures",
             Metric::NotificationsSent => "NotificationsSent",
             Metric::DlqRedrives => "DlqRedrives",
+            Metric::OutboxParked => "OutboxParked",
         }
     }
 }
