@@ -77,6 +77,9 @@ impl Partition<'_> {
     }
 }
 
+/// The attribute [`Table::put_versioned`] counts writes in.
+const VERSION: &str = "item_version";
+
 /// A service's table.
 #[derive(Debug, Clone)]
 pub struct Table {
@@ -96,6 +99,17 @@ impl Table {
 
     /// The item at `key` as `T` (a consistent read).
     pub async fn get<T: DeserializeOwned>(&self, key: Item) -> Result<Option<T>, DynamoError> {
+        self.get_item(key).await?.map(|item| serde_dynamo::from_item(item).map_err(error)).transpose()
+    }
+
+    /// The item at `key` as `T` and its version, to write it back with [`Table::put_versioned`].
+    pub async fn get_versioned<T: DeserializeOwned>(&self, key: Item) -> Result<Option<(T, u64)>, DynamoError> {
+        let Some(item) = self.get_item(key).await? else { return Ok(None) };
+        let version = item.get(VERSION).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0);
+        Ok(Some((serde_dynamo::from_item(item).map_err(error)?, version)))
+    }
+
+    async fn get_item(&self, key: Item) -> Result<Option<Item>, DynamoError> {
         if !storable(&key) {
             return Ok(None);
         }
@@ -108,7 +122,32 @@ impl Table {
             .send()
             .await
             .map_err(error)?;
-        found.item.map(|item| serde_dynamo::from_item(item).map_err(error)).transpose()
+        Ok(found.item)
+    }
+
+    /// Writes `value` at `key` if the item there is still at `version`, as
+    /// [`Table::get_versioned`] read it (0: no item, or one written without a version); false
+    /// if another write came first. A read-modify-write then loses no concurrent change.
+    pub async fn put_versioned(&self, key: Item, value: &impl Serialize, version: u64) -> Result<bool, DynamoError> {
+        let mut item = item(key, value)?;
+        item.insert(VERSION.to_owned(), AttributeValue::N((version + 1).to_string()));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .expression_attribute_names("#v", VERSION);
+        let put = match version {
+            0 => put.condition_expression("attribute_not_exists(#v)"),
+            _ => put
+                .condition_expression("#v = :v")
+                .expression_attribute_values(":v", AttributeValue::N(version.to_string())),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(error(e)),
+        }
     }
 
     /// The items at `keys` that exist (consistent reads), in any order: one BatchGetItem per
@@ -416,6 +455,32 @@ mod tests {
         let error = table.transact(write()).await.expect_err("contention that lasts is an error, not false");
         assert!(error.to_string().contains("TransactionConflict"), "{error}");
         assert_eq!(calls.load(Ordering::SeqCst), 4, "four tries");
+    }
+
+    #[tokio::test]
+    async fn a_versioned_put_writes_only_over_the_version_it_read() {
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let client = fake(move |_, request| {
+            let stale = request["ExpressionAttributeValues"][":v"]["N"] == "1";
+            seen.lock().unwrap().push(request);
+            match stale {
+                true => {
+                    (400, r#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"}"#.into())
+                }
+                false => (200, "{}".into()),
+            }
+        })
+        .await;
+        let table = Table::new(client, "t");
+        let value = serde_json::json!({"name": "Ada"});
+        assert!(table.put_versioned(key("U", "P"), &value, 0).await.unwrap());
+        assert!(!table.put_versioned(key("U", "P"), &value, 1).await.unwrap(), "written since");
+        let requests = requests.lock().unwrap();
+        assert_eq!(requests[0]["ConditionExpression"], "attribute_not_exists(#v)");
+        assert_eq!(requests[0]["Item"]["item_version"]["N"], "1");
+        assert_eq!(requests[1]["ConditionExpression"], "#v = :v");
+        assert_eq!(requests[1]["Item"]["item_version"]["N"], "2");
     }
 
     #[test]

@@ -10,9 +10,9 @@ use shared::events::Event;
 use shared::idempotency::{IdempotencyStore, OnceError, key, once};
 use shared::{CorrelationId, Envelope};
 
-use crate::domain::OrderSeen;
+use crate::domain::{OrderSeen, Profile};
 use crate::services::Services;
-use crate::store::AiStore;
+use crate::store::{AiStore, update_profile};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -42,9 +42,11 @@ async fn learn<S: AiStore, X: Services>(
     let text = |e: &dyn std::fmt::Display| e.to_string();
     match event {
         Event::UserRegistered(user) => {
-            let mut profile = store.profile(&user.user_id).await.map_err(|e| text(&e))?;
-            profile.name = user.name.clone();
-            store.save_profile(&profile).await.map_err(|e| text(&e))
+            let named = |profile: &mut Profile| {
+                profile.name = user.name.clone();
+                true
+            };
+            update_profile(store, &user.user_id, named).await.map_err(|e| text(&e))
         }
         Event::OrderCreated(order) => {
             let ids: Vec<String> = order.items.iter().map(|i| i.product_id.clone()).collect();
@@ -69,13 +71,15 @@ async fn learn<S: AiStore, X: Services>(
                 completed: false,
             };
             store.save_order(&seen).await.map_err(|e| text(&e))?;
-            let mut profile = store.profile(&order.user_id).await.map_err(|e| text(&e))?;
-            // Order ids are ULIDs: the newest sorts last.
-            if profile.latest_order.as_ref().is_none_or(|latest| *latest < order.order_id) {
-                profile.latest_order = Some(order.order_id.clone());
-                store.save_profile(&profile).await.map_err(|e| text(&e))?;
-            }
-            Ok(())
+            let latest = |profile: &mut Profile| {
+                // Order ids are ULIDs: the newest sorts last.
+                let newer = profile.latest_order.as_ref().is_none_or(|latest| *latest < order.order_id);
+                if newer {
+                    profile.latest_order = Some(order.order_id.clone());
+                }
+                newer
+            };
+            update_profile(store, &order.user_id, latest).await.map_err(|e| text(&e))
         }
         Event::OrderCompleted(done) => {
             let mut order = store
@@ -88,16 +92,18 @@ async fn learn<S: AiStore, X: Services>(
             }
             let ids: Vec<String> = order.items.iter().map(|i| i.0.clone()).collect();
             let products = store.products(&ids).await.map_err(|e| text(&e))?;
-            let mut profile = store.profile(&order.user_id).await.map_err(|e| text(&e))?;
-            for (product_id, _, quantity, _) in &order.items {
-                if !profile.bought.contains(product_id) {
-                    profile.bought.push(product_id.clone());
+            let bought = |profile: &mut Profile| {
+                for (product_id, _, quantity, _) in &order.items {
+                    if !profile.bought.contains(product_id) {
+                        profile.bought.push(product_id.clone());
+                    }
+                    if let Some(product) = products.get(product_id) {
+                        *profile.categories.entry(product.category.clone()).or_default() += u64::from(*quantity);
+                    }
                 }
-                if let Some(product) = products.get(product_id) {
-                    *profile.categories.entry(product.category.clone()).or_default() += u64::from(*quantity);
-                }
-            }
-            store.save_profile(&profile).await.map_err(|e| text(&e))?;
+                true
+            };
+            update_profile(store, &order.user_id, bought).await.map_err(|e| text(&e))?;
             order.completed = true;
             if rank(&order.status) < rank("paid") {
                 order.status = "paid".into();

@@ -27,8 +27,14 @@ pub struct SellerSummary {
 }
 
 pub trait AiStore: Send + Sync {
-    fn profile(&self, user_id: &str) -> impl Future<Output = Result<Profile, StoreError>> + Send;
-    fn save_profile(&self, profile: &Profile) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn profile(&self, user_id: &str) -> impl Future<Output = Result<Profile, StoreError>> + Send {
+        async move { Ok(self.versioned_profile(user_id).await?.0) }
+    }
+    /// The user's profile (a new one if none) and its version, to change it with
+    /// [`AiStore::save_profile`]; see [`update_profile`].
+    fn versioned_profile(&self, user_id: &str) -> impl Future<Output = Result<(Profile, u64), StoreError>> + Send;
+    /// Writes `profile` if it is still at `version`; false if another write came first.
+    fn save_profile(&self, profile: &Profile, version: u64) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn order(&self, order_id: &str) -> impl Future<Output = Result<Option<OrderSeen>, StoreError>> + Send;
     fn save_order(&self, order: &OrderSeen) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn products(&self, ids: &[String])
@@ -45,6 +51,26 @@ pub trait AiStore: Send + Sync {
         products: &[String],
     ) -> impl Future<Output = Result<Vec<(String, String, u64)>, StoreError>> + Send;
     fn seller(&self, seller_id: &str) -> impl Future<Output = Result<SellerSummary, StoreError>> + Send;
+}
+
+/// Tries of a profile change that keeps meeting concurrent writes (then the queue retries).
+const PROFILE_TRIES: usize = 5;
+
+/// Applies `change` to a user's profile and writes it only over the version it read: a
+/// concurrent batch's change (a purchase) is read again and kept, never overwritten.
+/// `change` answers whether it changed anything (nothing to write otherwise).
+pub async fn update_profile<S: AiStore>(
+    store: &S,
+    user_id: &str,
+    change: impl Fn(&mut Profile) -> bool + Send + Sync,
+) -> Result<(), StoreError> {
+    for _ in 0..PROFILE_TRIES {
+        let (mut profile, version) = store.versioned_profile(user_id).await?;
+        if !change(&mut profile) || store.save_profile(&profile, version).await? {
+            return Ok(());
+        }
+    }
+    Err(StoreError(format!("profile {user_id} kept changing under {PROFILE_TRIES} tries")))
 }
 
 /// What an order adds to the counters: units per product, ordered pairs of distinct
@@ -75,7 +101,8 @@ fn sale_parts(order: &OrderSeen) -> SaleParts {
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    profiles: Mutex<HashMap<String, Profile>>,
+    /// Each with its version.
+    profiles: Mutex<HashMap<String, (Profile, u64)>>,
     orders: Mutex<HashMap<String, OrderSeen>>,
     products: Mutex<HashMap<String, ProductInfo>>,
     popular: Mutex<HashMap<String, u64>>,
@@ -88,15 +115,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl AiStore for MemoryStore {
-    async fn profile(&self, user_id: &str) -> Result<Profile, StoreError> {
-        Ok(lock(&self.profiles)
+    async fn versioned_profile(&self, user_id: &str) -> Result<(Profile, u64), StoreError> {
+        let found = lock(&self.profiles)
             .get(user_id)
             .cloned()
-            .unwrap_or_else(|| Profile { user_id: user_id.into(), ..Profile::default() }))
+            .unwrap_or_else(|| (Profile { user_id: user_id.into(), ..Profile::default() }, 0));
+        // As a real read would, give other tasks a turn: concurrent updates then interleave.
+        tokio::task::yield_now().await;
+        Ok(found)
     }
-    async fn save_profile(&self, profile: &Profile) -> Result<(), StoreError> {
-        lock(&self.profiles).insert(profile.user_id.clone(), profile.clone());
-        Ok(())
+    async fn save_profile(&self, profile: &Profile, version: u64) -> Result<bool, StoreError> {
+        let mut profiles = lock(&self.profiles);
+        if profiles.get(&profile.user_id).map_or(0, |(_, v)| *v) != version {
+            return Ok(false);
+        }
+        profiles.insert(profile.user_id.clone(), (profile.clone(), version + 1));
+        Ok(true)
     }
     async fn order(&self, order_id: &str) -> Result<Option<OrderSeen>, StoreError> {
         Ok(lock(&self.orders).get(order_id).cloned())
@@ -242,14 +276,13 @@ impl DynamoStore {
 }
 
 impl AiStore for DynamoStore {
-    async fn profile(&self, user_id: &str) -> Result<Profile, StoreError> {
-        Ok(self
-            .get(key(format!("USER#{user_id}"), "PROFILE"))
-            .await?
-            .unwrap_or_else(|| Profile { user_id: user_id.into(), ..Profile::default() }))
+    async fn versioned_profile(&self, user_id: &str) -> Result<(Profile, u64), StoreError> {
+        let found = self.table.get_versioned(key(format!("USER#{user_id}"), "PROFILE")).await.map_err(unavailable)?;
+        Ok(found.unwrap_or_else(|| (Profile { user_id: user_id.into(), ..Profile::default() }, 0)))
     }
-    async fn save_profile(&self, profile: &Profile) -> Result<(), StoreError> {
-        self.put(key(format!("USER#{}", profile.user_id), "PROFILE"), profile).await
+    async fn save_profile(&self, profile: &Profile, version: u64) -> Result<bool, StoreError> {
+        let key = key(format!("USER#{}", profile.user_id), "PROFILE");
+        self.table.put_versioned(key, profile, version).await.map_err(unavailable)
     }
     async fn order(&self, order_id: &str) -> Result<Option<OrderSeen>, StoreError> {
         self.get(key(format!("ORDER#{order_id}"), "ORDER")).await

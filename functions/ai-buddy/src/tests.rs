@@ -184,3 +184,34 @@ async fn every_arrival_order_learns_the_same() {
         assert_eq!(run(&order).await, in_order, "arrival order {order:?}");
     }
 }
+
+/// Two batches completing two orders of one user at once: both read the profile before
+/// either writes it, and neither purchase may be lost (or recommended again).
+#[tokio::test]
+async fn concurrent_completions_keep_every_purchase() {
+    use shared::events::{Event, OrderCompleted};
+    let (store, claims) = (MemoryStore::default(), MemoryIdempotency::default());
+    let order = |order_id: &str, product_id: &str| crate::domain::OrderSeen {
+        order_id: order_id.into(),
+        user_id: CUSTOMER.into(),
+        items: vec![(product_id.into(), SELLER.into(), 1, 1299)],
+        total_cents: 1299,
+        status: "placed".into(),
+        completed: false,
+    };
+    store.save_order(&order("ord_a", "prd_catan")).await.unwrap();
+    store.save_order(&order("ord_b", "prd_01JD4RZX0A1B2C3D4E5F6G7H8J")).await.unwrap();
+    let completed = |order_id: &str| {
+        let done = OrderCompleted { order_id: order_id.into(), user_id: CUSTOMER.into(), total_cents: 1299 };
+        shared::Envelope::new(Event::OrderCompleted(done), &CorrelationId::generate())
+    };
+    let (a, b) = tokio::join!(
+        handle(&store, &claims, &Catalogue, completed("ord_a")),
+        handle(&store, &claims, &Catalogue, completed("ord_b"))
+    );
+    a.unwrap();
+    b.unwrap();
+    let mut bought = store.profile(CUSTOMER).await.unwrap().bought;
+    bought.sort();
+    assert_eq!(bought, ["prd_01JD4RZX0A1B2C3D4E5F6G7H8J", "prd_catan"]);
+}
