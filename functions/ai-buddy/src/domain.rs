@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use shared::events::OrderItem;
 
 /// A product as AI Buddy knows it (from the catalogue, when an order mentions it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,14 +22,37 @@ pub struct ProductInfo {
 pub struct OrderSeen {
     pub order_id: String,
     pub user_id: String,
-    /// product_id, seller_id, quantity, unit price.
-    pub items: Vec<(String, String, u32, u64)>,
+    /// As in `order.created`.
+    #[serde(deserialize_with = "order_items")]
+    pub items: Vec<OrderItem>,
     pub total_cents: u64,
     pub status: String,
     /// Counted as a sale (`order.completed` seen). Apart from `status`, so a cancel that
     /// overtakes the completion does not stop the sale from counting, as in order it would.
     #[serde(default)]
     pub completed: bool,
+}
+
+/// An order line as stored: an [`OrderItem`], or the (product_id, seller_id, quantity, unit
+/// price) tuple orders were stored with before, which tables still hold.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredItem {
+    Item(OrderItem),
+    Tuple(String, String, u32, u64),
+}
+
+fn order_items<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<OrderItem>, D::Error> {
+    let stored = Vec::<StoredItem>::deserialize(deserializer)?;
+    Ok(stored
+        .into_iter()
+        .map(|item| match item {
+            StoredItem::Item(item) => item,
+            StoredItem::Tuple(product_id, seller_id, quantity, unit_price_cents) => {
+                OrderItem { product_id, seller_id, quantity, unit_price_cents }
+            }
+        })
+        .collect())
 }
 
 /// What AI Buddy knows of a user.
@@ -188,6 +212,25 @@ mod tests {
             recommend(&Signals { profile: &newcomer, together: &together, popular: &popular, products: &products }, 2);
         assert_eq!(found.iter().map(|r| r.reason).collect::<Vec<_>>(), ["popular", "popular"]);
         assert_eq!(found[0].product_id, "lamp");
+    }
+
+    #[test]
+    fn orders_stored_with_tuple_lines_still_read() {
+        let line = OrderItem { product_id: "p".into(), seller_id: "s".into(), quantity: 2, unit_price_cents: 150 };
+        let order = OrderSeen {
+            order_id: "o".into(),
+            user_id: "u".into(),
+            items: vec![line],
+            total_cents: 300,
+            status: "placed".into(),
+            completed: false,
+        };
+        let mut old: shared::dynamo::Item = serde_dynamo::to_item(&order).unwrap();
+        let tuples: Vec<(&str, &str, u32, u64)> = vec![("p", "s", 2, 150)];
+        old.insert("items".into(), serde_dynamo::to_attribute_value(tuples).unwrap());
+        assert_eq!(serde_dynamo::from_item::<_, OrderSeen>(old).unwrap(), order);
+        let new: shared::dynamo::Item = serde_dynamo::to_item(&order).unwrap();
+        assert_eq!(serde_dynamo::from_item::<_, OrderSeen>(new).unwrap(), order);
     }
 
     #[test]

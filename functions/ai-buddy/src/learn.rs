@@ -57,15 +57,10 @@ async fn learn<S: AiStore, X: Services>(
                     store.save_product(&product).await.map_err(|e| text(&e))?;
                 }
             }
-            let items = order
-                .items
-                .iter()
-                .map(|i| (i.product_id.clone(), i.seller_id.clone(), i.quantity, i.unit_price_cents))
-                .collect();
             let seen = OrderSeen {
                 order_id: order.order_id.clone(),
                 user_id: order.user_id.clone(),
-                items,
+                items: order.items.clone(),
                 total_cents: order.total_cents,
                 status: "placed".into(),
                 completed: false,
@@ -90,15 +85,15 @@ async fn learn<S: AiStore, X: Services>(
             if order.completed {
                 return Ok(());
             }
-            let ids: Vec<String> = order.items.iter().map(|i| i.0.clone()).collect();
+            let ids: Vec<String> = order.items.iter().map(|i| i.product_id.clone()).collect();
             let products = store.products(&ids).await.map_err(|e| text(&e))?;
             let bought = |profile: &mut Profile| {
-                for (product_id, _, quantity, _) in &order.items {
-                    if !profile.bought.contains(product_id) {
-                        profile.bought.push(product_id.clone());
+                for item in &order.items {
+                    if !profile.bought.contains(&item.product_id) {
+                        profile.bought.push(item.product_id.clone());
                     }
-                    if let Some(product) = products.get(product_id) {
-                        *profile.categories.entry(product.category.clone()).or_default() += u64::from(*quantity);
+                    if let Some(product) = products.get(&item.product_id) {
+                        *profile.categories.entry(product.category.clone()).or_default() += u64::from(item.quantity);
                     }
                 }
                 true

@@ -82,19 +82,20 @@ struct SaleParts(Vec<(String, u64)>, Vec<(String, String)>, HashMap<String, (u64
 const MAX_PAIRED_PRODUCTS: usize = 10;
 
 fn sale_parts(order: &OrderSeen) -> SaleParts {
-    let units: Vec<(String, u64)> = order.items.iter().map(|(p, _, q, _)| (p.clone(), u64::from(*q))).collect();
+    let units: Vec<(String, u64)> =
+        order.items.iter().map(|item| (item.product_id.clone(), u64::from(item.quantity))).collect();
     let mut seen = HashSet::new();
     let distinct: Vec<&String> =
-        order.items.iter().map(|(p, ..)| p).filter(|p| seen.insert(*p)).take(MAX_PAIRED_PRODUCTS).collect();
+        order.items.iter().map(|item| &item.product_id).filter(|p| seen.insert(*p)).take(MAX_PAIRED_PRODUCTS).collect();
     let pairs = distinct
         .iter()
         .flat_map(|a| distinct.iter().filter(move |b| a != *b).map(move |b| ((*a).clone(), (*b).clone())))
         .collect();
     let mut sellers: HashMap<String, (u64, u64)> = HashMap::new();
-    for (_, seller, quantity, price) in &order.items {
-        let entry = sellers.entry(seller.clone()).or_default();
-        entry.0 += u64::from(*quantity);
-        entry.1 += u64::from(*quantity) * price;
+    for item in &order.items {
+        let entry = sellers.entry(item.seller_id.clone()).or_default();
+        entry.0 += u64::from(item.quantity);
+        entry.1 += u64::from(item.quantity) * item.unit_price_cents;
     }
     SaleParts(units, pairs, sellers)
 }
@@ -161,10 +162,8 @@ impl AiStore for MemoryStore {
             summary.orders += 1;
             summary.units_sold += n;
             summary.revenue_cents += revenue;
-            for (product, s, q, _) in &order.items {
-                if *s == seller {
-                    *summary.units.entry(product.clone()).or_default() += u64::from(*q);
-                }
+            for item in order.items.iter().filter(|item| item.seller_id == seller) {
+                *summary.units.entry(item.product_id.clone()).or_default() += u64::from(item.quantity);
             }
         }
         Ok(())
@@ -309,8 +308,9 @@ impl AiStore for DynamoStore {
         let mut counters: Vec<(Item, Vec<(&'static str, u64)>)> = Vec::new();
         counters.extend(units.into_iter().map(|(product, n)| (key("POPULAR", product), vec![("units", n)])));
         counters.extend(pairs.into_iter().map(|(a, b)| (key(format!("TOGETHER#{a}"), b), vec![("orders", 1)])));
-        counters.extend(order.items.iter().map(|(product, seller, q, _)| {
-            (key(format!("SELLER#{seller}"), format!("UNITS#{product}")), vec![("units", u64::from(*q))])
+        counters.extend(order.items.iter().map(|item| {
+            let key = key(format!("SELLER#{}", item.seller_id), format!("UNITS#{}", item.product_id));
+            (key, vec![("units", u64::from(item.quantity))])
         }));
         self.add_all(counters).await?;
         // Summaries after the per-product units: a summary that shows the sale has its top products.
@@ -363,7 +363,13 @@ mod tests {
 
     #[test]
     fn co_purchases_pair_only_an_orders_first_products() {
-        let items = (0..25).map(|i| (format!("p{i:02}"), "s".to_owned(), 1, 100)).collect();
+        let item = |i| shared::events::OrderItem {
+            product_id: format!("p{i:02}"),
+            seller_id: "s".into(),
+            quantity: 1,
+            unit_price_cents: 100,
+        };
+        let items = (0..25).map(item).collect();
         let order = OrderSeen {
             order_id: "o".into(),
             user_id: "u".into(),

@@ -194,7 +194,12 @@ async fn concurrent_completions_keep_every_purchase() {
     let order = |order_id: &str, product_id: &str| crate::domain::OrderSeen {
         order_id: order_id.into(),
         user_id: CUSTOMER.into(),
-        items: vec![(product_id.into(), SELLER.into(), 1, 1299)],
+        items: vec![shared::events::OrderItem {
+            product_id: product_id.into(),
+            seller_id: SELLER.into(),
+            quantity: 1,
+            unit_price_cents: 1299,
+        }],
         total_cents: 1299,
         status: "placed".into(),
         completed: false,
