@@ -1,16 +1,18 @@
 //! `POST /cart/checkout`: the chain the customer waits for, and nothing else.
 //!
-//! authorize the payment -> reserve the stock -> create the order -> empty the cart, then 201
-//! with the order. A step that fails undoes the earlier ones (release the reservation, void
-//! the authorization): 402 declined, 409 not enough stock, 503 a service is down, and
-//! nothing stays reserved or charged.
+//! compare the cart's prices with the catalogue -> authorize the payment -> reserve the stock
+//! -> create the order -> empty the cart, then 201 with the order.
 //!
-//! The `Idempotency-Key` (per user) makes it safe to repeat: a record of the checkout
-//! remembers the answer and the ids each attempt uses, and every step is idempotent on
-//! those ids. The same key gets the same answer; while the first request still runs, a
-//! second waits for it; one that died half-way (its lease expired) is resumed with the same
-//! ids; one that failed because a service was down is undone and may be tried again, as a
-//! new attempt with new ids.
+//! A checkout is recorded under its key (the `Idempotency-Key`, or without one the cart's:
+//! see `domain::cart_key`), with the ids its attempt uses; every step is idempotent on those
+//! ids. The same key gets the same answer; while the first request still runs, a second
+//! waits for it (a few seconds, then resumes it: see `begin`).
+//!
+//! A definite "no" undoes what was done (a shortage voids the authorization): 402, 409, and
+//! the answer is recorded. Nothing done yet (an empty cart, a changed price, the catalogue
+//! or cart store down): the key is free to try again. An ambiguous failure (a timeout, a 5xx,
+//! an open breaker) may have happened all the same, so it is never undone blind: the attempt
+//! stays as it is, 503, and the next request with the key resumes it with the same ids.
 
 use std::time::Duration;
 
@@ -19,10 +21,14 @@ use lambda_http::Request;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use shared::caller::caller;
+use shared::internal::CallError;
 use shared::problem::json_body;
 use shared::{CorrelationId, Problem, Reply};
 
-use crate::domain::{CURRENCY, CartLine, Checkout, CheckoutRequest, CheckoutStatus, OrderLine, idempotency_key, price};
+use crate::domain::{
+    CURRENCY, CartLine, Checkout, CheckoutRequest, CheckoutStatus, OrderLine, cart_key, idempotency_key, price,
+    price_changes,
+};
 use crate::downstream::{Authorization, Downstream, PaymentRequest, Stock};
 use crate::handlers::store_failure;
 use crate::store::CartStore;
@@ -41,13 +47,16 @@ pub async fn checkout<S: CartStore, D: Downstream>(
 ) -> Result<Reply, Problem> {
     let customer = caller(&request)?;
     let ask: CheckoutRequest = json_body(&request)?;
-    let key_header = request.headers().get("idempotency-key").map(HeaderValue::to_str).transpose().ok().flatten();
-    if request.headers().contains_key("idempotency-key") && key_header.is_none() {
-        return Err(Problem::bad_request("Idempotency-Key must be visible ASCII"));
-    }
-    let key = idempotency_key(key_header).map_err(|e| Problem::bad_request(e.0))?;
+    let key = match request.headers().get("idempotency-key").map(HeaderValue::to_str) {
+        Some(Ok(header)) => idempotency_key(header).map_err(|e| Problem::bad_request(e.0))?,
+        Some(Err(_)) => return Err(Problem::bad_request("Idempotency-Key must be visible ASCII")),
+        None => {
+            let (cart, version) = store.cart(&customer.user_id).await.map_err(store_failure)?;
+            cart_key(&cart, version)
+        }
+    };
 
-    let attempt = match begin(store, &customer.user_id, &key).await? {
+    let attempt = match begin(store, &customer.user_id, &key, &ask.payment_token).await? {
         Begun::Answered(reply) => return reply,
         Begun::Attempt(attempt) => attempt,
     };
@@ -62,27 +71,41 @@ enum Begun {
     Attempt(Checkout),
 }
 
+fn key_reused() -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency-key-reused",
+        "Idempotency-Key reused",
+        "this Idempotency-Key was used for another request; use a new key for a new request",
+    )
+}
+
 /// Finds or starts this key's attempt.
-async fn begin<S: CartStore>(store: &S, user_id: &str, key: &str) -> Result<Begun, Problem> {
+async fn begin<S: CartStore>(store: &S, user_id: &str, key: &str, token: &str) -> Result<Begun, Problem> {
     let deadline = tokio::time::Instant::now() + WAIT_FOR_RUNNING;
     loop {
         let now = Utc::now();
         let previous = store.checkout(user_id, key).await.map_err(store_failure)?;
+        if previous.as_ref().is_some_and(|p| !p.is_same_request(token)) {
+            return Err(key_reused());
+        }
         let next = match &previous {
-            None => Checkout::start(user_id, key, 1, now, LEASE),
+            None => Checkout::start(user_id, key, token, 1, now, LEASE),
             Some(done) if done.status == CheckoutStatus::Done => return Ok(Begun::Answered(replay(done))),
             Some(failed) if failed.status == CheckoutStatus::Retryable => {
-                Checkout::start(user_id, key, failed.attempt + 1, now, LEASE)
+                Checkout::start(user_id, key, token, failed.attempt + 1, now, LEASE)
             }
-            // Died half-way: resume it with the same ids.
-            Some(stale) if stale.lease_until < now => Checkout { lease_until: now + LEASE, ..stale.clone() },
+            // Died half-way, or interrupted by an outage: resume it with the same ids.
+            Some(stale) if stale.lease_until <= now => Checkout { lease_until: now + LEASE, ..stale.clone() },
+            // Still within its lease: wait for its answer. An attempt that keeps its lease
+            // longer either runs on or died before it could give its lease back (its store
+            // was down): it is resumed, which is safe even if it still runs, as every step
+            // is idempotent on the attempt's ids.
+            Some(running) if tokio::time::Instant::now() >= deadline => {
+                tracing::warn!(key, "a checkout kept its lease past the wait; resuming it");
+                Checkout { lease_until: now + LEASE, ..running.clone() }
+            }
             Some(_running) => {
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(Problem::conflict(
-                        "a checkout with this Idempotency-Key is still running; try again shortly",
-                    )
-                    .header(header::RETRY_AFTER, "2"));
-                }
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
@@ -107,10 +130,25 @@ fn replay(done: &Checkout) -> Result<Reply, Problem> {
 
 /// How an attempt ended.
 enum Outcome {
-    /// For good (an order, a decline, a shortage, an empty cart): recorded and replayed.
+    /// For good (an order, a decline, a shortage): recorded and replayed.
     Final(Result<(StatusCode, Value), Problem>),
-    /// A service was down and everything was undone: this key may try again.
+    /// Nothing was done (an empty cart, a changed price, a store or the catalogue down):
+    /// this key may try again, as a new attempt.
     Retryable(Problem),
+    /// A step may or may not have happened (timeout, 5xx, open breaker): the attempt stays
+    /// as it is, free to be resumed at once by the next request with this key.
+    Interrupted(Problem),
+}
+
+/// The answer to an interrupted attempt: what the customer should do next.
+fn interrupted(error: &CallError) -> Problem {
+    tracing::warn!(%error, "checkout interrupted; it resumes with the same ids when tried again");
+    Problem::unavailable(format!(
+        "the {} service did not answer; nothing was charged. Try again (with the same Idempotency-Key, if you sent \
+         one) to finish this checkout",
+        error.service()
+    ))
+    .header(header::RETRY_AFTER, "1")
 }
 
 async fn finish<S: CartStore>(store: &S, running: Checkout, outcome: Outcome) -> Result<Reply, Problem> {
@@ -120,6 +158,14 @@ async fn finish<S: CartStore>(store: &S, running: Checkout, outcome: Outcome) ->
             attempt.status = CheckoutStatus::Retryable;
             if !store.save_checkout(&attempt, Some(&running)).await.map_err(store_failure)? {
                 tracing::warn!(key = %attempt.key, "checkout record changed meanwhile; left as it is");
+            }
+            return Err(problem);
+        }
+        Outcome::Interrupted(problem) => {
+            attempt.lease_until = Utc::now();
+            // If this write is lost too, the lease runs out and the attempt is resumed then.
+            if let Err(error) = store.save_checkout(&attempt, Some(&running)).await {
+                tracing::warn!(%error, key = %attempt.key, "could not release an interrupted checkout's lease");
             }
             return Err(problem);
         }
@@ -139,8 +185,21 @@ async fn finish<S: CartStore>(store: &S, running: Checkout, outcome: Outcome) ->
     Ok(Reply::json(status, &order).header(header::LOCATION, format!("/orders/{}", attempt.order_id)))
 }
 
+fn cart_empty() -> Problem {
+    Problem::new(StatusCode::CONFLICT, "cart-empty", "The cart is empty", "there is nothing in the cart to check out")
+}
+
+fn shortage_problem() -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "insufficient-stock",
+        "Not enough stock",
+        "some products do not have enough stock",
+    )
+}
+
 /// What this attempt buys: its snapshot when resumed, else the cart priced now (and then
-/// recorded as its snapshot). `Err` is the attempt's outcome already.
+/// recorded as its snapshot). `Err` is the attempt's outcome already: nothing has been done.
 async fn lines_to_buy<S: CartStore, D: Downstream>(
     store: &S,
     downstream: &D,
@@ -150,9 +209,9 @@ async fn lines_to_buy<S: CartStore, D: Downstream>(
     if let Some(snapshot) = &attempt.snapshot {
         return Ok(snapshot.clone());
     }
-    let (cart, _) = store.cart(&attempt.user_id).await.map_err(|e| Outcome::Retryable(store_failure(e)))?;
+    let (cart, version) = store.cart(&attempt.user_id).await.map_err(|e| Outcome::Retryable(store_failure(e)))?;
     if cart.items.is_empty() {
-        return Err(Outcome::Final(Err(Problem::bad_request("the cart is empty"))));
+        return Err(Outcome::Retryable(cart_empty()));
     }
     let ids: Vec<String> = cart.items.iter().map(|l| l.product_id.clone()).collect();
     let catalogue = downstream.lookup(&ids, cid).await.map_err(|e| Outcome::Retryable(e.into()))?;
@@ -164,7 +223,22 @@ async fn lines_to_buy<S: CartStore, D: Downstream>(
             .filter(|l| !priced.items.iter().any(|p| p.product_id == l.product_id))
             .map(|l| json!({"product_id": l.product_id, "requested": l.quantity, "available": 0}))
             .collect();
-        return Err(Outcome::Final(Err(shortage_problem().with("shortages", gone))));
+        return Err(Outcome::Retryable(shortage_problem().with("shortages", gone)));
+    }
+    // A price changed since the line was put in the cart: the cart shows the new prices and
+    // nothing is charged; the customer decides again (api.md).
+    let (changes, repriced) = price_changes(&cart, &catalogue);
+    if !changes.is_empty() {
+        if !store.save_cart(&repriced, version).await.map_err(|e| Outcome::Retryable(store_failure(e)))? {
+            return Err(Outcome::Retryable(Problem::conflict("the cart changed during checkout; try again")));
+        }
+        let problem = Problem::new(
+            StatusCode::CONFLICT,
+            "price-changed",
+            "A price changed",
+            "a price changed since the item was put in the cart; the cart shows the new prices, nothing was charged",
+        );
+        return Err(Outcome::Retryable(problem.with("changes", serde_json::to_value(changes).unwrap_or_default())));
     }
     let lines = priced.order_lines();
     let next = Checkout { snapshot: Some(lines.clone()), ..attempt.clone() };
@@ -188,7 +262,7 @@ async fn run<S: CartStore, D: Downstream>(
     };
     let total_cents: u64 = lines.iter().map(|l| l.unit_price_cents * u64::from(l.quantity)).sum();
 
-    // 1. Authorize the payment.
+    // 1. Authorize the payment (idempotent on the attempt's key).
     let payment = PaymentRequest {
         idempotency_key: attempt.payment_key(),
         order_id: attempt.order_id.clone(),
@@ -199,30 +273,30 @@ async fn run<S: CartStore, D: Downstream>(
     };
     let payment_id = match downstream.authorize(&payment, cid).await {
         Ok(Authorization::Authorized { payment_id }) => payment_id,
-        Ok(Authorization::Refused(problem)) => return Outcome::Final(Err(problem)),
-        Err(error) => return Outcome::Retryable(error.into()),
+        // Declined or not a valid token: nothing is held. A client's key keeps its answer; a
+        // cart's does not, so another card can be tried on the same cart.
+        Ok(Authorization::Refused(problem)) if attempt.is_explicit() => return Outcome::Final(Err(problem)),
+        Ok(Authorization::Refused(problem)) => return Outcome::Retryable(problem),
+        Err(error) => return Outcome::Interrupted(interrupted(&error)),
     };
 
-    // 2. Reserve the stock, all lines or none.
-    let bought: Vec<CartLine> =
-        lines.iter().map(|l| CartLine { product_id: l.product_id.clone(), quantity: l.quantity }).collect();
+    // 2. Reserve the stock, all lines or none (idempotent on the reservation id).
+    let bought: Vec<CartLine> = lines.iter().map(|l| CartLine::new(&l.product_id, l.quantity)).collect();
     let reservation_id = attempt.reservation_id();
     match downstream.reserve(&reservation_id, &bought, cid).await {
         Ok(Stock::Reserved) => {}
         Ok(Stock::Short(problem)) => {
-            undo(downstream, Some(&payment_id), None, cid).await;
+            // A definite no: nothing was reserved, so the authorization is given back.
+            if let Err(error) = downstream.void(&payment_id, cid).await {
+                tracing::error!(%error, %payment_id, "could not void the authorization of a checkout short of stock");
+            }
             return Outcome::Final(Err(problem));
         }
-        Err(error) => {
-            // The reservation may have happened before the answer was lost: release it too.
-            undo(downstream, Some(&payment_id), Some(&reservation_id), cid).await;
-            return Outcome::Retryable(error.into());
-        }
+        Err(error) => return Outcome::Interrupted(interrupted(&error)),
     }
 
-    // 3. Create the order (which publishes order.created). Creating is idempotent on the
-    // order id: if an answer was lost, asking again returns the order that exists; only an
-    // order that surely is not there is undone.
+    // 3. Create the order (which publishes order.created), idempotent on the order id: if
+    // the answer is lost, the next request with this key asks again and gets the order.
     let request = json!({
         "order_id": attempt.order_id,
         "user_id": attempt.user_id,
@@ -234,55 +308,21 @@ async fn run<S: CartStore, D: Downstream>(
     });
     let order = match downstream.create_order(&request, cid).await {
         Ok(order) => order,
-        Err(first) => match downstream.create_order(&request, cid).await {
-            Ok(order) => order,
-            Err(_) => {
-                undo(downstream, Some(&payment_id), Some(&reservation_id), cid).await;
-                return Outcome::Retryable(first.into());
-            }
-        },
+        Err(error) => return Outcome::Interrupted(interrupted(&error)),
     };
 
     // 4. Empty the cart of what was bought (what was added meanwhile stays).
-    empty_cart(store, &attempt.user_id, &bought).await;
+    empty_cart(store, &attempt.user_id, &bought, &attempt.key).await;
     tracing::info!(order_id = %attempt.order_id, total_cents, lines = bought.len(), "checkout complete");
     Outcome::Final(Ok((StatusCode::CREATED, order)))
 }
 
-fn shortage_problem() -> Problem {
-    Problem::new(
-        StatusCode::CONFLICT,
-        "insufficient-stock",
-        "Not enough stock",
-        "some products do not have enough stock",
-    )
-}
-
-/// Gives back what an attempt took. Both calls are retried by the client; if one still
-/// fails it is logged loudly: an authorization then lapses unsettled (it is never settled
-/// without an order) and a reservation stays held until released by hand.
-async fn undo<D: Downstream>(
-    downstream: &D,
-    payment_id: Option<&str>,
-    reservation_id: Option<&str>,
-    cid: &CorrelationId,
-) {
-    if let Some(reservation_id) = reservation_id
-        && let Err(error) = downstream.release(reservation_id, cid).await
-    {
-        tracing::error!(%error, reservation_id, "could not release a reservation while undoing a checkout");
-    }
-    if let Some(payment_id) = payment_id
-        && let Err(error) = downstream.void(payment_id, cid).await
-    {
-        tracing::error!(%error, payment_id, "could not void an authorization while undoing a checkout");
-    }
-}
-
-async fn empty_cart<S: CartStore>(store: &S, user_id: &str, bought: &[CartLine]) {
+async fn empty_cart<S: CartStore>(store: &S, user_id: &str, bought: &[CartLine], key: &str) {
     for _ in 0..3 {
         match store.cart(user_id).await {
-            Ok((cart, version)) => match store.save_cart(&cart.without(bought), version).await {
+            // Emptied by this checkout already (a resumed attempt).
+            Ok((cart, _)) if cart.checked_out.as_deref() == Some(key) => return,
+            Ok((cart, version)) => match store.save_cart(&cart.without(bought, key), version).await {
                 Ok(true) => return,
                 Ok(false) => continue,
                 Err(error) => tracing::error!(%error, "could not empty the cart after checkout"),

@@ -63,7 +63,7 @@ pub async fn set_item<S: CartStore, D: Downstream>(
     // whether or not the product exists).
     if !(1..=i64::from(MAX_QUANTITY)).contains(&wanted.quantity) {
         let cart = change(store, &customer.user_id, |cart| {
-            cart.set(&product_id, wanted.quantity).map_err(|e| Problem::bad_request(e.0))
+            cart.set(&product_id, wanted.quantity, None).map_err(|e| Problem::bad_request(e.0))
         })
         .await?;
         return priced(downstream, &cart, &cid).await;
@@ -73,11 +73,11 @@ pub async fn set_item<S: CartStore, D: Downstream>(
     let mut ids: Vec<String> = current.items.iter().map(|l| l.product_id.clone()).collect();
     ids.push(product_id.clone());
     let catalogue = downstream.lookup(&ids, &cid).await?;
-    if !catalogue.iter().any(|p| p.product_id == product_id) {
+    let Some(product) = catalogue.iter().find(|p| p.product_id == product_id) else {
         return Err(Problem::not_found(format!("no product {product_id}")));
-    }
+    };
     let cart = change(store, &customer.user_id, |cart| {
-        cart.set(&product_id, wanted.quantity).map_err(|e| Problem::bad_request(e.0))
+        cart.set(&product_id, wanted.quantity, Some(product.price_cents)).map_err(|e| Problem::bad_request(e.0))
     })
     .await?;
     if cart.items.iter().all(|l| catalogue.iter().any(|p| p.product_id == l.product_id)) {

@@ -30,6 +30,8 @@ struct Fake {
     orders: Mutex<HashMap<String, Value>>,
     payment_down: AtomicBool,
     order_down: AtomicBool,
+    /// Orders stored whose answer is then lost (a timeout after the write), this many times.
+    order_answers_lost: AtomicU32,
     slow_payment: AtomicBool,
 }
 
@@ -48,6 +50,10 @@ impl Fake {
 
     fn stock_of(&self, id: &str) -> u32 {
         self.stock.lock().unwrap()[id].1
+    }
+
+    fn set_price(&self, id: &str, price: u64) {
+        self.stock.lock().unwrap().get_mut(id).unwrap().0 = price;
     }
 }
 
@@ -137,7 +143,12 @@ impl Downstream for Fake {
         let id = order["order_id"].as_str().unwrap().to_owned();
         let mut shown = order.clone();
         shown["status"] = "placed".into();
-        Ok(self.orders.lock().unwrap().entry(id).or_insert(shown).clone())
+        let order = self.orders.lock().unwrap().entry(id).or_insert(shown).clone();
+        let lost = self.order_answers_lost.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if lost.is_ok() {
+            return Err(CallError::Unavailable { service: "order".into(), reason: "timed out".into() });
+        }
+        Ok(order)
     }
 }
 
@@ -219,10 +230,14 @@ async fn a_decline_is_402_and_touches_nothing() {
     assert_eq!(fake.stock_of("prd_a"), 5);
     assert_eq!(cart_of(&store, &fake).await["items"].as_array().unwrap().len(), 1, "the cart is kept");
     assert_eq!(
-        checkout_with(&store, &fake, "tok_visa", Some("k")).await.status(),
+        checkout_with(&store, &fake, "tok_chargeDeclined", Some("k")).await.status(),
         402,
         "the same key, the same answer"
     );
+    assert_eq!(checkout_with(&store, &fake, "tok_visa", Some("k")).await.status(), 422, "another request");
+    // Without a key, another card may be tried on the same cart.
+    assert_eq!(checkout_with(&store, &fake, "tok_chargeDeclined", None).await.status(), 402);
+    assert_eq!(checkout_with(&store, &fake, "tok_visa", None).await.status(), 201);
 }
 
 #[tokio::test]
@@ -237,26 +252,117 @@ async fn a_shortage_is_409_and_the_authorization_is_voided() {
 }
 
 #[tokio::test]
-async fn an_outage_is_503_with_everything_undone_and_the_same_key_retries() {
+async fn an_outage_is_503_and_the_same_key_resumes_the_attempt_with_its_ids() {
     let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5)]));
     put(&store, &fake, "prd_a", 2).await;
     fake.payment_down.store(true, Ordering::SeqCst);
-    assert_eq!(checkout_with(&store, &fake, "tok_visa", Some("k")).await.status(), 503);
+    let down = checkout_with(&store, &fake, "tok_visa", Some("k")).await;
+    assert_eq!(down.status(), 503);
+    assert_eq!(down.headers()["content-type"], "application/problem+json");
     assert_eq!(fake.stock_of("prd_a"), 5, "nothing reserved");
 
     fake.payment_down.store(false, Ordering::SeqCst);
     fake.order_down.store(true, Ordering::SeqCst);
     assert_eq!(checkout_with(&store, &fake, "tok_visa", Some("k")).await.status(), 503);
-    assert_eq!(fake.stock_of("prd_a"), 5, "the reservation was released");
-    assert_eq!(fake.voids.load(Ordering::SeqCst), 1, "the authorization was voided");
+    assert_eq!(fake.voids.load(Ordering::SeqCst), 0, "the order may exist: nothing undone blind");
 
     fake.order_down.store(false, Ordering::SeqCst);
     assert_eq!(
         checkout_with(&store, &fake, "tok_visa", Some("k")).await.status(),
         201,
-        "a retry with the same key succeeds"
+        "a retry with the same key finishes the checkout"
     );
-    assert_eq!(fake.stock_of("prd_a"), 3);
+    assert_eq!(fake.stock_of("prd_a"), 3, "one reservation");
+    assert_eq!(fake.authorizations.load(Ordering::SeqCst), 1, "one authorization");
+    assert_eq!(fake.orders.lock().unwrap().len(), 1);
+}
+
+/// Defect (issue 14.1): the order was stored but its answer was lost; checkout released the
+/// stock and voided the payment, leaving an order to settle with no stock behind it.
+#[tokio::test]
+async fn an_order_whose_answer_was_lost_is_resumed_never_undone() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5)]));
+    put(&store, &fake, "prd_a", 1).await;
+    fake.order_answers_lost.store(2, Ordering::SeqCst);
+    let lost = checkout_with(&store, &fake, "tok_visa", Some("k")).await;
+    assert_eq!(lost.status(), 503);
+    assert_eq!(fake.voids.load(Ordering::SeqCst), 0, "the payment of a stored order is not voided");
+    assert_eq!(fake.stock_of("prd_a"), 4, "its stock stays reserved");
+    let mut resumed = checkout_with(&store, &fake, "tok_visa", Some("k")).await;
+    if resumed.status() == 503 {
+        resumed = checkout_with(&store, &fake, "tok_visa", Some("k")).await;
+    }
+    assert_eq!(resumed.status(), 201);
+    let order = body(&resumed);
+    assert!(fake.orders.lock().unwrap().contains_key(order["order_id"].as_str().unwrap()), "the stored order");
+    assert_eq!(fake.orders.lock().unwrap().len(), 1);
+    assert_eq!(fake.authorizations.load(Ordering::SeqCst), 1, "charged once");
+    assert_eq!(fake.stock_of("prd_a"), 4);
+}
+
+/// Defect (issue 14.5): two checkouts of the same cart without a key (a double click) made
+/// two orders and two charges.
+#[tokio::test]
+async fn a_double_click_without_a_key_places_one_order_charged_once() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5)]));
+    put(&store, &fake, "prd_a", 1).await;
+    fake.slow_payment.store(true, Ordering::SeqCst);
+    let (first, second) = tokio::join!(checkout_with(&store, &fake, "tok_visa", None), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        checkout_with(&store, &fake, "tok_visa", None).await
+    });
+    assert_eq!((first.status(), second.status()), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_eq!(body(&first), body(&second), "the same order");
+    // Once the first has emptied the cart, a repeat is still that checkout.
+    let third = checkout_with(&store, &fake, "tok_visa", None).await;
+    assert_eq!(third.status(), 201);
+    assert_eq!(body(&third), body(&first));
+    assert_eq!(fake.authorizations.load(Ordering::SeqCst), 1, "charged once");
+    assert_eq!(fake.stock_of("prd_a"), 4, "one unit taken");
+    assert_eq!(fake.orders.lock().unwrap().len(), 1);
+
+    // A new cart is a new checkout.
+    put(&store, &fake, "prd_a", 2).await;
+    let next = checkout_with(&store, &fake, "tok_visa", None).await;
+    assert_eq!(next.status(), 201);
+    assert_ne!(body(&next)["order_id"], body(&first)["order_id"]);
+    assert_eq!(fake.stock_of("prd_a"), 2);
+}
+
+/// Defect (issue 14.6): checkout charged the catalogue's price of the moment.
+#[tokio::test]
+async fn a_changed_price_is_409_updates_the_cart_and_charges_nothing() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5), ("prd_b", 500, 5)]));
+    put(&store, &fake, "prd_a", 2).await;
+    put(&store, &fake, "prd_b", 1).await;
+    fake.set_price("prd_a", 1499);
+    assert_eq!(cart_of(&store, &fake).await["total_cents"], 3098, "the cart keeps the prices it was filled at");
+    let changed = checkout_with(&store, &fake, "tok_visa", Some("k")).await;
+    assert_eq!(changed.status(), 409);
+    let problem = body(&changed);
+    assert!(problem["type"].as_str().unwrap().ends_with("/price-changed"), "{problem}");
+    assert_eq!(
+        problem["changes"],
+        json!([{"product_id": "prd_a", "old_unit_price_cents": 1299, "new_unit_price_cents": 1499}])
+    );
+    assert_eq!(fake.authorizations.load(Ordering::SeqCst), 0, "nothing charged");
+    assert_eq!(fake.stock_of("prd_a"), 5, "nothing reserved");
+    assert_eq!(cart_of(&store, &fake).await["total_cents"], 3498, "the cart shows the new prices");
+    let placed = checkout_with(&store, &fake, "tok_visa", Some("k")).await;
+    assert_eq!(placed.status(), 201, "the same key, now at the new prices");
+    assert_eq!(body(&placed)["total_cents"], 3498);
+}
+
+/// Defect (issue 14.8): a key reused with another request replayed the old answer.
+#[tokio::test]
+async fn a_key_reused_for_another_request_is_422() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5)]));
+    put(&store, &fake, "prd_a", 1).await;
+    assert_eq!(checkout_with(&store, &fake, "tok_visa", Some("k")).await.status(), 201);
+    let reused = checkout_with(&store, &fake, "tok_mastercard", Some("k")).await;
+    assert_eq!(reused.status(), 422);
+    assert!(body(&reused)["type"].as_str().unwrap().ends_with("/idempotency-key-reused"));
+    assert_eq!(fake.authorizations.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
@@ -274,10 +380,17 @@ async fn a_repeat_while_the_first_runs_waits_for_its_answer() {
     assert_eq!(fake.stock_of("prd_a"), 4);
 }
 
+/// Defect (issue 14.6): an empty cart was a 400, though the request is valid.
 #[tokio::test]
-async fn an_empty_cart_or_a_bad_key_is_400() {
-    let (store, fake) = (MemoryStore::default(), Fake::with(&[]));
-    assert_eq!(checkout_with(&store, &fake, "tok_visa", None).await.status(), 400);
+async fn an_empty_cart_is_409_cart_empty_and_a_bad_key_400() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 100, 5)]));
+    for key in [None, Some("k")] {
+        let empty = checkout_with(&store, &fake, "tok_visa", key).await;
+        assert_eq!(empty.status(), 409);
+        assert!(body(&empty)["type"].as_str().unwrap().ends_with("/cart-empty"));
+    }
+    put(&store, &fake, "prd_a", 1).await;
+    assert_eq!(checkout_with(&store, &fake, "tok_visa", Some("k")).await.status(), 201, "the key was not used up");
     assert_eq!(checkout_with(&store, &fake, "tok_visa", Some(&"k".repeat(65))).await.status(), 400);
 }
 
@@ -299,8 +412,8 @@ async fn an_attempt_that_died_half_way_is_resumed_with_what_it_priced() {
     use crate::store::CartStore;
     let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5), ("prd_b", 500, 5)]));
     // An attempt priced 1 x prd_a, then its function died (its lease has run out).
-    let mut died =
-        Checkout::start(USER, "k", 1, chrono::Utc::now() - chrono::Duration::minutes(5), chrono::Duration::seconds(40));
+    let then = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let mut died = Checkout::start(USER, "key:k", "tok_visa", 1, then, chrono::Duration::seconds(40));
     died.snapshot = Some(vec![OrderLine {
         product_id: "prd_a".into(),
         seller_id: "usr_seller".into(),

@@ -8,6 +8,8 @@ use shared::{CorrelationId, Envelope};
 
 pub const CURRENCY: &str = "USD";
 
+/// The longest id (order, user, payment, reservation) an order takes: they become keys.
+pub const MAX_ORDER_ID: usize = 128;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
@@ -96,7 +98,7 @@ impl NewOrder {
         }
         // The ids become DynamoDB keys, which have a size limit: bounded, as Seller's are.
         let ids = [&self.order_id, &self.user_id, &self.payment_id, &self.reservation_id];
-        if ids.iter().any(|id| id.is_empty() || id.len() > 128) {
+        if ids.iter().any(|id| id.is_empty() || id.len() > MAX_ORDER_ID) {
             return Err(Invalid("order_id, user_id, payment_id and reservation_id must be 1 to 128 characters".into()));
         }
         let order = Order {

@@ -1,5 +1,6 @@
-//! The Lambda edge of the Order service: `POST /internal/orders` (IAM), `GET /orders`,
-//! `GET /orders/{order_id}`, `POST /orders/{order_id}/cancel` (the owner's).
+//! The Lambda edge of the Order service: `POST /internal/orders` and
+//! `POST /internal/orders/{order_id}/abandon` (IAM), `GET /orders`, `GET /orders/{order_id}`,
+//! `POST /orders/{order_id}/cancel` (the owner's).
 
 use lambda_http::Request;
 use lambda_http::http::{StatusCode, header};
@@ -13,10 +14,16 @@ use shared::publisher::Publish;
 use shared::{CorrelationId, Problem, Reply};
 
 use crate::domain::NewOrder;
-use crate::store::{OrderStore, StoreError, StoredOrder};
+use crate::store::{Abandon, OrderStore, StoreError, StoredOrder};
 
 fn store_failure(error: StoreError) -> Problem {
     match error {
+        StoreError::Abandoned => Problem::new(
+            StatusCode::CONFLICT,
+            "order-abandoned",
+            "The order was abandoned",
+            "the checkout that chose this order id gave it up; no order is made with it",
+        ),
         StoreError::Conflict => Problem::conflict("the order changed at the same time; read it again"),
         StoreError::BadCursor => shared::pagination::bad_cursor(),
         StoreError::Unavailable(detail) => {
@@ -57,6 +64,29 @@ pub async fn create<S: OrderStore, P: Publish + Sync>(
         Some(existing) => (StatusCode::OK, existing.order),
     };
     Ok(Reply::json(status, &order).header(header::LOCATION, format!("/orders/{}", order.order_id)))
+}
+
+/// `POST /internal/orders/{order_id}/abandon`: the checkout reconciler gives an order id up
+/// before it undoes the checkout, so an order creation still under way cannot land after
+/// the undo. 200 `{"abandoned": true}`, or 409 with the order (`order`) if it exists.
+pub async fn abandon<S: OrderStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
+    let order_id = path_parameter(&request, "order_id")?;
+    if order_id.len() > crate::domain::MAX_ORDER_ID {
+        return Err(Problem::bad_request("order_id is too long"));
+    }
+    match store.abandon(&order_id).await.map_err(store_failure)? {
+        Abandon::Abandoned => {
+            tracing::warn!(%order_id, "order id abandoned by its checkout");
+            Ok(Reply::ok(&serde_json::json!({"order_id": order_id, "abandoned": true})))
+        }
+        Abandon::Exists(stored) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "order-exists",
+            "The order exists",
+            "an order was made with this id; it is not abandoned",
+        )
+        .with("order", serde_json::to_value(&stored.order).unwrap_or_default())),
+    }
 }
 
 pub async fn get<S: OrderStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
@@ -122,6 +152,30 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].event_type(), "order.created");
         assert!(store.outbox.pending(10).await.unwrap().is_empty(), "delivered, so out of the outbox");
+    }
+
+    /// Defect (issue 14.1): nothing stopped an order creation still under way from landing
+    /// after its checkout was undone. An abandoned id makes no order; an existing order is
+    /// not abandoned.
+    #[tokio::test]
+    async fn an_abandoned_order_id_makes_no_order_and_an_existing_order_is_not_abandoned() {
+        let (store, publisher) = (MemoryStore::default(), MemoryPublisher::default());
+        let id = body(&call(&|r, c| create(&store, &publisher, r, c), sample("http-post-internal-order.json")).await)
+            ["order_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let abandon_it = |id: &str| with_path(sample("http-post-internal-abandon-order.json"), "order_id", id);
+        let exists = call(&|r, c| abandon(&store, r, c), abandon_it(&id)).await;
+        assert_eq!(exists.status(), 409);
+        assert_eq!(body(&exists)["order"]["order_id"], id.as_str());
+
+        let late = MemoryStore::default();
+        assert_eq!(call(&|r, c| abandon(&late, r, c), abandon_it(&id)).await.status(), 200);
+        let created = call(&|r, c| create(&late, &publisher, r, c), sample("http-post-internal-order.json")).await;
+        assert_eq!(created.status(), 409);
+        assert_eq!(body(&created)["type"], "/problems/order-abandoned");
+        assert!(late.get(&id).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -190,6 +244,10 @@ mod tests {
                 self.inner.replace(&paid, OrderStatus::Placed, &event).await?;
             }
             Ok(read)
+        }
+
+        async fn abandon(&self, order_id: &str) -> Result<crate::store::Abandon, StoreError> {
+            self.inner.abandon(order_id).await
         }
 
         async fn list(&self, user_id: &str, page: &PageRequest) -> Result<Page<Order>, StoreError> {

@@ -22,6 +22,18 @@ pub enum StoreError {
     Unavailable(String),
     #[error("the cursor was not given out for this list")]
     BadCursor,
+    /// The checkout that chose this order id gave it up: no order may be made with it.
+    #[error("the order id was abandoned by its checkout")]
+    Abandoned,
+}
+
+/// What abandoning an order id found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Abandon {
+    /// No order has the id, and none ever will.
+    Abandoned,
+    /// The order was made before: nothing is abandoned.
+    Exists(Box<StoredOrder>),
 }
 
 /// An order with what only the service needs.
@@ -36,13 +48,17 @@ pub trait OrderStore: Send + Sync {
     /// Where the events this store writes with its changes wait to be published.
     type Outbox: Outbox;
     fn outbox(&self) -> &Self::Outbox;
-    /// Stores a new order with its `order.created`; if the id exists, returns that order.
+    /// Stores a new order with its `order.created`; if the id exists, returns that order;
+    /// [`StoreError::Abandoned`] if its checkout gave the id up.
     fn create(
         &self,
         order: &StoredOrder,
         event: &Envelope,
     ) -> impl Future<Output = Result<Option<StoredOrder>, StoreError>> + Send;
     fn get(&self, order_id: &str) -> impl Future<Output = Result<Option<StoredOrder>, StoreError>> + Send;
+    /// Gives up `order_id` for good (a tombstone, so a late create fails), unless an order
+    /// has it already.
+    fn abandon(&self, order_id: &str) -> impl Future<Output = Result<Abandon, StoreError>> + Send;
     /// A user's orders, newest first.
     fn list(&self, user_id: &str, page: &PageRequest) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
     /// Replaces an order that is still in `expected` status, with its event, in one write.
@@ -57,6 +73,7 @@ pub trait OrderStore: Send + Sync {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     orders: Mutex<HashMap<String, StoredOrder>>,
+    abandoned: Mutex<std::collections::HashSet<String>>,
     pub outbox: MemoryOutbox,
 }
 
@@ -76,6 +93,9 @@ impl OrderStore for MemoryStore {
         if let Some(existing) = orders.get(&order.order.order_id) {
             return Ok(Some(existing.clone()));
         }
+        if lock(&self.abandoned).contains(&order.order.order_id) {
+            return Err(StoreError::Abandoned);
+        }
         orders.insert(order.order.order_id.clone(), order.clone());
         self.outbox.add(event);
         Ok(None)
@@ -83,6 +103,15 @@ impl OrderStore for MemoryStore {
 
     async fn get(&self, order_id: &str) -> Result<Option<StoredOrder>, StoreError> {
         Ok(lock(&self.orders).get(order_id).cloned())
+    }
+
+    async fn abandon(&self, order_id: &str) -> Result<Abandon, StoreError> {
+        let orders = lock(&self.orders);
+        if let Some(existing) = orders.get(order_id) {
+            return Ok(Abandon::Exists(Box::new(existing.clone())));
+        }
+        lock(&self.abandoned).insert(order_id.to_owned());
+        Ok(Abandon::Abandoned)
     }
 
     async fn list(&self, user_id: &str, page: &PageRequest) -> Result<Page<Order>, StoreError> {

@@ -1,7 +1,7 @@
 //! The payment-settlement-queue consumer: settles a payment when its order is created
 //! (-> `payment.completed` or `payment.failed`), voids or refunds it when the order is
-//! cancelled (-> `payment.refunded`). Every move is a conditional status change written with
-//! its event, so a redelivered message finds the payment moved and does nothing again.
+//! cancelled (-> `payment.refunded`). Each is a claimed move (`moves`), so a redelivered or
+//! duplicated message finds the move claimed or done and never moves the money twice.
 
 use shared::events::{Event, OrderCancelled, OrderCreated, PaymentCompleted, PaymentFailed, PaymentRefunded};
 use shared::metrics::{self, Metric};
@@ -10,7 +10,8 @@ use shared::publisher::Publish;
 use shared::{CorrelationId, Envelope};
 
 use crate::domain::{PaymentGateway, PaymentStatus};
-use crate::store::{PaymentStore, StoredPayment};
+use crate::moves::{self, Move, MoveError, Outcome};
+use crate::store::PaymentStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -38,10 +39,6 @@ pub async fn handle<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
     }
 }
 
-async fn payment<S: PaymentStore>(store: &S, payment_id: &str) -> Result<StoredPayment, ConsumerError> {
-    store.get(payment_id).await.map_err(retry)?.ok_or_else(|| retry(format!("payment {payment_id} is not visible yet")))
-}
-
 async fn settle<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
     store: &S,
     gateway: &G,
@@ -49,54 +46,55 @@ async fn settle<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
     order: &OrderCreated,
     cid: &CorrelationId,
 ) -> Result<(), ConsumerError> {
-    let stored = payment(store, &order.payment_id).await?;
-    let p = &stored.payment;
-    let (to, event) = match p.status {
-        PaymentStatus::Authorized => match gateway.settle(&stored.gateway_ref, &stored.token).map_err(retry)? {
-            Ok(()) => {
-                let event = PaymentCompleted {
-                    payment_id: p.payment_id.clone(),
-                    order_id: order.order_id.clone(),
-                    user_id: p.user_id.clone(),
-                    amount_cents: p.amount_cents,
-                };
-                (PaymentStatus::Settled, Event::PaymentCompleted(event))
-            }
-            Err(reason) => {
-                let event = PaymentFailed {
-                    payment_id: p.payment_id.clone(),
-                    order_id: order.order_id.clone(),
-                    user_id: p.user_id.clone(),
-                    reason,
-                };
-                (PaymentStatus::Failed, Event::PaymentFailed(event))
-            }
-        },
-        // The checkout voided it (its answer was lost): the order must not stay placed. The
-        // event id is the payment's, so redeliveries make the same event, deduplicated downstream.
-        PaymentStatus::Voided => {
-            let event = PaymentFailed {
+    let report = |stored: &crate::store::StoredPayment, outcome: &Outcome| {
+        let p = &stored.payment;
+        let event = match outcome {
+            Outcome::Failed(reason) => Event::PaymentFailed(PaymentFailed {
                 payment_id: p.payment_id.clone(),
                 order_id: order.order_id.clone(),
                 user_id: p.user_id.clone(),
+                reason: reason.clone(),
+            }),
+            _ => Event::PaymentCompleted(PaymentCompleted {
+                payment_id: p.payment_id.clone(),
+                order_id: order.order_id.clone(),
+                user_id: p.user_id.clone(),
+                amount_cents: p.amount_cents,
+            }),
+        };
+        Some(Envelope::new(event, cid))
+    };
+    match moves::run(store, gateway, &order.payment_id, Move::Capture, report).await {
+        Ok(Some((outcome, Some(envelope)))) => {
+            tracing::info!(payment_id = %order.payment_id, status = ?outcome.status(), "payment settled");
+            if matches!(outcome, Outcome::Failed(_)) {
+                metrics::count(Metric::PaymentFailures, ("Service", "payment"), 1);
+            }
+            deliver(store.outbox(), publisher, &[envelope]).await;
+            Ok(())
+        }
+        // Recorded by another copy of this event: its event went out with that change.
+        Ok(_) => Ok(()),
+        // The checkout voided it (its answer was lost): the order must not stay placed. The
+        // event id is the payment's, so redeliveries make the same event, deduplicated downstream.
+        Err(MoveError::Elsewhere(PaymentStatus::Voided)) => {
+            let stored = store.get(&order.payment_id).await.map_err(retry)?;
+            let user_id = stored.map(|s| s.payment.user_id).unwrap_or_else(|| order.user_id.clone());
+            let event = PaymentFailed {
+                payment_id: order.payment_id.clone(),
+                order_id: order.order_id.clone(),
+                user_id,
                 reason: "voided".into(),
             };
             let mut envelope = Envelope::new(Event::PaymentFailed(event), cid);
-            envelope.id = format!("{}-voided", p.payment_id);
-            return publisher.publish(&envelope).await.map_err(retry);
+            envelope.id = format!("{}-voided", order.payment_id);
+            publisher.publish(&envelope).await.map_err(retry)
         }
         // Settled, failed or refunded before: its event went out with that change.
-        _ => return Ok(()),
-    };
-    let envelope = Envelope::new(event, cid);
-    if store.transition_with(&p.payment_id, PaymentStatus::Authorized, to, &envelope).await.map_err(retry)? {
-        tracing::info!(payment_id = %p.payment_id, status = ?to, "payment settled");
-        if to == PaymentStatus::Failed {
-            metrics::count(Metric::PaymentFailures, ("Service", "payment"), 1);
-        }
-        deliver(store.outbox(), publisher, &[envelope]).await;
+        Err(MoveError::Elsewhere(status)) if status != PaymentStatus::Voiding => Ok(()),
+        // Not visible yet, being voided, or a dependency is down: the queue tries again.
+        Err(error) => Err(retry(error)),
     }
-    Ok(())
 }
 
 async fn cancel<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
@@ -106,34 +104,39 @@ async fn cancel<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
     order: &OrderCancelled,
     cid: &CorrelationId,
 ) -> Result<(), ConsumerError> {
-    // Settlement may move the payment meanwhile (both events share a queue): look again.
-    for _ in 0..3 {
-        let stored = payment(store, &order.payment_id).await?;
+    let report = |stored: &crate::store::StoredPayment, _: &Outcome| {
         let p = &stored.payment;
-        let from = p.status;
-        let to = match from {
-            PaymentStatus::Authorized => {
-                gateway.void(&stored.gateway_ref).map_err(retry)?;
-                PaymentStatus::Voided
-            }
-            PaymentStatus::Settled => {
-                gateway.refund(&stored.gateway_ref, p.amount_cents).map_err(retry)?;
-                PaymentStatus::Refunded
-            }
-            // Failed, voided or refunded: no money to give back.
-            _ => return Ok(()),
-        };
         let event = PaymentRefunded {
             payment_id: p.payment_id.clone(),
             order_id: order.order_id.clone(),
             user_id: p.user_id.clone(),
             amount_cents: p.amount_cents,
         };
-        let envelope = Envelope::new(Event::PaymentRefunded(event), cid);
-        if store.transition_with(&p.payment_id, from, to, &envelope).await.map_err(retry)? {
-            tracing::info!(payment_id = %p.payment_id, status = ?to, "payment given back");
-            deliver(store.outbox(), publisher, &[envelope]).await;
-            return Ok(());
+        Some(Envelope::new(Event::PaymentRefunded(event), cid))
+    };
+    // Settlement may move the payment meanwhile (both events share a queue): look again.
+    for _ in 0..3 {
+        let stored = store
+            .get(&order.payment_id)
+            .await
+            .map_err(retry)?
+            .ok_or_else(|| retry(format!("payment {} is not visible yet", order.payment_id)))?;
+        let kind = match stored.payment.status {
+            PaymentStatus::Authorized | PaymentStatus::Voiding => Move::Void,
+            PaymentStatus::Settled | PaymentStatus::Refunding => Move::Refund,
+            PaymentStatus::Settling => return Err(retry("the payment is being settled; refunding it afterwards")),
+            // Failed, voided or refunded: no money to give back.
+            PaymentStatus::Failed | PaymentStatus::Voided | PaymentStatus::Refunded => return Ok(()),
+        };
+        match moves::run(store, gateway, &order.payment_id, kind, report).await {
+            Ok(Some((outcome, Some(envelope)))) => {
+                tracing::info!(payment_id = %order.payment_id, status = ?outcome.status(), "payment given back");
+                deliver(store.outbox(), publisher, &[envelope]).await;
+                return Ok(());
+            }
+            Ok(_) => return Ok(()),
+            Err(MoveError::Elsewhere(_)) => continue,
+            Err(error) => return Err(retry(error)),
         }
     }
     Err(retry("the payment keeps changing; retrying the cancel"))
@@ -142,33 +145,144 @@ async fn cancel<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{GatewayRef, Payment, SandboxGateway};
-    use crate::store::MemoryStore;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use crate::domain::{GatewayDown, GatewayRef, Payment, Refusal, SandboxGateway};
+    use crate::store::{KeyOutcome, MemoryStore, StoredPayment};
     use shared::publisher::MemoryPublisher;
 
     async fn store_with(token: &str) -> MemoryStore {
+        store_at(token, PaymentStatus::Authorized, chrono::Utc::now()).await
+    }
+
+    /// A store with the sample's payment in `status`, last changed at `changed`.
+    async fn store_at(token: &str, status: PaymentStatus, changed: chrono::DateTime<chrono::Utc>) -> MemoryStore {
         let store = MemoryStore::default();
-        let now = chrono::Utc::now();
+        let now = changed;
         let payment = Payment {
             payment_id: "pay_01JD4S5Q2R3S4T5V6W7X8Y9Z0A".into(),
             order_id: "ord_01JD4S6B1W2X3Y4Z5A6B7C8D9E".into(),
             user_id: "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A".into(),
             amount_cents: 7098,
             currency: "USD".into(),
-            status: PaymentStatus::Authorized,
+            status,
             created_at: now,
             updated_at: now,
         };
         let stored = StoredPayment { payment, gateway_ref: GatewayRef("sandbox:x".into()), token: token.into() };
+        let payment_id = stored.payment.payment_id.clone();
+        let claim = KeyOutcome::Pending { since: 0, payment_id: payment_id.clone(), fingerprint: "f".into() };
+        assert_eq!(store.claim_key("k", &claim).await.unwrap(), None);
+        let authorized = KeyOutcome::Authorized { payment_id, fingerprint: "f".into() };
+        assert!(store.settle_key("k", &claim, &authorized, Some(&stored)).await.unwrap());
         store
-            .settle_key(
-                "k",
-                &crate::store::KeyOutcome::Authorized { payment_id: stored.payment.payment_id.clone() },
-                Some(&stored),
-            )
-            .await
-            .unwrap();
-        store
+    }
+
+    /// The sandbox, counting the calls that move money and taking a moment over each, so
+    /// that concurrent handlers interleave at the gateway.
+    #[derive(Default)]
+    struct Counting {
+        captures: AtomicU32,
+        voids: AtomicU32,
+        refunds: AtomicU32,
+    }
+
+    impl PaymentGateway for Counting {
+        async fn authorize(
+            &self,
+            key: &str,
+            token: &str,
+            amount_cents: u64,
+        ) -> Result<Result<GatewayRef, Refusal>, GatewayDown> {
+            SandboxGateway.authorize(key, token, amount_cents).await
+        }
+        async fn void(&self, _: &str, _: &GatewayRef) -> Result<(), GatewayDown> {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.voids.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn settle(&self, _: &str, _: &GatewayRef, _: &str) -> Result<Result<(), String>, GatewayDown> {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.captures.fetch_add(1, Ordering::SeqCst);
+            Ok(Ok(()))
+        }
+        async fn refund(&self, _: &str, _: &GatewayRef, _: u64) -> Result<(), GatewayDown> {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.refunds.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    /// Defect (issue 14.2): two copies of order.created (the request's publish and the
+    /// relay's) both found the payment authorized and both captured it.
+    #[tokio::test]
+    async fn two_copies_of_order_created_at_once_capture_once() {
+        let (store, publisher, gateway) =
+            (store_with("tok_visa").await, MemoryPublisher::default(), Counting::default());
+        let created = || shared::testing::sqs_envelope("sqs-order-created.json");
+        let (a, b) = tokio::join!(
+            handle(&store, &gateway, &publisher, created()),
+            handle(&store, &gateway, &publisher, created())
+        );
+        // The copy that found the capture claimed is retried by the queue, and then finds it done.
+        if a.is_err() || b.is_err() {
+            handle(&store, &gateway, &publisher, created()).await.unwrap();
+        }
+        assert_eq!(gateway.captures.load(Ordering::SeqCst), 1, "captured once");
+        assert_eq!(status(&store).await, PaymentStatus::Settled);
+        let types: Vec<_> = publisher.published().iter().map(|e| e.event_type()).collect();
+        assert_eq!(types, ["payment.completed"]);
+    }
+
+    /// A capture claimed by a settler that died (or lost the answer) is finished by the next
+    /// delivery once the claim is stale, under the same key; a fresh claim is left to its holder.
+    #[tokio::test]
+    async fn a_claimed_capture_is_resumed_once_its_claim_is_stale() {
+        let publisher = MemoryPublisher::default();
+        let fresh = store_at("tok_visa", PaymentStatus::Settling, chrono::Utc::now()).await;
+        let created = || shared::testing::sqs_envelope("sqs-order-created.json");
+        assert!(handle(&fresh, &SandboxGateway, &publisher, created()).await.is_err(), "retried later");
+        assert_eq!(status(&fresh).await, PaymentStatus::Settling);
+
+        let stale =
+            store_at("tok_visa", PaymentStatus::Settling, chrono::Utc::now() - chrono::Duration::minutes(1)).await;
+        handle(&stale, &SandboxGateway, &publisher, created()).await.unwrap();
+        assert_eq!(status(&stale).await, PaymentStatus::Settled);
+        assert_eq!(publisher.published()[0].event_type(), "payment.completed");
+    }
+
+    /// Defect (issue 14.2): a cancel racing settlement voided at the gateway while the
+    /// capture went through (or captured what the store calls voided).
+    #[tokio::test]
+    async fn a_cancel_racing_settlement_never_both_captures_and_voids() {
+        let (store, publisher, gateway) =
+            (store_with("tok_visa").await, MemoryPublisher::default(), Counting::default());
+        let created = || shared::testing::sqs_envelope("sqs-order-created.json");
+        let cancelled = || shared::testing::sqs_envelope("sqs-order-cancelled.json");
+        let (a, b) = tokio::join!(
+            handle(&store, &gateway, &publisher, created()),
+            handle(&store, &gateway, &publisher, cancelled())
+        );
+        // What the queue redelivers after a retryable failure.
+        if a.is_err() {
+            handle(&store, &gateway, &publisher, created()).await.unwrap();
+        }
+        if b.is_err() {
+            handle(&store, &gateway, &publisher, cancelled()).await.unwrap();
+        }
+        let (captures, voids, refunds) = (
+            gateway.captures.load(Ordering::SeqCst),
+            gateway.voids.load(Ordering::SeqCst),
+            gateway.refunds.load(Ordering::SeqCst),
+        );
+        assert_eq!(captures + voids, 1, "one of the two moves: {captures} captures, {voids} voids");
+        let end = status(&store).await;
+        match end {
+            PaymentStatus::Voided => assert_eq!(refunds, 0),
+            PaymentStatus::Refunded => assert_eq!((captures, refunds), (1, 1), "captured, then given back"),
+            other => panic!("the payment ended {other:?}"),
+        }
     }
 
     async fn status(store: &MemoryStore) -> PaymentStatus {

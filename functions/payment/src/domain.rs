@@ -1,22 +1,63 @@
 //! Payments: what an authorization request is, a payment's states, and the gateway port
 //! that a real provider implements beside the built-in sandbox. Pure rules: no AWS, no HTTP.
 
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub const CURRENCY: &str = "USD";
 
+/// A payment's state. Every move of money is claimed first (`Authorized -> Settling`,
+/// `Authorized -> Voiding`, `Settled -> Refunding`, a conditional write), then asked of the
+/// gateway under a key of our ids, then recorded; a claimed move that lost its answer is
+/// resumed, with the same key, by whoever finds it claimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     Authorized,
+    Settling,
     Settled,
     Failed,
+    Refunding,
     Refunded,
+    Voiding,
     Voided,
 }
 
-/// A payment as the API shows it.
+impl PaymentStatus {
+    /// The status api.md shows: a move under way is not done yet.
+    pub fn shown(self) -> Self {
+        match self {
+            Self::Settling | Self::Voiding => Self::Authorized,
+            Self::Refunding => Self::Settled,
+            done => done,
+        }
+    }
+}
+
+/// What a gateway call does to a payment; with the payment id it makes the call's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Authorize,
+    Capture,
+    Void,
+    Refund,
+}
+
+/// The idempotency key of one gateway call, `{payment_id}:{operation}`: the same call asked
+/// again (a retry, a redelivery, a second copy of an event) is the same call to the provider.
+pub fn gateway_key(payment_id: &str, operation: Operation) -> String {
+    let operation = match operation {
+        Operation::Authorize => "authorize",
+        Operation::Capture => "capture",
+        Operation::Void => "void",
+        Operation::Refund => "refund",
+    };
+    format!("{payment_id}:{operation}")
+}
+
+/// A payment (the API shows it with [`PaymentStatus::shown`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Payment {
     pub payment_id: String,
@@ -55,6 +96,12 @@ fn usd() -> String {
 pub struct Invalid(pub String);
 
 impl AuthorizeRequest {
+    /// What binds the caller's key to this request: the same key with another request is
+    /// refused, never answered with the first one's payment.
+    pub fn fingerprint(&self) -> String {
+        format!("{}|{}|{}|{}|{}", self.order_id, self.user_id, self.amount_cents, self.currency, self.payment_token)
+    }
+
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.idempotency_key.is_empty() || self.idempotency_key.len() > 256 {
             return Err(Invalid("idempotency_key must be 1 to 256 characters".into()));
@@ -82,41 +129,66 @@ pub enum Refusal {
 #[error("the payment gateway is unavailable: {0}")]
 pub struct GatewayDown(pub String);
 
-/// A payment provider. The domain only ever talks to this.
+/// A payment provider. The domain only ever talks to this. Every call carries its
+/// [`gateway_key`]: a provider does a call with a key it has seen once, and answers it again.
 pub trait PaymentGateway: Send + Sync {
-    fn authorize(&self, token: &str, amount_cents: u64) -> Result<Result<GatewayRef, Refusal>, GatewayDown>;
-    fn void(&self, reference: &GatewayRef) -> Result<(), GatewayDown>;
+    fn authorize(
+        &self,
+        key: &str,
+        token: &str,
+        amount_cents: u64,
+    ) -> impl Future<Output = Result<Result<GatewayRef, Refusal>, GatewayDown>> + Send;
+    fn void(&self, key: &str, reference: &GatewayRef) -> impl Future<Output = Result<(), GatewayDown>> + Send;
     /// Captures an authorization; `Ok(Err(reason))` if the provider refuses to.
-    fn settle(&self, reference: &GatewayRef, token: &str) -> Result<Result<(), String>, GatewayDown>;
-    fn refund(&self, reference: &GatewayRef, amount_cents: u64) -> Result<(), GatewayDown>;
+    fn settle(
+        &self,
+        key: &str,
+        reference: &GatewayRef,
+        token: &str,
+    ) -> impl Future<Output = Result<Result<(), String>, GatewayDown>> + Send;
+    fn refund(
+        &self,
+        key: &str,
+        reference: &GatewayRef,
+        amount_cents: u64,
+    ) -> impl Future<Output = Result<(), GatewayDown>> + Send;
 }
 
 /// The built-in sandbox of api.md: `tok_visa` and `tok_mastercard` authorize,
 /// `tok_chargeDeclined` is declined, `tok_settlementFails` authorizes (and fails to settle
-/// later); any other token is invalid.
+/// later); any other token is invalid. Its references derive from the key, so an
+/// authorization asked again is the same one, as with a real provider.
 #[derive(Debug, Default, Clone)]
 pub struct SandboxGateway;
 
 impl PaymentGateway for SandboxGateway {
-    fn authorize(&self, token: &str, _amount_cents: u64) -> Result<Result<GatewayRef, Refusal>, GatewayDown> {
+    async fn authorize(
+        &self,
+        key: &str,
+        token: &str,
+        _amount_cents: u64,
+    ) -> Result<Result<GatewayRef, Refusal>, GatewayDown> {
         Ok(match token {
-            "tok_visa" | "tok_mastercard" | "tok_settlementFails" => {
-                Ok(GatewayRef(format!("sandbox:{token}:{}", ulid::Ulid::generate())))
-            }
+            "tok_visa" | "tok_mastercard" | "tok_settlementFails" => Ok(GatewayRef(format!("sandbox:{token}:{key}"))),
             "tok_chargeDeclined" => Err(Refusal::Declined("insufficient funds".into())),
             _ => Err(Refusal::InvalidToken),
         })
     }
 
-    fn void(&self, _reference: &GatewayRef) -> Result<(), GatewayDown> {
+    async fn void(&self, _key: &str, _reference: &GatewayRef) -> Result<(), GatewayDown> {
         Ok(())
     }
 
-    fn settle(&self, _reference: &GatewayRef, token: &str) -> Result<Result<(), String>, GatewayDown> {
+    async fn settle(
+        &self,
+        _key: &str,
+        _reference: &GatewayRef,
+        token: &str,
+    ) -> Result<Result<(), String>, GatewayDown> {
         Ok(if token == "tok_settlementFails" { Err("the issuer refused the capture".into()) } else { Ok(()) })
     }
 
-    fn refund(&self, _reference: &GatewayRef, _amount_cents: u64) -> Result<(), GatewayDown> {
+    async fn refund(&self, _key: &str, _reference: &GatewayRef, _amount_cents: u64) -> Result<(), GatewayDown> {
         Ok(())
     }
 }
@@ -125,14 +197,28 @@ impl PaymentGateway for SandboxGateway {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_sandbox_follows_api_md() {
+    #[tokio::test]
+    async fn the_sandbox_follows_api_md_and_answers_a_key_again_the_same() {
         let gateway = SandboxGateway;
         for token in ["tok_visa", "tok_mastercard", "tok_settlementFails"] {
-            assert!(gateway.authorize(token, 100).unwrap().is_ok(), "{token}");
+            assert!(gateway.authorize("k", token, 100).await.unwrap().is_ok(), "{token}");
         }
-        assert!(matches!(gateway.authorize("tok_chargeDeclined", 100).unwrap(), Err(Refusal::Declined(_))));
-        assert_eq!(gateway.authorize("tok_unknown", 100).unwrap(), Err(Refusal::InvalidToken));
+        assert!(matches!(gateway.authorize("k", "tok_chargeDeclined", 100).await.unwrap(), Err(Refusal::Declined(_))));
+        assert_eq!(gateway.authorize("k", "tok_unknown", 100).await.unwrap(), Err(Refusal::InvalidToken));
+        let key = gateway_key("pay_1", Operation::Authorize);
+        assert_eq!(key, "pay_1:authorize");
+        assert_eq!(
+            gateway.authorize(&key, "tok_visa", 100).await.unwrap(),
+            gateway.authorize(&key, "tok_visa", 100).await.unwrap()
+        );
+    }
+
+    #[test]
+    fn moves_under_way_show_as_the_state_they_leave() {
+        assert_eq!(PaymentStatus::Settling.shown(), PaymentStatus::Authorized);
+        assert_eq!(PaymentStatus::Voiding.shown(), PaymentStatus::Authorized);
+        assert_eq!(PaymentStatus::Refunding.shown(), PaymentStatus::Settled);
+        assert_eq!(PaymentStatus::Voided.shown(), PaymentStatus::Voided);
     }
 
     #[test]

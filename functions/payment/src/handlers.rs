@@ -2,14 +2,17 @@
 //! `POST /internal/payments/{payment_id}/void` (IAM), `GET /payments/{payment_id}` (owner).
 
 use lambda_http::Request;
-use lambda_http::http::StatusCode;
+use lambda_http::http::{StatusCode, header};
 use shared::api::path_parameter;
 use shared::caller::caller;
 use shared::metrics::{self, Metric};
 use shared::problem::json_body;
 use shared::{CorrelationId, Problem, Reply};
 
-use crate::domain::{AuthorizeRequest, CURRENCY, GatewayDown, Payment, PaymentGateway, PaymentStatus, Refusal};
+use crate::domain::{
+    AuthorizeRequest, CURRENCY, GatewayDown, Operation, Payment, PaymentGateway, PaymentStatus, Refusal, gateway_key,
+};
+use crate::moves::{self, Move, MoveError};
 use crate::store::{KeyOutcome, PaymentStore, StoreError, StoredPayment};
 
 fn unavailable(error: StoreError) -> Problem {
@@ -19,7 +22,7 @@ fn unavailable(error: StoreError) -> Problem {
 
 fn gateway_down(error: GatewayDown) -> Problem {
     tracing::error!(%error, "payment gateway unavailable");
-    Problem::unavailable("the payment gateway is unavailable; nothing was charged")
+    Problem::unavailable("the payment gateway did not answer; nothing was captured. Try again with the same key")
 }
 
 fn declined(reason: &str) -> Problem {
@@ -31,10 +34,27 @@ fn declined(reason: &str) -> Problem {
     )
 }
 
-async fn existing<S: PaymentStore>(store: &S, payment_id: &str) -> Result<Payment, Problem> {
-    match store.get(payment_id).await.map_err(unavailable)? {
-        Some(stored) => Ok(stored.payment),
-        None => Err(Problem::not_found(format!("no payment {payment_id}"))),
+/// A payment as the API shows it.
+fn shown(payment: &Payment) -> Payment {
+    Payment { status: payment.status.shown(), ..payment.clone() }
+}
+
+/// The payment an earlier request with this key authorized, if it still holds money: a
+/// voided, failed or refunded one is no success to replay.
+async fn replay<S: PaymentStore>(store: &S, payment_id: &str) -> Result<Reply, Problem> {
+    let Some(stored) = store.get(payment_id).await.map_err(unavailable)? else {
+        return Err(Problem::unavailable("the payment is not readable yet; try again shortly"));
+    };
+    match stored.payment.status.shown() {
+        PaymentStatus::Authorized | PaymentStatus::Settled => {
+            Ok(Reply::json(StatusCode::CREATED, &shown(&stored.payment)))
+        }
+        gone => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "payment-not-live",
+            "The authorization is over",
+            format!("the authorization made with this key is {gone:?}; use a new key").to_lowercase(),
+        )),
     }
 }
 
@@ -46,56 +66,77 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
 ) -> Result<Reply, Problem> {
     let ask: AuthorizeRequest = json_body(&request)?;
     ask.validate().map_err(|e| Problem::bad_request(e.0))?;
-    match store.claim_key(&ask.idempotency_key).await.map_err(unavailable)? {
-        None => {}
-        Some(KeyOutcome::Authorized { payment_id }) => {
-            return Ok(Reply::json(StatusCode::CREATED, &existing(store, &payment_id).await?));
-        }
-        Some(KeyOutcome::Declined { reason }) => return Err(declined(&reason)),
-        Some(KeyOutcome::Pending { .. }) => {
-            return Err(Problem::conflict("an authorization with this key is in progress; try again shortly"));
-        }
-    }
-    let answer = match gateway.authorize(&ask.payment_token, ask.amount_cents) {
-        Ok(answer) => answer,
-        Err(down) => {
-            // Nothing was authorized: let a retry with the same key try again.
-            store.drop_key(&ask.idempotency_key).await.map_err(unavailable)?;
-            return Err(gateway_down(down));
-        }
+    let key = &ask.idempotency_key;
+    let fingerprint = ask.fingerprint();
+    let fresh = KeyOutcome::Pending {
+        since: chrono::Utc::now().timestamp(),
+        payment_id: format!("pay_{}", ulid::Ulid::generate()),
+        fingerprint: fingerprint.clone(),
     };
-    match answer {
-        Ok(gateway_ref) => {
-            let now = chrono::Utc::now();
-            let payment = Payment {
-                payment_id: format!("pay_{}", ulid::Ulid::generate()),
-                order_id: ask.order_id,
-                user_id: ask.user_id,
-                amount_cents: ask.amount_cents,
-                currency: CURRENCY.to_owned(),
-                status: PaymentStatus::Authorized,
-                created_at: now,
-                updated_at: now,
-            };
-            let stored = StoredPayment { payment: payment.clone(), gateway_ref, token: ask.payment_token };
-            let outcome = KeyOutcome::Authorized { payment_id: payment.payment_id.clone() };
-            store.settle_key(&ask.idempotency_key, &outcome, Some(&stored)).await.map_err(unavailable)?;
-            tracing::info!(payment_id = %payment.payment_id, amount_cents = payment.amount_cents, "payment authorized");
-            Ok(Reply::json(StatusCode::CREATED, &payment))
+    // Twice at most: a request that loses the race to record the outcome answers with it.
+    for _ in 0..2 {
+        let claimed = match store.claim_key(key, &fresh).await.map_err(unavailable)? {
+            None => fresh.clone(),
+            Some(earlier) if earlier.fingerprint() != fingerprint => {
+                return Err(Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency-key-reused",
+                    "Idempotency key reused",
+                    "this idempotency_key was used for another request",
+                ));
+            }
+            Some(KeyOutcome::Authorized { payment_id, .. }) => return replay(store, &payment_id).await,
+            Some(KeyOutcome::Declined { reason, .. }) => return Err(declined(&reason)),
+            // Claimed by a request whose answer was lost, or that still runs: resume it. The
+            // gateway key is the payment id's, so this is the same authorization.
+            Some(pending) => pending,
+        };
+        let KeyOutcome::Pending { payment_id, .. } = &claimed else { unreachable!("a claim is pending") };
+        let authorize_key = gateway_key(payment_id, Operation::Authorize);
+        // Down: the claim stays, and the retry resumes it under the same key.
+        let answer =
+            gateway.authorize(&authorize_key, &ask.payment_token, ask.amount_cents).await.map_err(gateway_down)?;
+        let (outcome, stored) = match answer {
+            Ok(gateway_ref) => {
+                let now = chrono::Utc::now();
+                let payment = Payment {
+                    payment_id: payment_id.clone(),
+                    order_id: ask.order_id.clone(),
+                    user_id: ask.user_id.clone(),
+                    amount_cents: ask.amount_cents,
+                    currency: CURRENCY.to_owned(),
+                    status: PaymentStatus::Authorized,
+                    created_at: now,
+                    updated_at: now,
+                };
+                let stored = StoredPayment { payment, gateway_ref, token: ask.payment_token.clone() };
+                (
+                    KeyOutcome::Authorized { payment_id: payment_id.clone(), fingerprint: fingerprint.clone() },
+                    Some(stored),
+                )
+            }
+            Err(Refusal::InvalidToken) => {
+                store.drop_key(key, &claimed).await.map_err(unavailable)?;
+                return Err(Problem::bad_request("payment_token is not a valid token"));
+            }
+            Err(Refusal::Declined(reason)) => (KeyOutcome::Declined { reason, fingerprint: fingerprint.clone() }, None),
+        };
+        if !store.settle_key(key, &claimed, &outcome, stored.as_ref()).await.map_err(unavailable)? {
+            continue; // another request with this key recorded first: answer as it did
         }
-        Err(Refusal::InvalidToken) => {
-            store.drop_key(&ask.idempotency_key).await.map_err(unavailable)?;
-            Err(Problem::bad_request("payment_token is not a valid token"))
-        }
-        Err(Refusal::Declined(reason)) => {
-            store
-                .settle_key(&ask.idempotency_key, &KeyOutcome::Declined { reason: reason.clone() }, None)
-                .await
-                .map_err(unavailable)?;
-            metrics::count(Metric::PaymentFailures, ("Service", "payment"), 1);
-            Err(declined(&reason))
-        }
+        return match (outcome, stored) {
+            (KeyOutcome::Authorized { .. }, Some(stored)) => {
+                tracing::info!(payment_id = %stored.payment.payment_id, amount_cents = stored.payment.amount_cents, "payment authorized");
+                Ok(Reply::json(StatusCode::CREATED, &shown(&stored.payment)))
+            }
+            (KeyOutcome::Declined { reason, .. }, _) => {
+                metrics::count(Metric::PaymentFailures, ("Service", "payment"), 1);
+                Err(declined(&reason))
+            }
+            _ => Err(Problem::internal()),
+        };
     }
+    Err(Problem::conflict("an authorization with this key is in progress; try again shortly"))
 }
 
 pub async fn void<S: PaymentStore, G: PaymentGateway>(
@@ -105,34 +146,30 @@ pub async fn void<S: PaymentStore, G: PaymentGateway>(
     _: CorrelationId,
 ) -> Result<Reply, Problem> {
     let payment_id = path_parameter(&request, "payment_id")?;
-    let stored = store
-        .get(&payment_id)
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(|| Problem::not_found(format!("no payment {payment_id}")))?;
-    match stored.payment.status {
-        PaymentStatus::Voided => {}
-        PaymentStatus::Authorized => {
-            gateway.void(&stored.gateway_ref).map_err(gateway_down)?;
-            if !store
-                .transition(&payment_id, PaymentStatus::Authorized, PaymentStatus::Voided)
-                .await
-                .map_err(unavailable)?
-            {
-                return Err(Problem::conflict("the payment changed meanwhile; read it again"));
-            }
-            tracing::info!(%payment_id, "payment voided");
+    match moves::run(store, gateway, &payment_id, Move::Void, |_, _| None).await {
+        Ok(_) => tracing::info!(%payment_id, "payment voided"),
+        Err(MoveError::Elsewhere(PaymentStatus::Voided)) => {}
+        Err(MoveError::Elsewhere(other)) => {
+            return Err(Problem::conflict(format!("a {other:?} payment cannot be voided").to_lowercase()));
         }
-        other => return Err(Problem::conflict(format!("a {other:?} payment cannot be voided").to_lowercase())),
+        Err(error @ MoveError::InProgress(_)) => {
+            return Err(Problem::conflict(format!("{error}; try again shortly")).header(header::RETRY_AFTER, "2"));
+        }
+        Err(MoveError::Missing(_)) => return Err(Problem::not_found(format!("no payment {payment_id}"))),
+        Err(MoveError::Gateway(down)) => return Err(gateway_down(down)),
+        Err(MoveError::Store(error)) => return Err(unavailable(error)),
     }
-    Ok(Reply::ok(&existing(store, &payment_id).await?))
+    match store.get(&payment_id).await.map_err(unavailable)? {
+        Some(stored) => Ok(Reply::ok(&shown(&stored.payment))),
+        None => Err(Problem::not_found(format!("no payment {payment_id}"))),
+    }
 }
 
 pub async fn get<S: PaymentStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
     let who = caller(&request)?;
     let payment_id = path_parameter(&request, "payment_id")?;
     match store.get(&payment_id).await.map_err(unavailable)? {
-        Some(stored) if stored.payment.user_id == who.user_id => Ok(Reply::ok(&stored.payment)),
+        Some(stored) if stored.payment.user_id == who.user_id => Ok(Reply::ok(&shown(&stored.payment))),
         // Another user's payment is not found, not forbidden.
         _ => Err(Problem::not_found(format!("no payment {payment_id}"))),
     }
@@ -160,6 +197,47 @@ mod tests {
         let again = call(&handler, sample("http-post-internal-authorize.json")).await;
         assert_eq!(body(&again), body(&first), "the same payment, not a second one");
         assert_eq!(body(&first)["status"], "authorized");
+    }
+
+    /// Defect (issue 14.8): the same key with another request answered the first one's payment.
+    #[tokio::test]
+    async fn a_key_reused_for_another_request_is_422() {
+        let store = MemoryStore::default();
+        let handler = |r, c| authorize(&store, &SandboxGateway, r, c);
+        assert_eq!(call(&handler, ask("k", "tok_visa")).await.status(), 201);
+        let reused = call(&handler, ask("k", "tok_mastercard")).await;
+        assert_eq!(reused.status(), 422);
+        assert!(body(&reused)["type"].as_str().unwrap().ends_with("/idempotency-key-reused"));
+    }
+
+    /// Defect (issue 14.4): a voided authorization was replayed as a success.
+    #[tokio::test]
+    async fn a_voided_authorization_is_not_replayed_as_success() {
+        let store = MemoryStore::default();
+        let handler = |r, c| authorize(&store, &SandboxGateway, r, c);
+        let payment = body(&call(&handler, ask("k", "tok_visa")).await);
+        let id = payment["payment_id"].as_str().unwrap();
+        let voiding = with_path(sample("http-post-internal-void.json"), "payment_id", id);
+        assert_eq!(call(&|r, c| void(&store, &SandboxGateway, r, c), voiding).await.status(), 200);
+        let again = call(&handler, ask("k", "tok_visa")).await;
+        assert_eq!(again.status(), 409, "{:?}", body(&again));
+        assert!(body(&again)["type"].as_str().unwrap().ends_with("/payment-not-live"));
+    }
+
+    /// Defect (issue 14.3): the answer of an authorization was lost after the gateway
+    /// authorized (its outcome not recorded): a retry with the key must resume it under the
+    /// same payment id, not make a second authorization nor wait for the claim to expire.
+    #[tokio::test]
+    async fn an_authorization_whose_outcome_was_not_recorded_is_resumed() {
+        let store = MemoryStore::default();
+        let request: AuthorizeRequest =
+            serde_json::from_value(serde_json::json!({"idempotency_key": "k", "order_id": "ord_1", "user_id": "usr_1", "amount_cents": 2500, "payment_token": "tok_visa"})).unwrap();
+        let claim =
+            KeyOutcome::Pending { since: 0, payment_id: "pay_first".into(), fingerprint: request.fingerprint() };
+        assert_eq!(store.claim_key("k", &claim).await.unwrap(), None);
+        let resumed = call(&|r, c| authorize(&store, &SandboxGateway, r, c), ask("k", "tok_visa")).await;
+        assert_eq!(resumed.status(), 201);
+        assert_eq!(body(&resumed)["payment_id"], "pay_first");
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 pub mod consumer;
 pub mod domain;
 pub mod handlers;
+pub mod moves;
 pub mod store;
 
 #[cfg(test)]

@@ -19,24 +19,37 @@ pub enum StoreError {
     Unavailable(String),
 }
 
-/// How long a claimed key may stay pending before another request may take it over:
-/// longer than the authorize function's timeout.
-pub const PENDING_FOR: i64 = 30;
-
-/// What became of an idempotency key.
+/// What became of an idempotency key. Each carries the fingerprint of the request that
+/// claimed the key (`AuthorizeRequest::fingerprint`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum KeyOutcome {
-    /// Claimed at `since` (epoch seconds); the gateway has not answered yet.
+    /// Claimed at `since` (epoch seconds) for `payment_id`; the gateway has not answered yet,
+    /// or its answer was lost. Whoever finds it resumes it: the gateway call's key is the
+    /// payment id's, so asking again is the same authorization.
     Pending {
         since: i64,
+        payment_id: String,
+        fingerprint: String,
     },
     Authorized {
         payment_id: String,
+        fingerprint: String,
     },
     Declined {
         reason: String,
+        fingerprint: String,
     },
+}
+
+impl KeyOutcome {
+    pub fn fingerprint(&self) -> &str {
+        match self {
+            Self::Pending { fingerprint, .. }
+            | Self::Authorized { fingerprint, .. }
+            | Self::Declined { fingerprint, .. } => fingerprint,
+        }
+    }
 }
 
 /// A payment and what the gateway calls it.
@@ -53,18 +66,24 @@ pub trait PaymentStore: Send + Sync {
     /// Where the events this store writes with its changes wait to be published.
     type Outbox: Outbox;
     fn outbox(&self) -> &Self::Outbox;
-    /// Claims `key`: `None` if it is new (now pending), or what became of it before. A claim
-    /// pending longer than [`PENDING_FOR`] (its holder died) is taken over.
-    fn claim_key(&self, key: &str) -> impl Future<Output = Result<Option<KeyOutcome>, StoreError>> + Send;
-    /// Records the key's outcome, and the payment if there is one, in one write.
+    /// Claims `key` with `claim` (a `Pending`): `None` if the key was new and is ours now,
+    /// or what became of it before.
+    fn claim_key(
+        &self,
+        key: &str,
+        claim: &KeyOutcome,
+    ) -> impl Future<Output = Result<Option<KeyOutcome>, StoreError>> + Send;
+    /// Records the key's outcome, and the new payment if there is one, in one write, if the
+    /// key is still `claimed` (and the payment new); `false` if another request recorded first.
     fn settle_key(
         &self,
         key: &str,
+        claimed: &KeyOutcome,
         outcome: &KeyOutcome,
         payment: Option<&StoredPayment>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Forgets a pending key (the gateway could not be reached), so a retry tries again.
-    fn drop_key(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Forgets a key still `claimed` (the token was not valid: nothing was authorized).
+    fn drop_key(&self, key: &str, claimed: &KeyOutcome) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn get(&self, payment_id: &str) -> impl Future<Output = Result<Option<StoredPayment>, StoreError>> + Send;
     /// Moves a payment from `from` to `to`; `false` if it was not in `from`.
     fn transition(
@@ -101,33 +120,40 @@ impl PaymentStore for MemoryStore {
         &self.outbox
     }
 
-    async fn claim_key(&self, key: &str) -> Result<Option<KeyOutcome>, StoreError> {
+    async fn claim_key(&self, key: &str, claim: &KeyOutcome) -> Result<Option<KeyOutcome>, StoreError> {
         let mut keys = lock(&self.keys);
-        let now = chrono::Utc::now().timestamp();
-        match keys.get(key) {
-            Some(KeyOutcome::Pending { since }) if now - since > PENDING_FOR => {}
-            Some(existing) => return Ok(Some(existing.clone())),
-            None => {}
+        if let Some(existing) = keys.get(key) {
+            return Ok(Some(existing.clone()));
         }
-        keys.insert(key.to_owned(), KeyOutcome::Pending { since: now });
+        keys.insert(key.to_owned(), claim.clone());
         Ok(None)
     }
 
     async fn settle_key(
         &self,
         key: &str,
+        claimed: &KeyOutcome,
         outcome: &KeyOutcome,
         payment: Option<&StoredPayment>,
-    ) -> Result<(), StoreError> {
-        if let Some(payment) = payment {
-            lock(&self.payments).insert(payment.payment.payment_id.clone(), payment.clone());
+    ) -> Result<bool, StoreError> {
+        let mut keys = lock(&self.keys);
+        let mut payments = lock(&self.payments);
+        let payment_is_new = payment.is_none_or(|p| !payments.contains_key(&p.payment.payment_id));
+        if keys.get(key) != Some(claimed) || !payment_is_new {
+            return Ok(false);
         }
-        lock(&self.keys).insert(key.to_owned(), outcome.clone());
-        Ok(())
+        if let Some(payment) = payment {
+            payments.insert(payment.payment.payment_id.clone(), payment.clone());
+        }
+        keys.insert(key.to_owned(), outcome.clone());
+        Ok(true)
     }
 
-    async fn drop_key(&self, key: &str) -> Result<(), StoreError> {
-        lock(&self.keys).remove(key);
+    async fn drop_key(&self, key: &str, claimed: &KeyOutcome) -> Result<(), StoreError> {
+        let mut keys = lock(&self.keys);
+        if keys.get(key) == Some(claimed) {
+            keys.remove(key);
+        }
         Ok(())
     }
 
@@ -159,20 +185,5 @@ impl PaymentStore for MemoryStore {
             self.outbox.add(event);
         }
         Ok(moved)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_pending_claim_is_taken_over_only_when_stale() {
-        let store = MemoryStore::default();
-        assert_eq!(store.claim_key("k").await.unwrap(), None);
-        assert!(matches!(store.claim_key("k").await.unwrap(), Some(KeyOutcome::Pending { .. })), "live: wait for it");
-        lock(&store.keys)
-            .insert("k".into(), KeyOutcome::Pending { since: chrono::Utc::now().timestamp() - PENDING_FOR - 1 });
-        assert_eq!(store.claim_key("k").await.unwrap(), None, "stale: ours now");
     }
 }

@@ -10,6 +10,8 @@ use shared::problem::not_null;
 pub const CURRENCY: &str = "USD";
 pub const MAX_TEXT_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+/// The longest reservation id.
+pub const MAX_RESERVATION_ID: usize = 128;
 /// Lines in one reservation: one DynamoDB transaction holds 100 items, one is the record.
 pub const MAX_RESERVATION_LINES: usize = 99;
 
@@ -153,8 +155,8 @@ pub struct ReservationRequest {
 impl ReservationRequest {
     /// The lines, one per product (repeated products add up), sorted; or why not valid.
     pub fn lines(&self) -> Result<Vec<Line>, Invalid> {
-        if self.reservation_id.trim().is_empty() || self.reservation_id.len() > 128 {
-            return Err(Invalid("reservation_id must be 1 to 128 characters".into()));
+        if self.reservation_id.trim().is_empty() || self.reservation_id.len() > MAX_RESERVATION_ID {
+            return Err(Invalid(format!("reservation_id must be 1 to {MAX_RESERVATION_ID} characters")));
         }
         let mut merged: BTreeMap<&str, u32> = BTreeMap::new();
         for line in &self.items {
@@ -189,6 +191,18 @@ pub struct Reservation {
     pub status: ReservationStatus,
     pub items: Vec<Line>,
     pub created_at: DateTime<Utc>,
+}
+
+impl Reservation {
+    /// What releasing an id that reserved nothing leaves: released, holding nothing.
+    pub fn tombstone(reservation_id: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            reservation_id: reservation_id.to_owned(),
+            status: ReservationStatus::Released,
+            items: Vec::new(),
+            created_at: now,
+        }
+    }
 }
 
 /// A product there is not enough of (api.md `shortages`).

@@ -22,6 +22,10 @@ pub enum StoreError {
     Shortages(Vec<Shortage>),
     #[error("the product changed concurrently; try again")]
     Conflict,
+    /// The reservation id was released (or released before it was made): it holds nothing
+    /// and never will; a new reservation needs a new id.
+    #[error("the reservation was released")]
+    Released,
     #[error("the catalogue is unavailable: {0}")]
     Unavailable(String),
     #[error("the cursor was not given out for this list")]
@@ -47,14 +51,15 @@ pub trait CatalogueStore: Send + Sync {
     /// The products of `ids` that exist.
     fn lookup(&self, ids: &[String]) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
     /// Takes the units of every line, all or none; the same `reservation_id` again returns
-    /// the reservation made the first time.
+    /// the reservation made the first time, if it still holds ([`StoreError::Released`] if not).
     fn reserve(
         &self,
         reservation_id: &str,
         lines: &[Line],
     ) -> impl Future<Output = Result<Reservation, StoreError>> + Send;
-    /// Gives a held reservation's units back; `None` if there is no such reservation.
-    /// Releasing twice gives them back once.
+    /// Gives a held reservation's units back; releasing twice gives them back once. An id
+    /// not reserved yet is released all the same (a tombstone), so a late reserve with it
+    /// takes nothing. `None` only if the id cannot be a reservation's.
     /// `committed` also gives back the units of a committed reservation (its order was
     /// cancelled); checkout's undo never does, as its order may exist.
     fn release(
@@ -116,7 +121,11 @@ impl CatalogueStore for MemoryStore {
     async fn reserve(&self, reservation_id: &str, lines: &[Line]) -> Result<Reservation, StoreError> {
         let mut reservations = lock(&self.reservations);
         if let Some(existing) = reservations.get(reservation_id) {
-            return Ok(existing.clone());
+            return if existing.status == ReservationStatus::Released {
+                Err(StoreError::Released)
+            } else {
+                Ok(existing.clone())
+            };
         }
         let mut products = lock(&self.products);
         let shortages: Vec<Shortage> = lines
@@ -150,7 +159,9 @@ impl CatalogueStore for MemoryStore {
 
     async fn release(&self, reservation_id: &str, committed: bool) -> Result<Option<Reservation>, StoreError> {
         let mut reservations = lock(&self.reservations);
-        let Some(reservation) = reservations.get_mut(reservation_id) else { return Ok(None) };
+        let reservation = reservations
+            .entry(reservation_id.to_owned())
+            .or_insert_with(|| Reservation::tombstone(reservation_id, Utc::now()));
         let releasable = reservation.status == ReservationStatus::Held
             || (committed && reservation.status == ReservationStatus::Committed);
         if releasable {

@@ -24,6 +24,8 @@ pub struct DynamoStore {
 struct CartItem {
     items: Vec<CartLine>,
     version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checked_out: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -85,14 +87,21 @@ impl DynamoStore {
 impl CartStore for DynamoStore {
     async fn cart(&self, user_id: &str) -> Result<(Cart, u64), StoreError> {
         Ok(match self.get_item::<CartItem>(cart_key(user_id)).await? {
-            Some(stored) => (Cart { user_id: user_id.to_owned(), items: stored.items }, stored.version),
+            Some(stored) => (
+                Cart { user_id: user_id.to_owned(), items: stored.items, checked_out: stored.checked_out },
+                stored.version,
+            ),
             None => (Cart::empty(user_id), 0),
         })
     }
 
     async fn save_cart(&self, cart: &Cart, version: u64) -> Result<bool, StoreError> {
-        let mut item: Item =
-            serde_dynamo::to_item(CartItem { items: cart.items.clone(), version: version + 1 }).map_err(unavailable)?;
+        let mut item: Item = serde_dynamo::to_item(CartItem {
+            items: cart.items.clone(),
+            version: version + 1,
+            checked_out: cart.checked_out.clone(),
+        })
+        .map_err(unavailable)?;
         item.extend(cart_key(&cart.user_id));
         let written = self
             .table

@@ -1,16 +1,18 @@
 //! Orders in the Order table (pk/sk):
 //! - `ORDER#{id}` / `ORDER`: the order (with its history), indexed `ByUser` on
 //!   `gsi1pk = USER#{user_id}`, `gsi1sk = {order_id}` (ULIDs: newest last);
+//! - `ORDER#{id}` / `ABANDONED`: the tombstone of an id its checkout gave up; creating an
+//!   order is conditioned on its absence, and abandoning on the order's;
 //! - `OUTBOX` / `{event id}`: events written with the change they report.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use shared::Envelope;
 use shared::dynamo::{Item, PageError, Partition, Table, item, key};
 use shared::outbox::DynamoOutbox;
 use shared::pagination::{Page, PageRequest};
 
-use super::{OrderStore, StoreError, StoredOrder};
+use super::{Abandon, OrderStore, StoreError, StoredOrder};
 use crate::domain::{Order, OrderStatus};
 
 #[derive(Debug, Clone)]
@@ -29,6 +31,10 @@ struct OrderItem {
 
 fn order_key(id: &str) -> Item {
     key(format!("ORDER#{id}"), "ORDER")
+}
+
+fn tombstone_key(id: &str) -> Item {
+    key(format!("ORDER#{id}"), "ABANDONED")
 }
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
@@ -71,6 +77,20 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// A transaction's condition that no item is at `key`.
+    fn absent(&self, key: Item) -> Result<TransactWriteItem, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table.name)
+            .set_key(Some(key))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(shared::dynamo::error)
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
+    }
+}
+
 impl OrderStore for DynamoStore {
     type Outbox = DynamoOutbox;
 
@@ -79,13 +99,38 @@ impl OrderStore for DynamoStore {
     }
 
     async fn create(&self, order: &StoredOrder, event: &Envelope) -> Result<Option<StoredOrder>, StoreError> {
-        let items =
-            vec![self.put(order, "attribute_not_exists(pk)", None)?, self.outbox.entry(event).map_err(unavailable)?];
+        let id = &order.order.order_id;
+        let items = vec![
+            self.absent(tombstone_key(id))?,
+            self.put(order, "attribute_not_exists(pk)", None)?,
+            self.outbox.entry(event).map_err(unavailable)?,
+        ];
         if self.table.transact(items).await.map_err(unavailable)? {
             return Ok(None);
         }
-        // The order exists (a retry of the same checkout): answer with it.
-        self.get(&order.order.order_id).await?.map(Some).ok_or(StoreError::Conflict)
+        // The order exists (a retry of the same checkout): answer with it. Else the id's
+        // checkout gave it up.
+        match self.get(id).await? {
+            Some(existing) => Ok(Some(existing)),
+            None if self.table.get::<serde_json::Value>(tombstone_key(id)).await.map_err(unavailable)?.is_some() => {
+                Err(StoreError::Abandoned)
+            }
+            None => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn abandon(&self, order_id: &str) -> Result<Abandon, StoreError> {
+        let tombstone = Put::builder()
+            .table_name(&self.table.name)
+            .set_item(Some(tombstone_key(order_id)))
+            .build()
+            .map_err(shared::dynamo::error)
+            .map_err(unavailable)?;
+        let items = vec![self.absent(order_key(order_id))?, TransactWriteItem::builder().put(tombstone).build()];
+        if self.table.transact(items).await.map_err(unavailable)? {
+            return Ok(Abandon::Abandoned);
+        }
+        self.get(order_id).await?.map(|o| Abandon::Exists(Box::new(o))).ok_or(StoreError::Conflict)
     }
 
     async fn get(&self, order_id: &str) -> Result<Option<StoredOrder>, StoreError> {

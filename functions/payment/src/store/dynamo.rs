@@ -1,7 +1,8 @@
 //! Payments in the Payment table (pk/sk):
 //! - `PAYMENT#{id}` / `PAYMENT`: the payment and its gateway reference;
 //! - `PAYKEY#{key}` / `PAYKEY`: what the caller's idempotency key led to. Claimed with a
-//!   conditional put before the gateway is called, so one key authorizes at most once;
+//!   conditional put before the gateway is called, with the payment id the gateway is asked
+//!   under, so one key authorizes at most once;
 //! - `OUTBOX` / `{event id}`: events written with the change they report.
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
@@ -71,57 +72,69 @@ impl PaymentStore for DynamoStore {
         &self.outbox
     }
 
-    async fn claim_key(&self, k: &str) -> Result<Option<KeyOutcome>, StoreError> {
-        let now = chrono::Utc::now().timestamp();
-        let claim = item(idempotency_key(k), &KeyOutcome::Pending { since: now }).map_err(unavailable)?;
-        let put = self
-            .table
-            .client
-            .put_item()
-            .table_name(&self.table.name)
-            .set_item(Some(claim))
-            .condition_expression("attribute_not_exists(pk) OR (outcome = :pending AND since < :stale)")
-            .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
-            .expression_attribute_values(":stale", AttributeValue::N((now - super::PENDING_FOR).to_string()))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(None),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(Some(
-                self.table
-                    .get(idempotency_key(k))
-                    .await
-                    .map_err(unavailable)?
-                    .unwrap_or(KeyOutcome::Pending { since: now }),
-            )),
-            Err(e) => Err(sdk(e)),
+    async fn claim_key(&self, k: &str, claim: &KeyOutcome) -> Result<Option<KeyOutcome>, StoreError> {
+        if self.table.put_new(idempotency_key(k), claim).await.map_err(unavailable)? {
+            return Ok(None);
         }
+        // Claimed before: what it led to (a claim is only ever replaced by its outcome).
+        self.table
+            .get(idempotency_key(k))
+            .await
+            .map_err(unavailable)?
+            .map(Some)
+            .ok_or_else(|| StoreError::Unavailable(format!("the key {k} was claimed but cannot be read yet")))
     }
 
     async fn settle_key(
         &self,
         k: &str,
+        claimed: &KeyOutcome,
         outcome: &KeyOutcome,
         payment: Option<&StoredPayment>,
-    ) -> Result<(), StoreError> {
-        let put = |item: Item| {
-            Put::builder()
-                .table_name(&self.table.name)
-                .set_item(Some(item))
-                .build()
-                .map(|p| TransactWriteItem::builder().put(p).build())
-                .map_err(sdk)
+    ) -> Result<bool, StoreError> {
+        let KeyOutcome::Pending { payment_id, since, .. } = claimed else {
+            return Ok(false);
         };
-        let mut items = vec![put(item(idempotency_key(k), outcome).map_err(unavailable)?)?];
+        let key_record = Put::builder()
+            .table_name(&self.table.name)
+            .set_item(Some(item(idempotency_key(k), outcome).map_err(unavailable)?))
+            .condition_expression("outcome = :pending AND payment_id = :payment AND since = :since")
+            .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
+            .expression_attribute_values(":payment", AttributeValue::S(payment_id.clone()))
+            .expression_attribute_values(":since", AttributeValue::N(since.to_string()))
+            .build()
+            .map_err(sdk)?;
+        let mut items = vec![TransactWriteItem::builder().put(key_record).build()];
         if let Some(payment) = payment {
-            items.push(put(item(payment_key(&payment.payment.payment_id), payment).map_err(unavailable)?)?);
+            let record = Put::builder()
+                .table_name(&self.table.name)
+                .set_item(Some(item(payment_key(&payment.payment.payment_id), payment).map_err(unavailable)?))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(sdk)?;
+            items.push(TransactWriteItem::builder().put(record).build());
         }
-        self.table.transact(items).await.map_err(unavailable)?;
-        Ok(())
+        self.table.transact(items).await.map_err(unavailable)
     }
 
-    async fn drop_key(&self, k: &str) -> Result<(), StoreError> {
-        self.table.delete(idempotency_key(k)).await.map_err(unavailable)
+    async fn drop_key(&self, k: &str, claimed: &KeyOutcome) -> Result<(), StoreError> {
+        let KeyOutcome::Pending { payment_id, .. } = claimed else { return Ok(()) };
+        let deleted = self
+            .table
+            .client
+            .delete_item()
+            .table_name(&self.table.name)
+            .set_key(Some(idempotency_key(k)))
+            .condition_expression("outcome = :pending AND payment_id = :payment")
+            .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
+            .expression_attribute_values(":payment", AttributeValue::S(payment_id.clone()))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(sdk(e)),
+        }
     }
 
     async fn get(&self, payment_id: &str) -> Result<Option<StoredPayment>, StoreError> {

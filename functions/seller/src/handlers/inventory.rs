@@ -24,6 +24,9 @@ pub async fn reserve<S: CatalogueStore>(store: &S, request: Request, _: Correlat
 
 pub async fn release<S: CatalogueStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
     let reservation_id = path_parameter(&request, "reservation_id")?;
+    if reservation_id.len() > crate::domain::MAX_RESERVATION_ID {
+        return Err(Problem::not_found(format!("no reservation {reservation_id}")));
+    }
     match store.release(&reservation_id, false).await.map_err(store_failure)? {
         Some(reservation) if reservation.status == crate::domain::ReservationStatus::Committed => {
             Err(Problem::conflict("the reservation is committed: its order exists; cancel the order instead"))
@@ -118,12 +121,29 @@ mod tests {
             assert_eq!(body(&released)["status"], "released");
         }
         assert_eq!(store.get("prd_a").await.unwrap().unwrap().stock, 5);
-        let unknown = call(
+        let replayed =
+            reserve_body(&store, r#"{"reservation_id":"r1","items":[{"product_id":"prd_a","quantity":4}]}"#).await;
+        assert_eq!(replayed.status(), 409, "a released reservation is no success to replay");
+        assert_eq!(body(&replayed)["type"], "/problems/reservation-released");
+        assert_eq!(store.get("prd_a").await.unwrap().unwrap().stock, 5);
+    }
+
+    /// Defect (issue 14.4): releasing a reservation not written yet answered 404, and the late
+    /// reserve then held its stock for ever.
+    #[tokio::test]
+    async fn a_release_before_its_reserve_leaves_a_tombstone_the_reserve_cannot_pass() {
+        let store = store_with(&[("prd_a", 5)]).await;
+        let early = call(
             &|r, c| release(&store, r, c),
-            with_path(sample("http-delete-internal-reservation.json"), "reservation_id", "nope"),
+            with_path(sample("http-delete-internal-reservation.json"), "reservation_id", "r-late"),
         )
         .await;
-        assert_eq!(unknown.status(), 404);
+        assert_eq!(early.status(), 200);
+        assert_eq!(body(&early)["status"], "released");
+        let late =
+            reserve_body(&store, r#"{"reservation_id":"r-late","items":[{"product_id":"prd_a","quantity":2}]}"#).await;
+        assert_eq!(late.status(), 409);
+        assert_eq!(store.get("prd_a").await.unwrap().unwrap().stock, 5, "nothing held");
     }
 
     #[tokio::test]

@@ -23,6 +23,12 @@ pub fn store_failure(error: StoreError) -> Problem {
         )
         .with("shortages", shortages),
         StoreError::Conflict => Problem::conflict("the product changed at the same time; try again"),
+        StoreError::Released => Problem::new(
+            lambda_http::http::StatusCode::CONFLICT,
+            "reservation-released",
+            "The reservation was released",
+            "this reservation id was released and holds nothing; reserve under a new id",
+        ),
         StoreError::BadCursor => shared::pagination::bad_cursor(),
         StoreError::Unavailable(detail) => {
             tracing::error!(%detail, "catalogue unavailable");

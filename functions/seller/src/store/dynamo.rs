@@ -78,6 +78,17 @@ fn number(n: impl ToString) -> AttributeValue {
 
 /// Conditional writes that lose to a concurrent one, before giving up.
 const TRIES: usize = 3;
+/// Pauses before retrying a transaction cancelled by contention (each jittered 50-150 %).
+const CONTENTION_PAUSES_MS: [u64; 5] = [10, 25, 50, 100, 200];
+
+fn jitter(ms: u64) -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    ms / 2 + u64::from(nanos) % ms.max(1)
+}
+
+fn unavailable_text(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
 
 impl DynamoStore {
     pub fn new(table: Table) -> Self {
@@ -244,31 +255,51 @@ impl CatalogueStore for DynamoStore {
             .map_err(unavailable)?;
         let mut items = lines.iter().map(|line| self.stock_change(line, true)).collect::<Result<Vec<_>, _>>()?;
         items.push(TransactWriteItem::builder().put(record).build());
-        let written = self.table.client.transact_write_items().set_transact_items(Some(items)).send().await;
-        let Err(error) = written else { return Ok(reservation) };
-        let Some(codes) = cancellation_codes(&error) else { return Err(unavailable(error)) };
-        if codes.last().map(String::as_str) == Some("ConditionalCheckFailed") {
-            // Made before: the same answer again.
-            return self.get_item(reservation_key(reservation_id)).await?.ok_or(StoreError::Conflict);
+        // A hot product's checkouts contend in DynamoDB (TransactionConflict): that is not a
+        // shortage, so the transaction is tried again after a jittered pause.
+        for pause in CONTENTION_PAUSES_MS {
+            let written = self.table.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let Err(error) = written else { return Ok(reservation) };
+            let Some(codes) = cancellation_codes(&error) else { return Err(unavailable(error)) };
+            if codes.last().map(String::as_str) == Some("ConditionalCheckFailed") {
+                // Made before: the same answer again, if it still holds.
+                let existing: Reservation =
+                    self.get_item(reservation_key(reservation_id)).await?.ok_or(StoreError::Conflict)?;
+                return if existing.status == ReservationStatus::Released {
+                    Err(StoreError::Released)
+                } else {
+                    Ok(existing)
+                };
+            }
+            let failed: Vec<Line> = lines
+                .iter()
+                .zip(&codes)
+                .filter(|(_, code)| *code == "ConditionalCheckFailed")
+                .map(|(l, _)| l.clone())
+                .collect();
+            if !failed.is_empty() {
+                let shortages = self.shortages(&failed).await?;
+                return Err(StoreError::Shortages(if shortages.is_empty() {
+                    self.shortages(lines).await?
+                } else {
+                    shortages
+                }));
+            }
+            tracing::warn!(?codes, reservation_id, "reservation cancelled by contention; trying again");
+            tokio::time::sleep(std::time::Duration::from_millis(jitter(pause))).await;
         }
-        let failed: Vec<Line> = lines
-            .iter()
-            .zip(&codes)
-            .filter(|(_, code)| *code == "ConditionalCheckFailed")
-            .map(|(l, _)| l.clone())
-            .collect();
-        if failed.is_empty() {
-            // Cancelled for contention, not stock: the caller may retry.
-            return Err(StoreError::Conflict);
-        }
-        let shortages = self.shortages(&failed).await?;
-        Err(StoreError::Shortages(if shortages.is_empty() { self.shortages(lines).await? } else { shortages }))
+        Err(StoreError::Unavailable(format!("reservation {reservation_id}: still contended after retries")))
     }
 
     async fn release(&self, reservation_id: &str, committed: bool) -> Result<Option<Reservation>, StoreError> {
         for _ in 0..TRIES {
             let Some(mut reservation) = self.get_item::<Reservation>(reservation_key(reservation_id)).await? else {
-                return Ok(None);
+                // Not reserved (yet): a tombstone, so that a late reserve takes nothing.
+                let tombstone = Reservation::tombstone(reservation_id, Utc::now());
+                if self.table.put_new(reservation_key(reservation_id), &tombstone).await.map_err(unavailable_text)? {
+                    return Ok(Some(tombstone));
+                }
+                continue; // reserved meanwhile: release that
             };
             // Held units go back, and so do committed ones (an order cancelled after it was paid).
             let from = match reservation.status {
