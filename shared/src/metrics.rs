@@ -18,6 +18,9 @@ pub enum Metric {
     DlqRedrives,
     /// An outbox item that is no event, moved aside by the relay (dimension `Service=outbox`).
     OutboxParked,
+    /// A checkout left behind (lease long over, never resumed) that the reconciler undid or
+    /// found to have gone through (dimension `Service=cart`).
+    CheckoutsReconciled,
 }
 
 impl Metric {
@@ -28,6 +31,7 @@ impl Metric {
             Metric::NotificationsSent => "NotificationsSent",
             Metric::DlqRedrives => "DlqRedrives",
             Metric::OutboxParked => "OutboxParked",
+            Metric::CheckoutsReconciled => "CheckoutsReconciled",
         }
     }
 }

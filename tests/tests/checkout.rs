@@ -123,3 +123,59 @@ async fn an_outage_is_503_with_nothing_reserved_and_the_breaker_opens_and_recove
     assert_eq!(shop.checkout(&customer, "tok_visa", None).await.status(), StatusCode::CREATED);
     assert_eq!(shop.stock(&dune).await, 4);
 }
+
+/// Defect (issue 14): a double click on "place order" (two checkouts of the same cart, no
+/// Idempotency-Key, at once) made two orders and two charges and took the stock twice.
+#[tokio::test]
+async fn a_double_click_without_a_key_is_one_order_charged_once() {
+    let shop = Shop::open(&[]).await;
+    let seller = shop.register("seller").await;
+    let dune = shop.product(&seller, 1299, 5).await;
+    let customer = shop.register("customer").await;
+    shop.put_in_cart(&customer, &dune, 1).await;
+    let (a, b) = tokio::join!(shop.checkout(&customer, "tok_visa", None), shop.checkout(&customer, "tok_visa", None));
+    assert_eq!((a.status(), b.status()), (StatusCode::CREATED, StatusCode::CREATED));
+    let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
+    assert_eq!(a["order_id"], b["order_id"], "the same order");
+    let again = shop.checkout(&customer, "tok_visa", None).await;
+    assert_eq!(again.status(), StatusCode::CREATED, "a third click, after the cart was emptied");
+    assert_eq!(again.json::<Value>().await.unwrap()["order_id"], a["order_id"]);
+    let orders: Value = shop.get(&customer, "/orders").await.json().await.unwrap();
+    assert_eq!(orders["items"].as_array().unwrap().len(), 1, "one order");
+    assert_eq!(shop.stock(&dune).await, 4, "one unit taken");
+    let payments = system_tests::statuses(
+        &aws_sdk_dynamodb::Client::new(&system_tests::emulator().await),
+        &shop.api.reference("PaymentTable"),
+        "PAYMENT#",
+    )
+    .await;
+    assert_eq!(payments.len(), 1, "one authorization: {payments:?}");
+}
+
+/// A checkout interrupted after it authorized and reserved (the Order service down), whose
+/// customer never comes back, is undone by the scheduled reconciler; the same key then buys.
+#[tokio::test]
+async fn a_checkout_left_behind_is_undone_by_the_reconciler() {
+    let shop = Shop::open(&[("CheckoutAbandonSeconds", "0")]).await;
+    let seller = shop.register("seller").await;
+    let dune = shop.product(&seller, 1299, 5).await;
+    let customer = shop.register("customer").await;
+    shop.put_in_cart(&customer, &dune, 2).await;
+
+    shop.api.set_down("CreateOrderFunction", true).await;
+    assert_eq!(shop.checkout(&customer, "tok_visa", Some("left")).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    shop.api.set_down("CreateOrderFunction", false).await;
+    assert_eq!(shop.stock(&dune).await, 3, "held while the customer may come back");
+
+    shop.api.run_schedule("ReconcileCheckoutsFunction").await;
+    assert_eq!(shop.stock(&dune).await, 5, "the reservation released");
+    let dynamo = aws_sdk_dynamodb::Client::new(&system_tests::emulator().await);
+    let payments = system_tests::statuses(&dynamo, &shop.api.reference("PaymentTable"), "PAYMENT#").await;
+    assert_eq!(system_tests::count(&payments, "voided"), 1, "the authorization voided: {payments:?}");
+
+    let bought = shop.checkout(&customer, "tok_visa", Some("left")).await;
+    assert_eq!(bought.status(), StatusCode::CREATED, "the key starts afresh");
+    assert_eq!(shop.stock(&dune).await, 3);
+    let orders: Value = shop.get(&customer, "/orders").await.json().await.unwrap();
+    assert_eq!(orders["items"].as_array().unwrap().len(), 1);
+}

@@ -35,7 +35,7 @@ use crate::store::CartStore;
 
 /// How long an attempt may run before another request may take it over: longer than the
 /// function's timeout (25 s), so a live attempt is never taken over.
-const LEASE: chrono::Duration = chrono::Duration::seconds(40);
+pub const LEASE: chrono::Duration = chrono::Duration::seconds(40);
 /// How long a repeated request waits for the first one to answer.
 const WAIT_FOR_RUNNING: Duration = Duration::from_secs(8);
 
@@ -91,6 +91,15 @@ async fn begin<S: CartStore>(store: &S, user_id: &str, key: &str, token: &str) -
         }
         let next = match &previous {
             None => Checkout::start(user_id, key, token, 1, now, LEASE),
+            // Being undone by the reconciler: a new attempt may start once it is done.
+            Some(undoing) if undoing.status == CheckoutStatus::Abandoning => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Problem::conflict("this checkout is being undone; try again shortly")
+                        .header(header::RETRY_AFTER, "2"));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
             Some(done) if done.status == CheckoutStatus::Done => return Ok(Begun::Answered(replay(done))),
             Some(failed) if failed.status == CheckoutStatus::Retryable => {
                 Checkout::start(user_id, key, token, failed.attempt + 1, now, LEASE)
@@ -277,6 +286,10 @@ async fn run<S: CartStore, D: Downstream>(
         // cart's does not, so another card can be tried on the same cart.
         Ok(Authorization::Refused(problem)) if attempt.is_explicit() => return Outcome::Final(Err(problem)),
         Ok(Authorization::Refused(problem)) => return Outcome::Retryable(problem),
+        // Voided under this attempt's key since (the reconciler undid it): start afresh.
+        Ok(Authorization::Over) => {
+            return Outcome::Retryable(Problem::conflict("this checkout was undone meanwhile; try again"));
+        }
         Err(error) => return Outcome::Interrupted(interrupted(&error)),
     };
 
@@ -317,7 +330,9 @@ async fn run<S: CartStore, D: Downstream>(
     Outcome::Final(Ok((StatusCode::CREATED, order)))
 }
 
-async fn empty_cart<S: CartStore>(store: &S, user_id: &str, bought: &[CartLine], key: &str) {
+/// Empties the cart of what checkout `key` bought; a failure leaves the cart as it is (its
+/// unchanged version then names the same checkout).
+pub(crate) async fn empty_cart<S: CartStore>(store: &S, user_id: &str, bought: &[CartLine], key: &str) {
     for _ in 0..3 {
         match store.cart(user_id).await {
             // Emptied by this checkout already (a resumed attempt).

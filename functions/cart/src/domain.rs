@@ -243,8 +243,11 @@ pub enum CheckoutStatus {
     Running,
     /// Answered for good: the same key gets the same answer.
     Done,
-    /// Failed for a passing reason (a service was down), all undone: the same key may retry.
+    /// Failed before anything was done, or given up and undone by the reconciler: the same
+    /// key may try again, as a new attempt with new ids.
     Retryable,
+    /// Outlived its lease without an answer, never resumed: the reconciler is undoing it.
+    Abandoning,
 }
 
 /// One checkout, as recorded to make `Idempotency-Key` work.
@@ -295,6 +298,11 @@ impl Checkout {
     /// binds the request: a cart's key is the same cart, whatever the token.
     pub fn is_same_request(&self, payment_token: &str) -> bool {
         !self.is_explicit() || self.payment_token.is_empty() || self.payment_token == payment_token
+    }
+
+    /// Whether it may still hold an authorization or a reservation: running or being undone.
+    pub fn is_open(&self) -> bool {
+        matches!(self.status, CheckoutStatus::Running | CheckoutStatus::Abandoning)
     }
 
     /// Whether the key is the client's own (an `Idempotency-Key`), not the cart's.

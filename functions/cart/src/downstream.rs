@@ -20,6 +20,17 @@ pub enum Authorization {
     },
     /// Declined (402) or not a valid token (400): the customer's answer, as the service gave it.
     Refused(Problem),
+    /// Authorized under this key before, and voided, failed or refunded since: nothing held.
+    Over,
+}
+
+/// What giving an order id up found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Abandoned {
+    /// No order has the id, and none ever will.
+    Abandoned,
+    /// The order exists (as the API shows orders): its checkout went through.
+    Exists(Value),
 }
 
 /// What the stock said.
@@ -63,6 +74,12 @@ pub trait Downstream: Send + Sync {
     /// Creates the order (idempotent on its id) and answers it as the API shows orders.
     fn create_order(&self, order: &Value, cid: &CorrelationId)
     -> impl Future<Output = Result<Value, CallError>> + Send;
+    /// Gives an order id up for good, unless its order exists.
+    fn abandon_order(
+        &self,
+        order_id: &str,
+        cid: &CorrelationId,
+    ) -> impl Future<Output = Result<Abandoned, CallError>> + Send;
 }
 
 pub struct HttpDownstream {
@@ -117,7 +134,10 @@ impl Downstream for HttpDownstream {
             StatusCode::PAYMENT_REQUIRED | StatusCode::BAD_REQUEST => {
                 Ok(Authorization::Refused(problem("payment", &answer)?))
             }
-            // 409: an authorization with this key is still in progress elsewhere.
+            StatusCode::CONFLICT if problem("payment", &answer)?.kind.ends_with("payment-not-live") => {
+                Ok(Authorization::Over)
+            }
+            // Another 409: an authorization with this key is still in progress elsewhere.
             _ => Err(unexpected("payment", &answer)),
         }
     }
@@ -164,5 +184,21 @@ impl Downstream for HttpDownstream {
     async fn create_order(&self, order: &Value, cid: &CorrelationId) -> Result<Value, CallError> {
         let answer = self.client.call("order", Method::POST, "/internal/orders", Some(order), true, cid).await?;
         if answer.is_success() { answer.json("order") } else { Err(unexpected("order", &answer)) }
+    }
+
+    async fn abandon_order(&self, order_id: &str, cid: &CorrelationId) -> Result<Abandoned, CallError> {
+        let path = format!("/internal/orders/{order_id}/abandon");
+        let answer = self.client.call("order", Method::POST, &path, None::<&()>, true, cid).await?;
+        match answer.status {
+            StatusCode::OK => Ok(Abandoned::Abandoned),
+            StatusCode::CONFLICT => {
+                let exists = problem("order", &answer)?;
+                match exists.extensions.get("order") {
+                    Some(order) if exists.kind.ends_with("order-exists") => Ok(Abandoned::Exists(order.clone())),
+                    _ => Err(unexpected("order", &answer)),
+                }
+            }
+            _ => Err(unexpected("order", &answer)),
+        }
     }
 }

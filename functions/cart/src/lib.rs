@@ -5,6 +5,7 @@ pub mod consumer;
 pub mod domain;
 pub mod downstream;
 pub mod handlers;
+pub mod reconcile;
 pub mod store;
 
 #[cfg(test)]

@@ -28,6 +28,13 @@ pub trait CartStore: Send + Sync {
         next: &Checkout,
         previous: Option<&Checkout>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Checkouts still running (or being undone) whose lease ran out before `before`, for
+    /// the reconciler; at most `limit`, oldest first.
+    fn stale_checkouts(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: i32,
+    ) -> impl Future<Output = Result<Vec<Checkout>, StoreError>> + Send;
     /// Remembers a completed purchase (once per order).
     fn record_purchase(
         &self,
@@ -76,6 +83,18 @@ impl CartStore for MemoryStore {
         }
         checkouts.insert(id, next.clone());
         Ok(true)
+    }
+
+    async fn stale_checkouts(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: i32,
+    ) -> Result<Vec<Checkout>, StoreError> {
+        let mut stale: Vec<Checkout> =
+            lock(&self.checkouts).values().filter(|c| c.is_open() && c.lease_until < before).cloned().collect();
+        stale.sort_by_key(|c| c.lease_until);
+        stale.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(stale)
     }
 
     async fn record_purchase(

@@ -13,7 +13,7 @@ use shared::testing::{as_caller, body, call, sample, with_body, with_path};
 use shared::{CorrelationId, Problem};
 
 use crate::domain::{CartLine, ProductInfo};
-use crate::downstream::{Authorization, Downstream, PaymentRequest, Stock};
+use crate::downstream::{Abandoned, Authorization, Downstream, PaymentRequest, Stock};
 use crate::store::MemoryStore;
 use crate::{checkout, handlers};
 
@@ -28,6 +28,9 @@ struct Fake {
     authorizations: AtomicU32,
     voids: AtomicU32,
     orders: Mutex<HashMap<String, Value>>,
+    abandoned: Mutex<std::collections::HashSet<String>>,
+    /// Payments voided, by id.
+    voided: Mutex<std::collections::HashSet<String>>,
     payment_down: AtomicBool,
     order_down: AtomicBool,
     /// Orders stored whose answer is then lost (a timeout after the write), this many times.
@@ -58,6 +61,13 @@ impl Fake {
 }
 
 impl Downstream for Fake {
+    async fn abandon_order(&self, order_id: &str, _: &CorrelationId) -> Result<Abandoned, CallError> {
+        if self.order_down.load(Ordering::SeqCst) {
+            return Err(down("order"));
+        }
+        Ok(self.abandon(order_id).await)
+    }
+
     async fn lookup(&self, ids: &[String], _: &CorrelationId) -> Result<Vec<ProductInfo>, CallError> {
         let stock = self.stock.lock().unwrap();
         Ok(ids
@@ -88,6 +98,11 @@ impl Downstream for Fake {
             return Ok(Authorization::Refused(declined));
         }
         let mut payments = self.payments.lock().unwrap();
+        if let Some(id) = payments.get(&request.idempotency_key)
+            && self.voided.lock().unwrap().contains(id)
+        {
+            return Ok(Authorization::Over);
+        }
         let id = payments
             .entry(request.idempotency_key.clone())
             .or_insert_with(|| {
@@ -98,15 +113,21 @@ impl Downstream for Fake {
         Ok(Authorization::Authorized { payment_id: id })
     }
 
-    async fn void(&self, _: &str, _: &CorrelationId) -> Result<(), CallError> {
-        self.voids.fetch_add(1, Ordering::SeqCst);
+    async fn void(&self, payment_id: &str, _: &CorrelationId) -> Result<(), CallError> {
+        if self.voided.lock().unwrap().insert(payment_id.to_owned()) {
+            self.voids.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(())
     }
 
     async fn reserve(&self, reservation_id: &str, lines: &[CartLine], _: &CorrelationId) -> Result<Stock, CallError> {
         let mut reservations = self.reservations.lock().unwrap();
-        if reservations.contains_key(reservation_id) {
-            return Ok(Stock::Reserved);
+        match reservations.get(reservation_id) {
+            Some(lines) if lines.is_empty() => {
+                return Err(CallError::Unexpected { service: "seller".into(), status: 409, body: "released".into() });
+            }
+            Some(_) => return Ok(Stock::Reserved),
+            None => {}
         }
         let mut stock = self.stock.lock().unwrap();
         let short: Vec<Value> = lines
@@ -127,7 +148,9 @@ impl Downstream for Fake {
     }
 
     async fn release(&self, reservation_id: &str, _: &CorrelationId) -> Result<(), CallError> {
-        if let Some(lines) = self.reservations.lock().unwrap().remove(reservation_id) {
+        // A tombstone: the id stays taken, holding nothing.
+        let released = self.reservations.lock().unwrap().insert(reservation_id.to_owned(), Vec::new());
+        if let Some(lines) = released {
             let mut stock = self.stock.lock().unwrap();
             for line in lines {
                 stock.get_mut(&line.product_id).unwrap().1 += line.quantity;
@@ -141,6 +164,9 @@ impl Downstream for Fake {
             return Err(down("order"));
         }
         let id = order["order_id"].as_str().unwrap().to_owned();
+        if self.abandoned.lock().unwrap().contains(&id) {
+            return Err(CallError::Unexpected { service: "order".into(), status: 409, body: "abandoned".into() });
+        }
         let mut shown = order.clone();
         shown["status"] = "placed".into();
         let order = self.orders.lock().unwrap().entry(id).or_insert(shown).clone();
@@ -149,6 +175,18 @@ impl Downstream for Fake {
             return Err(CallError::Unavailable { service: "order".into(), reason: "timed out".into() });
         }
         Ok(order)
+    }
+}
+
+impl Fake {
+    async fn abandon(&self, order_id: &str) -> Abandoned {
+        match self.orders.lock().unwrap().get(order_id) {
+            Some(order) => Abandoned::Exists(order.clone()),
+            None => {
+                self.abandoned.lock().unwrap().insert(order_id.to_owned());
+                Abandoned::Abandoned
+            }
+        }
     }
 }
 
@@ -431,6 +469,65 @@ async fn an_attempt_that_died_half_way_is_resumed_with_what_it_priced() {
     assert_eq!(order["order_id"], died.order_id.as_str(), "the same order id");
     assert_eq!(order["total_cents"], 1299, "what the attempt priced, not the cart now");
     assert_eq!((fake.stock_of("prd_a"), fake.stock_of("prd_b")), (4, 5));
+}
+
+/// The reconciler, run as if `later` had passed, with the default 15 minutes' grace.
+async fn reconcile_after(store: &MemoryStore, fake: &Fake, later: chrono::Duration) -> crate::reconcile::Report {
+    crate::reconcile::reconcile(store, fake, chrono::Utc::now() + later, chrono::Duration::minutes(15)).await.unwrap()
+}
+
+/// Defect (issue 14.4): nothing ever gave back what a checkout left behind holds.
+#[tokio::test]
+async fn a_checkout_left_behind_is_undone_by_the_reconciler_and_its_key_starts_afresh() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5)]));
+    put(&store, &fake, "prd_a", 2).await;
+    fake.order_down.store(true, Ordering::SeqCst);
+    assert_eq!(checkout_with(&store, &fake, "tok_visa", Some("k")).await.status(), 503);
+    fake.order_down.store(false, Ordering::SeqCst);
+    assert_eq!(fake.stock_of("prd_a"), 3, "held while the customer may come back");
+
+    assert_eq!(reconcile_after(&store, &fake, chrono::Duration::minutes(1)).await.abandoned, 0, "not yet");
+    let report = reconcile_after(&store, &fake, chrono::Duration::hours(1)).await;
+    assert_eq!((report.abandoned, report.finished, report.left), (1, 0, 0));
+    assert_eq!(fake.stock_of("prd_a"), 5, "the reservation released");
+    assert_eq!(fake.voids.load(Ordering::SeqCst), 1, "the authorization voided");
+    assert_eq!(fake.abandoned.lock().unwrap().len(), 1, "its order id given up first");
+    assert_eq!(reconcile_after(&store, &fake, chrono::Duration::hours(1)).await, Default::default(), "once");
+
+    let again = checkout_with(&store, &fake, "tok_visa", Some("k")).await;
+    assert_eq!(again.status(), 201, "the key may buy again, as a new attempt");
+    assert!(!fake.abandoned.lock().unwrap().contains(body(&again)["order_id"].as_str().unwrap()));
+    assert_eq!(fake.stock_of("prd_a"), 3);
+    assert_eq!(fake.orders.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_checkout_left_behind_that_made_its_order_is_finished_not_undone() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5)]));
+    put(&store, &fake, "prd_a", 1).await;
+    fake.order_answers_lost.store(1, Ordering::SeqCst);
+    assert_eq!(checkout_with(&store, &fake, "tok_visa", Some("k")).await.status(), 503);
+    let report = reconcile_after(&store, &fake, chrono::Duration::hours(1)).await;
+    assert_eq!((report.abandoned, report.finished), (0, 1));
+    assert_eq!(fake.voids.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.stock_of("prd_a"), 4, "the order keeps its stock");
+    assert_eq!(cart_of(&store, &fake).await["items"], json!([]), "the cart emptied of what it bought");
+    let answer = checkout_with(&store, &fake, "tok_visa", Some("k")).await;
+    assert_eq!(answer.status(), 201);
+    assert!(fake.orders.lock().unwrap().contains_key(body(&answer)["order_id"].as_str().unwrap()));
+    assert_eq!(fake.authorizations.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_reconciler_leaves_an_answered_or_recent_checkout_alone() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5)]));
+    put(&store, &fake, "prd_a", 1).await;
+    assert_eq!(checkout_with(&store, &fake, "tok_visa", Some("k")).await.status(), 201);
+    put(&store, &fake, "prd_a", 1).await;
+    fake.payment_down.store(true, Ordering::SeqCst);
+    assert_eq!(checkout_with(&store, &fake, "tok_visa", Some("k2")).await.status(), 503);
+    assert_eq!(reconcile_after(&store, &fake, chrono::Duration::minutes(5)).await, Default::default());
+    assert_eq!(fake.stock_of("prd_a"), 4);
 }
 
 mod fuzz;

@@ -1,7 +1,10 @@
 //! Carts in the Cart table (pk/sk):
 //! - `CART#{user_id}` / `CART`: the lines and a `version` (the condition of every write);
 //! - `CHECKOUT#{user_id}#{key}` / `CHECKOUT`: one checkout's record, so the same
-//!   `Idempotency-Key` gets the same answer; kept a day (TTL `expires_at`).
+//!   `Idempotency-Key` gets the same answer; kept a day (TTL `expires_at`). While it may
+//!   hold an authorization or a reservation (running, being undone) it is in the sparse
+//!   index `OpenCheckouts` (`open = "OPEN"`, sorted by `open_until`, its lease's end in
+//!   epoch milliseconds), where the reconciler finds the ones left behind.
 
 use std::collections::HashMap;
 
@@ -35,7 +38,15 @@ struct CheckoutItem {
     /// A fingerprint of the record, the condition of replacing it.
     fingerprint: String,
     expires_at: i64,
+    /// `OPEN` while the checkout is open (the index's partition), else absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    open: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    open_until: Option<i64>,
 }
+
+/// The partition of `OpenCheckouts`: open checkouts are few (those in flight).
+const OPEN: &str = "OPEN";
 
 fn cart_key(user_id: &str) -> Item {
     key(format!("CART#{user_id}"), "CART")
@@ -76,9 +87,15 @@ impl DynamoStore {
     fn checkout_item(&self, checkout: &Checkout) -> Result<Item, StoreError> {
         let record = serde_json::to_string(checkout).map_err(unavailable)?;
         let expires_at = chrono::Utc::now().timestamp() + CHECKOUT_TTL_SECONDS;
-        let mut item: Item =
-            serde_dynamo::to_item(CheckoutItem { record, fingerprint: fingerprint(checkout), expires_at })
-                .map_err(unavailable)?;
+        let open = checkout.is_open();
+        let mut item: Item = serde_dynamo::to_item(CheckoutItem {
+            record,
+            fingerprint: fingerprint(checkout),
+            expires_at,
+            open: open.then(|| OPEN.to_owned()),
+            open_until: open.then(|| checkout.lease_until.timestamp_millis()),
+        })
+        .map_err(unavailable)?;
         item.extend(checkout_key(&checkout.user_id, &checkout.key));
         Ok(item)
     }
@@ -139,6 +156,40 @@ impl CartStore for DynamoStore {
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(unavailable(e)),
         }
+    }
+
+    async fn stale_checkouts(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: i32,
+    ) -> Result<Vec<Checkout>, StoreError> {
+        let found = self
+            .table
+            .client
+            .query()
+            .table_name(&self.table.name)
+            .index_name("OpenCheckouts")
+            .key_condition_expression("#open = :open AND open_until < :before")
+            .expression_attribute_names("#open", "open")
+            .expression_attribute_values(":open", AttributeValue::S(OPEN.into()))
+            .expression_attribute_values(":before", AttributeValue::N(before.timestamp_millis().to_string()))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        // The index is eventually consistent: each record is read again, consistently.
+        let mut stale = Vec::new();
+        for item in found.items() {
+            let listed: CheckoutItem = serde_dynamo::from_item(item.clone()).map_err(unavailable)?;
+            let listed: Checkout = serde_json::from_str(&listed.record).map_err(unavailable)?;
+            if let Some(current) = self.checkout(&listed.user_id, &listed.key).await?
+                && current.is_open()
+                && current.lease_until < before
+            {
+                stale.push(current);
+            }
+        }
+        Ok(stale)
     }
 
     async fn record_purchase(
