@@ -10,12 +10,10 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use shared::dynamo::{Item, PageError, Partition, Table, key};
+use shared::dynamo::{Cancelled, Item, PageError, Partition, Table, TransactFailure, key, transact_failure};
 use shared::pagination::{Page, PageRequest};
 
 use super::{CatalogueStore, StoreError};
@@ -145,18 +143,6 @@ impl DynamoStore {
     }
 }
 
-/// The cancellation reason codes of a cancelled transaction, in item order.
-fn cancellation_codes(
-    error: &SdkError<TransactWriteItemsError, aws_smithy_runtime_api::http::Response>,
-) -> Option<Vec<String>> {
-    match error.as_service_error()? {
-        TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-            Some(cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect())
-        }
-        _ => None,
-    }
-}
-
 impl CatalogueStore for DynamoStore {
     async fn create(&self, product: &Product) -> Result<(), StoreError> {
         let item = to_item(product_key(&product.product_id), &ProductItem::new(product.clone(), 1))?;
@@ -260,7 +246,15 @@ impl CatalogueStore for DynamoStore {
         for pause in CONTENTION_PAUSES_MS {
             let written = self.table.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
             let Err(error) = written else { return Ok(reservation) };
-            let Some(codes) = cancellation_codes(&error) else { return Err(unavailable(error)) };
+            let codes = match transact_failure(&error) {
+                TransactFailure::Cancelled { why: Cancelled::ConditionFailed, codes } => codes,
+                failure if failure.is_transient() => {
+                    tracing::warn!(?failure, reservation_id, "reservation contended; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter(pause))).await;
+                    continue;
+                }
+                _ => return Err(unavailable(error)),
+            };
             if codes.last().map(String::as_str) == Some("ConditionalCheckFailed") {
                 // Made before: the same answer again, if it still holds.
                 let existing: Reservation =
@@ -277,16 +271,12 @@ impl CatalogueStore for DynamoStore {
                 .filter(|(_, code)| *code == "ConditionalCheckFailed")
                 .map(|(l, _)| l.clone())
                 .collect();
-            if !failed.is_empty() {
-                let shortages = self.shortages(&failed).await?;
-                return Err(StoreError::Shortages(if shortages.is_empty() {
-                    self.shortages(lines).await?
-                } else {
-                    shortages
-                }));
-            }
-            tracing::warn!(?codes, reservation_id, "reservation cancelled by contention; trying again");
-            tokio::time::sleep(std::time::Duration::from_millis(jitter(pause))).await;
+            let shortages = self.shortages(&failed).await?;
+            return Err(StoreError::Shortages(if shortages.is_empty() {
+                self.shortages(lines).await?
+            } else {
+                shortages
+            }));
         }
         Err(StoreError::Unavailable(format!("reservation {reservation_id}: still contended after retries")))
     }
@@ -326,8 +316,15 @@ impl CatalogueStore for DynamoStore {
                     reservation.status = ReservationStatus::Released;
                     return Ok(Some(reservation));
                 }
-                // Released (or committed) concurrently: read it again.
-                Err(e) if cancellation_codes(&e).is_some() => continue,
+                // Released (or committed) concurrently, or contended: read it again.
+                Err(e)
+                    if matches!(
+                        transact_failure(&e),
+                        TransactFailure::Cancelled { why: Cancelled::ConditionFailed, .. }
+                    ) || transact_failure(&e).is_transient() =>
+                {
+                    continue;
+                }
                 Err(e) => return Err(unavailable(e)),
             }
         }
