@@ -1,7 +1,8 @@
-//! Oversell: 50 customers check out at once against 10 units of one product, through the
-//! local stack. Exactly 10 orders, the stock ends at 0 and is never negative on the way, the
-//! other 40 get a 409 with the shortage, and nothing is left half-done: no held reservation,
-//! no payment authorized without an order.
+//! Oversell, a hot product: 100 customers check out at once against its last 10 units,
+//! through the local stack. Exactly 10 orders, the stock ends at 0 and is never negative on
+//! the way, the other 90 get a 409 with the shortage (never a 5xx: contention in the
+//! reservation transaction is retried, not reported as a shortage or an outage), and nothing
+//! is left half-done: no held reservation, no payment authorized without an order.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -13,10 +14,10 @@ use system_tests::shop::Shop;
 use system_tests::{count, statuses};
 
 const UNITS: u32 = 10;
-const CUSTOMERS: usize = 50;
+const CUSTOMERS: usize = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_customers_racing_for_ten_units_make_exactly_ten_orders() {
+async fn a_hundred_customers_racing_for_the_last_ten_units_make_exactly_ten_orders() {
     let shop = Shop::open(&[]).await;
     let seller = shop.register("seller").await;
     let product = shop.product(&seller, 2500, UNITS).await;
