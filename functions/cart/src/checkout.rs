@@ -299,9 +299,10 @@ async fn run<S: CartStore, D: Downstream>(
     match downstream.reserve(&reservation_id, &bought, cid).await {
         Ok(Stock::Reserved) => {}
         Ok(Stock::Short(problem)) => {
-            // A definite no: nothing was reserved, so the authorization is given back.
+            // A definite no: nothing was reserved, so the authorization is given back. Until
+            // it is, the attempt stays open: a repeat (or the reconciler) voids it again.
             if let Err(error) = downstream.void(&payment_id, cid).await {
-                tracing::error!(%error, %payment_id, "could not void the authorization of a checkout short of stock");
+                return Outcome::Interrupted(interrupted(&error));
             }
             return Outcome::Final(Err(problem));
         }
