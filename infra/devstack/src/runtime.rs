@@ -104,14 +104,31 @@ impl Drop for Instance {
     }
 }
 
+/// The processes of a pool.
+#[derive(Default)]
+struct Processes {
+    /// Set by `stop`/`shutdown`: no process starts any more.
+    closed: bool,
+    /// Per running process: its kill switch and its exit, removed when it exits.
+    live: HashMap<u64, Live>,
+}
+
+struct Live {
+    kill: oneshot::Sender<()>,
+    /// `Some` once the process has exited and been reaped.
+    exited: watch::Receiver<Option<String>>,
+}
+
 struct Pool {
     spec: FunctionSpec,
     binary: PathBuf,
     function_arn: String,
     idle: std::sync::Mutex<Vec<Instance>>,
     slots: Semaphore,
-    /// A kill switch per running process, removed when the process exits.
-    live: Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<()>>>>,
+    /// Every running process, and whether more may start: one lock for both, so that a
+    /// process is either spawned (and registered) before `stop` closes the pool, and then
+    /// killed and waited for by it, or not spawned at all.
+    processes: Arc<std::sync::Mutex<Processes>>,
     /// Invocations so far (started, whatever their outcome).
     invocations: std::sync::atomic::AtomicU64,
 }
@@ -138,7 +155,7 @@ impl Runtime {
                     spec,
                     idle: std::sync::Mutex::new(Vec::new()),
                     slots: Semaphore::new(max_instances.max(1)),
-                    live: Arc::default(),
+                    processes: Arc::default(),
                     invocations: Default::default(),
                 };
                 (pool.spec.name.clone(), Arc::new(pool))
@@ -254,9 +271,10 @@ impl Pool {
         let result = pool.run(&instance, request_id.clone(), payload).await;
         let duration = started.elapsed();
         match &result {
-            Ok(_) | Err(InvokeError::Function { .. }) => {
+            Ok(_) | Err(InvokeError::Function { .. }) if !pool.is_closed() => {
                 pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(instance)
             }
+            Ok(_) | Err(InvokeError::Function { .. }) => instance.stop(),
             Err(error) => {
                 eprintln!("[{function}] instance discarded ({error}); the next invocation starts a new one");
                 instance.stop();
@@ -267,21 +285,45 @@ impl Pool {
 }
 
 impl Runtime {
-    /// Kills every process.
+    /// Stops every function, as a barrier: once it returns, no function process runs (each
+    /// one was killed and reaped) and none can start (invocations fail as unavailable).
+    pub async fn stop(&self) {
+        for mut exited in self.close() {
+            let _ = exited.wait_for(Option::is_some).await;
+        }
+    }
+
+    /// Closes every pool and sends each process its kill, without waiting for them to exit:
+    /// for a caller about to exit anyway. `stop` is the barrier.
     pub fn shutdown(&self) {
+        self.close();
+    }
+
+    /// Closes every pool (no process starts any more) and kills every process; their exits.
+    fn close(&self) -> Vec<watch::Receiver<Option<String>>> {
+        let mut exits = Vec::new();
         for pool in self.pools.values() {
             pool.slots.close();
-            for (_, kill) in pool.live.lock().unwrap_or_else(|e| e.into_inner()).drain() {
-                let _ = kill.send(());
+            let mut processes = pool.processes.lock().unwrap_or_else(|e| e.into_inner());
+            processes.closed = true;
+            for (_, live) in processes.live.drain() {
+                let _ = live.kill.send(());
+                exits.push(live.exited);
             }
+            drop(processes);
             for instance in pool.idle.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
                 instance.stop();
             }
         }
+        exits
     }
 }
 
 impl Pool {
+    fn is_closed(&self) -> bool {
+        self.processes.lock().unwrap_or_else(|e| e.into_inner()).closed
+    }
+
     /// Starts a process and waits for its first `/next`.
     async fn start(&self) -> Result<(Instance, Duration), InvokeError> {
         let name = &self.spec.name;
@@ -312,25 +354,46 @@ impl Pool {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|e| InvokeError::Unavailable(format!("{name}: cannot start: {e}")))?;
-        let pid = child.id();
-        for stream in [child.stdout.take().map(Pipe::Out), child.stderr.take().map(Pipe::Err)].into_iter().flatten() {
-            tokio::spawn(forward_logs(name.clone(), stream));
-        }
         let (exited_tx, exited_rx) = watch::channel(None);
         let (kill_tx, kill_rx) = oneshot::channel::<()>();
         let (kill_all_tx, kill_all_rx) = oneshot::channel::<()>();
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(id, kill_all_tx);
-        let live = self.live.clone();
+        // Spawned and registered under the lock `stop` closes the pool with: a cold start
+        // racing the stop either is seen (and killed, and waited for) by it, or starts nothing.
+        let spawned = {
+            let mut processes = self.processes.lock().unwrap_or_else(|e| e.into_inner());
+            if processes.closed {
+                Err(InvokeError::Unavailable("shutting down".into()))
+            } else {
+                let spawned =
+                    command.spawn().map_err(|e| InvokeError::Unavailable(format!("{name}: cannot start: {e}")));
+                if spawned.is_ok() {
+                    processes.live.insert(id, Live { kill: kill_all_tx, exited: exited_rx.clone() });
+                }
+                spawned
+            }
+        };
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(error) => {
+                server.abort();
+                return Err(error);
+            }
+        };
+        let pid = child.id();
+        for stream in [child.stdout.take().map(Pipe::Out), child.stderr.take().map(Pipe::Err)].into_iter().flatten() {
+            tokio::spawn(forward_logs(name.clone(), stream));
+        }
+        let processes = self.processes.clone();
         tokio::spawn(async move {
+            // `kill` is SIGKILL and then wait: the exit below is sent once the process is reaped.
             let status = tokio::select! {
                 status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
                 _ = kill_rx => { let _ = child.kill().await; "killed".to_owned() }
                 _ = kill_all_rx => { let _ = child.kill().await; "killed".to_owned() }
             };
-            live.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            processes.lock().unwrap_or_else(|e| e.into_inner()).live.remove(&id);
             let _ = exited_tx.send(Some(status));
         });
         let instance = Instance { jobs: jobs_tx, state, exited: exited_rx, kill: Some(kill_tx), server, pid };

@@ -75,7 +75,9 @@ impl LocalStack {
         for poller in pollers {
             poller.abort();
         }
-        self.runtime.shutdown();
+        // After the pollers and schedules: their invocations in flight cannot start a process
+        // once the runtime is stopped, and `stop` returns only when every process is reaped.
+        self.runtime.stop().await;
         served.context("serving the HTTP API")
     }
 
@@ -172,7 +174,7 @@ pub async fn invoke_once(
 ) -> Result<Result<Invocation, InvokeError>> {
     let local = LocalStack::prepare(options, config, "http://127.0.0.1:3000").await?;
     let result = local.runtime.invoke(function, event).await;
-    local.runtime.shutdown();
+    local.runtime.stop().await;
     Ok(result)
 }
 
