@@ -152,8 +152,8 @@ async fn main() -> Result<()> {
             report.functions.insert(spec.name.clone(), figures);
         }
     }
-    runtime.shutdown();
-    local.runtime.shutdown();
+    runtime.stop().await;
+    local.runtime.stop().await;
 
     report.method = [
         ("host", host()),

@@ -107,7 +107,7 @@ impl Drop for Instance {
 /// The processes of a pool.
 #[derive(Default)]
 struct Processes {
-    /// Set by `stop`/`shutdown`: no process starts any more.
+    /// Set by `stop`: no process starts any more.
     closed: bool,
     /// Per running process: its kill switch and its exit, removed when it exits.
     live: HashMap<u64, Live>,
@@ -291,12 +291,6 @@ impl Runtime {
         for mut exited in self.close() {
             let _ = exited.wait_for(Option::is_some).await;
         }
-    }
-
-    /// Closes every pool and sends each process its kill, without waiting for them to exit:
-    /// for a caller about to exit anyway. `stop` is the barrier.
-    pub fn shutdown(&self) {
-        self.close();
     }
 
     /// Closes every pool (no process starts any more) and kills every process; their exits.
