@@ -1253,10 +1253,10 @@ impl Sim {
                 (PaymentStatus::Failed, Some(OrderStatus::PaymentFailed | OrderStatus::Cancelled)) => {}
                 (PaymentStatus::Voided, None | Some(OrderStatus::Cancelled | OrderStatus::PaymentFailed)) => {}
                 (PaymentStatus::Authorized, None) if !reconciled && open_checkout(&p.order_id).is_some() => held += 1,
-                // KNOWN BUG (functions/cart/src/checkout.rs, `Stock::Short` in `run`): when the
-                // void after a shortage fails, the error is only logged and the checkout is
-                // recorded done (409): the authorization stays held, owned by no open checkout,
-                // so the reconciler never finds it.
+                // Found by this simulation, fixed in 5abf940 (functions/cart/src/checkout.rs,
+                // `Stock::Short` in `run`): when the void after a shortage failed, the checkout was
+                // recorded done (409) and the authorization stayed held, owned by no open
+                // checkout, so the reconciler never found it. Kept named, should it come back.
                 (PaymentStatus::Authorized, None)
                     if records.values().any(|(c, _)| {
                         c.order_id == p.order_id
