@@ -29,7 +29,7 @@ use crate::domain::{
     CURRENCY, CartLine, Checkout, CheckoutRequest, CheckoutStatus, OrderLine, cart_key, idempotency_key, price,
     price_changes,
 };
-use crate::downstream::{Authorization, Downstream, PaymentRequest, Stock};
+use crate::downstream::{Abandoned, Authorization, Downstream, PaymentRequest, Stock};
 use crate::handlers::store_failure;
 use crate::store::CartStore;
 
@@ -286,9 +286,22 @@ async fn run<S: CartStore, D: Downstream>(
         // cart's does not, so another card can be tried on the same cart.
         Ok(Authorization::Refused(problem)) if attempt.is_explicit() => return Outcome::Final(Err(problem)),
         Ok(Authorization::Refused(problem)) => return Outcome::Retryable(problem),
-        // Voided under this attempt's key since (the reconciler undid it): start afresh.
+        // The authorization under this attempt's key has ended: its order was made and its
+        // payment ended since (a failed settlement, a cancel), or the reconciler undid the
+        // attempt. Only the Order service knows which; asking gives the id up if no order has it.
         Ok(Authorization::Over) => {
-            return Outcome::Retryable(Problem::conflict("this checkout was undone meanwhile; try again"));
+            return match downstream.abandon_order(&attempt.order_id, cid).await {
+                Ok(Abandoned::Exists(order)) => {
+                    let bought: Vec<CartLine> =
+                        lines.iter().map(|l| CartLine::new(&l.product_id, l.quantity)).collect();
+                    empty_cart(store, &attempt.user_id, &bought, &attempt.key).await;
+                    Outcome::Final(Ok((StatusCode::CREATED, order)))
+                }
+                Ok(Abandoned::Abandoned) => {
+                    Outcome::Retryable(Problem::conflict("this checkout was undone meanwhile; try again"))
+                }
+                Err(error) => Outcome::Interrupted(interrupted(&error)),
+            };
         }
         Err(error) => return Outcome::Interrupted(interrupted(&error)),
     };

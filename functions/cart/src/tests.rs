@@ -342,6 +342,28 @@ async fn an_order_whose_answer_was_lost_is_resumed_never_undone() {
     assert_eq!(fake.stock_of("prd_a"), 4);
 }
 
+/// Defect (found by the money simulation, seed 1217): the order was stored but its answer
+/// lost, and its payment ended meanwhile (the settlement failed); the repeat found the
+/// authorization over, took the key for free and bought a second time.
+#[tokio::test]
+async fn a_repeat_that_finds_its_payment_over_answers_the_order_it_made() {
+    let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5)]));
+    put(&store, &fake, "prd_a", 1).await;
+    fake.order_answers_lost.store(1, Ordering::SeqCst);
+    assert_eq!(checkout_with(&store, &fake, "tok_visa", Some("k")).await.status(), 503);
+    // Settlement failed in the background: the payment is over.
+    let payment_id = fake.payments.lock().unwrap().values().next().unwrap().clone();
+    fake.voided.lock().unwrap().insert(payment_id);
+    let again = checkout_with(&store, &fake, "tok_visa", Some("k")).await;
+    assert_eq!(again.status(), 201, "the order it made");
+    assert!(fake.orders.lock().unwrap().contains_key(body(&again)["order_id"].as_str().unwrap()));
+    let once_more = checkout_with(&store, &fake, "tok_visa", Some("k")).await;
+    assert_eq!(body(&once_more)["order_id"], body(&again)["order_id"]);
+    assert_eq!(fake.orders.lock().unwrap().len(), 1, "one order");
+    assert_eq!(fake.authorizations.load(Ordering::SeqCst), 1, "one authorization");
+    assert_eq!(fake.stock_of("prd_a"), 4);
+}
+
 /// Defect (issue 14.5): two checkouts of the same cart without a key (a double click) made
 /// two orders and two charges.
 #[tokio::test]
