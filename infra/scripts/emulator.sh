@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The AWS emulator of the local stack: moto_server from the project's venv, on the host and
+# The AWS emulator of the local stack: moto_server from the project's venv (through
+# moto_server.py beside this script, which isolates its DynamoDB operations), on the host and
 # port of AWS_ENDPOINT_URL (default http://127.0.0.1:4566). If an emulator (moto or
 # LocalStack) already answers there, it is used and left alone.
 #
@@ -24,7 +25,7 @@ start() {
   local hostport="${ENDPOINT#*://}"; hostport="${hostport%%/*}"
   local host="${hostport%:*}" port="${hostport##*:}"
   mkdir -p "$STATE_DIR"
-  "$VENV/bin/moto_server" -H "$host" -p "$port" >"$LOG_FILE" 2>&1 &
+  "$VENV/bin/python" "$(dirname "$0")/moto_server.py" -H "$host" -p "$port" >"$LOG_FILE" 2>&1 &
   echo $! >"$PID_FILE"
   for _ in $(seq 1 100); do
     if answers; then echo "emulator: moto_server started at $ENDPOINT (pid $(cat "$PID_FILE"), log $LOG_FILE)"; return 0; fi
