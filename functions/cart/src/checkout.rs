@@ -26,8 +26,8 @@ use shared::problem::json_body;
 use shared::{CorrelationId, Problem, Reply};
 
 use crate::domain::{
-    CURRENCY, CartLine, Checkout, CheckoutRequest, CheckoutStatus, OrderLine, cart_key, idempotency_key, price,
-    price_changes,
+    CURRENCY, CartLine, Checkout, CheckoutRequest, CheckoutStatus, OrderLine, cart_key, cart_lines, idempotency_key,
+    price, price_changes, total_cents,
 };
 use crate::downstream::{Abandoned, Authorization, Downstream, PaymentRequest, Stock};
 use crate::handlers::store_failure;
@@ -269,18 +269,11 @@ async fn run<S: CartStore, D: Downstream>(
         Ok(lines) => lines,
         Err(outcome) => return outcome,
     };
-    let total_cents: u64 = lines.iter().map(|l| l.unit_price_cents * u64::from(l.quantity)).sum();
+    let total_cents = total_cents(&lines);
+    let bought = cart_lines(&lines);
 
     // 1. Authorize the payment (idempotent on the attempt's key).
-    let payment = PaymentRequest {
-        idempotency_key: attempt.payment_key(),
-        order_id: attempt.order_id.clone(),
-        user_id: attempt.user_id.clone(),
-        amount_cents: total_cents,
-        currency: CURRENCY,
-        payment_token: token.to_owned(),
-    };
-    let payment_id = match downstream.authorize(&payment, cid).await {
+    let payment_id = match downstream.authorize(&payment_request(attempt, &lines, token), cid).await {
         Ok(Authorization::Authorized { payment_id }) => payment_id,
         // Declined or not a valid token: nothing is held. A client's key keeps its answer; a
         // cart's does not, so another card can be tried on the same cart.
@@ -292,8 +285,6 @@ async fn run<S: CartStore, D: Downstream>(
         Ok(Authorization::Over) => {
             return match downstream.abandon_order(&attempt.order_id, cid).await {
                 Ok(Abandoned::Exists(order)) => {
-                    let bought: Vec<CartLine> =
-                        lines.iter().map(|l| CartLine::new(&l.product_id, l.quantity)).collect();
                     empty_cart(store, &attempt.user_id, &bought, &attempt.key).await;
                     Outcome::Final(Ok((StatusCode::CREATED, order)))
                 }
@@ -307,7 +298,6 @@ async fn run<S: CartStore, D: Downstream>(
     };
 
     // 2. Reserve the stock, all lines or none (idempotent on the reservation id).
-    let bought: Vec<CartLine> = lines.iter().map(|l| CartLine::new(&l.product_id, l.quantity)).collect();
     let reservation_id = attempt.reservation_id();
     match downstream.reserve(&reservation_id, &bought, cid).await {
         Ok(Stock::Reserved) => {}
@@ -342,6 +332,19 @@ async fn run<S: CartStore, D: Downstream>(
     empty_cart(store, &attempt.user_id, &bought, &attempt.key).await;
     tracing::info!(order_id = %attempt.order_id, total_cents, lines = bought.len(), "checkout complete");
     Outcome::Final(Ok((StatusCode::CREATED, order)))
+}
+
+/// The authorization an attempt asks for. The reconciler asks it again to learn what it did,
+/// so both build it here: the payment service refuses the key with any other request.
+pub(crate) fn payment_request(attempt: &Checkout, lines: &[OrderLine], token: &str) -> PaymentRequest {
+    PaymentRequest {
+        idempotency_key: attempt.payment_key(),
+        order_id: attempt.order_id.clone(),
+        user_id: attempt.user_id.clone(),
+        amount_cents: total_cents(lines),
+        currency: CURRENCY,
+        payment_token: token.to_owned(),
+    }
 }
 
 /// Empties the cart of what checkout `key` bought; a failure leaves the cart as it is (its

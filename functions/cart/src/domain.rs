@@ -192,6 +192,16 @@ pub struct OrderLine {
     pub quantity: u32,
 }
 
+/// What a checkout of `lines` reserves, and takes out of the cart.
+pub fn cart_lines(lines: &[OrderLine]) -> Vec<CartLine> {
+    lines.iter().map(|l| CartLine::new(&l.product_id, l.quantity)).collect()
+}
+
+/// What `lines` cost.
+pub fn total_cents(lines: &[OrderLine]) -> u64 {
+    lines.iter().map(|l| l.unit_price_cents * u64::from(l.quantity)).sum()
+}
+
 impl PricedCart {
     pub fn order_lines(&self) -> Vec<OrderLine> {
         self.items

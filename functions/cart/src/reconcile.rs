@@ -22,9 +22,9 @@ use shared::CorrelationId;
 use shared::internal::CallError;
 use shared::metrics::{self, Metric};
 
-use crate::checkout::{LEASE, empty_cart};
-use crate::domain::{CURRENCY, CartLine, Checkout, CheckoutStatus};
-use crate::downstream::{Abandoned, Authorization, Downstream, PaymentRequest};
+use crate::checkout::{LEASE, empty_cart, payment_request};
+use crate::domain::{Checkout, CheckoutStatus, cart_lines};
+use crate::downstream::{Abandoned, Authorization, Downstream};
 use crate::store::{CartStore, StoreError};
 
 /// Checkouts looked at per run (the next run takes the rest).
@@ -98,8 +98,7 @@ async fn settle<S: CartStore, D: Downstream>(
     }
     // 2. Its order id, for good; or the order it made.
     if let Abandoned::Exists(order) = downstream.abandon_order(&claimed.order_id, cid).await? {
-        let bought: Vec<CartLine> =
-            claimed.snapshot.iter().flatten().map(|l| CartLine::new(&l.product_id, l.quantity)).collect();
+        let bought = cart_lines(claimed.snapshot.as_deref().unwrap_or_default());
         empty_cart(store, &claimed.user_id, &bought, &claimed.key).await;
         let done = Checkout {
             status: CheckoutStatus::Done,
@@ -113,15 +112,7 @@ async fn settle<S: CartStore, D: Downstream>(
     // 3 and 4. Nothing is asked of stock or payment before the snapshot is recorded.
     if let Some(lines) = &claimed.snapshot {
         downstream.release(&claimed.reservation_id(), cid).await?;
-        let payment = PaymentRequest {
-            idempotency_key: claimed.payment_key(),
-            order_id: claimed.order_id.clone(),
-            user_id: claimed.user_id.clone(),
-            amount_cents: lines.iter().map(|l| l.unit_price_cents * u64::from(l.quantity)).sum(),
-            currency: CURRENCY,
-            payment_token: claimed.payment_token.clone(),
-        };
-        match downstream.authorize(&payment, cid).await? {
+        match downstream.authorize(&payment_request(&claimed, lines, &claimed.payment_token), cid).await? {
             Authorization::Authorized { payment_id } => downstream.void(&payment_id, cid).await?,
             Authorization::Refused(_) | Authorization::Over => {}
         }

@@ -68,15 +68,16 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
     ask.validate().map_err(|e| Problem::bad_request(e.0))?;
     let key = &ask.idempotency_key;
     let fingerprint = ask.fingerprint();
+    let fresh_id = format!("pay_{}", ulid::Ulid::generate());
     let fresh = KeyOutcome::Pending {
         since: chrono::Utc::now().timestamp(),
-        payment_id: format!("pay_{}", ulid::Ulid::generate()),
+        payment_id: fresh_id.clone(),
         fingerprint: fingerprint.clone(),
     };
     // Twice at most: a request that loses the race to record the outcome answers with it.
     for _ in 0..2 {
-        let claimed = match store.claim_key(key, &fresh).await.map_err(unavailable)? {
-            None => fresh.clone(),
+        let (claimed, payment_id) = match store.claim_key(key, &fresh).await.map_err(unavailable)? {
+            None => (fresh.clone(), fresh_id.clone()),
             Some(earlier) if earlier.fingerprint() != fingerprint => {
                 return Err(Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -89,14 +90,15 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
             Some(KeyOutcome::Declined { reason, .. }) => return Err(declined(&reason)),
             // Claimed by a request whose answer was lost, or that still runs: resume it. The
             // gateway key is the payment id's, so this is the same authorization.
-            Some(pending) => pending,
+            Some(KeyOutcome::Pending { since, payment_id, fingerprint }) => {
+                (KeyOutcome::Pending { since, payment_id: payment_id.clone(), fingerprint }, payment_id)
+            }
         };
-        let KeyOutcome::Pending { payment_id, .. } = &claimed else { unreachable!("a claim is pending") };
-        let authorize_key = gateway_key(payment_id, Operation::Authorize);
+        let authorize_key = gateway_key(&payment_id, Operation::Authorize);
         // Down: the claim stays, and the retry resumes it under the same key.
         let answer =
             gateway.authorize(&authorize_key, &ask.payment_token, ask.amount_cents).await.map_err(gateway_down)?;
-        let (outcome, stored) = match answer {
+        let (outcome, stored, reply) = match answer {
             Ok(gateway_ref) => {
                 let now = chrono::Utc::now();
                 let payment = Payment {
@@ -109,32 +111,31 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
                     created_at: now,
                     updated_at: now,
                 };
+                let reply = Ok(Reply::json(StatusCode::CREATED, &shown(&payment)));
                 let stored = StoredPayment { payment, gateway_ref, token: ask.payment_token.clone() };
                 (
                     KeyOutcome::Authorized { payment_id: payment_id.clone(), fingerprint: fingerprint.clone() },
                     Some(stored),
+                    reply,
                 )
             }
             Err(Refusal::InvalidToken) => {
                 store.drop_key(key, &claimed).await.map_err(unavailable)?;
                 return Err(Problem::bad_request("payment_token is not a valid token"));
             }
-            Err(Refusal::Declined(reason)) => (KeyOutcome::Declined { reason, fingerprint: fingerprint.clone() }, None),
+            Err(Refusal::Declined(reason)) => {
+                let reply = Err(declined(&reason));
+                (KeyOutcome::Declined { reason, fingerprint: fingerprint.clone() }, None, reply)
+            }
         };
         if !store.settle_key(key, &claimed, &outcome, stored.as_ref()).await.map_err(unavailable)? {
             continue; // another request with this key recorded first: answer as it did
         }
-        return match (outcome, stored) {
-            (KeyOutcome::Authorized { .. }, Some(stored)) => {
-                tracing::info!(payment_id = %stored.payment.payment_id, amount_cents = stored.payment.amount_cents, "payment authorized");
-                Ok(Reply::json(StatusCode::CREATED, &shown(&stored.payment)))
-            }
-            (KeyOutcome::Declined { reason, .. }, _) => {
-                metrics::count(Metric::PaymentFailures, ("Service", "payment"), 1);
-                Err(declined(&reason))
-            }
-            _ => Err(Problem::internal()),
-        };
+        match &reply {
+            Ok(_) => tracing::info!(%payment_id, amount_cents = ask.amount_cents, "payment authorized"),
+            Err(_) => metrics::count(Metric::PaymentFailures, ("Service", "payment"), 1),
+        }
+        return reply;
     }
     Err(Problem::conflict("an authorization with this key is in progress; try again shortly"))
 }
