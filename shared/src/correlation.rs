@@ -6,7 +6,7 @@ use std::fmt;
 /// The request/response header that carries the id.
 pub const HEADER: &str = "x-correlation-id";
 
-/// 1-64 characters of `[A-Za-z0-9._-]` (api.md, Conventions).
+/// 1-64 characters of `[A-Za-z0-9._-]` (docs/api.md, Conventions).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CorrelationId(String);
 

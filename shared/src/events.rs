@@ -1,4 +1,4 @@
-//! The event catalogue of `events.md`: a CloudEvents 1.0 envelope around one typed payload
+//! The event catalogue of docs/events.md: a CloudEvents 1.0 envelope around one typed payload
 //! per event type. The envelope's `type` selects the payload, so a consumer matches on
 //! [`Event`] and never looks at strings. Unknown extra fields are accepted everywhere.
 
@@ -51,7 +51,7 @@ impl Envelope {
     }
 }
 
-/// The four SNS topics of `events.md`.
+/// The four SNS topics of docs/events.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {
     UserEvents,

@@ -201,7 +201,7 @@ pub fn path_parameter(known: &[&str]) -> impl Strategy<Value = String> {
     prop_oneof![text(), prop::sample::select(known)]
 }
 
-/// api.md for any request: never a 5xx, and every 4xx is RFC 9457 problem+json with its own
+/// docs/api.md for any request: never a 5xx, and every 4xx is RFC 9457 problem+json with its own
 /// status and the correlation id.
 pub fn assert_contract(response: &Response<Body>) -> Result<(), TestCaseError> {
     let status = response.status();

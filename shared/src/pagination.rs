@@ -1,4 +1,4 @@
-//! Lists as api.md has them: `?limit=` (1-100, default 20) and an opaque `?cursor=`,
+//! Lists as docs/api.md has them: `?limit=` (1-100, default 20) and an opaque `?cursor=`,
 //! answered with `{"items": [...], "next_cursor": string|null}`. The cursor is DynamoDB's
 //! `LastEvaluatedKey` (string attributes), base64url-encoded JSON.
 

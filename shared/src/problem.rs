@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use crate::correlation::{self, CorrelationId};
 
-/// The largest request body the API takes (api.md: > 64 KiB is 413).
+/// The largest request body the API takes (docs/api.md, Conventions: > 64 KiB is 413).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A problem detail. `kind` becomes the `type` URI `/problems/{kind}`.
@@ -197,7 +197,7 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, Problem> {
 mod objects_only;
 
 /// An optional body field that may be left out but not sent as `null`: `null` is a wrong type
-/// (api.md: 400), not "absent". Use as `#[serde(default, deserialize_with = "not_null")]`.
+/// (docs/api.md: 400), not "absent". Use as `#[serde(default, deserialize_with = "not_null")]`.
 pub fn not_null<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
     deserializer: D,
 ) -> Result<Option<T>, D::Error> {

@@ -67,7 +67,7 @@ fn the_document_covers_every_event_topic_and_consumer_queue() {
         assert!(channels.contains(name), "topic {name}");
         assert_eq!(document["operations"][format!("publish-{name}")]["action"], "send");
     }
-    // events.md's queue table: which event types each queue receives.
+    // docs/events.md's queue table: which event types each queue receives.
     let expected_queues = [
         ("notification-queue", &["order.", "payment.", "user."][..]),
         ("ai-events-queue", &["order.", "payment.", "user."]),

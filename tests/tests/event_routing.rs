@@ -1,5 +1,5 @@
 //! Against the emulator, after `provision`: each event type published through the shared
-//! publisher lands in exactly the queues events.md routes it to, once, as a raw envelope.
+//! publisher lands in exactly the queues docs/events.md routes it to, once, as a raw envelope.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,7 +7,7 @@ use shared::Envelope;
 use shared::publisher::Publish;
 use system_tests::{QUEUES, drain, emulator, provision, publisher, sample_envelopes, unique_stack_name};
 
-/// events.md, "Queues": which event types each queue receives.
+/// docs/events.md, "Queues and subscriptions": which event types each queue receives.
 fn expected_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     let order = ["order.created", "order.completed", "order.cancelled"];
     let payment = ["payment.completed", "payment.failed", "payment.refunded"];

@@ -20,7 +20,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use system_tests::LocalApi;
 
-/// The body size api.md allows; one byte more is a 413.
+/// The body size docs/api.md allows; one byte more is a 413.
 const MAX_BODY: usize = 64 * 1024;
 /// Every test user's password: no answer may ever contain it.
 const PASSWORD: &str = "correct horse battery staple";
@@ -1151,7 +1151,7 @@ async fn clients_cannot_set_what_the_server_decides() {
     let client = Client::new(&api);
     let seller = client.register("seller").await;
 
-    // Registration: an unknown role is refused (api.md: unknown enum values are 400); ids,
+    // Registration: an unknown role is refused (docs/api.md: unknown enum values are 400); ids,
     // dates and flags are ignored.
     for role in ["admin", "ADMIN", "Seller ", "root"] {
         let email = format!("{}@example.com", ulid::Ulid::generate().to_string().to_lowercase());
@@ -1496,7 +1496,7 @@ async fn broken_requests_on_every_route_are_4xx_problems_that_reveal_nothing() {
         callers.insert(route.key(), user.clone());
     }
     let caller = |route: &Route| callers.get(&route.key()).unwrap_or(&world.customer).clone();
-    // The lists (api.md: `?limit=`, `?cursor=`, `{items, next_cursor}`), found by asking.
+    // The lists (docs/api.md: `?limit=`, `?cursor=`, `{items, next_cursor}`), found by asking.
     let mut lists = BTreeSet::new();
     for route in all_routes.iter().filter(|r| r.method == Method::GET && r.parameters().is_empty()) {
         let listed = client.call(Some(&caller(route)), Method::GET, &route.path, None).await;

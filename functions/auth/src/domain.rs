@@ -91,7 +91,7 @@ impl Registration {
     }
 }
 
-/// A user as the API shows it (api.md `user`).
+/// A user as the API shows it (docs/api.md, Auth: `user`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub user_id: String,

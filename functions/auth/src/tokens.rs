@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Role, User};
 
-/// How long an access token is valid (api.md: 15 min to 1 h).
+/// How long an access token is valid (docs/api.md, Auth: 1 h; the contract asks for 15 min).
 pub const TOKEN_TTL_SECONDS: i64 = 3600;
 /// The shortest signing key accepted: HS256 wants at least 256 bits.
 pub const MIN_KEY_BYTES: usize = 32;

@@ -235,7 +235,7 @@ async fn lines_to_buy<S: CartStore, D: Downstream>(
         return Err(Outcome::Retryable(shortage_problem().with("shortages", gone)));
     }
     // A price changed since the line was put in the cart: the cart shows the new prices and
-    // nothing is charged; the customer decides again (api.md).
+    // nothing is charged; the customer decides again (docs/api.md, Checkout).
     let (changes, repriced) = price_changes(&cart, &catalogue);
     if !changes.is_empty() {
         if !store.save_cart(&repriced, version).await.map_err(|e| Outcome::Retryable(store_failure(e)))? {

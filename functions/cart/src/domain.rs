@@ -16,7 +16,7 @@ pub const MAX_LINES: usize = 50;
 pub struct Invalid(pub String);
 
 /// One line as stored: what, how many, and the catalogue's price when it was put in the
-/// cart (api.md: checkout compares it with the catalogue; never the client's).
+/// cart (docs/api.md, Cart: checkout compares it with the catalogue; never the client's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CartLine {
     pub product_id: String,
@@ -105,7 +105,7 @@ pub struct ProductInfo {
     pub stock: u32,
 }
 
-/// A priced line (api.md `cart.items`).
+/// A priced line (docs/api.md, Cart: `cart.items`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PricedLine {
     pub product_id: String,
@@ -117,7 +117,7 @@ pub struct PricedLine {
     pub seller_id: String,
 }
 
-/// The cart as the API shows it (api.md `cart`).
+/// The cart as the API shows it (docs/api.md, Cart: `cart`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PricedCart {
     pub user_id: String,
@@ -154,8 +154,8 @@ pub fn price(cart: &Cart, catalogue: &[ProductInfo]) -> PricedCart {
     }
 }
 
-/// A line whose catalogue price is not the one it was put in the cart at (api.md
-/// `/problems/price-changed`).
+/// A line whose catalogue price is not the one it was put in the cart at (docs/api.md,
+/// Checkout: `/problems/price-changed`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PriceChange {
     pub product_id: String,
@@ -236,7 +236,7 @@ pub fn idempotency_key(header: &str) -> Result<String, Invalid> {
 const EXPLICIT: &str = "key:";
 
 /// The key of a checkout sent without one: the cart's, so repeating the checkout of an
-/// unchanged cart (a double click, two tabs, a retry) is the same checkout (api.md). An
+/// unchanged cart (a double click, two tabs, a retry) is the same checkout (docs/api.md). An
 /// emptied cart names the checkout that emptied it. Explicit keys cannot collide with it:
 /// they have a prefix of their own.
 pub fn cart_key(cart: &Cart, version: u64) -> String {

@@ -31,7 +31,7 @@ pub struct Contact {
     pub name: String,
 }
 
-/// A notification as the API shows it (api.md).
+/// A notification as the API shows it (docs/api.md, Notifications).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     pub notification_id: String,

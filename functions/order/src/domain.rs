@@ -36,7 +36,7 @@ pub struct StatusChange {
     pub at: DateTime<Utc>,
 }
 
-/// An order as the API shows it (api.md `order`).
+/// An order as the API shows it (docs/api.md, Orders: `order`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Order {
     pub order_id: String,

@@ -107,7 +107,7 @@ pub async fn cancel<S: OrderStore, P: Publish + Sync>(
 ) -> Result<Reply, Problem> {
     // Settlement may change the order between our read and our write (placed -> paid, right
     // after checkout): read it again and decide again, so a 409 only ever means "not
-    // cancellable" (api.md).
+    // cancellable" (docs/api.md, Orders).
     for _ in 0..3 {
         let current = own_order(store, &request).await?;
         let cancelled = current.order.cancel(chrono::Utc::now()).map_err(|e| Problem::conflict(e.0))?;

@@ -26,7 +26,7 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
-    /// The status api.md shows: a move under way is not done yet.
+    /// The status docs/api.md shows (Payments): a move under way is not done yet.
     pub fn shown(self) -> Self {
         match self {
             Self::Settling | Self::Voiding => Self::Authorized,
@@ -154,7 +154,7 @@ pub trait PaymentGateway: Send + Sync {
     ) -> impl Future<Output = Result<(), GatewayDown>> + Send;
 }
 
-/// The built-in sandbox of api.md: `tok_visa` and `tok_mastercard` authorize,
+/// The built-in sandbox of docs/api.md (Payments): `tok_visa` and `tok_mastercard` authorize,
 /// `tok_chargeDeclined` is declined, `tok_settlementFails` authorizes (and fails to settle
 /// later); any other token is invalid. Its references derive from the key, so an
 /// authorization asked again is the same one, as with a real provider.

@@ -19,7 +19,7 @@ pub const MAX_RESERVATION_LINES: usize = 99;
 #[error("{0}")]
 pub struct Invalid(pub String);
 
-/// A product as the API shows it (api.md `product`); `stock` is what can still be bought.
+/// A product as the API shows it (docs/api.md, `product`); `stock` is what can still be bought.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Product {
     pub product_id: String,
@@ -205,7 +205,7 @@ impl Reservation {
     }
 }
 
-/// A product there is not enough of (api.md `shortages`).
+/// A product there is not enough of (docs/api.md, Checkout: `shortages`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shortage {
     pub product_id: String,

@@ -1,6 +1,6 @@
 //! Reading a typed body from its JSON document with objects as the only form of a struct.
 //! serde also reads a struct from an array of its fields' values (`[2]` for
-//! `{"quantity": 2}`), at any depth; to the API's clients that is a wrong type (api.md: 400).
+//! `{"quantity": 2}`), at any depth; to the API's clients that is a wrong type (docs/api.md: 400).
 
 use serde::de::value::StringDeserializer;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};

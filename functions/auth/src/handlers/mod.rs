@@ -13,7 +13,7 @@ use crate::domain::{Invalid, User};
 use crate::store::StoreError;
 use crate::tokens::{KeyError, TOKEN_TTL_SECONDS, Tokens};
 
-/// Register's and login's answer (api.md).
+/// Register's and login's answer (docs/api.md, Auth: `session`).
 #[derive(Debug, Serialize)]
 pub struct Session {
     pub user: User,

@@ -1,5 +1,5 @@
 //! `POST /products`, `PATCH /products/{product_id}`, `GET /products/{product_id}`,
-//! `GET /products?category=` (Catalogue section of api.md).
+//! `GET /products?category=` (docs/api.md, Catalogue).
 
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Request, RequestExt};
