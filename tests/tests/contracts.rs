@@ -1,5 +1,6 @@
-//! Contracts in template.yaml: the OpenAPI document and the template declare the same routes;
-//! every function has its own binary; alarms reach the alerts topic; the dashboard is complete.
+//! Contracts in template.yaml: the OpenAPI document and the template declare the same routes,
+//! and the `$default` route's function knows them all; every function has its own binary;
+//! alarms reach the alerts topic; the dashboard is complete.
 
 use std::collections::BTreeSet;
 
@@ -8,7 +9,8 @@ fn template_routes() -> BTreeSet<(String, String)> {
     let mut routes = BTreeSet::new();
     for resource in template.resources.values().filter(|r| r.kind == "AWS::Serverless::Function") {
         for event in resource.properties["Events"].as_object().into_iter().flatten().map(|(_, e)| e) {
-            if event["Type"] == "HttpApi" {
+            // The $default route (neither Path nor Method) is no operation of the document.
+            if event["Type"] == "HttpApi" && event["Properties"].get("Path").is_some() {
                 let method = event["Properties"]["Method"].as_str().expect("a method").to_lowercase();
                 let path = event["Properties"]["Path"].as_str().expect("a path").to_owned();
                 routes.insert((method, path));
@@ -46,6 +48,52 @@ fn openapi_and_template_declare_the_same_routes() {
         openapi.difference(&template).collect::<Vec<_>>(),
         Vec::<&(String, String)>::new(),
         "in openapi.yaml only"
+    );
+}
+
+/// ops::default_route::ROUTES_VARIABLE (the tests do not link the function crates).
+const ROUTES_VARIABLE: &str = "API_ROUTES";
+
+/// The `$default` route's function tells a wrong method (405) from a wrong path (404) by
+/// the route table template.yaml gives it: that table is the template's routes, all of them.
+#[test]
+fn the_default_route_knows_every_route_of_the_template() {
+    let template = system_tests::template();
+    let defaults: Vec<_> = template
+        .resources
+        .iter()
+        .filter(|(_, r)| r.kind == "AWS::Serverless::Function")
+        .filter(|(_, r)| {
+            let events = r.properties["Events"].as_object().into_iter().flatten().map(|(_, e)| e);
+            events.into_iter().any(|e| e["Type"] == "HttpApi" && e["Properties"].get("Path").is_none())
+        })
+        .collect();
+    assert_eq!(defaults.len(), 1, "one function serves the $default route");
+    let (id, function) = defaults[0];
+    let table = function.properties["Environment"]["Variables"][ROUTES_VARIABLE]
+        .as_str()
+        .unwrap_or_else(|| panic!("{id} has no {}", ROUTES_VARIABLE));
+    let listed: BTreeSet<(String, String)> = table
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|key| {
+            let (method, path) = key.split_once(' ').unwrap_or_else(|| panic!("{key:?} is not METHOD /path"));
+            (method.to_lowercase(), path.trim().to_owned())
+        })
+        .collect();
+    let routes = template_routes();
+    assert_eq!(
+        routes.difference(&listed).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "routes missing from {id}'s {} in template.yaml: add them",
+        ROUTES_VARIABLE
+    );
+    assert_eq!(
+        listed.difference(&routes).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "{id}'s {} lists routes template.yaml does not have",
+        ROUTES_VARIABLE
     );
 }
 

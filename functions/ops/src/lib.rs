@@ -1,5 +1,8 @@
 //! Operational endpoints. `GET /health` answers from the function alone: it proves the API,
 //! the route and the runtime work, without making a dependency's outage look like ours.
+//! [`default_route`] answers what matches no route.
+
+pub mod default_route;
 
 use lambda_http::Request;
 use shared::{CorrelationId, Problem, Reply};

@@ -32,8 +32,20 @@ pub struct FunctionSpec {
 pub struct RouteSpec {
     /// Upper case, or `ANY`.
     pub method: String,
+    /// The route's path, or [`DEFAULT_ROUTE`].
     pub path: String,
     pub auth: RouteAuth,
+}
+
+/// The path of the `$default` route (an `HttpApi` event with neither `Path` nor `Method`,
+/// as SAM declares it): API Gateway sends it every request no other route matches.
+pub const DEFAULT_ROUTE: &str = "$default";
+
+impl RouteSpec {
+    /// The route key, as API Gateway names the route in events (`GET /x`, `$default`).
+    pub fn key(&self) -> String {
+        if self.path == DEFAULT_ROUTE { DEFAULT_ROUTE.to_owned() } else { format!("{} {}", self.method, self.path) }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -169,7 +181,10 @@ pub fn functions(template: &Template, stack: &Stack, local: &LocalEnvironment) -
             let event_props =
                 resolver.resolve(&event["Properties"]).with_context(|| format!("{id}.Events.{event_name}"))?;
             match event["Type"].as_str() {
-                Some("HttpApi") => routes.push(route(&event_props, default_authorizer.as_deref())),
+                Some("HttpApi") => routes.push(
+                    route(&event_props, default_authorizer.as_deref())
+                        .with_context(|| format!("{id}.Events.{event_name}"))?,
+                ),
                 Some("Schedule") => {
                     let expression = scalar_string(&event_props["Schedule"]);
                     let every = rate(&expression).with_context(|| format!("{id}.Events.{event_name}"))?;
@@ -224,15 +239,19 @@ pub fn http_api_auth(template: &Template) -> Result<(Vec<AuthorizerSpec>, Option
     Ok((authorizers, default))
 }
 
-fn route(props: &Value, default_authorizer: Option<&str>) -> RouteSpec {
-    let method = props["Method"].as_str().unwrap_or("ANY").to_ascii_uppercase();
-    let path = props["Path"].as_str().unwrap_or("/").to_owned();
+fn route(props: &Value, default_authorizer: Option<&str>) -> Result<RouteSpec> {
+    // As SAM reads them: both left out is the $default route, one left out an error.
+    let (method, path) = match (props["Method"].as_str(), props["Path"].as_str()) {
+        (None, None) => ("ANY".to_owned(), DEFAULT_ROUTE.to_owned()),
+        (Some(method), Some(path)) => (method.to_ascii_uppercase(), path.to_owned()),
+        _ => bail!("an HttpApi event has both Path and Method, or neither (the $default route)"),
+    };
     let auth = match props["Auth"]["Authorizer"].as_str().or(default_authorizer) {
         None | Some("NONE") => RouteAuth::None,
         Some("AWS_IAM") => RouteAuth::Iam,
         Some(name) => RouteAuth::Lambda(name.to_owned()),
     };
-    RouteSpec { method, path, auth }
+    Ok(RouteSpec { method, path, auth })
 }
 
 /// The period of a `rate(N unit)` schedule expression (cron expressions are not supported).
@@ -307,6 +326,16 @@ pub fn by_name(functions: &[FunctionSpec]) -> HashMap<&str, &FunctionSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_without_path_and_method_is_the_default_route() {
+        let default = route(&serde_json::json!({"ApiId": "api"}), None).unwrap();
+        assert_eq!((default.key(), default.auth), ("$default".to_owned(), RouteAuth::None));
+        let get = route(&serde_json::json!({"Path": "/x", "Method": "get"}), Some("Token")).unwrap();
+        assert_eq!((get.key(), get.auth), ("GET /x".to_owned(), RouteAuth::Lambda("Token".into())));
+        assert!(route(&serde_json::json!({"Path": "/x"}), None).is_err(), "SAM refuses a Path without a Method");
+        assert!(route(&serde_json::json!({"Method": "GET"}), None).is_err());
+    }
 
     #[test]
     fn rate_expressions_become_periods() {

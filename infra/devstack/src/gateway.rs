@@ -1,7 +1,9 @@
 //! The HTTP API, as API Gateway (HTTP API, payload format 2.0) serves it: the template's
-//! routes (most specific match wins), the declared authorizer or IAM check per route, the
-//! request event API Gateway sends, and the function's answer turned back into HTTP.
-//! What the gateway itself answers (no route, too large, function failed) is problem+json.
+//! routes (most specific match wins, else the `$default` route), the declared authorizer or
+//! IAM check per route, the request event API Gateway sends, and the function's answer turned
+//! back into HTTP. Where API Gateway answers by itself (no route and no `$default`, a refused
+//! signature or authorizer) it answers as API Gateway does: `{"message": ...}` JSON. Too
+//! large and function failures are problem+json, with devstack's diagnosis.
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 use shared::{CorrelationId, Problem};
 
-use crate::functions::{AuthorizerSpec, FunctionSpec, RouteAuth};
+use crate::functions::{AuthorizerSpec, DEFAULT_ROUTE, FunctionSpec, RouteAuth};
 use crate::runtime::{InvokeError, Runtime};
 use crate::sigv4::{self, LocalCredentials};
 
@@ -67,7 +69,12 @@ impl Route {
     }
 
     pub fn key(&self) -> String {
-        format!("{} {}", self.method, self.path)
+        if self.is_default() { DEFAULT_ROUTE.to_owned() } else { format!("{} {}", self.method, self.path) }
+    }
+
+    /// The `$default` route: it takes what no other route matches.
+    pub fn is_default(&self) -> bool {
+        self.path == DEFAULT_ROUTE
     }
 
     /// The path parameters if `path` (raw, percent-encoded) matches this route's path.
@@ -114,14 +121,16 @@ fn decode(text: &str) -> String {
     percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
 }
 
-/// Picks the route for `method` and `path`, as API Gateway does; `None` is a 404 (HTTP APIs
-/// answer an unknown method on a known path with 404 too).
+/// Picks the route for `method` and `path`, as API Gateway does: the most specific match,
+/// else the `$default` route; `None` is API Gateway's own 404 (HTTP APIs answer an unknown
+/// method on a known path with 404 too: telling it apart is the `$default` function's job).
 pub fn find_route<'a>(routes: &'a [Route], method: &str, path: &str) -> Option<(&'a Route, Vec<(String, String)>)> {
     routes
         .iter()
-        .filter(|r| r.method == "ANY" || r.method == method)
+        .filter(|r| !r.is_default() && (r.method == "ANY" || r.method == method))
         .filter_map(|r| r.matches(path).map(|params| (r, params)))
         .max_by(|(a, _), (b, _)| a.specificity().cmp(&b.specificity()))
+        .or_else(|| routes.iter().find(|r| r.is_default()).map(|r| (r, Vec::new())))
 }
 
 /// The gateway's state.
@@ -153,6 +162,9 @@ impl Gateway {
                 }
                 routes.push(Route::new(&route.method, &route.path, &function.name, route.auth.clone())?);
             }
+        }
+        if routes.iter().filter(|r| r.is_default()).count() > 1 {
+            bail!("more than one function declares the HTTP API's $default route");
         }
         Ok(Self {
             routes,
@@ -203,7 +215,19 @@ async fn admin(gateway: &Gateway, method: &Method, command: &str) -> Response {
     }
 }
 
-/// A gateway-made error response: problem+json with the caller's correlation id.
+/// An answer API Gateway makes by itself: `{"message": ...}` as `application/json`, and none
+/// of ours (no problem+json, no correlation id), as clients of the API will get it on AWS.
+fn gateway_answer(status: StatusCode, message: &str, request_id: &str) -> Response {
+    let mut response = (status, json!({"message": message}).to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert("apigw-requestid", value);
+    }
+    response
+}
+
+/// A devstack-made error response: problem+json with the caller's correlation id.
 fn problem(problem: Problem, headers: &HeaderMap, request_id: &str) -> Response {
     let correlation_id = CorrelationId::from_header(headers.get("x-correlation-id").and_then(|v| v.to_str().ok()));
     let mut response = (problem.status, problem.to_json(&correlation_id).to_string()).into_response();
@@ -237,8 +261,7 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         return admin(&gateway, &parts.method, command).await;
     }
     let Some((route, params)) = find_route(&gateway.routes, parts.method.as_str(), &path) else {
-        let detail = format!("no route for {} {path}", parts.method);
-        return problem(Problem::not_found(detail), &parts.headers, &request_id);
+        return gateway_answer(StatusCode::NOT_FOUND, "Not Found", &request_id);
     };
     let incoming = Incoming {
         method: &parts.method,
@@ -264,11 +287,9 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
                     "userId": caller.access_key,
                 }}),
                 Err(reason) => {
-                    return problem(
-                        Problem::forbidden(format!("IAM authorization failed: {reason}")),
-                        &parts.headers,
-                        &request_id,
-                    );
+                    // API Gateway says no more than this to the caller, whatever the reason.
+                    eprintln!("[gateway] {} {path}: IAM authorization failed: {reason}", parts.method);
+                    return gateway_answer(StatusCode::FORBIDDEN, "Forbidden", &request_id);
                 }
             }
         }
@@ -444,8 +465,7 @@ async fn authorize(
     params: &[(String, String)],
     incoming: &Incoming<'_>,
 ) -> Result<Value, Response> {
-    let unauthorized =
-        || problem(Problem::unauthorized("missing or empty identity source"), incoming.headers, incoming.request_id);
+    let unauthorized = || gateway_answer(StatusCode::UNAUTHORIZED, "Unauthorized", incoming.request_id);
     let mut identity = Vec::new();
     for name in &spec.identity_headers {
         match incoming.headers.get(name.as_str()).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
@@ -485,7 +505,7 @@ async fn authorize(
     if allowed {
         Ok(answer.get("context").cloned().unwrap_or_else(|| json!({})))
     } else {
-        Err(problem(Problem::forbidden("the authorizer denied the request"), incoming.headers, incoming.request_id))
+        Err(gateway_answer(StatusCode::FORBIDDEN, "Forbidden", incoming.request_id))
     }
 }
 
@@ -586,6 +606,28 @@ mod tests {
         assert!(key("GET", "/nothing").is_none());
         assert!(key("DELETE", "/products").is_none(), "HTTP APIs answer a wrong method with 404");
         assert!(key("GET", "/products/a/b").is_none());
+    }
+
+    #[test]
+    fn what_no_route_matches_goes_to_the_default_route() {
+        let mut routes = routes();
+        routes.push(Route::new("ANY", DEFAULT_ROUTE, "Default", RouteAuth::None).unwrap());
+        let found = |method: &str, path: &str| find_route(&routes, method, path).map(|(r, p)| (r.key(), p));
+        assert_eq!(found("GET", "/products/featured").unwrap().0, "GET /products/featured");
+        for (method, path) in [("GET", "/nothing"), ("DELETE", "/products"), ("TRACE", "/products/1"), ("GET", "/")] {
+            assert_eq!(found(method, path), Some(("$default".to_owned(), Vec::new())), "{method} {path}");
+        }
+        // Not even a path that spells the route's name matches it as a path.
+        assert_eq!(found("ANY", "/$default").unwrap().0, "$default");
+    }
+
+    #[test]
+    fn the_gateways_own_answers_are_api_gateways() {
+        let response = gateway_answer(StatusCode::FORBIDDEN, "Forbidden", "r1");
+        assert_eq!(response.status(), 403);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(response.headers()["apigw-requestid"], "r1");
+        assert!(response.headers().get("x-correlation-id").is_none());
     }
 
     #[test]
