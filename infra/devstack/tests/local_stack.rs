@@ -144,13 +144,13 @@ async fn functions_get_the_template_environment_resolved_locally() {
 
 #[tokio::test]
 async fn unknown_routes_wrong_methods_and_huge_bodies_are_refused() {
+    // The fixture has no $default route: API Gateway's own 404, as on AWS.
     let response = client().get(url("/nothing")).header("x-correlation-id", "c-404").send().await.unwrap();
     assert_eq!(response.status(), 404);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
-    assert_eq!(response.headers()["x-correlation-id"], "c-404");
-    let problem: Value = response.json().await.unwrap();
-    assert_eq!(problem["status"], 404);
-    assert_eq!(problem["correlation_id"], "c-404");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert!(response.headers().get("x-correlation-id").is_none(), "no function saw it");
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer, serde_json::json!({"message": "Not Found"}));
     assert_eq!(client().delete(url("/echo/1")).send().await.unwrap().status(), 404);
     let huge = vec![b'x'; devstack::gateway::MAX_PAYLOAD_BYTES + 1];
     assert_eq!(client().post(url("/echo")).body(huge).send().await.unwrap().status(), 413);
@@ -192,7 +192,9 @@ fn signed(url: &str, body: &str, secret: &str) -> reqwest::RequestBuilder {
 #[tokio::test]
 async fn internal_routes_accept_only_sigv4_with_the_local_credentials() {
     let target = url("/internal/echo");
-    assert_eq!(client().post(&target).body("{}").send().await.unwrap().status(), 403, "unsigned");
+    let unsigned = client().post(&target).body("{}").send().await.unwrap();
+    assert_eq!(unsigned.status(), 403, "unsigned");
+    assert_eq!(unsigned.json::<Value>().await.unwrap(), serde_json::json!({"message": "Forbidden"}), "as on AWS");
     assert_eq!(
         client().post(&target).header("authorization", "Bearer good").body("{}").send().await.unwrap().status(),
         403,
