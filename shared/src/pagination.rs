@@ -40,12 +40,14 @@ pub fn page_request(request: &Request) -> Result<PageRequest, Problem> {
     let query = request.query_string_parameters_ref();
     let limit = match query.and_then(|q| q.first("limit")) {
         None => DEFAULT_LIMIT,
-        Some(text) => match text.parse::<i32>() {
+        // As JSON Schema reads an integer: `2.0` is 2.
+        Some(text) => match crate::problem::integral(text.as_bytes()).as_deref().unwrap_or(text).parse::<i32>() {
             Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => limit,
             _ => return Err(Problem::bad_request(format!("limit must be a whole number from 1 to {MAX_LIMIT}"))),
         },
     };
-    let start = query.and_then(|q| q.first("cursor")).map(decode_cursor).transpose()?;
+    // An empty cursor (`?cursor=`) asks for no page after another: the first one.
+    let start = query.and_then(|q| q.first("cursor")).filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
     Ok(PageRequest { limit, start })
 }
 
@@ -88,6 +90,19 @@ mod tests {
         for bad in ["0", "101", "-1", "ten", "1.5"] {
             assert_eq!(page_request(&request(&[("limit", bad)])).unwrap_err().status, 400, "{bad}");
         }
+    }
+
+    /// JSON Schema's integers include `2.0`, and an empty `cursor=` is a list's start: both
+    /// are what the OpenAPI document allows (schemathesis ST202 found them refused).
+    #[test]
+    fn an_integral_limit_and_an_empty_cursor_are_accepted() {
+        assert_eq!(page_request(&request(&[("limit", "2.0")])).unwrap().limit, 2);
+        assert_eq!(page_request(&request(&[("limit", "100.00")])).unwrap().limit, 100);
+        assert_eq!(page_request(&request(&[("limit", "1e1")])).unwrap().limit, 10);
+        for bad in ["2.5", "101.0", "0.0", " 2", "2.", ".0"] {
+            assert_eq!(page_request(&request(&[("limit", bad)])).unwrap_err().status, 400, "{bad}");
+        }
+        assert_eq!(page_request(&request(&[("cursor", "")])).unwrap(), PageRequest { limit: 20, start: None });
     }
 
     #[test]
