@@ -1505,7 +1505,9 @@ fn hostile_queries(other_user: &str) -> Vec<String> {
         "limit=-1",
         "limit=101",
         "limit=abc",
-        "limit=1e2",
+        // 1e2 and 2.0 are integers to JSON Schema (and so to the API); these are not, or too big.
+        "limit=1e3",
+        "limit=2.5",
         "limit=99999999999999999999",
         "limit=",
         "limit=1&limit=2",
@@ -1513,7 +1515,8 @@ fn hostile_queries(other_user: &str) -> Vec<String> {
     .iter()
     .map(|q| q.to_string())
     .collect();
-    queries.extend(["cursor=", "cursor=!!!", "cursor=%00", "cursor=W10"].iter().map(|q| q.to_string()));
+    // `cursor=` (empty) is no hostile query: it asks for the first page.
+    queries.extend(["cursor=!!!", "cursor=%00", "cursor=W10"].iter().map(|q| q.to_string()));
     queries.extend(
         ["category=%00", "category=%F0%9F%92%A3", "category=..%2F..", "category=a&category=b"].map(String::from),
     );
