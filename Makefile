@@ -15,7 +15,7 @@ STACK_NAME ?= ecommerce
 LOCAL_ENV := -u AWS_PROFILE -u AWS_SESSION_TOKEN AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} \
 	AWS_REGION=$${AWS_REGION:-us-east-1} \
 	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
-EMULATOR := env $(LOCAL_ENV) infra/scripts/emulator.sh
+EMULATOR_SH := env $(LOCAL_ENV) infra/scripts/emulator.sh
 
 .PHONY: help
 help: ## List the targets
@@ -36,8 +36,22 @@ $(NODE_TOOLS_STAMP):
 	rm -f infra/node_modules/.installed-*
 	touch $@
 
+# The emulator: LocalStack (default; its own venv on Python 3.13 and DynamoDB Local's jars, in
+# LOCALSTACK_HOME) or EMULATOR=moto (from the project's venv). See infra/scripts/emulator.sh.
+EMULATOR ?= localstack
+export EMULATOR
+LOCALSTACK_HOME ?= .localstack
+export LOCALSTACK_HOME
+LOCALSTACK_STAMP := $(LOCALSTACK_HOME)/.installed-$(shell cat infra/localstack/requirements.txt \
+	infra/localstack/package-lock.json infra/localstack/install.sh infra/localstack/NoopAgent.java | sha256sum | cut -c1-16)
+$(LOCALSTACK_STAMP):
+	infra/localstack/install.sh
+	rm -f $(LOCALSTACK_HOME)/.installed-*
+	touch $@
+EMULATOR_STAMP := $(if $(filter localstack,$(EMULATOR)),$(LOCALSTACK_STAMP))
+
 .PHONY: venv
-venv: $(VENV_STAMP) $(NODE_TOOLS_STAMP) ## Install the emulator and the linters (venv, infra/node_modules) if missing
+venv: $(VENV_STAMP) $(NODE_TOOLS_STAMP) $(EMULATOR_STAMP) ## Install the emulator and the linters (venvs, node_modules) if missing
 
 # cargo-lambda and zig: only the arm64 (deploy) builds need them, so `make test` does not.
 BUILD_TOOLS_STAMP := $(VENV)/.build-tools-$(shell sha256sum infra/requirements-build.txt | cut -c1-16)
@@ -71,25 +85,25 @@ provision: venv ## Provision template.yaml on the running emulator
 .PHONY: test
 test: venv lint fmt-check clippy deny ## Every test: linters, unit, handler and system tests against the emulator
 	$(CARGO) build --workspace --all-targets
-	$(EMULATOR) run $(CARGO) test --workspace --no-fail-fast
+	env $(LOCAL_ENV) infra/scripts/offline.sh infra/scripts/emulator.sh run $(CARGO) test --offline --workspace --no-fail-fast
 
 .PHONY: invoke
 invoke: venv ## Replay one event: make invoke FN=HealthFunction EVENT=events/http-get-health.json
 	$(CARGO) build --quiet --workspace
-	$(EMULATOR) run $(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) invoke $(FN) $(EVENT)
+	$(EMULATOR_SH) run $(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) invoke $(FN) $(EVENT)
 
 .PHONY: package
 package: build-arm64 ## .aws-sam/build/template.yaml: the template with each function's arm64 zip
 	$(VENV)/bin/python infra/scripts/package.py template.yaml $(TARGET_DIR) .aws-sam/build/template.yaml
 
-# `sam deploy` reads samconfig.toml ([default] for AWS, [localstack]) and deploys what `make
-# package` wrote. First time on AWS: make deploy DEPLOY_ARGS=--guided
+# `sam deploy` reads samconfig.toml and deploys what `make package` wrote.
+# First time on AWS: make deploy DEPLOY_ARGS=--guided
 CONFIG_ENV ?= default
 .PHONY: deploy
-deploy: package ## Deploy with sam: CONFIG_ENV=default (AWS) or localstack; DEPLOY_ARGS=--guided the first time
+deploy: package ## Deploy to AWS with sam (samconfig.toml's CONFIG_ENV); DEPLOY_ARGS=--guided the first time
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam deploy --config-env $(CONFIG_ENV) $(DEPLOY_ARGS)
 
-# A fresh emulator of its own: moto slows down as it accumulates state (one Python process).
+# A fresh emulator of its own, so that nothing else loads it while it is measured.
 BENCH_ENDPOINT ?= http://127.0.0.1:4599
 .PHONY: bench
 bench: venv build-arm64 ## Benchmarks (not part of `make test`): cold start, latency, size, memory -> target/bench
@@ -141,11 +155,11 @@ fmt: ## Format the code
 
 .PHONY: emulator
 emulator: venv ## Start the emulator in the background (if nothing answers yet)
-	$(EMULATOR) start
+	$(EMULATOR_SH) start
 
 .PHONY: stop
 stop: ## Stop the emulator that `make emulator` started
-	$(EMULATOR) stop
+	$(EMULATOR_SH) stop
 
 .PHONY: clean
 clean: stop ## Remove build output and local state (not the venv)
