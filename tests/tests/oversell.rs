@@ -1,25 +1,31 @@
-//! Oversell, a hot product: 50 customers check out at once against its last 10 units,
+//! Oversell, a hot product: 100 customers check out at once against its last 10 units,
 //! through the local stack. Exactly 10 orders, the stock ends at 0 and is never negative on
-//! the way, the other 40 get a 409 with the shortage (never a 5xx: contention in the
+//! the way, the other 90 get a 409 with the shortage (never a 5xx: contention in the
 //! reservation transaction is retried, not reported as a shortage or an outage), and nothing
 //! is left half-done: no held reservation, no payment authorized without an order.
-//! (100 at once outrun the local stack's 4 instances per function within the API's 30 s on a
-//! busy 2-core machine: a capacity limit of the emulation, so 50.)
+//!
+//! The race's requests wait up to RACE_TIMEOUT, not the 30 s of API Gateway's integration
+//! timeout the other tests hold the stack to: on AWS each of the 100 invocations runs in a
+//! sandbox of its own, locally they share 2 cores and one emulator process (~14 AWS calls per
+//! checkout at ~7 ms of LocalStack's CPU each), so the last answer comes when the whole race's
+//! work is done: 20-30 s on a busy 2-core machine. How long that takes is `make bench`'s
+//! business; this test is about what the answers are.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use system_tests::shop::Shop;
 use system_tests::{count, statuses};
 
 const UNITS: u32 = 10;
-const CUSTOMERS: usize = 50;
+const CUSTOMERS: usize = 100;
+const RACE_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_customers_racing_for_the_last_ten_units_make_exactly_ten_orders() {
+async fn a_hundred_customers_racing_for_the_last_ten_units_make_exactly_ten_orders() {
     let shop = Shop::open(&[]).await;
     let seller = shop.register("seller").await;
     let product = shop.product(&seller, 2500, UNITS).await;
@@ -29,7 +35,11 @@ async fn fifty_customers_racing_for_the_last_ten_units_make_exactly_ten_orders()
     // Watch the stock while the checkouts race: it must never read below 0 (or above 10).
     let done = AtomicBool::new(false);
     let race = async {
-        let answers = join_all(customers.iter().map(|c| shop.checkout(c, "tok_visa", None))).await;
+        let http = reqwest::Client::builder().timeout(RACE_TIMEOUT).build().unwrap();
+        let checkout = |customer: &system_tests::shop::User| {
+            http.post(shop.url("/cart/checkout")).bearer_auth(&customer.token).json(&json!({"payment_token": "tok_visa"})).send()
+        };
+        let answers = join_all(customers.iter().map(|c| async { checkout(c).await.expect("an answer") })).await;
         done.store(true, Ordering::SeqCst);
         answers
     };
@@ -39,7 +49,7 @@ async fn fifty_customers_racing_for_the_last_ten_units_make_exactly_ten_orders()
             let product: Value =
                 shop.http.get(shop.url(&format!("/products/{product}"))).send().await.unwrap().json().await.unwrap();
             seen.push(product["stock"].as_i64().expect("a stock figure"));
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         seen
     };
