@@ -101,7 +101,7 @@ impl Catalogue {
         let file = if self.authorizers.contains(&spec.name) {
             "authorizer-request.json".to_owned()
         } else if let Some(route) = spec.routes.first() {
-            let key = format!("{} {}", route.method, route.path);
+            let key = route.key();
             self.by_route.get(&key).cloned().ok_or_else(|| anyhow!("{}: no sample in events/ for {key}", spec.name))?
         } else if !spec.queues.is_empty() {
             let found = CONSUMER_SAMPLES.iter().find(|(name, _)| *name == spec.name);
