@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::batch::handle_batch;
 use crate::correlation::{self, CorrelationId};
 use crate::events::{Envelope, Event, Role};
-use crate::fuzzing::{any_json, block_on, mutated, number, persisted, text};
+use crate::fuzzing::{any_json, block_on, mutated, number, persisted, schema_integer, text};
 use crate::pagination::{decode_cursor, encode_cursor, page_request};
 use crate::problem::{MAX_BODY_BYTES, json_body, not_null};
 
@@ -121,13 +121,9 @@ proptest! {
 }
 
 /// `value` as JSON Schema reads its numbers: one of integral value (`2.0`) is an integer.
-/// Exact below 2^53, which covers every integer field of the fuzzed types.
 fn schema_integers(value: Value) -> Value {
     match value {
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => json!(f as i64),
-            _ => Value::Number(n),
-        },
+        Value::Number(n) => schema_integer(&Value::Number(n.clone())).map_or(Value::Number(n), |i| json!(i)),
         Value::Array(items) => Value::Array(items.into_iter().map(schema_integers).collect()),
         Value::Object(fields) => Value::Object(fields.into_iter().map(|(k, v)| (k, schema_integers(v))).collect()),
         other => other,

@@ -32,6 +32,16 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(future)
 }
 
+/// `value` as the integer JSON Schema reads it: `2` and also `2.0` (a number of integral
+/// value is an integer there, and the API follows JSON Schema). Exact below 2^53, which
+/// covers every integer field the properties fuzz.
+pub fn schema_integer(value: &Value) -> Option<i64> {
+    value.as_i64().or_else(|| {
+        let f = value.as_f64()?;
+        (f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0).then_some(f as i64)
+    })
+}
+
 /// Any text: control characters, other planes, and the edge cases parsers trip over.
 pub fn text() -> impl Strategy<Value = String> {
     prop_oneof![
