@@ -10,6 +10,7 @@
 //! (`Runtime::invoke` on an instance started for it).
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use cart::store::CartStore;
@@ -19,7 +20,7 @@ use payment::store::PaymentStore;
 use serde_json::{Value, json};
 use shared::outbox::{DynamoOutbox, Outbox};
 use system_tests::shop::{ShopClient, User};
-use system_tests::{drain, emulator, statuses, template, unique_stack_name};
+use system_tests::{drain, emulator, eventually, statuses, template, unique_stack_name};
 
 /// Every sample, with the function(s) it is replayed to. A new sample fails the test until it
 /// is added here (and replayed below).
@@ -268,7 +269,7 @@ impl Replay {
     }
 
     /// Writes `sample`'s event (under a fresh id) into a service's outbox, as its handler's
-    /// transaction would, and says which queue it must reach once published; its id.
+    /// transaction does; its id.
     async fn left_in_outbox(&self, sample: &str, table: &str) -> String {
         let event: Value = serde_json::from_str(&self.sample(sample, &[])).unwrap();
         let mut envelope: Value = serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap();
@@ -290,8 +291,14 @@ impl Replay {
         let outbox = DynamoOutbox::new(self.dynamo(), self.local.stack.reference(table).unwrap());
         assert!(outbox.pending(10).await.unwrap().is_empty(), "{file}: the outbox is empty");
         let sqs = aws_sdk_sqs::Client::new(&self.config);
-        let received = drain(&sqs, self.local.stack.reference(queue).unwrap()).await.unwrap();
-        assert!(received.iter().any(|m| m.body().unwrap_or_default().contains(&id)), "{file}: {queue} has {id}");
+        let queue_url = self.local.stack.reference(queue).unwrap();
+        // SNS delivers to the queue after the publish returned.
+        let delivered = eventually(Duration::from_secs(10), || async {
+            let received = drain(&sqs, queue_url).await.unwrap();
+            received.iter().any(|m| m.body().unwrap_or_default().contains(&id)).then_some(())
+        })
+        .await;
+        assert!(delivered.is_some(), "{file}: the event reached {queue}");
     }
 }
 
@@ -336,7 +343,7 @@ async fn every_sample_in_events_replays_against_a_seeded_stack_with_the_answer_i
     let (product, other_product) = (seed.products[0].as_str(), seed.products[1].as_str());
     let (order, payment) = (seed.order.0.as_str(), seed.order.1.as_str());
     let (second, second_payment) = (seed.second.0.as_str(), seed.second.1.as_str());
-    eprintln!("seeded in {:?}", started.elapsed());
+    eprintln!("provisioned and seeded in {:?}", started.elapsed());
 
     // The gateway's authorizer: the customer's token lets the request through as them.
     let verdict = replay.invoke("authorizer-request.json", "AuthorizerFunction", &[]).await;
