@@ -34,7 +34,7 @@ const SAMPLE_NEW_EMAIL: &str = "Ada@Example.com";
 #[derive(Clone)]
 pub enum Event {
     Sample { file: String, text: String },
-    Schedule { region: String },
+    Schedule { region: String, account_id: String, function: String },
 }
 
 impl Event {
@@ -49,7 +49,9 @@ impl Event {
     /// every SQS record (consumers de-duplicate on it).
     pub fn payload(&self) -> Result<Bytes> {
         let text = match self {
-            Event::Schedule { region } => return Ok(devstack::serve::schedule_event(region)),
+            Event::Schedule { region, account_id, function } => {
+                return Ok(devstack::serve::schedule_event(region, account_id, function));
+            }
             Event::Sample { text, .. } => text.replace(SAMPLE_NEW_EMAIL, &format!("bench.{}@example.com", fresh_id())),
         };
         if !text.contains("\"Records\"") {
@@ -76,12 +78,18 @@ pub struct Catalogue {
     by_route: HashMap<String, String>,
     authorizers: HashSet<String>,
     region: String,
+    account_id: String,
     /// Sample id -> the benchmark shop's id.
     ids: Vec<(String, String)>,
 }
 
 impl Catalogue {
-    pub fn load(dir: &Path, authorizers: HashSet<String>, region: &str, ids: Vec<(String, String)>) -> Result<Self> {
+    pub fn load(
+        dir: &Path,
+        authorizers: HashSet<String>,
+        (region, account_id): (&str, &str),
+        ids: Vec<(String, String)>,
+    ) -> Result<Self> {
         let mut by_route = HashMap::new();
         for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
             let path = entry?.path();
@@ -94,7 +102,14 @@ impl Catalogue {
                 by_route.insert(key.to_owned(), name);
             }
         }
-        Ok(Self { dir: dir.to_owned(), by_route, authorizers, region: region.to_owned(), ids })
+        Ok(Self {
+            dir: dir.to_owned(),
+            by_route,
+            authorizers,
+            region: region.to_owned(),
+            account_id: account_id.to_owned(),
+            ids,
+        })
     }
 
     pub fn event_for(&self, spec: &FunctionSpec) -> Result<Event> {
@@ -109,7 +124,11 @@ impl Catalogue {
                 .map(|(_, file)| (*file).to_owned())
                 .ok_or_else(|| anyhow!("{}: add its sample to CONSUMER_SAMPLES", spec.name))?
         } else if !spec.schedules.is_empty() {
-            return Ok(Event::Schedule { region: self.region.clone() });
+            return Ok(Event::Schedule {
+                region: self.region.clone(),
+                account_id: self.account_id.clone(),
+                function: spec.name.clone(),
+            });
         } else {
             bail!("{}: no route, queue or schedule to take a sample from", spec.name)
         };

@@ -88,8 +88,8 @@ async fn main() -> Result<()> {
     let local = LocalStack::prepare(&options, &config, &api_url)
         .await
         .with_context(|| format!("preparing the stack from {} (built with `--release`?)", bin_dir.display()))?;
-    let router = local.gateway.clone().router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let service = local.gateway.clone().service();
+    tokio::spawn(async move { axum::serve(listener, service).await });
     println!("bench: stack {stack_name} at {api_url}, binaries from {}", bin_dir.display());
 
     let mut shop = ShopClient::new(&api_url);
@@ -130,8 +130,12 @@ async fn main() -> Result<()> {
     let template = devstack::template::Template::load(&options.template)?;
     let authorizers: HashSet<_> =
         devstack::functions::http_api_auth(&template)?.0.into_iter().map(|a| a.function).collect();
-    let catalogue =
-        Catalogue::load(&devstack::repo_root().join("events"), authorizers, &local.stack.region, setup.sample_ids())?;
+    let catalogue = Catalogue::load(
+        &devstack::repo_root().join("events"),
+        authorizers,
+        (&local.stack.region, &local.stack.account_id),
+        setup.sample_ids(),
+    )?;
     let measure_options = functions::Options {
         cold_runs: cli.cold_runs,
         warm_invocations: cli.warm,

@@ -5,12 +5,14 @@
 //! signature or authorizer) it answers as API Gateway does: `{"message": ...}` JSON. Too
 //! large and function failures are problem+json, with devstack's diagnosis.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -176,8 +178,13 @@ impl Gateway {
         })
     }
 
-    pub fn router(self: Arc<Self>) -> Router {
-        Router::new().fallback(handle).layer(DefaultBodyLimit::disable()).with_state(self)
+    /// The API as a service to serve: each request knows its TCP peer (`sourceIp`).
+    pub fn service(self: Arc<Self>) -> IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
+        Router::new()
+            .fallback(handle)
+            .layer(DefaultBodyLimit::disable())
+            .with_state(self)
+            .into_make_service_with_connect_info::<SocketAddr>()
     }
 }
 
@@ -192,7 +199,10 @@ async fn admin(gateway: &Gateway, method: &Method, command: &str) -> Response {
     let parts: Vec<&str> = command.split('/').collect();
     let runtime = &gateway.runtime;
     if let (&Method::POST, ["functions", name, "schedule"]) = (method, parts.as_slice()) {
-        return match runtime.invoke(name, crate::serve::schedule_event(&gateway.region)).await {
+        return match runtime
+            .invoke(name, crate::serve::schedule_event(&gateway.region, &gateway.account_id, name))
+            .await
+        {
             Ok(_) => (StatusCode::NO_CONTENT, "").into_response(),
             Err(error) => (StatusCode::BAD_GATEWAY, format!("{name} failed: {error:?}")).into_response(),
         };
@@ -242,7 +252,11 @@ fn problem(problem: Problem, headers: &HeaderMap, request_id: &str) -> Response 
     response
 }
 
-async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+async fn handle(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     let request_id = ulid::Ulid::generate().to_string();
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await {
@@ -263,12 +277,25 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     let Some((route, params)) = find_route(&gateway.routes, parts.method.as_str(), &path) else {
         return gateway_answer(StatusCode::NOT_FOUND, "Not Found", &request_id);
     };
+    // API Gateway passes the trace on in an x-amzn-trace-id header: the client's, if valid.
+    let trace_id = parts
+        .headers
+        .get("x-amzn-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::xray::trace_id_of)
+        .map_or_else(crate::xray::new_trace_id, str::to_owned);
+    let mut headers = parts.headers.clone();
+    if let Ok(value) = HeaderValue::from_str(&format!("Root={trace_id}")) {
+        headers.insert("x-amzn-trace-id", value);
+    }
     let incoming = Incoming {
         method: &parts.method,
         uri: &parts.uri,
-        headers: &parts.headers,
+        headers: &headers,
         body: &body,
         request_id: &request_id,
+        source_ip: peer.ip().to_string(),
+        trace_id,
     };
 
     let authorizer = match &route.auth {
@@ -303,7 +330,8 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     };
 
     let event = request_event(&gateway, route, &params, &incoming, authorizer);
-    match gateway.runtime.invoke(&route.function, Bytes::from(event.to_string())).await {
+    let trace_id = Some(incoming.trace_id.clone());
+    match gateway.runtime.invoke_traced(&route.function, Bytes::from(event.to_string()), trace_id).await {
         Ok(invocation) => function_response(&invocation.payload, &request_id),
         Err(error) => invocation_failed(&route.function, &error, &parts.headers, &request_id),
     }
@@ -333,6 +361,10 @@ struct Incoming<'a> {
     headers: &'a HeaderMap,
     body: &'a Bytes,
     request_id: &'a str,
+    /// The TCP peer's address, as API Gateway reports the client's.
+    source_ip: String,
+    /// The X-Ray trace the request is part of (the authorizer's and the function's invocation).
+    trace_id: String,
 }
 
 /// Headers as API Gateway passes them: lower-case names, repeated values comma-joined,
@@ -401,7 +433,7 @@ fn request_context(gateway: &Gateway, route: &Route, incoming: &Incoming, author
             "method": incoming.method.as_str(),
             "path": incoming.uri.path(),
             "protocol": "HTTP/1.1",
-            "sourceIp": "127.0.0.1",
+            "sourceIp": incoming.source_ip,
             "userAgent": user_agent,
         },
         "requestId": incoming.request_id,
@@ -490,7 +522,8 @@ async fn authorize(
         )
         .into(),
     );
-    let answer = match gateway.runtime.invoke(&spec.function, Bytes::from(event.to_string())).await {
+    let trace_id = Some(incoming.trace_id.clone());
+    let answer = match gateway.runtime.invoke_traced(&spec.function, Bytes::from(event.to_string()), trace_id).await {
         Ok(invocation) => serde_json::from_slice::<Value>(&invocation.payload).unwrap_or(Value::Null),
         Err(error) => {
             return Err(invocation_failed(&spec.function, &error, incoming.headers, incoming.request_id));

@@ -13,6 +13,7 @@ pub mod seed;
 pub mod serve;
 pub mod sigv4;
 pub mod template;
+pub mod xray;
 
 use std::path::{Path, PathBuf};
 

@@ -81,28 +81,29 @@ pub async fn poll_once(
 
     let event = sqs_event(&messages, &source.queue_arn, region);
     let all: Vec<&str> = messages.iter().filter_map(|m| m.message_id()).collect();
-    let failed: HashSet<String> = match runtime.invoke(function, Bytes::from(event.to_string())).await {
-        Ok(invocation) if source.report_batch_item_failures => {
-            let response: Value = serde_json::from_slice(&invocation.payload).unwrap_or(Value::Null);
-            let reported: Vec<Option<String>> = response["batchItemFailures"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|f| f["itemIdentifier"].as_str().filter(|id| all.contains(id)).map(str::to_owned))
-                .collect();
-            if reported.iter().any(Option::is_none) {
-                // An empty or unknown identifier fails the whole batch, as on AWS.
-                all.iter().map(|id| id.to_string()).collect()
-            } else {
-                reported.into_iter().flatten().collect()
+    let failed: HashSet<String> =
+        match runtime.invoke_traced(function, Bytes::from(event.to_string()), trace_id(&messages)).await {
+            Ok(invocation) if source.report_batch_item_failures => {
+                let response: Value = serde_json::from_slice(&invocation.payload).unwrap_or(Value::Null);
+                let reported: Vec<Option<String>> = response["batchItemFailures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|f| f["itemIdentifier"].as_str().filter(|id| all.contains(id)).map(str::to_owned))
+                    .collect();
+                if reported.iter().any(Option::is_none) {
+                    // An empty or unknown identifier fails the whole batch, as on AWS.
+                    all.iter().map(|id| id.to_string()).collect()
+                } else {
+                    reported.into_iter().flatten().collect()
+                }
             }
-        }
-        Ok(_) => HashSet::new(),
-        Err(error) => {
-            eprintln!("[{function}] batch of {} failed: {error}; it will be retried", messages.len());
-            all.iter().map(|id| id.to_string()).collect()
-        }
-    };
+            Ok(_) => HashSet::new(),
+            Err(error) => {
+                eprintln!("[{function}] batch of {} failed: {error}; it will be retried", messages.len());
+                all.iter().map(|id| id.to_string()).collect()
+            }
+        };
     let mut outcome = BatchOutcome { received: messages.len(), deleted: 0, failed: failed.len() };
     for message in messages.iter().filter(|m| !m.message_id().is_some_and(|id| failed.contains(id))) {
         if let Some(handle) = message.receipt_handle() {
@@ -111,6 +112,13 @@ pub async fn poll_once(
         }
     }
     Ok(outcome)
+}
+
+/// The trace a batch's invocation continues, as Lambda does: its first message's
+/// `AWSTraceHeader` (SQS sets it on a message sent in a trace), if valid.
+pub fn trace_id(messages: &[Message]) -> Option<String> {
+    let header = messages.first()?.attributes()?.get(&MessageSystemAttributeName::AwsTraceHeader)?;
+    crate::xray::trace_id_of(header).map(str::to_owned)
 }
 
 /// The SQS event Lambda delivers for `messages`.

@@ -168,8 +168,19 @@ impl Runtime {
         self.pools.values().map(|p| &p.spec)
     }
 
-    /// Invokes `function` with `payload` and waits for its response.
+    /// Invokes `function` with `payload` and waits for its response, in a new trace.
     pub async fn invoke(&self, function: &str, payload: Bytes) -> Result<Invocation, InvokeError> {
+        self.invoke_traced(function, payload, None).await
+    }
+
+    /// Invokes `function` with `payload` in the X-Ray trace `trace_id` (a new one if none,
+    /// as Lambda starts one when the event source passed none).
+    pub async fn invoke_traced(
+        &self,
+        function: &str,
+        payload: Bytes,
+        trace_id: Option<String>,
+    ) -> Result<Invocation, InvokeError> {
         let pool = self
             .pools
             .get(function)
@@ -180,7 +191,8 @@ impl Runtime {
         }
         // On its own task: a caller that goes away (a client disconnecting) must not kill
         // the invocation halfway, as it would not on Lambda.
-        tokio::spawn(async move { pool.invoke(payload).await })
+        let trace_id = trace_id.unwrap_or_else(crate::xray::new_trace_id);
+        tokio::spawn(async move { pool.invoke(payload, trace_id).await })
             .await
             .unwrap_or_else(|e| Err(InvokeError::Crashed(format!("devstack task failed: {e}"))))
     }
@@ -242,7 +254,7 @@ impl Runtime {
 }
 
 impl Pool {
-    async fn invoke(self: Arc<Self>, payload: Bytes) -> Result<Invocation, InvokeError> {
+    async fn invoke(self: Arc<Self>, payload: Bytes, trace_id: String) -> Result<Invocation, InvokeError> {
         let pool = &self;
         let function = pool.spec.name.clone();
         pool.invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -268,7 +280,7 @@ impl Pool {
         };
         let started = Instant::now();
         let request_id = ulid::Ulid::generate().to_string().to_lowercase();
-        let result = pool.run(&instance, request_id.clone(), payload).await;
+        let result = pool.run(&instance, request_id.clone(), payload, &trace_id).await;
         let duration = started.elapsed();
         match &result {
             Ok(_) | Err(InvokeError::Function { .. }) if !pool.is_closed() => {
@@ -415,7 +427,7 @@ impl Pool {
     }
 
     /// One invocation on `instance`, bounded by the function's timeout.
-    async fn run(&self, instance: &Instance, request_id: String, payload: Bytes) -> Outcome {
+    async fn run(&self, instance: &Instance, request_id: String, payload: Bytes, trace_id: &str) -> Outcome {
         let timeout = self.spec.timeout;
         let deadline_ms = (chrono::Utc::now() + timeout).timestamp_millis() as u128;
         let (respond, outcome) = oneshot::channel();
@@ -425,7 +437,7 @@ impl Pool {
             payload,
             deadline_ms,
             function_arn: self.function_arn.clone(),
-            trace_id: format!("Root=1-{:08x}-{}", chrono::Utc::now().timestamp(), &request_id[..24]),
+            trace_id: crate::xray::invocation_header(trace_id),
         };
         if instance.jobs.send(job).await.is_err() {
             return Err(InvokeError::Crashed("the runtime API is gone".into()));

@@ -70,8 +70,7 @@ impl LocalStack {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let pollers = self.start_event_sources(config);
-        let app = self.gateway.clone().router();
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        let served = axum::serve(listener, self.gateway.clone().service()).with_graceful_shutdown(shutdown).await;
         for poller in pollers {
             poller.abort();
         }
@@ -103,6 +102,7 @@ impl LocalStack {
                     function.name.clone(),
                     *every,
                     self.stack.region.clone(),
+                    self.stack.account_id.clone(),
                 )));
             }
         }
@@ -140,26 +140,31 @@ impl LocalStack {
 }
 
 /// Invokes `function` every `every` with the event EventBridge sends for a schedule.
-async fn scheduled(runtime: Runtime, function: String, every: std::time::Duration, region: String) {
+async fn scheduled(runtime: Runtime, function: String, every: std::time::Duration, region: String, account_id: String) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         ticks.tick().await;
-        if let Err(error) = runtime.invoke(&function, schedule_event(&region)).await {
+        if let Err(error) = runtime.invoke(&function, schedule_event(&region, &account_id, &function)).await {
             eprintln!("[{function}] scheduled invocation failed: {error}");
         }
     }
 }
 
-/// The event EventBridge sends for a schedule.
-pub fn schedule_event(region: &str) -> Bytes {
+/// The event EventBridge sends for `function`'s schedule rule.
+pub fn schedule_event(region: &str, account_id: &str, function: &str) -> Bytes {
+    let id: u128 = rand::random();
+    // A version 4 UUID, as EventBridge's event ids are.
+    let id = (id & !(0xf000 << 64) | (0x4000 << 64)) & !(0xc000 << 48) | (0x8000 << 48);
+    let id = format!("{id:032x}");
     let event = serde_json::json!({
         "version": "0",
-        "id": ulid::Ulid::generate().to_string(),
+        "id": format!("{}-{}-{}-{}-{}", &id[..8], &id[8..12], &id[12..16], &id[16..20], &id[20..]),
         "detail-type": "Scheduled Event",
         "source": "aws.events",
+        "account": account_id,
         "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "region": region,
-        "resources": [],
+        "resources": [format!("arn:aws:events:{region}:{account_id}:rule/{function}")],
         "detail": {},
     });
     Bytes::from(event.to_string())

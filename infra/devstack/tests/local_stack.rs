@@ -305,3 +305,178 @@ async fn an_sqs_batch_deletes_what_succeeded_and_the_poison_message_reaches_the_
         "the good ones were deleted"
     );
 }
+
+#[tokio::test]
+async fn the_source_ip_is_the_tcp_peer() {
+    for peer in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
+        let address: std::net::IpAddr = peer.parse().unwrap();
+        let client =
+            reqwest::Client::builder().local_address(address).timeout(Duration::from_secs(20)).build().unwrap();
+        let event: Value = client.get(url("/echo/ip")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(event["requestContext"]["http"]["sourceIp"], peer);
+    }
+}
+
+/// The trace id of an X-Ray trace header, checked for X-Ray's form: `1-{8 hex}-{24 hex}`.
+fn trace_id(header: &Value) -> String {
+    let header = header.as_str().unwrap_or_else(|| panic!("a trace header: {header}"));
+    let root = header.split(';').find_map(|p| p.strip_prefix("Root=")).unwrap_or_else(|| panic!("{header}"));
+    let fields: Vec<&str> = root.split('-').collect();
+    let hex = |s: &str, len| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    assert!(fields.len() == 3 && fields[0] == "1" && hex(fields[1], 8) && hex(fields[2], 24), "{header}");
+    root.to_owned()
+}
+
+#[tokio::test]
+async fn a_request_is_one_x_ray_trace_from_the_gateway_into_the_function() {
+    let traced: Value = get("/echo/trace").await.json().await.unwrap();
+    let root = trace_id(&traced["header"]);
+    assert_eq!(trace_id(&traced["lambda"]), root, "_X_AMZN_TRACE_ID continues the event's trace: {traced}");
+    assert_eq!(traced["lambda"], traced["context"]);
+    let lambda = traced["lambda"].as_str().unwrap();
+    assert!(lambda.contains(";Parent=") && lambda.ends_with(";Sampled=1"), "{lambda}");
+
+    let again: Value = get("/echo/trace").await.json().await.unwrap();
+    assert_ne!(trace_id(&again["header"]), root, "each request starts its own trace");
+
+    let upstream = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let continued: Value = client()
+        .get(url("/echo/trace"))
+        .header("x-amzn-trace-id", upstream)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(trace_id(&continued["lambda"]), "1-5759e988-bd862e3fe1be46a994272793", "a client's trace goes on");
+    let forged: Value = client()
+        .get(url("/echo/trace"))
+        .header("x-amzn-trace-id", "Root=1-xyz")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    trace_id(&forged["lambda"]);
+}
+
+/// Where `ours` differs from AWS's sample `aws` in field names, nesting or JSON types (a null
+/// in the sample matches anything), except the fields `absent` lists as left out on purpose.
+fn differences(ours: &Value, aws: &Value, path: &str, absent: &[&str], found: &mut Vec<String>) {
+    match (ours, aws) {
+        (_, Value::Null) => {}
+        (Value::Object(ours), Value::Object(aws)) => {
+            // Header names and attribute maps are the request's own: only their value types count.
+            let free_keys = path.ends_with(".headers")
+                || path.ends_with("Parameters")
+                || path.ends_with(".lambda")
+                || path.ends_with("messageAttributes")
+                || path.ends_with("stageVariables");
+            for (key, expected) in aws {
+                let at = format!("{path}.{key}");
+                match ours.get(key) {
+                    Some(value) => differences(value, expected, &at, absent, found),
+                    None if free_keys || absent.contains(&at.as_str()) => {}
+                    None => found.push(format!("{at} is missing")),
+                }
+            }
+            for key in ours.keys().filter(|k| !aws.contains_key(*k)) {
+                if !free_keys {
+                    found.push(format!("{path}.{key} is not in AWS's sample"));
+                }
+            }
+            if free_keys {
+                let kind = aws.values().next();
+                for (key, value) in ours {
+                    if let Some(kind) = kind {
+                        differences(value, kind, &format!("{path}.{key}"), absent, found);
+                    }
+                }
+            }
+        }
+        (Value::Array(ours), Value::Array(aws)) => {
+            if let (Some(ours), Some(aws)) = (ours.first(), aws.first()) {
+                differences(ours, aws, &format!("{path}[0]"), absent, found);
+            }
+        }
+        (ours, aws) => {
+            let kind = |v: &Value| std::mem::discriminant(v);
+            if kind(ours) != kind(aws) && !(ours.is_number() && aws.is_number()) {
+                found.push(format!("{path}: {ours} where AWS's sample has {aws}"));
+            }
+        }
+    }
+}
+
+fn aws_sample(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/aws-samples").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn assert_like_aws(ours: &Value, sample: &str, absent: &[&str]) {
+    let mut found = Vec::new();
+    differences(ours, &aws_sample(sample), "", absent, &mut found);
+    assert!(found.is_empty(), "{sample}: {found:#?}\nours: {ours:#}");
+}
+
+/// Fields of AWS's samples an event here lacks, and why: mutual TLS only (`authentication`),
+/// a stage with variables (`stageVariables`), a request with cookies, a query, path
+/// parameters or a body.
+const HTTP_ABSENT: &[&str] = &[".requestContext.authentication", ".stageVariables", ".cookies", ".body"];
+
+#[tokio::test]
+async fn the_events_devstack_builds_have_the_fields_of_aws_samples() {
+    let allowed = client()
+        .get(url("/private?parameter1=value1"))
+        .header("authorization", "Bearer good")
+        .header("cookie", "c1=v1")
+        .send()
+        .await
+        .unwrap();
+    let event: Value = allowed.json().await.unwrap();
+    let with_path_absent: Vec<&str> = HTTP_ABSENT.iter().copied().chain([".pathParameters"]).collect();
+    assert_like_aws(&event, "http-api-lambda-authorizer.json", &with_path_absent);
+    let request: Value =
+        serde_json::from_str(event["requestContext"]["authorizer"]["lambda"]["request"].as_str().unwrap()).unwrap();
+    assert_like_aws(&request, "http-api-authorizer-request.json", &with_path_absent);
+
+    let signed_event: Value =
+        signed(&url("/internal/echo"), r#"{"amount":1}"#, "test").send().await.unwrap().json().await.unwrap();
+    let absent: Vec<&str> = HTTP_ABSENT.iter().copied().chain([".pathParameters", ".queryStringParameters"]).collect();
+    assert_like_aws(&signed_event, "http-api-iam.json", &absent);
+
+    let path_event: Value = get("/echo/one").await.json().await.unwrap();
+    let absent: Vec<&str> =
+        HTTP_ABSENT.iter().copied().chain([".queryStringParameters", ".requestContext.authorizer"]).collect();
+    assert_like_aws(&path_event, "http-api-lambda-authorizer.json", &absent);
+
+    let schedule: Value =
+        serde_json::from_slice(&devstack::serve::schedule_event("us-east-1", "000000000000", "Fn")).unwrap();
+    assert_like_aws(&schedule, "eventbridge-schedule.json", &[]);
+}
+
+#[tokio::test]
+async fn an_sqs_event_has_the_fields_of_aws_sample_and_continues_the_message_trace() {
+    use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeName as Name};
+    let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let message = Message::builder()
+        .message_id("059f36b4-87a3-44ab-83d2-661975830a7d")
+        .receipt_handle("AQEB...")
+        .body("Test message.")
+        .md5_of_body("e4e68fb7bd0e697a0ae8f1bb342846b3")
+        .attributes(Name::ApproximateReceiveCount, "1")
+        .attributes(Name::AwsTraceHeader, trace)
+        .attributes(Name::SentTimestamp, "1545082649183")
+        .attributes(Name::SenderId, "AIDAIENQZJOLO23YVJ4VO")
+        .attributes(Name::ApproximateFirstReceiveTimestamp, "1545082649185")
+        .message_attributes(
+            "myAttribute",
+            MessageAttributeValue::builder().data_type("String").string_value("v").build().unwrap(),
+        )
+        .build();
+    let event = devstack::pollers::sqs_event(&[message.clone()], "arn:aws:sqs:us-east-1:000000000000:q", "us-east-1");
+    assert_like_aws(&event, "sqs.json", &[]);
+    assert_eq!(devstack::pollers::trace_id(&[message]).as_deref(), Some("1-5759e988-bd862e3fe1be46a994272793"));
+}
