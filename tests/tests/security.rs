@@ -647,7 +647,8 @@ const ALLOWED: &[Allowed] = &[
         source: "inline",
         what: "sns:Publish on *",
         reason: "SMS (NotificationSender=sns-sms) publishes to phone numbers, which have no ARN: IAM only \
-                 accepts * for them",
+                 accepts * for them; a Deny beside it takes every SNS ARN (topics, endpoints) away, so * is \
+                 phone numbers only (tests/tests/iam.rs shows a topic refused)",
     },
     Allowed {
         owner: "AlertsKey",

@@ -22,7 +22,7 @@ use shared::{CorrelationId, Problem};
 
 use crate::functions::{AuthorizerSpec, DEFAULT_ROUTE, FunctionSpec, RouteAuth};
 use crate::runtime::{InvokeError, Runtime};
-use crate::sigv4::{self, LocalCredentials};
+use crate::sigv4::LocalCredentials;
 
 /// API Gateway's payload limit for HTTP APIs.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
@@ -303,7 +303,7 @@ async fn handle(
         RouteAuth::Iam => {
             let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
             let uri = format!("http://{host}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
-            match sigv4::verify(&gateway.credentials, &gateway.region, &parts.method, &uri, &parts.headers, &body) {
+            match crate::iam::verify_invoke(&gateway, &parts.method, &uri, &parts.headers, &body) {
                 Ok(caller) => json!({"iam": {
                     "accessKey": caller.access_key,
                     "accountId": gateway.account_id,

@@ -5,6 +5,7 @@
 pub mod asyncapi;
 pub mod functions;
 pub mod gateway;
+pub mod iam;
 pub mod pollers;
 pub mod provision;
 pub mod proxy;

@@ -2,7 +2,9 @@
 //! fault tests. It counts calls by operation (`dynamodb.TransactWriteItems`, `sns.Publish`,
 //! ...), so a benchmark can say what a checkout costs, and it injects faults: from `cut` to
 //! `restore`, chosen operations (or all) find the emulator unreachable, their connection
-//! closed without an answer, as when the network path to AWS breaks.
+//! closed without an answer, as when the network path to AWS breaks. Started with the stack's
+//! roles ([`AwsProxy::start_checked`]), it is also where IAM is enforced: a call its caller's
+//! role does not allow gets the service's AccessDenied, in the service's protocol.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +15,8 @@ use axum::http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+
+use crate::iam::{Iam, Refusal};
 
 /// Calls per operation.
 pub type Counts = BTreeMap<String, u64>;
@@ -30,6 +34,7 @@ struct State {
     /// Operation prefixes that are cut ("" cuts every call).
     cut: Mutex<Vec<String>>,
     refused: Mutex<Counts>,
+    iam: Option<Arc<Iam>>,
 }
 
 /// What a cut call gets: hyper closes the connection instead of answering.
@@ -51,6 +56,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl AwsProxy {
     /// Listens on an ephemeral local port and forwards everything to `upstream`.
     pub async fn start(upstream: &str) -> Result<Self> {
+        Self::listen(upstream, None).await
+    }
+
+    /// As [`AwsProxy::start`], and every call is checked against its caller's role.
+    pub async fn start_checked(upstream: &str, iam: Arc<Iam>) -> Result<Self> {
+        Self::listen(upstream, Some(iam)).await
+    }
+
+    async fn listen(upstream: &str, iam: Option<Arc<Iam>>) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the proxy")?;
         let url = format!("http://{}", listener.local_addr()?);
         let state = Arc::new(State {
@@ -59,6 +73,7 @@ impl AwsProxy {
             counts: Mutex::default(),
             cut: Mutex::default(),
             refused: Mutex::default(),
+            iam,
         });
         let serving = state.clone();
         tokio::spawn(async move {
@@ -117,6 +132,16 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
         *lock(&state.refused).entry(operation).or_default() += 1;
         return Err(Unreachable);
     }
+    if let Some(iam) = &state.iam {
+        let (key, service) = signer(&parts.headers).unwrap_or_default();
+        let needs = iam.needs(service, &operation, parts.uri.path(), &body);
+        if let Err(refusal) = iam.authorize(key, &needs) {
+            if let Refusal::Denied(message) = &refusal {
+                eprintln!("[devstack iam] AccessDenied: {message}");
+            }
+            return Ok(refused(&parts.headers, service, &refusal));
+        }
+    }
     *lock(&state.counts).entry(operation).or_default() += 1;
 
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -140,6 +165,58 @@ fn answer(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response<Full<
     response
 }
 
+/// The access key and the service of the request's SigV4 credential scope.
+fn signer(headers: &HeaderMap) -> Option<(&str, &str)> {
+    let authorization = headers.get("authorization")?.to_str().ok()?;
+    let credential = authorization.split("Credential=").nth(1)?.split([',', ' ']).next()?;
+    let scope: Vec<&str> = credential.split('/').collect();
+    Some((scope.first()?, scope.get(3)?))
+}
+
+/// A refused call's answer, as the service gives it in its protocol, so that the SDK in the
+/// function reports AccessDenied (or an invalid token) as it would on AWS.
+fn refused(request: &HeaderMap, service: &str, refusal: &Refusal) -> Response<Full<Bytes>> {
+    let (message, json_code, query_code, status) = match refusal {
+        Refusal::Denied(message) => {
+            let query_code = if service == "sns" { "AuthorizationError" } else { "AccessDenied" };
+            (message.as_str(), "AccessDeniedException", query_code, StatusCode::FORBIDDEN)
+        }
+        Refusal::UnknownKey => (
+            "The security token included in the request is invalid.",
+            "UnrecognizedClientException",
+            "InvalidClientTokenId",
+            StatusCode::FORBIDDEN,
+        ),
+    };
+    let mut headers = HeaderMap::new();
+    let content_type = request.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let body = if content_type.starts_with("application/x-amz-json") {
+        // The JSON protocols (DynamoDB, SQS, SSM, Secrets Manager) answer 400 with __type.
+        headers.insert("content-type", content_type.parse().expect("it was a header"));
+        if service == "sqs" {
+            // SQS's JSON protocol also names the error its query protocol would.
+            headers.insert("x-amzn-query-error", format!("{query_code};Sender").parse().expect("a header"));
+        }
+        let body = serde_json::json!({"__type": format!("com.amazon.coral.service#{json_code}"), "message": message});
+        return answer(StatusCode::BAD_REQUEST, headers, Bytes::from(body.to_string()));
+    } else if content_type.starts_with("application/json") {
+        // REST-JSON (SES v2): the code in a header, the message in the body.
+        headers.insert("content-type", "application/json".parse().expect("a header"));
+        headers.insert("x-amzn-errortype", json_code.parse().expect("a header"));
+        serde_json::json!({"message": message}).to_string()
+    } else {
+        // The query protocols (SNS, SES, STS): an XML ErrorResponse.
+        headers.insert("content-type", "text/xml".parse().expect("a header"));
+        let escaped = message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{query_code}</Code><Message>{escaped}</Message></Error>\
+             <RequestId>{}</RequestId></ErrorResponse>",
+            ulid::Ulid::generate()
+        )
+    };
+    answer(status, headers, Bytes::from(body))
+}
+
 /// `service.Operation`: JSON protocols name it in `X-Amz-Target`, query protocols (SNS) in
 /// the form body's `Action`.
 fn operation(headers: &HeaderMap, body: &Bytes) -> String {
@@ -158,12 +235,7 @@ fn operation(headers: &HeaderMap, body: &Bytes) -> String {
         .find(|(name, _)| name == "Action")
         .map(|(_, value)| value.into_owned())
         .unwrap_or_else(|| "unknown".to_owned());
-    let service = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|auth| auth.split("Credential=").nth(1))
-        .and_then(|credential| credential.split('/').nth(3))
-        .unwrap_or("unknown");
+    let service = signer(headers).map(|(_, service)| service).unwrap_or("unknown");
     format!("{service}.{action}")
 }
 

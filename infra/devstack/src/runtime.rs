@@ -141,6 +141,9 @@ pub struct Runtime {
     /// Functions whose queue event sources are disabled (an event source mapping with
     /// `Enabled: false`): their messages wait in the queue.
     paused: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// The functions' roles, where devstack enforces them (the gateway checks the
+    /// execute-api:Invoke calls of the functions against them).
+    iam: Option<Arc<crate::iam::Iam>>,
 }
 
 impl Runtime {
@@ -161,7 +164,17 @@ impl Runtime {
                 (pool.spec.name.clone(), Arc::new(pool))
             })
             .collect();
-        Self { pools: Arc::new(pools), down: Arc::default(), paused: Arc::default() }
+        Self { pools: Arc::new(pools), down: Arc::default(), paused: Arc::default(), iam: None }
+    }
+
+    /// The same functions, running under their roles.
+    pub fn with_iam(mut self, iam: Arc<crate::iam::Iam>) -> Self {
+        self.iam = Some(iam);
+        self
+    }
+
+    pub fn iam(&self) -> Option<&crate::iam::Iam> {
+        self.iam.as_deref()
     }
 
     pub fn functions(&self) -> impl Iterator<Item = &FunctionSpec> {

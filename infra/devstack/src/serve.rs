@@ -11,10 +11,18 @@ use axum::body::Bytes;
 
 use crate::functions::{self, LocalEnvironment};
 use crate::gateway::Gateway;
+use crate::iam::{self, Iam};
 use crate::pollers;
 use crate::provision::{self, Options, Stack};
+use crate::proxy::AwsProxy;
 use crate::runtime::{self, Invocation, InvokeError, Runtime};
 use crate::template::Template;
+
+/// What devstack's log says before the URL of the proxy the functions' AWS calls go through.
+pub const IAM_PROXY_LINE: &str = "[devstack iam] the functions reach AWS through ";
+
+/// What devstack's log says before each grant no call used, once it stopped.
+pub const UNUSED_GRANT_LINE: &str = "[devstack iam] unused grant: ";
 
 pub struct StackOptions {
     pub template: PathBuf,
@@ -45,9 +53,19 @@ impl LocalStack {
         };
         let stack = provision::provision(&template, config, &provision_options).await?;
         let local = LocalEnvironment::for_emulator(config, api_url).await?;
-        let functions = functions::functions(&template, &stack, &local)?;
+        let mut functions = functions::functions(&template, &stack, &local)?;
+        let iam = Arc::new(Iam::from_template(&template, &stack, &local.credentials().access_key)?);
+        // Every call of a function goes through the proxy that checks it against its role.
+        let emulator = config.endpoint_url().context("devstack runs against an emulator: set AWS_ENDPOINT_URL")?;
+        let proxy = AwsProxy::start_checked(emulator, iam.clone()).await?;
+        eprintln!("{IAM_PROXY_LINE}{}", proxy.url);
+        for function in &mut functions {
+            function.environment.insert("AWS_ENDPOINT_URL".into(), proxy.url.clone());
+            function.environment.insert("AWS_ACCESS_KEY_ID".into(), iam::access_key(&function.name));
+        }
         let arn_prefix = format!("arn:aws:lambda:{}:{}:function:", stack.region, stack.account_id);
-        let runtime = Runtime::new(functions.clone(), options.bin_dir.clone(), &arn_prefix, options.max_instances);
+        let runtime =
+            Runtime::new(functions.clone(), options.bin_dir.clone(), &arn_prefix, options.max_instances).with_iam(iam);
         runtime::check_binaries(&runtime, &options.bin_dir)?;
         let (authorizers, _) = functions::http_api_auth(&template)?;
         let gateway = Gateway::new(
@@ -77,6 +95,9 @@ impl LocalStack {
         // After the pollers and schedules: their invocations in flight cannot start a process
         // once the runtime is stopped, and `stop` returns only when every process is reaped.
         self.runtime.stop().await;
+        if let Some(iam) = self.runtime.iam() {
+            report_unused(iam);
+        }
         served.context("serving the HTTP API")
     }
 
@@ -136,6 +157,15 @@ impl LocalStack {
             }
         }
         lines.join("\n")
+    }
+}
+
+/// The grants no call used while the stack ran, one line each (tests/tests/iam.rs reads them).
+fn report_unused(iam: &Iam) {
+    let unused = iam.unused();
+    eprintln!("[devstack iam] {} of {} grants unused", unused.len(), iam.grants().len());
+    for grant in unused {
+        eprintln!("{UNUSED_GRANT_LINE}{} {} {}", grant.function, grant.action, grant.resource);
     }
 }
 

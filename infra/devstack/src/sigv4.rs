@@ -35,6 +35,20 @@ pub fn verify(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Caller, String> {
+    verify_with(credentials, |key| key == credentials.access_key, expected_region, method, uri, headers, body)
+}
+
+/// As [`verify`], for every access key `known` accepts (the functions' own, each signing
+/// with the local secret key).
+pub fn verify_with(
+    credentials: &LocalCredentials,
+    known: impl Fn(&str) -> bool,
+    expected_region: &str,
+    method: &Method,
+    uri: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Caller, String> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let authorization = header("authorization").ok_or("missing Authorization header")?;
     let fields = authorization.strip_prefix("AWS4-HMAC-SHA256 ").ok_or("not a SigV4 (AWS4-HMAC-SHA256) signature")?;
@@ -57,7 +71,7 @@ pub fn verify(
     if service != "execute-api" {
         return Err(format!("signed for service {service}, not execute-api"));
     }
-    if access_key != credentials.access_key {
+    if !known(access_key) {
         return Err("the access key is not valid here".into());
     }
     let amz_date = header("x-amz-date").ok_or("missing X-Amz-Date")?;
@@ -80,7 +94,7 @@ pub fn verify(
     }
     let session_token = header("x-amz-security-token").map(str::to_owned);
     let identity: Identity =
-        Credentials::new(&credentials.access_key, &credentials.secret_key, session_token, None, "devstack").into();
+        Credentials::new(access_key, &credentials.secret_key, session_token, None, "devstack").into();
     let mut settings = SigningSettings::default();
     settings.excluded_headers = None;
     let params = v4::SigningParams::builder()
