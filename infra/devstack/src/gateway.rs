@@ -143,6 +143,7 @@ pub struct Gateway {
     pub credentials: LocalCredentials,
     pub account_id: String,
     pub region: String,
+    pub throttle: Throttle,
 }
 
 impl Gateway {
@@ -175,7 +176,13 @@ impl Gateway {
             credentials,
             account_id: account_id.to_owned(),
             region: region.to_owned(),
+            throttle: Throttle::default(),
         })
+    }
+
+    /// The gateway, throttling its routes as the stage's settings say.
+    pub fn with_throttle(self, throttle: Throttle) -> Self {
+        Self { throttle, ..self }
     }
 
     /// The API as a service to serve: each request knows its TCP peer (`sourceIp`).
@@ -277,6 +284,9 @@ async fn handle(
     let Some((route, params)) = find_route(&gateway.routes, parts.method.as_str(), &path) else {
         return gateway_answer(StatusCode::NOT_FOUND, "Not Found", &request_id);
     };
+    if !gateway.throttle.admit(&route.key()) {
+        return gateway_answer(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", &request_id);
+    }
     // API Gateway passes the trace on in an x-amzn-trace-id header: the client's, if valid.
     let trace_id = parts
         .headers

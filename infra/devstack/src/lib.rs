@@ -14,6 +14,7 @@ pub mod seed;
 pub mod serve;
 pub mod sigv4;
 pub mod template;
+pub mod throttle;
 pub mod xray;
 
 use std::path::{Path, PathBuf};

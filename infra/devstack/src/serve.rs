@@ -17,6 +17,7 @@ use crate::provision::{self, Options, Stack};
 use crate::proxy::AwsProxy;
 use crate::runtime::{self, Invocation, InvokeError, Runtime};
 use crate::template::Template;
+use crate::throttle::Throttle;
 
 /// What devstack's log says before the URL of the proxy the functions' AWS calls go through.
 pub const IAM_PROXY_LINE: &str = "[devstack iam] the functions reach AWS through ";
@@ -75,7 +76,8 @@ impl LocalStack {
             local.credentials(),
             &stack.account_id,
             &stack.region,
-        )?;
+        )?
+        .with_throttle(Throttle::from_template(&template, &stack)?);
         let gateway = Arc::new(gateway);
         Ok(Self { stack, runtime, gateway, functions })
     }

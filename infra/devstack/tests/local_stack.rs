@@ -476,7 +476,21 @@ async fn an_sqs_event_has_the_fields_of_aws_sample_and_continues_the_message_tra
             MessageAttributeValue::builder().data_type("String").string_value("v").build().unwrap(),
         )
         .build();
-    let event = devstack::pollers::sqs_event(&[message.clone()], "arn:aws:sqs:us-east-1:000000000000:q", "us-east-1");
+    let event = devstack::pollers::sqs_event(
+        std::slice::from_ref(&message),
+        "arn:aws:sqs:us-east-1:000000000000:q",
+        "us-east-1",
+    );
     assert_like_aws(&event, "sqs.json", &[]);
     assert_eq!(devstack::pollers::trace_id(&[message]).as_deref(), Some("1-5759e988-bd862e3fe1be46a994272793"));
+}
+
+#[tokio::test]
+async fn a_throttled_route_answers_api_gateways_429_once_its_burst_is_spent() {
+    let statuses = [get("/throttled").await.status(), get("/throttled").await.status()];
+    assert_eq!(statuses, [200, 200], "the burst of 2");
+    let refused = get("/throttled").await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.json::<Value>().await.unwrap(), serde_json::json!({"message": "Too Many Requests"}));
+    assert_eq!(get("/echo/other").await.status(), 200, "other routes are not throttled");
 }
