@@ -23,6 +23,7 @@ use shared::{CorrelationId, Problem};
 use crate::functions::{AuthorizerSpec, DEFAULT_ROUTE, FunctionSpec, RouteAuth};
 use crate::runtime::{InvokeError, Runtime};
 use crate::sigv4::LocalCredentials;
+use crate::throttle::Throttle;
 
 /// API Gateway's payload limit for HTTP APIs.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
