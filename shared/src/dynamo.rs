@@ -151,16 +151,29 @@ impl Table {
     }
 
     /// The items at `keys` that exist (consistent reads), in any order: one BatchGetItem per
-    /// 100 keys; keys DynamoDB leaves unprocessed (throttling) are asked for again a few times.
+    /// 100 keys; keys DynamoDB leaves unprocessed (throttling) are asked for again a few times,
+    /// after a jittered, growing pause (as AWS advises: asking at once meets the same limit).
     pub async fn get_many(&self, keys: Vec<Item>) -> Result<Vec<Item>, DynamoError> {
         use aws_sdk_dynamodb::types::KeysAndAttributes;
+        use backon::{BackoffBuilder, ExponentialBuilder};
         let keys: Vec<Item> = keys.into_iter().filter(storable).collect();
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(100) {
             let batch = KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true).build();
             let mut request = Some(batch.map_err(error)?);
-            for _ in 0..5 {
+            let mut pauses = ExponentialBuilder::default()
+                .with_min_delay(std::time::Duration::from_millis(20))
+                .with_max_delay(std::time::Duration::from_millis(200))
+                .with_max_times(4)
+                .with_jitter()
+                .build();
+            for attempt in 0..5 {
                 let Some(keys) = request.take() else { break };
+                if attempt > 0
+                    && let Some(pause) = pauses.next()
+                {
+                    tokio::time::sleep(pause).await;
+                }
                 let answer =
                     self.client.batch_get_item().request_items(&self.name, keys).send().await.map_err(error)?;
                 found.extend(answer.responses().and_then(|r| r.get(&self.name)).into_iter().flatten().cloned());

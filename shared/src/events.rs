@@ -2,7 +2,7 @@
 //! per event type. The envelope's `type` selects the payload, so a consumer matches on
 //! [`Event`] and never looks at strings. Unknown extra fields are accepted everywhere.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::correlation::CorrelationId;
@@ -43,11 +43,6 @@ impl Envelope {
 
     pub fn event_type(&self) -> &'static str {
         self.event.event_type()
-    }
-
-    /// RFC 3339 with second precision and a `Z`, as in the catalogue's examples.
-    pub fn time_rfc3339(&self) -> String {
-        self.time.to_rfc3339_opts(SecondsFormat::Secs, true)
     }
 }
 
