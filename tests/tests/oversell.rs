@@ -37,7 +37,10 @@ async fn a_hundred_customers_racing_for_the_last_ten_units_make_exactly_ten_orde
     let race = async {
         let http = reqwest::Client::builder().timeout(RACE_TIMEOUT).build().unwrap();
         let checkout = |customer: &system_tests::shop::User| {
-            http.post(shop.url("/cart/checkout")).bearer_auth(&customer.token).json(&json!({"payment_token": "tok_visa"})).send()
+            http.post(shop.url("/cart/checkout"))
+                .bearer_auth(&customer.token)
+                .json(&json!({"payment_token": "tok_visa"}))
+                .send()
         };
         let answers = join_all(customers.iter().map(|c| async { checkout(c).await.expect("an answer") })).await;
         done.store(true, Ordering::SeqCst);
