@@ -198,6 +198,13 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, Problem> {
 
 mod objects_only;
 
+/// `text` without the white space at its ends, as the HTTP API's `pattern: \S` reads white
+/// space (JSON Schema validators and Python's `\s`): Unicode's White_Space and the four
+/// ASCII separators U+001C-U+001F. Blank if nothing is left.
+pub fn trim_blank(text: &str) -> &str {
+    text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
 /// The body with every number of integral value written as an integer (`2.0`, `2.50e1`,
 /// `-0.0`), if it has any: JSON Schema counts them as integers, serde's integer fields do
 /// not. Rewritten in the text, not through a `Value`, so repeated members stay visible.
@@ -345,6 +352,13 @@ mod tests {
     }
 
     /// JSON Schema's integers include `2.0` (schemathesis ST202 found `{"quantity": 28.0}` refused).
+    #[test]
+    fn blank_is_what_the_schemas_white_space_is() {
+        assert_eq!(trim_blank(" \t a b \n"), "a b");
+        assert_eq!(trim_blank("\u{1c}\u{1f}\u{3000}\u{a0}"), "", "separators and Unicode spaces are blank");
+        assert_eq!(trim_blank("\u{200b}"), "\u{200b}", "a zero-width space is not white space");
+    }
+
     #[test]
     fn numbers_of_integral_value_are_integers() {
         for (body, quantity) in [

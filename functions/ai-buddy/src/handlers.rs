@@ -96,7 +96,7 @@ pub async fn assistant<S: AiStore, X: Services>(
     let who = caller(&request)?;
     let asked: Message = json_body(&request)?;
     let length = asked.message.chars().count();
-    if !(1..=1000).contains(&length) || asked.message.trim().is_empty() {
+    if !(1..=1000).contains(&length) {
         return Err(Problem::bad_request("message must be 1 to 1000 characters"));
     }
     let (intent, words) = intent(&asked.message);

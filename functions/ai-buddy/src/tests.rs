@@ -129,6 +129,9 @@ async fn the_assistant_answers_by_intent() {
     let help = answer("hi").await;
     assert_eq!(help["intent"], "help");
     assert!(help["reply"].as_str().unwrap().starts_with("Hello Ada"), "{help}");
+    // 1 to 1000 characters, whatever they are (the contract and the schema say no more): a
+    // blank message is a valid one with no intent in it.
+    assert_eq!(answer("\n").await["intent"], "help");
     let empty = call(&|r, c| crate::handlers::assistant(&store, &Catalogue, r, c), ask("")).await;
     assert_eq!(empty.status(), 400);
 }

@@ -80,12 +80,13 @@ impl Registration {
                 PASSWORD_CHARS.end()
             )));
         }
-        let name = self.name.trim().to_owned();
-        if name.is_empty() {
-            return Err(Invalid("name must not be empty".into()));
-        }
-        if name.chars().count() > MAX_NAME_CHARS {
+        // At most MAX_NAME_CHARS as sent (the schema's maxLength), not blank (its `\S`).
+        if self.name.chars().count() > MAX_NAME_CHARS {
             return Err(Invalid(format!("name must be at most {MAX_NAME_CHARS} characters")));
+        }
+        let name = shared::problem::trim_blank(&self.name).to_owned();
+        if name.is_empty() {
+            return Err(Invalid("name must not be blank".into()));
         }
         Ok(NewAccount { email, password: self.password, name, role: self.role.unwrap_or(Role::Customer) })
     }

@@ -63,13 +63,15 @@ pub struct ProductChanges {
     pub stock: Option<i64>,
 }
 
+/// A required text: at most `max` characters as sent (what the schema's maxLength counts),
+/// not blank (the schema's `pattern: \S`), stored trimmed.
 fn text(field: &str, value: &str, max: usize) -> Result<String, Invalid> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(Invalid(format!("{field} must not be empty")));
-    }
     if value.chars().count() > max {
         return Err(Invalid(format!("{field} must be at most {max} characters")));
+    }
+    let value = shared::problem::trim_blank(value);
+    if value.is_empty() {
+        return Err(Invalid(format!("{field} must not be blank")));
     }
     Ok(value.to_owned())
 }
