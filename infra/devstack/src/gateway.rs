@@ -198,7 +198,8 @@ impl Gateway {
 
 /// devstack's own controls, beside the API: `POST /__devstack/functions/{name}/down` makes
 /// every invocation of a function fail as unavailable (a service outage), `.../up` ends it;
-/// `.../event-sources/disable` stops polling its queues (messages wait), `.../enable` resumes;
+/// `.../event-sources/disable` stops polling its queues (messages wait; it answers once no
+/// batch is in flight), `.../enable` resumes;
 /// `.../schedule` runs its schedule now (a tick, as EventBridge sends it) and answers 204 once
 /// the function succeeded, 502 if it failed.
 pub const ADMIN_PREFIX: &str = "/__devstack/";
@@ -219,10 +220,10 @@ async fn admin(gateway: &Gateway, method: &Method, command: &str) -> Response {
         (&Method::POST, ["functions", name, "down"]) => runtime.set_down(name, true),
         (&Method::POST, ["functions", name, "up"]) => runtime.set_down(name, false),
         (&Method::POST, ["functions", name, "event-sources", "disable"]) => {
-            runtime.set_event_sources_enabled(name, false)
+            runtime.set_event_sources_enabled(name, false).await
         }
         (&Method::POST, ["functions", name, "event-sources", "enable"]) => {
-            runtime.set_event_sources_enabled(name, true)
+            runtime.set_event_sources_enabled(name, true).await
         }
         _ => return (StatusCode::NOT_FOUND, "unknown devstack command").into_response(),
     };

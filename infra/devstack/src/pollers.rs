@@ -25,16 +25,18 @@ pub struct BatchOutcome {
 /// Polls `source` for `function` until the task is dropped.
 pub async fn run(sqs: aws_sdk_sqs::Client, runtime: Runtime, function: String, source: QueueSource, region: String) {
     loop {
+        // Taken before the check, so that disabling waits for a batch it did not stop in time.
+        let Some(polling) = runtime.polling(&function).await else { return };
         if !runtime.event_sources_enabled(&function) {
+            drop(polling);
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
-        match poll_once(&sqs, &runtime, &function, &source, &region).await {
-            Ok(_) => {}
-            Err(error) => {
-                eprintln!("[{function}] polling {} failed: {error}; retrying", source.queue_url);
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+        let polled = poll_once(&sqs, &runtime, &function, &source, &region).await;
+        drop(polling);
+        if let Err(error) = polled {
+            eprintln!("[{function}] polling {} failed: {error}; retrying", source.queue_url);
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }

@@ -131,6 +131,8 @@ struct Pool {
     processes: Arc<std::sync::Mutex<Processes>>,
     /// Invocations so far (started, whatever their outcome).
     invocations: std::sync::atomic::AtomicU64,
+    /// Read-held by the function's pollers during a batch, written by disabling them.
+    polling: tokio::sync::RwLock<()>,
 }
 
 /// Every function of the stack, ready to be invoked.
@@ -160,6 +162,7 @@ impl Runtime {
                     slots: Semaphore::new(max_instances.max(1)),
                     processes: Arc::default(),
                     invocations: Default::default(),
+                    polling: tokio::sync::RwLock::new(()),
                 };
                 (pool.spec.name.clone(), Arc::new(pool))
             })
@@ -220,9 +223,24 @@ impl Runtime {
         self.down.lock().unwrap_or_else(|e| e.into_inner()).contains(function)
     }
 
-    /// Disables (or enables again) the queue event sources of `function`; false if no such function.
-    pub fn set_event_sources_enabled(&self, function: &str, enabled: bool) -> bool {
-        self.mark(&self.paused, function, !enabled)
+    /// Disables (or enables again) the queue event sources of `function`; false if no such
+    /// function. Disabling returns once no batch of its is in flight (received, not yet handed
+    /// back), as a mapping on AWS is `Disabled` only once its last batch is done: a caller can
+    /// count on nothing reaching the function after it.
+    pub async fn set_event_sources_enabled(&self, function: &str, enabled: bool) -> bool {
+        if !self.mark(&self.paused, function, !enabled) {
+            return false;
+        }
+        if !enabled && let Some(pool) = self.pools.get(function) {
+            drop(pool.polling.write().await);
+        }
+        true
+    }
+
+    /// Held by a poller of `function` while it receives a batch and hands it on (see
+    /// [`Runtime::set_event_sources_enabled`]); `None` if no such function.
+    pub async fn polling(&self, function: &str) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
+        Some(self.pools.get(function)?.polling.read().await)
     }
 
     pub fn event_sources_enabled(&self, function: &str) -> bool {
