@@ -256,6 +256,26 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_is_answered_in_the_callers_protocol() {
+        let denied = Refusal::Denied("User: u is not authorized to perform: x:Y on resource: r".into());
+        let with = |content_type: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("content-type", content_type.parse().unwrap());
+            headers
+        };
+        let json = refused(&with("application/x-amz-json-1.0"), "dynamodb", &denied);
+        assert_eq!(json.status(), StatusCode::BAD_REQUEST);
+        let rest = refused(&with("application/json"), "ses", &denied);
+        assert_eq!(rest.status(), StatusCode::FORBIDDEN);
+        assert_eq!(&rest.headers()["x-amzn-errortype"], "AccessDeniedException");
+        let query = refused(&with("application/x-www-form-urlencoded"), "ses", &Refusal::UnknownKey);
+        assert_eq!(query.status(), StatusCode::FORBIDDEN);
+        assert_eq!(&query.headers()["content-type"], "text/xml");
+        let sqs = refused(&with("application/x-amz-json-1.0"), "sqs", &denied);
+        assert_eq!(&sqs.headers()["x-amzn-query-error"], "AccessDenied;Sender");
+    }
+
+    #[test]
     fn differences_keep_only_what_happened_in_between() {
         let before = Counts::from([("a".to_owned(), 2), ("b".to_owned(), 1)]);
         let after = Counts::from([("a".to_owned(), 5), ("b".to_owned(), 1), ("c".to_owned(), 1)]);
