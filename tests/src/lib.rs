@@ -11,7 +11,7 @@ use aws_sdk_sqs::types::{Message, QueueAttributeName};
 use devstack::provision::{self, Options, Stack};
 use devstack::template::Template;
 
-/// The queues of events.md, by logical id in template.yaml.
+/// The queues of docs/events.md, by logical id in template.yaml.
 pub const QUEUES: [&str; 6] = [
     "NotificationQueue",
     "AiEventsQueue",

@@ -135,5 +135,5 @@ fn the_schemas_reject_what_the_consumers_would_reject() {
     let mut extra = sample.clone();
     extra["data"]["coupon"] = json!("X");
     extra["traceparent"] = json!("00-abc");
-    assert!(validator.is_valid(&extra), "unknown extra fields are allowed (events.md)");
+    assert!(validator.is_valid(&extra), "unknown extra fields are allowed (docs/events.md)");
 }

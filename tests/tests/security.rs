@@ -900,7 +900,7 @@ async fn every_token_route_answers_every_forged_token_with_401() {
     let world = World::make(&client).await;
     let forger = Forger::of(&api).await;
     let token_routes: Vec<Route> = routes().into_iter().filter(|r| matches!(r.guard, Guard::Token(_))).collect();
-    assert!(token_routes.len() >= 15, "api.md's (auth) routes: {}", token_routes.len());
+    assert!(token_routes.len() >= 15, "docs/api.md's (auth) routes: {}", token_routes.len());
     let forgeries = forger.forgeries(&world.customer, &world.customer.token);
     let before = world.state(&client).await;
 
@@ -1008,7 +1008,7 @@ async fn internal_routes_refuse_user_tokens_and_anything_but_a_valid_signature()
     let client = Client::new(&api);
     let world = World::make(&client).await;
     let internal: Vec<Route> = routes().into_iter().filter(|r| r.guard == Guard::Iam).collect();
-    assert!(internal.len() >= 5, "api.md's internal routes: {}", internal.len());
+    assert!(internal.len() >= 5, "docs/api.md's internal routes: {}", internal.len());
     let before = world.state(&client).await;
 
     let twenty_minutes_ago = SystemTime::now() - Duration::from_secs(20 * 60);

@@ -37,7 +37,7 @@ proptest! {
         }
         let sent: Value = serde_json::from_str(&body_text).unwrap();
         if sent.get("currency").is_some_and(|c| c != "USD") {
-            prop_assert_eq!(status, 400, "money is USD (api.md): {}", body_text);
+            prop_assert_eq!(status, 400, "money is USD (docs/api.md): {}", body_text);
         }
     }
 }

@@ -33,7 +33,7 @@ proptest! {
             _ => prop_assert_eq!(status, 400),
         }
         if sent.get("currency").is_some_and(|c| c != "USD") {
-            prop_assert_eq!(status, 400, "money is USD (api.md): {}", body_text);
+            prop_assert_eq!(status, 400, "money is USD (docs/api.md): {}", body_text);
         }
     }
 }

@@ -340,26 +340,14 @@ async fn a_request_is_one_x_ray_trace_from_the_gateway_into_the_function() {
     assert_ne!(trace_id(&again["header"]), root, "each request starts its own trace");
 
     let upstream = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-    let continued: Value = client()
-        .get(url("/echo/trace"))
-        .header("x-amzn-trace-id", upstream)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let traced_with = |header: &'static str| async move {
+        let response = client().get(url("/echo/trace")).header("x-amzn-trace-id", header).send().await.unwrap();
+        response.json::<Value>().await.unwrap()
+    };
+    let continued = traced_with(upstream).await;
     assert_eq!(trace_id(&continued["lambda"]), "1-5759e988-bd862e3fe1be46a994272793", "a client's trace goes on");
-    let forged: Value = client()
-        .get(url("/echo/trace"))
-        .header("x-amzn-trace-id", "Root=1-xyz")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    trace_id(&forged["lambda"]);
+    // A header that is no trace is replaced by a new, valid one.
+    trace_id(&traced_with("Root=1-xyz").await["lambda"]);
 }
 
 /// Where `ours` differs from AWS's sample `aws` in field names, nesting or JSON types (a null

@@ -1,4 +1,4 @@
-//! A deterministic simulation of the money path (architecture.md, "The money path").
+//! A deterministic simulation of the money path (docs/architecture.md).
 //!
 //! What runs is the real code, in-process, against the services' `MemoryStore`s:
 //! `cart::checkout::checkout` and the cart routes, through [`Sim`]'s `Downstream`, which
