@@ -3,7 +3,7 @@
 //! a wrong method is told apart from a wrong path (HTTP APIs alone answer both 404).
 //!
 //! The function knows the routes from `API_ROUTES`, which template.yaml sets; a contract test
-//! (tests/tests/contracts.rs) holds it equal to the template's routes.
+//! (tests/tests/system/contracts.rs) holds it equal to the template's routes.
 
 use lambda_http::Request;
 use lambda_http::http::{StatusCode, header};

@@ -162,7 +162,7 @@ impl LocalStack {
     }
 }
 
-/// The grants no call used while the stack ran, one line each (tests/tests/iam.rs reads them).
+/// The grants no call used while the stack ran, one line each (tests/tests/system/iam.rs reads them).
 fn report_unused(iam: &Iam) {
     let unused = iam.unused();
     eprintln!("[devstack iam] {} of {} grants unused", unused.len(), iam.grants().len());

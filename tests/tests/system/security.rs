@@ -648,7 +648,7 @@ const ALLOWED: &[Allowed] = &[
         what: "sns:Publish on *",
         reason: "SMS (NotificationSender=sns-sms) publishes to phone numbers, which have no ARN: IAM only \
                  accepts * for them; a Deny beside it takes every SNS ARN (topics, endpoints) away, so * is \
-                 phone numbers only (tests/tests/iam.rs shows a topic refused)",
+                 phone numbers only (tests/tests/system/iam.rs shows a topic refused)",
     },
     Allowed {
         owner: "AlertsKey",
