@@ -19,9 +19,9 @@ use serde_json::{Value, json};
 use crate::batch::handle_batch;
 use crate::correlation::{self, CorrelationId};
 use crate::events::{Envelope, Event, Role};
-use crate::fuzzing::{any_json, block_on, mutated, number, persisted, schema_integer, text};
 use crate::pagination::{decode_cursor, encode_cursor, page_request};
 use crate::problem::{MAX_BODY_BYTES, json_body, not_null};
+use testkit::props::{any_json, block_on, mutated, number, persisted, schema_integer, text};
 
 /// A body with what the services' bodies have: strings, a bounded number, an enum, an
 /// optional field that must not be `null`, and a list of nested objects.
@@ -133,7 +133,7 @@ fn schema_integers(value: Value) -> Value {
 /// The envelopes of every SQS sample in `events/`.
 fn sample_envelopes() -> Vec<Value> {
     let mut envelopes = Vec::new();
-    for entry in std::fs::read_dir(crate::testing::events_dir()).expect("events/") {
+    for entry in std::fs::read_dir(testkit::requests::events_dir()).expect("events/") {
         let path = entry.expect("an entry").path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
         if name.starts_with("sqs-") && name.ends_with(".json") {

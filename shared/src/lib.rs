@@ -19,12 +19,9 @@ pub mod pagination;
 pub mod problem;
 pub mod publisher;
 pub mod sigv4;
-pub mod testing;
 
 #[cfg(test)]
 mod fuzz;
-#[cfg(test)]
-mod fuzzing;
 
 pub use correlation::CorrelationId;
 pub use events::{Envelope, Event, Topic};

@@ -8,7 +8,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use shared::{Envelope, Event};
 
 fn samples() -> Vec<(PathBuf, SqsEvent)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let dir = testkit::requests::events_dir();
     let mut found = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("events/ exists") {
         let path = entry.unwrap().path();
@@ -53,7 +53,7 @@ fn every_event_type_has_a_sample() {
 
 #[test]
 fn every_http_sample_is_a_payload_2_0_request() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let dir = testkit::requests::events_dir();
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

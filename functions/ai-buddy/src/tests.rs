@@ -4,7 +4,7 @@ use shared::CorrelationId;
 use shared::events::Role;
 use shared::idempotency::MemoryIdempotency;
 use shared::internal::CallError;
-use shared::testing::{as_caller, body, call, sample, with_body};
+use testkit::requests::{as_caller, body, call, sample, with_body};
 
 use crate::domain::ProductInfo;
 use crate::learn::handle;
@@ -60,7 +60,7 @@ async fn learned(times: usize) -> MemoryStore {
     let (store, claims) = (MemoryStore::default(), MemoryIdempotency::default());
     for _ in 0..times {
         for name in SAMPLES {
-            handle(&store, &claims, &Catalogue, shared::testing::sqs_envelope(name)).await.unwrap();
+            handle(&store, &claims, &Catalogue, testkit::requests::sqs_envelope(name)).await.unwrap();
         }
     }
     store
@@ -80,7 +80,7 @@ async fn replaying_every_sample_twice_learns_the_same_as_once() {
 async fn an_order_completed_before_it_was_seen_is_retried() {
     let (store, claims) = (MemoryStore::default(), MemoryIdempotency::default());
     assert!(
-        handle(&store, &claims, &Catalogue, shared::testing::sqs_envelope("sqs-order-completed.json")).await.is_err()
+        handle(&store, &claims, &Catalogue, testkit::requests::sqs_envelope("sqs-order-completed.json")).await.is_err()
     );
 }
 
@@ -155,7 +155,7 @@ async fn every_arrival_order_learns_the_same() {
         while let Some(next) = queue.pop_front() {
             deliveries += 1;
             assert!(deliveries < 50, "never settles: {order:?}");
-            let envelope = shared::testing::sqs_envelope(STORY[next]);
+            let envelope = testkit::requests::sqs_envelope(STORY[next]);
             if handle(&store, &claims, &Catalogue, envelope).await.is_err() {
                 queue.push_back(next);
             }

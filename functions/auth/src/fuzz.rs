@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use proptest::strategy::LazyJust;
 use serde_json::{Value, json};
 use shared::publisher::MemoryPublisher;
-use shared::testing::{call, sample, with_body};
+use testkit::requests::{call, sample, with_body};
 
 use crate::domain::Role;
 use crate::handlers::authorizer::authorize;
@@ -24,9 +24,7 @@ use crate::store::MemoryStore;
 use crate::tokens::tests::{KEY, tokens, user};
 use crate::tokens::{Claims, Rejection, TOKEN_TTL_SECONDS};
 
-#[path = "../../../shared/src/fuzzing.rs"]
-mod fuzzing;
-use fuzzing::{any_json, assert_contract, block_on, body, json_of, mutated, persisted, text};
+use testkit::props::{any_json, assert_contract, block_on, body, json_of, mutated, persisted, text};
 
 const ISSUER: &str = "https://auth.test";
 const AUDIENCE: &str = "ecommerce";
@@ -56,7 +54,7 @@ fn authorization() -> impl Strategy<Value = Option<String>> {
 }
 
 fn authorizer_request() -> ApiGatewayV2CustomAuthorizerV2Request {
-    let path = shared::testing::events_dir().join("authorizer-request.json");
+    let path = testkit::requests::events_dir().join("authorizer-request.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("the sample")).expect("an authorizer request")
 }
 

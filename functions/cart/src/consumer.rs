@@ -41,8 +41,8 @@ mod tests {
     async fn replaying_twice_is_the_same_as_once() {
         let store = MemoryStore::default();
         for _ in 0..2 {
-            handle(&store, shared::testing::sqs_envelope("sqs-user-registered.json")).await.unwrap();
-            handle(&store, shared::testing::sqs_envelope("sqs-order-completed.json")).await.unwrap();
+            handle(&store, testkit::requests::sqs_envelope("sqs-user-registered.json")).await.unwrap();
+            handle(&store, testkit::requests::sqs_envelope("sqs-order-completed.json")).await.unwrap();
         }
         let (cart, version) = store.cart("usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A").await.unwrap();
         assert_eq!((cart.items.len(), version), (0, 1), "one empty cart");

@@ -9,8 +9,8 @@ use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 use shared::events::Role;
 use shared::internal::CallError;
-use shared::testing::{as_caller, body, call, sample, with_body, with_path};
 use shared::{CorrelationId, Problem};
+use testkit::requests::{as_caller, body, call, sample, with_body, with_path};
 
 use crate::domain::{CartLine, ProductInfo};
 use crate::downstream::{Abandoned, Authorization, Downstream, PaymentRequest, Stock};

@@ -112,9 +112,9 @@ mod tests {
             ("sqs-payment-refunded.json", None),
         ];
         for (name, template) in expected {
-            assert_eq!(message_for(&shared::testing::sqs_envelope(name)).map(|m| m.1), template, "{name}");
+            assert_eq!(message_for(&testkit::requests::sqs_envelope(name)).map(|m| m.1), template, "{name}");
         }
-        let (_, _, _, body) = message_for(&shared::testing::sqs_envelope("sqs-order-created.json")).unwrap();
+        let (_, _, _, body) = message_for(&testkit::requests::sqs_envelope("sqs-order-created.json")).unwrap();
         assert!(body.contains("$70.98"), "{body}");
     }
 }

@@ -4,7 +4,7 @@ use shared::CorrelationId;
 use shared::events::Role;
 use shared::idempotency::MemoryIdempotency;
 use shared::internal::CallError;
-use shared::testing::{as_caller, body, call, sample};
+use testkit::requests::{as_caller, body, call, sample};
 
 use crate::consumer::{Directory, handle};
 use crate::domain::{Contact, Template};
@@ -31,7 +31,9 @@ async fn every_sample_twice_notifies_once_each() {
     ];
     for _ in 0..2 {
         for name in samples {
-            handle(&store, &claims, &RecordingSender, &NoDirectory, shared::testing::sqs_envelope(name)).await.unwrap();
+            handle(&store, &claims, &RecordingSender, &NoDirectory, testkit::requests::sqs_envelope(name))
+                .await
+                .unwrap();
         }
     }
     let templates: Vec<Template> = store.notifications.lock().unwrap().iter().map(|n| n.template).collect();
@@ -56,7 +58,9 @@ async fn an_attempt_whose_claim_was_lost_after_the_work_notifies_nothing_again()
     // its claims as done: the stored notifications still stop a second message.
     for claims in [MemoryIdempotency::default(), MemoryIdempotency::default()] {
         for name in samples {
-            handle(&store, &claims, &RecordingSender, &NoDirectory, shared::testing::sqs_envelope(name)).await.unwrap();
+            handle(&store, &claims, &RecordingSender, &NoDirectory, testkit::requests::sqs_envelope(name))
+                .await
+                .unwrap();
         }
     }
     let templates: Vec<Template> = store.notifications.lock().unwrap().iter().map(|n| n.template).collect();
@@ -72,7 +76,7 @@ async fn an_unknown_contact_is_retried_when_auth_cannot_answer() {
             &claims,
             &RecordingSender,
             &NoDirectory,
-            shared::testing::sqs_envelope("sqs-payment-failed.json")
+            testkit::requests::sqs_envelope("sqs-payment-failed.json")
         )
         .await
         .is_err()

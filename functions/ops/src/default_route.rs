@@ -151,7 +151,7 @@ mod tests {
         *request.method_mut() = method;
         *request.uri_mut() = format!("https://api.example.com{path}").parse().unwrap();
         let routes = routes();
-        shared::testing::call(&|request, cid| unmatched(&routes, request, cid), request).await
+        testkit::requests::call(&|request, cid| unmatched(&routes, request, cid), request).await
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ mod tests {
 
     #[tokio::test]
     async fn health_is_ok_with_json() {
-        let response = shared::testing::call(&health, Request::new(Body::Empty)).await;
+        let response = testkit::requests::call(&health, Request::new(Body::Empty)).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "application/json");
         let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();

@@ -58,7 +58,7 @@ mod tests {
     use super::*;
     use crate::store::MemoryStore;
     use shared::publisher::MemoryPublisher;
-    use shared::testing::{call, sample};
+    use testkit::requests::{call, sample};
 
     async fn placed() -> (MemoryStore, MemoryPublisher) {
         let (store, publisher) = (MemoryStore::default(), MemoryPublisher::default());
@@ -74,7 +74,7 @@ mod tests {
     async fn payment_completed_pays_the_order_once() {
         let (store, publisher) = placed().await;
         for _ in 0..2 {
-            handle(&store, &publisher, shared::testing::sqs_envelope("sqs-payment-completed.json")).await.unwrap();
+            handle(&store, &publisher, testkit::requests::sqs_envelope("sqs-payment-completed.json")).await.unwrap();
         }
         assert_eq!(status(&store).await, OrderStatus::Paid);
         let types: Vec<_> = publisher.published().iter().map(|e| e.event_type()).collect();
@@ -84,8 +84,8 @@ mod tests {
     #[tokio::test]
     async fn payment_failed_cancels_the_order_and_a_late_success_changes_nothing() {
         let (store, publisher) = placed().await;
-        handle(&store, &publisher, shared::testing::sqs_envelope("sqs-payment-failed.json")).await.unwrap();
-        handle(&store, &publisher, shared::testing::sqs_envelope("sqs-payment-completed.json")).await.unwrap();
+        handle(&store, &publisher, testkit::requests::sqs_envelope("sqs-payment-failed.json")).await.unwrap();
+        handle(&store, &publisher, testkit::requests::sqs_envelope("sqs-payment-completed.json")).await.unwrap();
         assert_eq!(status(&store).await, OrderStatus::PaymentFailed);
         assert_eq!(publisher.published().last().unwrap().event_type(), "order.cancelled");
     }
@@ -93,7 +93,11 @@ mod tests {
     #[tokio::test]
     async fn a_payment_before_its_order_is_retried() {
         let (store, publisher) = (MemoryStore::default(), MemoryPublisher::default());
-        assert!(handle(&store, &publisher, shared::testing::sqs_envelope("sqs-payment-completed.json")).await.is_err());
-        assert!(handle(&store, &publisher, shared::testing::sqs_envelope("sqs-inventory-updated.json")).await.is_ok());
+        assert!(
+            handle(&store, &publisher, testkit::requests::sqs_envelope("sqs-payment-completed.json")).await.is_err()
+        );
+        assert!(
+            handle(&store, &publisher, testkit::requests::sqs_envelope("sqs-inventory-updated.json")).await.is_ok()
+        );
     }
 }

@@ -5,14 +5,12 @@ use proptest::prelude::*;
 use serde_json::Value;
 use shared::events::Role;
 use shared::publisher::MemoryPublisher;
-use shared::testing::{as_caller, call, sample, with_body, with_path};
+use testkit::requests::{as_caller, call, sample, with_body, with_path};
 
 use crate::handlers::{cancel, create};
 use crate::store::MemoryStore;
 
-#[path = "../../../shared/src/fuzzing.rs"]
-mod fuzzing;
-use fuzzing::{any_json, assert_contract, block_on, body, json_of, path_parameter, persisted};
+use testkit::props::{any_json, assert_contract, block_on, body, json_of, path_parameter, persisted};
 
 /// The sample order's customer and id.
 const CUSTOMER: &str = "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A";

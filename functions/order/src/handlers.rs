@@ -133,7 +133,7 @@ mod tests {
     use shared::events::Role;
     use shared::outbox::Outbox;
     use shared::publisher::MemoryPublisher;
-    use shared::testing::{as_caller, body, call, sample, with_path};
+    use testkit::requests::{as_caller, body, call, sample, with_path};
 
     use crate::domain::{Order, OrderStatus};
     use shared::pagination::{Page, PageRequest};
@@ -240,7 +240,7 @@ mod tests {
             {
                 let mut paid = placed.clone();
                 paid.order.status = OrderStatus::Paid;
-                let event = shared::testing::sqs_envelope("sqs-order-completed.json");
+                let event = testkit::requests::sqs_envelope("sqs-order-completed.json");
                 self.inner.replace(&paid, OrderStatus::Placed, &event).await?;
             }
             Ok(read)

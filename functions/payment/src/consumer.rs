@@ -220,7 +220,7 @@ mod tests {
     async fn two_copies_of_order_created_at_once_capture_once() {
         let (store, publisher, gateway) =
             (store_with("tok_visa").await, MemoryPublisher::default(), Counting::default());
-        let created = || shared::testing::sqs_envelope("sqs-order-created.json");
+        let created = || testkit::requests::sqs_envelope("sqs-order-created.json");
         let (a, b) = tokio::join!(
             handle(&store, &gateway, &publisher, created()),
             handle(&store, &gateway, &publisher, created())
@@ -241,7 +241,7 @@ mod tests {
     async fn a_claimed_capture_is_resumed_once_its_claim_is_stale() {
         let publisher = MemoryPublisher::default();
         let fresh = store_at("tok_visa", PaymentStatus::Settling, chrono::Utc::now()).await;
-        let created = || shared::testing::sqs_envelope("sqs-order-created.json");
+        let created = || testkit::requests::sqs_envelope("sqs-order-created.json");
         assert!(handle(&fresh, &SandboxGateway, &publisher, created()).await.is_err(), "retried later");
         assert_eq!(status(&fresh).await, PaymentStatus::Settling);
 
@@ -258,8 +258,8 @@ mod tests {
     async fn a_cancel_racing_settlement_never_both_captures_and_voids() {
         let (store, publisher, gateway) =
             (store_with("tok_visa").await, MemoryPublisher::default(), Counting::default());
-        let created = || shared::testing::sqs_envelope("sqs-order-created.json");
-        let cancelled = || shared::testing::sqs_envelope("sqs-order-cancelled.json");
+        let created = || testkit::requests::sqs_envelope("sqs-order-created.json");
+        let cancelled = || testkit::requests::sqs_envelope("sqs-order-cancelled.json");
         let (a, b) = tokio::join!(
             handle(&store, &gateway, &publisher, created()),
             handle(&store, &gateway, &publisher, cancelled())
@@ -293,7 +293,7 @@ mod tests {
     async fn order_created_settles_once_however_often_it_is_delivered() {
         let (store, publisher) = (store_with("tok_visa").await, MemoryPublisher::default());
         for _ in 0..2 {
-            handle(&store, &SandboxGateway, &publisher, shared::testing::sqs_envelope("sqs-order-created.json"))
+            handle(&store, &SandboxGateway, &publisher, testkit::requests::sqs_envelope("sqs-order-created.json"))
                 .await
                 .unwrap();
         }
@@ -305,7 +305,7 @@ mod tests {
     #[tokio::test]
     async fn a_settlement_that_fails_is_payment_failed() {
         let (store, publisher) = (store_with("tok_settlementFails").await, MemoryPublisher::default());
-        handle(&store, &SandboxGateway, &publisher, shared::testing::sqs_envelope("sqs-order-created.json"))
+        handle(&store, &SandboxGateway, &publisher, testkit::requests::sqs_envelope("sqs-order-created.json"))
             .await
             .unwrap();
         assert_eq!(status(&store).await, PaymentStatus::Failed);
@@ -315,11 +315,11 @@ mod tests {
     #[tokio::test]
     async fn a_cancel_voids_or_refunds_once() {
         let (store, publisher) = (store_with("tok_visa").await, MemoryPublisher::default());
-        handle(&store, &SandboxGateway, &publisher, shared::testing::sqs_envelope("sqs-order-created.json"))
+        handle(&store, &SandboxGateway, &publisher, testkit::requests::sqs_envelope("sqs-order-created.json"))
             .await
             .unwrap();
         for _ in 0..2 {
-            handle(&store, &SandboxGateway, &publisher, shared::testing::sqs_envelope("sqs-order-cancelled.json"))
+            handle(&store, &SandboxGateway, &publisher, testkit::requests::sqs_envelope("sqs-order-cancelled.json"))
                 .await
                 .unwrap();
         }
@@ -332,7 +332,7 @@ mod tests {
     async fn an_unknown_payment_is_retried_not_dropped() {
         let (store, publisher) = (MemoryStore::default(), MemoryPublisher::default());
         assert!(
-            handle(&store, &SandboxGateway, &publisher, shared::testing::sqs_envelope("sqs-order-created.json"))
+            handle(&store, &SandboxGateway, &publisher, testkit::requests::sqs_envelope("sqs-order-created.json"))
                 .await
                 .is_err()
         );

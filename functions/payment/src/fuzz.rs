@@ -4,15 +4,13 @@
 
 use proptest::prelude::*;
 use serde_json::Value;
-use shared::testing::{call, sample, with_body, with_path};
+use testkit::requests::{call, sample, with_body, with_path};
 
 use crate::domain::SandboxGateway;
 use crate::handlers::{authorize, void};
 use crate::store::MemoryStore;
 
-#[path = "../../../shared/src/fuzzing.rs"]
-mod fuzzing;
-use fuzzing::{assert_contract, block_on, body, json_of, path_parameter, persisted};
+use testkit::props::{assert_contract, block_on, body, json_of, path_parameter, persisted};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..persisted() })]
@@ -48,7 +46,7 @@ proptest! {
         let request = sample("http-post-internal-authorize.json");
         let authorized = block_on(call(&|r, c| authorize(&store, &SandboxGateway, r, c), request));
         prop_assert_eq!(authorized.status().as_u16(), 201);
-        let known = shared::testing::body(&authorized)["payment_id"].as_str().unwrap().to_owned();
+        let known = testkit::requests::body(&authorized)["payment_id"].as_str().unwrap().to_owned();
         let payment_id = if payment_id == "known" { known.clone() } else { payment_id };
         let voiding = || {
             let request = with_path(sample("http-post-internal-void.json"), "payment_id", &payment_id);

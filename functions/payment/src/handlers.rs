@@ -182,7 +182,7 @@ mod tests {
     use crate::domain::SandboxGateway;
     use crate::store::MemoryStore;
     use shared::events::Role;
-    use shared::testing::{as_caller, body, call, sample, with_body, with_path};
+    use testkit::requests::{as_caller, body, call, sample, with_body, with_path};
 
     fn ask(key: &str, token: &str) -> Request {
         let body_text = serde_json::json!({"idempotency_key": key, "order_id": "ord_1", "user_id": "usr_1", "amount_cents": 2500, "payment_token": token}).to_string();

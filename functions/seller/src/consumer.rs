@@ -86,7 +86,7 @@ mod tests {
     async fn created_commits_and_cancelled_gives_units_back_once() {
         let (store, publisher) = (reserved().await, MemoryPublisher::default());
         for _ in 0..2 {
-            handle(&store, &publisher, shared::testing::sqs_envelope("sqs-order-created.json")).await.unwrap();
+            handle(&store, &publisher, testkit::requests::sqs_envelope("sqs-order-created.json")).await.unwrap();
         }
         assert_eq!(stock(&store).await, (8, 4));
         assert_eq!(
@@ -94,7 +94,7 @@ mod tests {
             ReservationStatus::Committed
         );
         for _ in 0..2 {
-            handle(&store, &publisher, shared::testing::sqs_envelope("sqs-order-cancelled.json")).await.unwrap();
+            handle(&store, &publisher, testkit::requests::sqs_envelope("sqs-order-cancelled.json")).await.unwrap();
         }
         assert_eq!(stock(&store).await, (10, 5), "restocked once");
         let last = publisher.published().last().cloned().unwrap();
@@ -105,6 +105,6 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_reservation_is_retried() {
         let (store, publisher) = (MemoryStore::default(), MemoryPublisher::default());
-        assert!(handle(&store, &publisher, shared::testing::sqs_envelope("sqs-order-created.json")).await.is_err());
+        assert!(handle(&store, &publisher, testkit::requests::sqs_envelope("sqs-order-created.json")).await.is_err());
     }
 }

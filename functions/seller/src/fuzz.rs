@@ -4,15 +4,13 @@
 use lambda_http::{Body, Request, Response};
 use proptest::prelude::*;
 use shared::events::Role;
-use shared::testing::{as_caller, call, sample, with_body, with_path};
+use testkit::requests::{as_caller, call, sample, with_body, with_path};
 
 use crate::domain::NewProduct;
 use crate::handlers::{inventory, products};
 use crate::store::{CatalogueStore, MemoryStore};
 
-#[path = "../../../shared/src/fuzzing.rs"]
-mod fuzzing;
-use fuzzing::{assert_contract, block_on, body, json_of, path_parameter, persisted};
+use testkit::props::{assert_contract, block_on, body, json_of, path_parameter, persisted};
 
 const SELLER: &str = "usr_seller";
 /// The caller's product: the one the samples name, so that edited samples often find it.

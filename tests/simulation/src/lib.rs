@@ -2,7 +2,7 @@
 //!
 //! What runs is the real code, in-process, against the services' `MemoryStore`s:
 //! `cart::checkout::checkout` and the cart routes, through [`Sim`]'s `Downstream`, which
-//! builds the `lambda_http::Request`s the internal routes get (as `shared::testing` does)
+//! builds the `lambda_http::Request`s the internal routes get (as `testkit::requests` does)
 //! and hands them to `payment::handlers::{authorize, void}`,
 //! `seller::handlers::inventory::{lookup, reserve, release}`,
 //! `order::handlers::{create, abandon}`, reading their answers as
@@ -107,13 +107,13 @@ thread_local! {
     static SAMPLES: std::cell::RefCell<BTreeMap<&'static str, Request>> = const { std::cell::RefCell::new(BTreeMap::new()) };
 }
 
-/// `shared::testing::sample`, read and parsed once per thread.
+/// `testkit::requests::sample`, read and parsed once per thread.
 fn sample(name: &'static str) -> Request {
-    SAMPLES.with(|samples| samples.borrow_mut().entry(name).or_insert_with(|| shared::testing::sample(name)).clone())
+    SAMPLES.with(|samples| samples.borrow_mut().entry(name).or_insert_with(|| testkit::requests::sample(name)).clone())
 }
 
 fn with_body(request: Request, body: &Value) -> Request {
-    shared::testing::with_body(request, &body.to_string())
+    testkit::requests::with_body(request, &body.to_string())
 }
 
 /// Runs a handler through the functions' HTTP edge; its status and JSON body.
@@ -122,7 +122,7 @@ where
     F: Fn(Request, CorrelationId) -> Fut + Send + Sync,
     Fut: Future<Output = Result<Reply, Problem>> + Send,
 {
-    let response = shared::testing::call(&handler, request).await;
+    let response = testkit::requests::call(&handler, request).await;
     let body = serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null);
     (response.status().as_u16(), body)
 }
@@ -787,7 +787,7 @@ impl Downstream for Sim {
     }
 
     async fn void(&self, payment_id: &str, _: &CorrelationId) -> Result<(), CallError> {
-        let request = shared::testing::with_path(sample("http-post-internal-void.json"), "payment_id", payment_id);
+        let request = testkit::requests::with_path(sample("http-post-internal-void.json"), "payment_id", payment_id);
         let handler = |r, c| payment::handlers::void(&self.payments, &self.provider, r, c);
         self.call("payment", "void", handler, request, |status, body| {
             if (200..300).contains(&status) { Ok(()) } else { Err(unexpected("payment", status, body)) }
@@ -815,7 +815,7 @@ impl Downstream for Sim {
     }
 
     async fn release(&self, reservation_id: &str, _: &CorrelationId) -> Result<(), CallError> {
-        let request = shared::testing::with_path(
+        let request = testkit::requests::with_path(
             sample("http-delete-internal-reservation.json"),
             "reservation_id",
             reservation_id,
@@ -837,7 +837,8 @@ impl Downstream for Sim {
     }
 
     async fn abandon_order(&self, order_id: &str, _: &CorrelationId) -> Result<Abandoned, CallError> {
-        let request = shared::testing::with_path(sample("http-post-internal-abandon-order.json"), "order_id", order_id);
+        let request =
+            testkit::requests::with_path(sample("http-post-internal-abandon-order.json"), "order_id", order_id);
         let handler = |r, c| order::handlers::abandon(&self.orders, r, c);
         self.call("order", "abandon_order", handler, request, |status, body| match status {
             200 => Ok(Abandoned::Abandoned),
@@ -877,7 +878,7 @@ impl Sim {
         if let Some(key) = key {
             request.headers_mut().insert("idempotency-key", key.parse().expect("a header value"));
         }
-        let request = shared::testing::as_caller(request, user, Role::Customer);
+        let request = testkit::requests::as_caller(request, user, Role::Customer);
         let crash = {
             let weather = *lock(&self.weather);
             self.chance(weather.crashes).then(|| self.below(25))
@@ -916,8 +917,8 @@ impl Sim {
     }
 
     async fn cancel(&self, user: &str, order_id: &str) {
-        let request = shared::testing::with_path(sample("http-post-cancel-order.json"), "order_id", order_id);
-        let request = shared::testing::as_caller(request, user, Role::Customer);
+        let request = testkit::requests::with_path(sample("http-post-cancel-order.json"), "order_id", order_id);
+        let request = testkit::requests::as_caller(request, user, Role::Customer);
         let (status, _) = answer(|r, c| order::handlers::cancel(&self.orders, &self.bus, r, c), request).await;
         self.note(|t| format!("{user} cancels {} -> {status}", t.id(order_id)));
         if !matches!(status, 200 | 409) {

@@ -24,14 +24,14 @@ pub async fn get_user<S: UserStore>(
 mod tests {
     use super::*;
     use crate::domain::{Email, NewAccount, Role, User};
-    use crate::handlers::test_support::{body, sample};
     use crate::store::MemoryStore;
+    use testkit::requests::{body, sample};
 
     #[tokio::test]
     async fn known_users_are_found_and_unknown_ones_are_404() {
         let store = MemoryStore::default();
         let handler = |r, c| get_user(&store, r, c);
-        let response = shared::testing::call(&handler, sample("http-get-internal-user.json")).await;
+        let response = testkit::requests::call(&handler, sample("http-get-internal-user.json")).await;
         assert_eq!(response.status(), 404);
 
         let account = NewAccount {
@@ -43,7 +43,7 @@ mod tests {
         let mut user = User::new(&account, chrono::Utc::now());
         user.user_id = "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A".into();
         store.create(&user, "hash", &user.registered(&shared::CorrelationId::generate())).await.unwrap();
-        let response = shared::testing::call(&handler, sample("http-get-internal-user.json")).await;
+        let response = testkit::requests::call(&handler, sample("http-get-internal-user.json")).await;
         assert_eq!(response.status(), 200);
         assert_eq!(body(&response)["email"], "a@example.com");
     }

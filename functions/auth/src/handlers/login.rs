@@ -67,9 +67,9 @@ fn too_many_attempts(wait: std::time::Duration) -> Problem {
 pub(crate) mod tests {
     use super::*;
     use crate::domain::{NewAccount, Role, User};
-    use crate::handlers::test_support::{body, sample, with_body};
     use crate::store::MemoryStore;
     use crate::tokens::tests::tokens;
+    use testkit::requests::{body, sample, with_body};
 
     /// A login service that knows Ada (`ada@example.com`, "correct horse").
     pub(crate) async fn service_with_ada() -> LogIn<MemoryStore> {
@@ -94,13 +94,13 @@ pub(crate) mod tests {
     ) -> lambda_http::Response<lambda_http::Body> {
         let body_text = serde_json::json!({"email": email, "password": password}).to_string();
         let request = with_body(sample("http-post-auth-login.json"), &body_text);
-        shared::testing::call(&|r, c| service.handle(r, c), request).await
+        testkit::requests::call(&|r, c| service.handle(r, c), request).await
     }
 
     #[tokio::test]
     async fn the_right_password_gets_a_token_in_any_email_case() {
         let service = service_with_ada().await;
-        let response = shared::testing::call(&|r, c| service.handle(r, c), sample("http-post-auth-login.json")).await;
+        let response = testkit::requests::call(&|r, c| service.handle(r, c), sample("http-post-auth-login.json")).await;
         assert_eq!(response.status(), 200);
         let session = body(&response);
         assert_eq!(session["user"]["email"], "ada@example.com");

@@ -20,9 +20,9 @@ pub async fn me<S: UserStore>(store: &S, request: Request, _correlation_id: Corr
 mod tests {
     use super::*;
     use crate::domain::{Email, NewAccount, Role, User};
-    use crate::handlers::test_support::{body, sample, with_authorizer};
     use crate::store::MemoryStore;
     use shared::caller::AuthorizerContext;
+    use testkit::requests::{body, sample, with_authorizer};
 
     #[tokio::test]
     async fn the_caller_gets_their_own_user() {
@@ -39,7 +39,7 @@ mod tests {
 
         let request =
             with_authorizer(sample("http-get-auth-me.json"), &AuthorizerContext::caller(&user.user_id, Role::Seller));
-        let response = shared::testing::call(&handler, request).await;
+        let response = testkit::requests::call(&handler, request).await;
         assert_eq!(response.status(), 200);
         let shown = body(&response);
         assert_eq!(shown["user_id"], user.user_id.as_str());
@@ -48,7 +48,7 @@ mod tests {
 
         let refused =
             with_authorizer(sample("http-get-auth-me.json"), &AuthorizerContext::rejected("the token has expired"));
-        let response = shared::testing::call(&handler, refused).await;
+        let response = testkit::requests::call(&handler, refused).await;
         assert_eq!(response.status(), 401);
         assert_eq!(body(&response)["detail"], "the token has expired");
     }

@@ -49,6 +49,3 @@ fn key_failure(error: KeyError) -> Problem {
     tracing::error!(%error, "cannot sign tokens");
     Problem::internal()
 }
-
-#[cfg(test)]
-pub(crate) use shared::testing as test_support;

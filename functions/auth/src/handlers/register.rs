@@ -39,11 +39,11 @@ impl<S: UserStore, P: Publish + Sync> Register<S, P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handlers::test_support::{body, sample, with_body};
     use crate::store::MemoryStore;
     use crate::tokens::tests::tokens;
     use shared::Envelope;
     use shared::publisher::{MemoryPublisher, PublishError};
+    use testkit::requests::{body, sample, with_body};
 
     fn service<P>(publisher: P) -> Register<MemoryStore, P> {
         Register { store: MemoryStore::default(), publisher, passwords: Passwords::new().unwrap(), tokens: tokens() }
@@ -54,14 +54,14 @@ mod tests {
         body_text: &str,
     ) -> lambda_http::Response<lambda_http::Body> {
         let request = with_body(sample("http-post-auth-register.json"), body_text);
-        shared::testing::call(&|r, c| service.handle(r, c), request).await
+        testkit::requests::call(&|r, c| service.handle(r, c), request).await
     }
 
     #[tokio::test]
     async fn the_sample_registers_and_publishes_user_registered() {
         let service = service(MemoryPublisher::default());
         let request = sample("http-post-auth-register.json");
-        let response = shared::testing::call(&|r, c| service.handle(r, c), request).await;
+        let response = testkit::requests::call(&|r, c| service.handle(r, c), request).await;
         assert_eq!(response.status(), 201);
         let session = body(&response);
         assert_eq!(session["token_type"], "Bearer");

@@ -8,9 +8,7 @@ use serde_json::Value;
 
 use super::*;
 
-#[path = "../../../../shared/src/fuzzing.rs"]
-mod fuzzing;
-use fuzzing::{assert_contract, block_on, body, json_of, path_parameter, persisted, schema_integer, text};
+use testkit::props::{assert_contract, block_on, body, json_of, path_parameter, persisted, schema_integer, text};
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..persisted() })]

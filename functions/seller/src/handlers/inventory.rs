@@ -60,9 +60,9 @@ pub async fn lookup<S: CatalogueStore>(store: &S, request: Request, _: Correlati
 mod tests {
     use super::*;
     use crate::domain::NewProduct;
-    use crate::handlers::test_support::{body, call, sample, with_body, with_path};
     use crate::store::MemoryStore;
     use serde_json::json;
+    use testkit::requests::{body, call, sample, with_body, with_path};
 
     async fn store_with(stock: &[(&str, i64)]) -> MemoryStore {
         let store = MemoryStore::default();

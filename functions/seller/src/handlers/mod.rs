@@ -3,9 +3,6 @@
 pub mod inventory;
 pub mod products;
 
-#[cfg(test)]
-pub(crate) use shared::testing as test_support;
-
 use shared::Problem;
 
 use crate::domain::Invalid;

@@ -54,9 +54,9 @@ pub async fn list<S: CatalogueStore>(store: &S, request: Request, _: Correlation
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handlers::test_support::{as_caller, body, call, sample, with_body, with_path};
     use crate::store::MemoryStore;
     use serde_json::json;
+    use testkit::requests::{as_caller, body, call, sample, with_body, with_path};
 
     #[tokio::test]
     async fn sellers_create_and_owners_update_products() {

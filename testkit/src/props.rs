@@ -2,12 +2,9 @@
 //! random places, the contract every HTTP answer keeps, and a config that bounds a property
 //! and keeps the failures it finds.
 //!
-//! proptest is only a dev-dependency, so this cannot be part of `shared::testing`: shared's
-//! tests use it as `crate::fuzzing`, and each service's fuzz module includes this file with
-//! `#[path]`.
-
-// Every crate uses a different part of it.
-#![allow(dead_code)]
+//! Nothing here names a `shared` type, so shared's own properties (`shared/src/fuzz.rs`) can
+//! use it too: inside shared's unit tests `crate::Problem` and the `shared::Problem` testkit
+//! is built against are different types, which JSON, strategies and responses never meet.
 
 use std::future::Future;
 

@@ -1,17 +1,18 @@
 //! Helpers for handler tests: the samples in `events/` as requests, with another body or
-//! caller, run through the same HTTP edge the functions use.
+//! caller, run through the same HTTP edge the functions use (`shared::api::handle`), so a
+//! handler test sees the status, headers and problem+json a caller would.
 
 use std::path::PathBuf;
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use crate::caller::AuthorizerContext;
-use crate::correlation::CorrelationId;
-use crate::events::Role;
-use crate::problem::{Problem, Reply};
+use shared::caller::AuthorizerContext;
+use shared::correlation::CorrelationId;
+use shared::events::Role;
+use shared::problem::{Problem, Reply};
 
-/// The repository's `events/` folder.
+/// The repository's `events/` folder (this crate sits one level below the root).
 pub fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
 }
@@ -57,7 +58,7 @@ where
     F: Fn(Request, CorrelationId) -> Fut + Send + Sync,
     Fut: Future<Output = Result<Reply, Problem>> + Send,
 {
-    crate::api::handle(handler, request).await.expect("infallible")
+    shared::api::handle(handler, request).await.expect("infallible")
 }
 
 /// A response's JSON body.
@@ -66,7 +67,7 @@ pub fn body(response: &Response<Body>) -> serde_json::Value {
 }
 
 /// The envelope of an SQS sample (`events/sqs-*.json`), as a consumer handles it.
-pub fn sqs_envelope(name: &str) -> crate::Envelope {
+pub fn sqs_envelope(name: &str) -> shared::Envelope {
     let text = std::fs::read_to_string(events_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     let event: serde_json::Value = serde_json::from_str(&text).expect("an SQS event");
     serde_json::from_str(event["Records"][0]["body"].as_str().expect("a body")).expect("an envelope")
