@@ -12,7 +12,7 @@ use lambda_http::{Request, RequestExt};
 use serde::{Deserialize, Serialize};
 
 use crate::events::Role;
-use crate::problem::Problem;
+use crate::http::Problem;
 
 /// The authorizer context: a caller, or why there is none.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -37,6 +37,13 @@ where
     }
 }
 
+/// A function's start, first thing in every `main`: JSON logs on, then the SDK
+/// configuration its clients are built from.
+pub async fn start() -> aws_config::SdkConfig {
+    crate::logging::init();
+    aws().await
+}
+
 /// The SDK configuration: region, credentials and `AWS_ENDPOINT_URL` from the environment,
 /// which is how the same binary talks to AWS or to the local emulator. Calls are bounded
 /// well inside a function's timeout, so a hung dependency becomes an error we handle.

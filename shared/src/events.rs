@@ -69,65 +69,50 @@ impl Topic {
     }
 }
 
-/// Every event of the catalogue: `type` in the envelope, payload in `data`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(tag = "type", content = "data")]
-pub enum Event {
-    #[serde(rename = "user.registered")]
-    UserRegistered(UserRegistered),
-    #[serde(rename = "order.created")]
-    OrderCreated(OrderCreated),
-    #[serde(rename = "order.completed")]
-    OrderCompleted(OrderCompleted),
-    #[serde(rename = "order.cancelled")]
-    OrderCancelled(OrderCancelled),
-    #[serde(rename = "payment.completed")]
-    PaymentCompleted(PaymentCompleted),
-    #[serde(rename = "payment.failed")]
-    PaymentFailed(PaymentFailed),
-    #[serde(rename = "payment.refunded")]
-    PaymentRefunded(PaymentRefunded),
-    #[serde(rename = "inventory.updated")]
-    InventoryUpdated(InventoryUpdated),
+/// The catalogue's event types, each written once: its name (the envelope's `type`), its
+/// payload type (the variant has the payload's name) and its topic.
+macro_rules! catalogue {
+    ($($name:literal => $variant:ident on $topic:ident,)*) => {
+        /// Every event of the catalogue: `type` in the envelope, payload in `data`.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+        #[serde(tag = "type", content = "data")]
+        pub enum Event {
+            $(#[serde(rename = $name)] $variant($variant),)*
+        }
+
+        impl Event {
+            /// Every event type name of the catalogue.
+            pub const TYPES: [&'static str; [$($name),*].len()] = [$($name),*];
+
+            pub fn event_type(&self) -> &'static str {
+                match self {
+                    $(Event::$variant(_) => $name,)*
+                }
+            }
+
+            /// The topic the event is published on.
+            pub fn topic(&self) -> Topic {
+                match self {
+                    $(Event::$variant(_) => Topic::$topic,)*
+                }
+            }
+        }
+    };
+}
+
+catalogue! {
+    "user.registered" => UserRegistered on UserEvents,
+    "order.created" => OrderCreated on OrderEvents,
+    "order.completed" => OrderCompleted on OrderEvents,
+    "order.cancelled" => OrderCancelled on OrderEvents,
+    "payment.completed" => PaymentCompleted on PaymentEvents,
+    "payment.failed" => PaymentFailed on PaymentEvents,
+    "payment.refunded" => PaymentRefunded on PaymentEvents,
+    "inventory.updated" => InventoryUpdated on InventoryEvents,
 }
 
 impl Event {
-    /// Every event type name of the catalogue.
-    pub const TYPES: [&'static str; 8] = [
-        "user.registered",
-        "order.created",
-        "order.completed",
-        "order.cancelled",
-        "payment.completed",
-        "payment.failed",
-        "payment.refunded",
-        "inventory.updated",
-    ];
-
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Event::UserRegistered(_) => "user.registered",
-            Event::OrderCreated(_) => "order.created",
-            Event::OrderCompleted(_) => "order.completed",
-            Event::OrderCancelled(_) => "order.cancelled",
-            Event::PaymentCompleted(_) => "payment.completed",
-            Event::PaymentFailed(_) => "payment.failed",
-            Event::PaymentRefunded(_) => "payment.refunded",
-            Event::InventoryUpdated(_) => "inventory.updated",
-        }
-    }
-
-    /// The topic the event is published on.
-    pub fn topic(&self) -> Topic {
-        match self {
-            Event::UserRegistered(_) => Topic::UserEvents,
-            Event::OrderCreated(_) | Event::OrderCompleted(_) | Event::OrderCancelled(_) => Topic::OrderEvents,
-            Event::PaymentCompleted(_) | Event::PaymentFailed(_) | Event::PaymentRefunded(_) => Topic::PaymentEvents,
-            Event::InventoryUpdated(_) => Topic::InventoryEvents,
-        }
-    }
-
     /// The CloudEvents `source`: the service that publishes this type.
     pub fn source(&self) -> &'static str {
         match self.topic() {
@@ -264,6 +249,14 @@ mod tests {
 
     fn sample_with_id(other: &Envelope) -> Envelope {
         Envelope { id: other.id.clone(), time: other.time, ..sample() }
+    }
+
+    #[test]
+    fn every_type_name_is_the_envelopes_type_of_its_event() {
+        assert_eq!(Event::TYPES.len(), 8);
+        let event = sample().event;
+        assert!(Event::TYPES.contains(&event.event_type()));
+        assert_eq!(serde_json::to_value(&event).unwrap()["type"], event.event_type());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tokio::sync::OnceCell;
 use crate::breaker::{CircuitBreaker, Permit};
 use crate::config::{self, ConfigError};
 use crate::correlation::{self, CorrelationId};
-use crate::problem::Problem;
+use crate::http::Problem;
 
 /// Why a call got no usable answer; the caller answers its own client with 503.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::{Request, RequestExt};
 use serde::Serialize;
 
-use crate::problem::Problem;
+use crate::http::Problem;
 
 pub const DEFAULT_LIMIT: i32 = 20;
 pub const MAX_LIMIT: i32 = 100;
@@ -41,7 +41,7 @@ pub fn page_request(request: &Request) -> Result<PageRequest, Problem> {
     let limit = match query.and_then(|q| q.first("limit")) {
         None => DEFAULT_LIMIT,
         // As JSON Schema reads an integer: `2.0` is 2.
-        Some(text) => match crate::problem::integral(text.as_bytes()).as_deref().unwrap_or(text).parse::<i32>() {
+        Some(text) => match crate::http::integral(text.as_bytes()).as_deref().unwrap_or(text).parse::<i32>() {
             Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => limit,
             _ => return Err(Problem::bad_request(format!("limit must be a whole number from 1 to {MAX_LIMIT}"))),
         },

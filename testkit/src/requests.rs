@@ -1,5 +1,5 @@
 //! Helpers for handler tests: the samples in `events/` as requests, with another body or
-//! caller, run through the same HTTP edge the functions use (`shared::api::handle`), so a
+//! caller, run through the same HTTP edge the functions use (`shared::http::handle`), so a
 //! handler test sees the status, headers and problem+json a caller would.
 
 use std::path::PathBuf;
@@ -8,9 +8,8 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use shared::caller::AuthorizerContext;
-use shared::correlation::CorrelationId;
 use shared::events::Role;
-use shared::problem::{Problem, Reply};
+use shared::http::{Problem, Reply};
 
 /// The repository's `events/` folder (this crate sits one level below the root).
 pub fn events_dir() -> PathBuf {
@@ -55,10 +54,10 @@ pub fn with_path(request: Request, name: &str, value: &str) -> Request {
 /// Runs `handler` on `request` through the functions' HTTP edge.
 pub async fn call<F, Fut>(handler: &F, request: Request) -> Response<Body>
 where
-    F: Fn(Request, CorrelationId) -> Fut + Send + Sync,
+    F: Fn(Request) -> Fut + Send + Sync,
     Fut: Future<Output = Result<Reply, Problem>> + Send,
 {
-    shared::api::handle(handler, request).await.expect("infallible")
+    shared::http::handle(handler, request).await.expect("infallible")
 }
 
 /// A response's JSON body.

@@ -122,6 +122,12 @@ impl ShopClient {
         self.get(customer, &format!("/orders/{order_id}")).await.json().await.unwrap()
     }
 
+    /// The payment of an order (as the order shows it), as its owner sees it.
+    pub async fn payment_of(&self, customer: &User, order: &Value) -> Value {
+        let payment_id = order["payment_id"].as_str().expect("the order names its payment");
+        self.get(customer, &format!("/payments/{payment_id}")).await.json().await.unwrap()
+    }
+
     /// Polls `check` on the order until it holds or `timeout` passes; the order last seen.
     pub async fn wait_for_order(
         &self,

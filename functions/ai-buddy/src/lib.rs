@@ -2,11 +2,8 @@
 //! category affinity, popularity, seller analytics) and answers recommendations, a
 //! deterministic assistant and seller analytics. No external model.
 
+pub mod clients;
+pub mod consumer;
 pub mod domain;
 pub mod handlers;
-pub mod learn;
-pub mod services;
 pub mod store;
-
-#[cfg(test)]
-mod tests;

@@ -3,16 +3,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use shared::Invalid;
 pub use shared::events::Role;
 
 /// Failed logins for one email, within [`THROTTLE_WINDOW`], after which logins are refused.
 pub const MAX_FAILED_LOGINS: u32 = 5;
 pub const THROTTLE_WINDOW: Duration = Duration::minutes(15);
-
-/// A rule a request broke; the handlers answer it with 400.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
 
 /// An email address, validated and lower-cased: addresses are unique case-insensitively.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -46,7 +42,7 @@ pub struct Registration {
     pub email: String,
     pub password: String,
     pub name: String,
-    #[serde(default, deserialize_with = "shared::problem::not_null")]
+    #[serde(default, deserialize_with = "shared::http::not_null")]
     pub role: Option<Role>,
 }
 
@@ -84,7 +80,7 @@ impl Registration {
         if self.name.chars().count() > MAX_NAME_CHARS {
             return Err(Invalid(format!("name must be at most {MAX_NAME_CHARS} characters")));
         }
-        let name = shared::problem::trim_blank(&self.name).to_owned();
+        let name = shared::http::trim_blank(&self.name).to_owned();
         if name.is_empty() {
             return Err(Invalid("name must not be blank".into()));
         }

@@ -2,10 +2,10 @@
 //! tokens (HS256 JWTs signed with a key from Secrets Manager), the token authorizer of the
 //! HTTP API, login throttling and `user.registered`.
 
+pub mod clients;
 pub mod domain;
 pub mod handlers;
 pub mod passwords;
-pub mod signing_key;
 pub mod store;
 pub mod tokens;
 

@@ -2,22 +2,17 @@
 //! `order.completed` records the purchase. Both are writes keyed so that a redelivery
 //! changes nothing.
 
-use shared::Envelope;
 use shared::events::Event;
+use shared::{Envelope, Retry};
 
 use crate::domain::Cart;
 use crate::store::CartStore;
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Retry(String);
-
 pub async fn handle<S: CartStore>(store: &S, envelope: Envelope) -> Result<(), Retry> {
-    let retry = |e: crate::store::StoreError| Retry(e.to_string());
     match envelope.event {
         Event::UserRegistered(user) => {
             // Version 0 means "no cart yet": an existing cart is left as it is.
-            let created = store.save_cart(&Cart::empty(&user.user_id), 0).await.map_err(retry)?;
+            let created = store.save_cart(&Cart::empty(&user.user_id), 0).await.map_err(Retry::because)?;
             tracing::info!(user_id = %user.user_id, created, "cart ready");
         }
         Event::OrderCompleted(order) => {
@@ -25,7 +20,7 @@ pub async fn handle<S: CartStore>(store: &S, envelope: Envelope) -> Result<(), R
             store
                 .record_purchase(&order.user_id, &order.order_id, order.total_cents, envelope.time)
                 .await
-                .map_err(retry)?
+                .map_err(Retry::because)?
         }
         _ => {}
     }
@@ -35,7 +30,7 @@ pub async fn handle<S: CartStore>(store: &S, envelope: Envelope) -> Result<(), R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::store::memory::MemoryStore;
 
     #[tokio::test]
     async fn replaying_twice_is_the_same_as_once() {

@@ -5,15 +5,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::{CURRENCY, Invalid};
 
-pub const CURRENCY: &str = "USD";
 pub const MAX_QUANTITY: u32 = 99;
 /// Distinct products in a cart: one checkout reserves them in one transaction.
 pub const MAX_LINES: usize = 50;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
 
 /// One line as stored: what, how many, and the catalogue's price when it was put in the
 /// cart (docs/api.md, Cart: checkout compares it with the catalogue; never the client's).

@@ -2,11 +2,8 @@
 //! confirmation, payment receipt, payment failed, order cancelled), sent through the
 //! configured channel and kept for `GET /notifications`.
 
+pub mod clients;
 pub mod consumer;
 pub mod domain;
 pub mod handlers;
-pub mod sender;
 pub mod store;
-
-#[cfg(test)]
-mod tests;

@@ -7,21 +7,17 @@
 use shared::events::Event;
 use shared::outbox::deliver;
 use shared::publisher::Publish;
-use shared::{CorrelationId, Envelope};
+use shared::{CorrelationId, Envelope, Retry};
 
 use crate::domain::OrderStatus;
 use crate::store::{OrderStore, StoreError, StoredOrder};
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Retry(String);
 
 pub async fn handle<S: OrderStore, P: Publish + Sync>(
     store: &S,
     publisher: &P,
     envelope: Envelope,
 ) -> Result<(), Retry> {
-    let cid = CorrelationId::from_header(Some(&envelope.correlationid));
+    let correlation_id = CorrelationId::from_header(Some(&envelope.correlationid));
     let (order_id, to) = match &envelope.event {
         Event::PaymentCompleted(paid) => (paid.order_id.clone(), OrderStatus::Paid),
         Event::PaymentFailed(failed) => (failed.order_id.clone(), OrderStatus::PaymentFailed),
@@ -30,15 +26,15 @@ pub async fn handle<S: OrderStore, P: Publish + Sync>(
     let current = store
         .get(&order_id)
         .await
-        .map_err(|e| Retry(e.to_string()))?
-        .ok_or_else(|| Retry(format!("order {order_id} is not visible yet")))?;
+        .map_err(Retry::because)?
+        .ok_or_else(|| Retry::because(format!("order {order_id} is not visible yet")))?;
     let Some(moved) = current.order.after_payment(to, chrono::Utc::now()) else {
         // Paid, failed or cancelled already: this delivery is a repeat, or too late.
         return Ok(());
     };
     let event = match to {
-        OrderStatus::Paid => moved.completed(&cid),
-        _ => moved.cancelled("payment_failed", &current.reservation_id, &cid),
+        OrderStatus::Paid => moved.completed(&correlation_id),
+        _ => moved.cancelled("payment_failed", &current.reservation_id, &correlation_id),
     };
     let stored = StoredOrder { order: moved, reservation_id: current.reservation_id };
     match store.replace(&stored, OrderStatus::Placed, &event).await {
@@ -48,21 +44,22 @@ pub async fn handle<S: OrderStore, P: Publish + Sync>(
             Ok(())
         }
         // Moved meanwhile (e.g. cancelled): nothing to do; a retry would see the new state.
-        Err(StoreError::Conflict) => Err(Retry(format!("order {order_id} changed meanwhile"))),
-        Err(error) => Err(Retry(error.to_string())),
+        Err(StoreError::Conflict) => Err(Retry::because(format!("order {order_id} changed meanwhile"))),
+        Err(error) => Err(Retry::because(error)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::store::memory::MemoryStore;
     use shared::publisher::MemoryPublisher;
     use testkit::requests::{call, sample};
 
     async fn placed() -> (MemoryStore, MemoryPublisher) {
         let (store, publisher) = (MemoryStore::default(), MemoryPublisher::default());
-        call(&|r, c| crate::handlers::create(&store, &publisher, r, c), sample("http-post-internal-order.json")).await;
+        call(&|r| crate::handlers::internal::create(&store, &publisher, r), sample("http-post-internal-order.json"))
+            .await;
         (store, publisher)
     }
 

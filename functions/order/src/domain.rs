@@ -4,12 +4,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::events::{Event, OrderCancelled, OrderCreated, OrderItem};
-use shared::{CorrelationId, Envelope};
-
-pub const CURRENCY: &str = "USD";
+use shared::{CURRENCY, CorrelationId, Envelope, Invalid};
 
 /// The longest id (order, user, payment, reservation) an order takes: they become keys.
 pub const MAX_ORDER_ID: usize = 128;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
@@ -68,10 +67,6 @@ pub struct NewOrder {
 fn usd() -> String {
     CURRENCY.to_owned()
 }
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
 
 impl NewOrder {
     pub fn into_order(self, now: DateTime<Utc>) -> Result<(Order, String), Invalid> {

@@ -7,8 +7,9 @@ use shared::events::Role;
 use shared::publisher::MemoryPublisher;
 use testkit::requests::{as_caller, call, sample, with_body, with_path};
 
-use crate::handlers::{cancel, create};
-use crate::store::MemoryStore;
+use crate::handlers::internal::create;
+use crate::handlers::orders::cancel;
+use crate::store::memory::MemoryStore;
 
 use testkit::props::{any_json, assert_contract, block_on, body, json_of, path_parameter, persisted};
 
@@ -24,7 +25,7 @@ proptest! {
     fn fuzz_create_order(body_text in body(json_of(&sample("http-post-internal-order.json")))) {
         let (store, publisher) = (MemoryStore::default(), MemoryPublisher::default());
         let request = with_body(sample("http-post-internal-order.json"), &body_text);
-        let response = block_on(call(&|r, c| create(&store, &publisher, r, c), request));
+        let response = block_on(call(&|r| create(&store, &publisher, r), request));
         assert_contract(&response)?;
         let published = publisher.published().len();
         let status = response.status().as_u16();
@@ -51,12 +52,12 @@ proptest! {
         twice in any::<bool>(),
     ) {
         let (store, publisher) = (MemoryStore::default(), MemoryPublisher::default());
-        let placed = block_on(call(&|r, c| create(&store, &publisher, r, c), sample("http-post-internal-order.json")));
+        let placed = block_on(call(&|r| create(&store, &publisher, r), sample("http-post-internal-order.json")));
         prop_assert_eq!(placed.status().as_u16(), 201);
         let cancelling = || {
             let request = with_body(sample("http-post-cancel-order.json"), &body_text);
             let request = with_path(request, "order_id", &order_id);
-            block_on(call(&|r, c| cancel(&store, &publisher, r, c), as_caller(request, CUSTOMER, Role::Customer)))
+            block_on(call(&|r| cancel(&store, &publisher, r), as_caller(request, CUSTOMER, Role::Customer)))
         };
         if twice {
             assert_contract(&cancelling())?;

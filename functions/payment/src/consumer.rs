@@ -7,33 +7,23 @@ use shared::events::{Event, OrderCancelled, OrderCreated, PaymentCompleted, Paym
 use shared::metrics::{self, Metric};
 use shared::outbox::deliver;
 use shared::publisher::Publish;
-use shared::{CorrelationId, Envelope};
+use shared::{CorrelationId, Envelope, Retry};
 
-use crate::domain::{PaymentGateway, PaymentStatus};
+use crate::clients::PaymentGateway;
+use crate::domain::PaymentStatus;
 use crate::moves::{self, Move, MoveError, Outcome};
-use crate::store::PaymentStore;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConsumerError {
-    /// Retried by the queue: e.g. the payment is not visible yet, or a dependency is down.
-    #[error("{0}")]
-    Retry(String),
-}
-
-fn retry(error: impl std::fmt::Display) -> ConsumerError {
-    ConsumerError::Retry(error.to_string())
-}
+use crate::store::{PaymentStore, StoredPayment};
 
 pub async fn handle<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
     store: &S,
     gateway: &G,
     publisher: &P,
     envelope: Envelope,
-) -> Result<(), ConsumerError> {
-    let cid = CorrelationId::from_header(Some(&envelope.correlationid));
+) -> Result<(), Retry> {
+    let correlation_id = CorrelationId::from_header(Some(&envelope.correlationid));
     match envelope.event {
-        Event::OrderCreated(order) => settle(store, gateway, publisher, &order, &cid).await,
-        Event::OrderCancelled(order) => cancel(store, gateway, publisher, &order, &cid).await,
+        Event::OrderCreated(order) => settle(store, gateway, publisher, &order, &correlation_id).await,
+        Event::OrderCancelled(order) => cancel(store, gateway, publisher, &order, &correlation_id).await,
         // Not routed here; acknowledged, not retried.
         _ => Ok(()),
     }
@@ -44,9 +34,9 @@ async fn settle<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
     gateway: &G,
     publisher: &P,
     order: &OrderCreated,
-    cid: &CorrelationId,
-) -> Result<(), ConsumerError> {
-    let report = |stored: &crate::store::StoredPayment, outcome: &Outcome| {
+    correlation_id: &CorrelationId,
+) -> Result<(), Retry> {
+    let report = |stored: &StoredPayment, outcome: &Outcome| {
         let p = &stored.payment;
         let event = match outcome {
             Outcome::Failed(reason) => Event::PaymentFailed(PaymentFailed {
@@ -62,7 +52,7 @@ async fn settle<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
                 amount_cents: p.amount_cents,
             }),
         };
-        Some(Envelope::new(event, cid))
+        Some(Envelope::new(event, correlation_id))
     };
     match moves::run(store, gateway, &order.payment_id, Move::Capture, report).await {
         Ok(Some((outcome, Some(envelope)))) => {
@@ -78,7 +68,7 @@ async fn settle<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
         // The checkout voided it (its answer was lost): the order must not stay placed. The
         // event id is the payment's, so redeliveries make the same event, deduplicated downstream.
         Err(MoveError::Elsewhere(PaymentStatus::Voided)) => {
-            let stored = store.get(&order.payment_id).await.map_err(retry)?;
+            let stored = store.get(&order.payment_id).await.map_err(Retry::because)?;
             let user_id = stored.map(|s| s.payment.user_id).unwrap_or_else(|| order.user_id.clone());
             let event = PaymentFailed {
                 payment_id: order.payment_id.clone(),
@@ -86,14 +76,14 @@ async fn settle<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
                 user_id,
                 reason: "voided".into(),
             };
-            let mut envelope = Envelope::new(Event::PaymentFailed(event), cid);
+            let mut envelope = Envelope::new(Event::PaymentFailed(event), correlation_id);
             envelope.id = format!("{}-voided", order.payment_id);
-            publisher.publish(&envelope).await.map_err(retry)
+            publisher.publish(&envelope).await.map_err(Retry::because)
         }
         // Settled, failed or refunded before: its event went out with that change.
         Err(MoveError::Elsewhere(status)) if status != PaymentStatus::Voiding => Ok(()),
         // Not visible yet, being voided, or a dependency is down: the queue tries again.
-        Err(error) => Err(retry(error)),
+        Err(error) => Err(Retry::because(error)),
     }
 }
 
@@ -102,9 +92,9 @@ async fn cancel<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
     gateway: &G,
     publisher: &P,
     order: &OrderCancelled,
-    cid: &CorrelationId,
-) -> Result<(), ConsumerError> {
-    let report = |stored: &crate::store::StoredPayment, _: &Outcome| {
+    correlation_id: &CorrelationId,
+) -> Result<(), Retry> {
+    let report = |stored: &StoredPayment, _: &Outcome| {
         let p = &stored.payment;
         let event = PaymentRefunded {
             payment_id: p.payment_id.clone(),
@@ -112,19 +102,21 @@ async fn cancel<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
             user_id: p.user_id.clone(),
             amount_cents: p.amount_cents,
         };
-        Some(Envelope::new(Event::PaymentRefunded(event), cid))
+        Some(Envelope::new(Event::PaymentRefunded(event), correlation_id))
     };
     // Settlement may move the payment meanwhile (both events share a queue): look again.
     for _ in 0..3 {
         let stored = store
             .get(&order.payment_id)
             .await
-            .map_err(retry)?
-            .ok_or_else(|| retry(format!("payment {} is not visible yet", order.payment_id)))?;
+            .map_err(Retry::because)?
+            .ok_or_else(|| Retry::because(format!("payment {} is not visible yet", order.payment_id)))?;
         let kind = match stored.payment.status {
             PaymentStatus::Authorized | PaymentStatus::Voiding => Move::Void,
             PaymentStatus::Settled | PaymentStatus::Refunding => Move::Refund,
-            PaymentStatus::Settling => return Err(retry("the payment is being settled; refunding it afterwards")),
+            PaymentStatus::Settling => {
+                return Err(Retry::because("the payment is being settled; refunding it afterwards"));
+            }
             // Failed, voided or refunded: no money to give back.
             PaymentStatus::Failed | PaymentStatus::Voided | PaymentStatus::Refunded => return Ok(()),
         };
@@ -136,10 +128,10 @@ async fn cancel<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
             }
             Ok(_) => return Ok(()),
             Err(MoveError::Elsewhere(_)) => continue,
-            Err(error) => return Err(retry(error)),
+            Err(error) => return Err(Retry::because(error)),
         }
     }
-    Err(retry("the payment keeps changing; retrying the cancel"))
+    Err(Retry::because("the payment keeps changing; retrying the cancel"))
 }
 
 #[cfg(test)]
@@ -148,8 +140,10 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
-    use crate::domain::{GatewayDown, GatewayRef, Payment, Refusal, SandboxGateway};
-    use crate::store::{KeyOutcome, MemoryStore, StoredPayment};
+    use crate::clients::{GatewayDown, GatewayRef, Refusal, SandboxGateway};
+    use crate::domain::Payment;
+    use crate::store::KeyOutcome;
+    use crate::store::memory::MemoryStore;
     use shared::publisher::MemoryPublisher;
 
     async fn store_with(token: &str) -> MemoryStore {

@@ -6,9 +6,9 @@ use proptest::prelude::*;
 use serde_json::Value;
 use testkit::requests::{call, sample, with_body, with_path};
 
-use crate::domain::SandboxGateway;
-use crate::handlers::{authorize, void};
-use crate::store::MemoryStore;
+use crate::clients::SandboxGateway;
+use crate::handlers::internal::{authorize, void};
+use crate::store::memory::MemoryStore;
 
 use testkit::props::{assert_contract, block_on, body, json_of, path_parameter, persisted};
 
@@ -21,7 +21,7 @@ proptest! {
     fn fuzz_authorize(body_text in body(json_of(&sample("http-post-internal-authorize.json")))) {
         let store = MemoryStore::default();
         let request = with_body(sample("http-post-internal-authorize.json"), &body_text);
-        let response = block_on(call(&|r, c| authorize(&store, &SandboxGateway, r, c), request));
+        let response = block_on(call(&|r| authorize(&store, &SandboxGateway, r), request));
         assert_contract(&response)?;
         let sent: Value = serde_json::from_str(&body_text).unwrap();
         let status = response.status().as_u16();
@@ -44,13 +44,13 @@ proptest! {
     fn fuzz_void(payment_id in path_parameter(&["known"]), twice in any::<bool>()) {
         let store = MemoryStore::default();
         let request = sample("http-post-internal-authorize.json");
-        let authorized = block_on(call(&|r, c| authorize(&store, &SandboxGateway, r, c), request));
+        let authorized = block_on(call(&|r| authorize(&store, &SandboxGateway, r), request));
         prop_assert_eq!(authorized.status().as_u16(), 201);
         let known = testkit::requests::body(&authorized)["payment_id"].as_str().unwrap().to_owned();
         let payment_id = if payment_id == "known" { known.clone() } else { payment_id };
         let voiding = || {
             let request = with_path(sample("http-post-internal-void.json"), "payment_id", &payment_id);
-            block_on(call(&|r, c| void(&store, &SandboxGateway, r, c), request))
+            block_on(call(&|r| void(&store, &SandboxGateway, r), request))
         };
         if twice {
             assert_contract(&voiding())?;

@@ -8,7 +8,8 @@
 
 use shared::Envelope;
 
-use crate::domain::{GatewayDown, Operation, PaymentGateway, PaymentStatus, gateway_key};
+use crate::clients::{GatewayDown, PaymentGateway};
+use crate::domain::{Operation, PaymentStatus, gateway_key};
 use crate::store::{PaymentStore, StoreError, StoredPayment};
 
 /// How long a claimed move belongs to whoever claimed it: longer than any function that
@@ -117,5 +118,5 @@ pub async fn run<S: PaymentStore, G: PaymentGateway>(
         };
         return Ok(recorded.then_some((outcome, event)));
     }
-    Err(MoveError::Store(StoreError::Unavailable(format!("payment {payment_id} keeps changing"))))
+    Err(MoveError::Store(StoreError::Contended(format!("payment {payment_id} keeps changing"))))
 }

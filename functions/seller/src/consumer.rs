@@ -6,46 +6,41 @@
 
 use shared::events::{Event, InventoryUpdated};
 use shared::publisher::Publish;
-use shared::{CorrelationId, Envelope};
+use shared::{CorrelationId, Envelope, Retry};
 
 use crate::store::CatalogueStore;
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Retry(String);
-
-fn retry(error: impl std::fmt::Display) -> Retry {
-    Retry(error.to_string())
-}
 
 pub async fn handle<S: CatalogueStore, P: Publish + Sync>(
     store: &S,
     publisher: &P,
     envelope: Envelope,
 ) -> Result<(), Retry> {
-    let cid = CorrelationId::from_header(Some(&envelope.correlationid));
+    let correlation_id = CorrelationId::from_header(Some(&envelope.correlationid));
     let (reservation, reason) = match &envelope.event {
         Event::OrderCreated(order) => {
-            (store.commit(&order.reservation_id).await.map_err(retry)?, "reservation_committed")
+            (store.commit(&order.reservation_id).await.map_err(Retry::because)?, "reservation_committed")
         }
         Event::OrderCancelled(order) => {
-            (store.release(&order.reservation_id, true).await.map_err(retry)?, "reservation_released")
+            (store.release(&order.reservation_id, true).await.map_err(Retry::because)?, "reservation_released")
         }
         _ => return Ok(()),
     };
     let Some(reservation) = reservation else {
         // An order always has a reservation first: not visible yet, so try again later.
-        return Err(Retry("the order's reservation is not visible yet".into()));
+        return Err(Retry::because("the order's reservation is not visible yet"));
     };
     let ids: Vec<String> = reservation.items.iter().map(|l| l.product_id.clone()).collect();
-    for product in store.lookup(&ids).await.map_err(retry)? {
+    for product in store.lookup(&ids).await.map_err(Retry::because)? {
         let event = InventoryUpdated {
             product_id: product.product_id,
             seller_id: product.seller_id,
             stock: product.stock,
             reason: reason.into(),
         };
-        publisher.publish(&Envelope::new(Event::InventoryUpdated(event), &cid)).await.map_err(retry)?;
+        publisher
+            .publish(&Envelope::new(Event::InventoryUpdated(event), &correlation_id))
+            .await
+            .map_err(Retry::because)?;
     }
     tracing::info!(reservation_id = %reservation.reservation_id, status = ?reservation.status, "reservation settled by its order");
     Ok(())
@@ -55,7 +50,7 @@ pub async fn handle<S: CatalogueStore, P: Publish + Sync>(
 mod tests {
     use super::*;
     use crate::domain::{Line, NewProduct, ReservationStatus};
-    use crate::store::MemoryStore;
+    use crate::store::memory::MemoryStore;
     use shared::publisher::MemoryPublisher;
 
     /// The products and the reservation of the samples' order.

@@ -5,19 +5,15 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::problem::not_null;
+use shared::http::not_null;
+use shared::{CURRENCY, Invalid};
 
-pub const CURRENCY: &str = "USD";
 pub const MAX_TEXT_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 /// The longest reservation id.
 pub const MAX_RESERVATION_ID: usize = 128;
 /// Lines in one reservation: one DynamoDB transaction holds 100 items, one is the record.
 pub const MAX_RESERVATION_LINES: usize = 99;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
 
 /// A product as the API shows it (docs/api.md, `product`); `stock` is what can still be bought.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,7 +65,7 @@ fn text(field: &str, value: &str, max: usize) -> Result<String, Invalid> {
     if value.chars().count() > max {
         return Err(Invalid(format!("{field} must be at most {max} characters")));
     }
-    let value = shared::problem::trim_blank(value);
+    let value = shared::http::trim_blank(value);
     if value.is_empty() {
         return Err(Invalid(format!("{field} must not be blank")));
     }

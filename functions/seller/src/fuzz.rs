@@ -8,7 +8,8 @@ use testkit::requests::{as_caller, call, sample, with_body, with_path};
 
 use crate::domain::NewProduct;
 use crate::handlers::{inventory, products};
-use crate::store::{CatalogueStore, MemoryStore};
+use crate::store::CatalogueStore;
+use crate::store::memory::MemoryStore;
 
 use testkit::props::{assert_contract, block_on, body, json_of, path_parameter, persisted};
 
@@ -41,7 +42,7 @@ fn status(response: &Response<Body>) -> u16 {
 
 fn run<F, Fut>(handler: F, request: Request) -> Response<Body>
 where
-    F: Fn(Request, shared::CorrelationId) -> Fut + Send + Sync,
+    F: Fn(Request) -> Fut + Send + Sync,
     Fut: Future<Output = Result<shared::Reply, shared::Problem>> + Send,
 {
     block_on(call(&handler, request))
@@ -58,7 +59,7 @@ proptest! {
     fn fuzz_create_product(body_text in body(json_of(&sample("http-post-products.json"))), role in role()) {
         let store = MemoryStore::default();
         let request = as_caller(with_body(sample("http-post-products.json"), &body_text), SELLER, role);
-        let response = run(|r, c| products::create(&store, r, c), request);
+        let response = run(|r| products::create(&store, r), request);
         assert_contract(&response)?;
         let allowed: &[u16] = if role == Role::Customer { &[403] } else { &[201, 400] };
         prop_assert!(allowed.contains(&status(&response)), "{}: {}", status(&response), body_text);
@@ -76,7 +77,7 @@ proptest! {
     ) {
         let store = catalogue();
         let request = with_path(with_body(sample("http-patch-product.json"), &body_text), "product_id", &product_id);
-        let response = run(|r, c| products::update(&store, r, c), as_caller(request, SELLER, Role::Seller));
+        let response = run(|r| products::update(&store, r), as_caller(request, SELLER, Role::Seller));
         assert_contract(&response)?;
         let allowed: &[u16] = if product_id == MINE { &[200, 400] } else { &[400, 404] };
         prop_assert!(allowed.contains(&status(&response)), "{}: {} {}", status(&response), product_id, body_text);
@@ -93,7 +94,7 @@ proptest! {
     fn fuzz_reserve(body_text in body(json_of(&sample("http-post-internal-reservation.json")))) {
         let store = catalogue();
         let request = with_body(sample("http-post-internal-reservation.json"), &body_text);
-        let response = run(|r, c| inventory::reserve(&store, r, c), request);
+        let response = run(|r| inventory::reserve(&store, r), request);
         assert_contract(&response)?;
         prop_assert!([201, 400, 409].contains(&status(&response)), "{}: {}", status(&response), body_text);
         let stock = block_on(store.get(MINE)).unwrap().unwrap().stock;
@@ -110,7 +111,7 @@ proptest! {
     fn fuzz_release(reservation_id in path_parameter(&["rsv_held"])) {
         let store = catalogue();
         let request = with_path(sample("http-delete-internal-reservation.json"), "reservation_id", &reservation_id);
-        let response = run(|r, c| inventory::release(&store, r, c), request);
+        let response = run(|r| inventory::release(&store, r), request);
         assert_contract(&response)?;
         let expected = if reservation_id.len() <= crate::domain::MAX_RESERVATION_ID { 200 } else { 404 };
         prop_assert_eq!(status(&response), expected);
@@ -124,7 +125,7 @@ proptest! {
     fn fuzz_lookup(body_text in body(json_of(&sample("http-post-internal-lookup.json")))) {
         let store = catalogue();
         let request = with_body(sample("http-post-internal-lookup.json"), &body_text);
-        let response = run(|r, c| inventory::lookup(&store, r, c), request);
+        let response = run(|r| inventory::lookup(&store, r), request);
         assert_contract(&response)?;
         prop_assert!([200, 400].contains(&status(&response)), "{}: {}", status(&response), body_text);
     }

@@ -1,12 +1,12 @@
 //! A deterministic simulation of the money path (docs/architecture.md).
 //!
 //! What runs is the real code, in-process, against the services' `MemoryStore`s:
-//! `cart::checkout::checkout` and the cart routes, through [`Sim`]'s `Downstream`, which
+//! `cart::handlers::checkout::checkout` and the cart routes, through [`Sim`]'s `Downstream`, which
 //! builds the `lambda_http::Request`s the internal routes get (as `testkit::requests` does)
-//! and hands them to `payment::handlers::{authorize, void}`,
+//! and hands them to `payment::handlers::internal::{authorize, void}`,
 //! `seller::handlers::inventory::{lookup, reserve, release}`,
-//! `order::handlers::{create, abandon}`, reading their answers as
-//! `cart::downstream::HttpDownstream` does. The events they publish go to a simulated bus
+//! `order::handlers::internal::{create, abandon}`, reading their answers as
+//! `cart::clients::HttpDownstream` does. The events they publish go to a simulated bus
 //! that feeds the real consumers (`payment::consumer`, `order::consumer`,
 //! `seller::consumer`, `cart::consumer`); what is left in an outbox is relayed with
 //! `shared::outbox::relay`. At the end of a schedule the checkout reconciler
@@ -42,13 +42,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use cart::clients::{Abandoned, Authorization, Downstream, PaymentRequest, Stock};
 use cart::domain::{Cart, CartLine, Checkout, ProductInfo};
-use cart::downstream::{Abandoned, Authorization, Downstream, PaymentRequest, Stock};
 use cart::store::CartStore;
 use chrono::{DateTime, Utc};
 use lambda_http::Request;
 use order::store::{Abandon, OrderStore, StoredOrder};
-use payment::domain::{GatewayDown, GatewayRef, PaymentGateway, PaymentStatus, Refusal, SandboxGateway};
+use payment::clients::{GatewayDown, GatewayRef, PaymentGateway, Refusal, SandboxGateway};
+use payment::domain::PaymentStatus;
 use payment::store::{KeyOutcome, PaymentStore, StoredPayment};
 use seller::domain::{Line, NewProduct, Product, ProductChanges, Reservation, ReservationStatus};
 use seller::store::CatalogueStore;
@@ -119,7 +120,7 @@ fn with_body(request: Request, body: &Value) -> Request {
 /// Runs a handler through the functions' HTTP edge; its status and JSON body.
 async fn answer<F, Fut>(handler: F, request: Request) -> (u16, Value)
 where
-    F: Fn(Request, CorrelationId) -> Fut + Send + Sync,
+    F: Fn(Request) -> Fut + Send + Sync,
     Fut: Future<Output = Result<Reply, Problem>> + Send,
 {
     let response = testkit::requests::call(&handler, request).await;
@@ -151,7 +152,7 @@ impl Trace {
 /// The cart store; remembers every checkout record and the order ids its attempts chose.
 #[derive(Default)]
 pub struct Carts {
-    inner: cart::store::MemoryStore,
+    inner: cart::store::memory::MemoryStore,
     /// The customer's current purchase (intent), for each user.
     intent_of_user: Mutex<BTreeMap<String, usize>>,
     /// Each checkout record as last saved, with the intent that first saved it.
@@ -218,7 +219,7 @@ impl CartStore for Carts {
 /// The payment store; remembers the id of every payment it stored.
 #[derive(Default)]
 pub struct Payments {
-    inner: payment::store::MemoryStore,
+    inner: payment::store::memory::MemoryStore,
     ids: Mutex<Vec<String>>,
 }
 
@@ -278,7 +279,7 @@ impl PaymentStore for Payments {
 /// The catalogue; keeps a copy of every reservation as each change leaves it.
 #[derive(Default)]
 pub struct Catalogue {
-    inner: seller::store::MemoryStore,
+    inner: seller::store::memory::MemoryStore,
     reservations: Mutex<BTreeMap<String, Reservation>>,
 }
 
@@ -348,7 +349,7 @@ impl CatalogueStore for Catalogue {
 /// The order store; remembers the id of every order it made.
 #[derive(Default)]
 pub struct Orders {
-    inner: order::store::MemoryStore,
+    inner: order::store::memory::MemoryStore,
     ids: Mutex<Vec<String>>,
 }
 
@@ -730,7 +731,7 @@ impl Sim {
         read: impl FnOnce(u16, &Value) -> Result<T, CallError>,
     ) -> Result<T, CallError>
     where
-        F: Fn(Request, CorrelationId) -> Fut + Send + Sync,
+        F: Fn(Request) -> Fut + Send + Sync,
         Fut: Future<Output = Result<Reply, Problem>> + Send,
     {
         let fault = self.fault(what);
@@ -759,7 +760,7 @@ impl Downstream for Sim {
             return Ok(Vec::new());
         }
         let request = with_body(sample("http-post-internal-lookup.json"), &json!({"product_ids": ids}));
-        let handler = |r, c| seller::handlers::inventory::lookup(&self.catalogue, r, c);
+        let handler = |r| seller::handlers::inventory::lookup(&self.catalogue, r);
         self.call("seller", "lookup", handler, request, |status, body| {
             if status != 200 {
                 return Err(unexpected("seller", status, body));
@@ -773,7 +774,7 @@ impl Downstream for Sim {
     async fn authorize(&self, ask: &PaymentRequest, _: &CorrelationId) -> Result<Authorization, CallError> {
         let body = serde_json::to_value(ask).expect("a payment request serialises");
         let request = with_body(sample("http-post-internal-authorize.json"), &body);
-        let handler = |r, c| payment::handlers::authorize(&self.payments, &self.provider, r, c);
+        let handler = |r| payment::handlers::internal::authorize(&self.payments, &self.provider, r);
         self.call("payment", "authorize", handler, request, |status, body| match status {
             200 | 201 => match body["payment_id"].as_str() {
                 Some(id) => Ok(Authorization::Authorized { payment_id: id.to_owned() }),
@@ -788,7 +789,7 @@ impl Downstream for Sim {
 
     async fn void(&self, payment_id: &str, _: &CorrelationId) -> Result<(), CallError> {
         let request = testkit::requests::with_path(sample("http-post-internal-void.json"), "payment_id", payment_id);
-        let handler = |r, c| payment::handlers::void(&self.payments, &self.provider, r, c);
+        let handler = |r| payment::handlers::internal::void(&self.payments, &self.provider, r);
         self.call("payment", "void", handler, request, |status, body| {
             if (200..300).contains(&status) { Ok(()) } else { Err(unexpected("payment", status, body)) }
         })
@@ -798,7 +799,7 @@ impl Downstream for Sim {
     async fn reserve(&self, reservation_id: &str, lines: &[CartLine], _: &CorrelationId) -> Result<Stock, CallError> {
         let body = json!({"reservation_id": reservation_id, "items": lines});
         let request = with_body(sample("http-post-internal-reservation.json"), &body);
-        let handler = |r, c| seller::handlers::inventory::reserve(&self.catalogue, r, c);
+        let handler = |r| seller::handlers::inventory::reserve(&self.catalogue, r);
         self.call("seller", "reserve", handler, request, |status, body| match status {
             200 | 201 => Ok(Stock::Reserved),
             409 => {
@@ -820,7 +821,7 @@ impl Downstream for Sim {
             "reservation_id",
             reservation_id,
         );
-        let handler = |r, c| seller::handlers::inventory::release(&self.catalogue, r, c);
+        let handler = |r| seller::handlers::inventory::release(&self.catalogue, r);
         self.call("seller", "release", handler, request, |status, body| {
             if (200..300).contains(&status) || status == 404 { Ok(()) } else { Err(unexpected("seller", status, body)) }
         })
@@ -829,7 +830,7 @@ impl Downstream for Sim {
 
     async fn create_order(&self, order: &Value, _: &CorrelationId) -> Result<Value, CallError> {
         let request = with_body(sample("http-post-internal-order.json"), order);
-        let handler = |r, c| order::handlers::create(&self.orders, &self.bus, r, c);
+        let handler = |r| order::handlers::internal::create(&self.orders, &self.bus, r);
         self.call("order", "create_order", handler, request, |status, body| {
             if (200..300).contains(&status) { Ok(body.clone()) } else { Err(unexpected("order", status, body)) }
         })
@@ -839,7 +840,7 @@ impl Downstream for Sim {
     async fn abandon_order(&self, order_id: &str, _: &CorrelationId) -> Result<Abandoned, CallError> {
         let request =
             testkit::requests::with_path(sample("http-post-internal-abandon-order.json"), "order_id", order_id);
-        let handler = |r, c| order::handlers::abandon(&self.orders, r, c);
+        let handler = |r| order::handlers::internal::abandon(&self.orders, r);
         self.call("order", "abandon_order", handler, request, |status, body| match status {
             200 => Ok(Abandoned::Abandoned),
             409 => {
@@ -883,7 +884,7 @@ impl Sim {
             let weather = *lock(&self.weather);
             self.chance(weather.crashes).then(|| self.below(25))
         };
-        let checkout = answer(|r, c| cart::checkout::checkout(&self.carts, self, r, c), request);
+        let checkout = answer(|r| cart::handlers::checkout::checkout(&self.carts, self, r), request);
         let seen = match crash {
             None => Some(checkout.await),
             Some(ms) => {
@@ -919,7 +920,7 @@ impl Sim {
     async fn cancel(&self, user: &str, order_id: &str) {
         let request = testkit::requests::with_path(sample("http-post-cancel-order.json"), "order_id", order_id);
         let request = testkit::requests::as_caller(request, user, Role::Customer);
-        let (status, _) = answer(|r, c| order::handlers::cancel(&self.orders, &self.bus, r, c), request).await;
+        let (status, _) = answer(|r| order::handlers::orders::cancel(&self.orders, &self.bus, r), request).await;
         self.note(|t| format!("{user} cancels {} -> {status}", t.id(order_id)));
         if !matches!(status, 200 | 409) {
             self.violation(format!("[1 orders] cancelling order {order_id} answered {status}"));

@@ -185,22 +185,18 @@ async fn user_registered_reaches_notification_ai_and_cart_queues() {
     // The cart consumer takes its copy off cart-events-queue: its effect, the new user's
     // cart record, is the proof it arrived.
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let key = |k: &str, v: String| (k.to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(v));
-    let cart_key = std::collections::HashMap::from([
-        key("pk", format!("CART#{}", user["user_id"].as_str().unwrap())),
-        key("sk", "CART".into()),
-    ]);
-    let cart = system_tests::eventually(Duration::from_secs(20), || async {
-        let found = dynamodb
-            .get_item()
-            .table_name(api.reference("CartTable"))
-            .set_key(Some(cart_key.clone()))
-            .send()
-            .await
-            .ok()?;
-        found.item.map(|_| ())
-    })
-    .await;
+    let user_id = user["user_id"].as_str().unwrap();
+    // Whether `table` comes to hold the item at (pk, sk) within 20 s.
+    let appears = |table: &str, pk: String, sk: &str| {
+        let key = |k: &str, v: String| (k.to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(v));
+        let item_key = std::collections::HashMap::from([key("pk", pk), key("sk", sk.to_owned())]);
+        let (dynamodb, table) = (&dynamodb, api.reference(table));
+        system_tests::eventually(Duration::from_secs(20), move || {
+            let (item_key, table) = (item_key.clone(), table.clone());
+            async move { dynamodb.get_item().table_name(table).set_key(Some(item_key)).send().await.ok()?.item.map(|_| ()) }
+        })
+    };
+    let cart = appears("CartTable", format!("CART#{user_id}"), "CART").await;
     assert!(cart.is_some(), "CartEventsQueue: no cart was made for the new user");
 
     // The notification consumer's effect: the new user's welcome notification.
@@ -221,21 +217,7 @@ async fn user_registered_reaches_notification_ai_and_cart_queues() {
     assert!(welcomed.is_some(), "NotificationQueue: no welcome notification");
 
     // AI Buddy's effect: the profile it keeps for the user.
-    let profile_key = std::collections::HashMap::from([
-        key("pk", format!("USER#{}", user["user_id"].as_str().unwrap())),
-        key("sk", "PROFILE".into()),
-    ]);
-    let profile = system_tests::eventually(Duration::from_secs(20), || async {
-        let found = dynamodb
-            .get_item()
-            .table_name(api.reference("AiBuddyTable"))
-            .set_key(Some(profile_key.clone()))
-            .send()
-            .await
-            .ok()?;
-        found.item
-    })
-    .await;
+    let profile = appears("AiBuddyTable", format!("USER#{user_id}"), "PROFILE").await;
     assert!(profile.is_some(), "AiEventsQueue: no profile was made for the new user");
 
     let sqs = aws_sdk_sqs::Client::new(&config);

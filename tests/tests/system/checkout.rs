@@ -31,12 +31,7 @@ async fn a_customer_buys_what_a_seller_listed() {
     let mine: Value = shop.get(&customer, "/orders").await.json().await.unwrap();
     assert_eq!(mine["items"][0]["order_id"], order["order_id"]);
     assert_eq!(shop.get(&customer, &location).await.status(), StatusCode::OK);
-    let payment: Value = shop
-        .get(&customer, &format!("/payments/{}", order["payment_id"].as_str().unwrap()))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let payment = shop.payment_of(&customer, &order).await;
     // Settlement runs in the background and may already have happened.
     assert!(matches!(payment["status"].as_str(), Some("authorized" | "settled")), "{payment}");
     assert_eq!(payment["amount_cents"], 7098);

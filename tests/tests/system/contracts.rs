@@ -51,7 +51,7 @@ fn openapi_and_template_declare_the_same_routes() {
     );
 }
 
-/// ops::default_route::ROUTES_VARIABLE (the tests do not link the function crates).
+/// ops::handlers::default_route::ROUTES_VARIABLE (the tests do not link the function crates).
 const ROUTES_VARIABLE: &str = "API_ROUTES";
 
 /// The `$default` route's function tells a wrong method (405) from a wrong path (404) by

@@ -175,7 +175,7 @@ const UNUSED_ON_PURPOSE: &[(&str, &str, &str, &str)] = &[
         "sns:Publish",
         "*",
         "SMS goes only to a contact whose address is a phone number, and users register with email \
-         addresses (sender.rs): the sns-sms sender publishes nothing here. The test above publishes an SMS \
+         addresses (notification/src/clients.rs): the sns-sms sender publishes nothing here. The test above publishes an SMS \
          as Notify",
     ),
     (

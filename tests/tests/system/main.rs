@@ -13,6 +13,7 @@ mod event_routing;
 mod faults;
 mod iam;
 mod idempotency;
+mod layout;
 mod local_stack;
 mod order_lifecycle;
 mod oversell;

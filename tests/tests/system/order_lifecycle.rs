@@ -39,12 +39,7 @@ async fn a_paid_order_is_settled_and_its_stock_committed() {
     let history: Vec<&str> =
         order["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
     assert_eq!(history, ["placed", "paid"]);
-    let payment: Value = shop
-        .get(&customer, &format!("/payments/{}", order["payment_id"].as_str().unwrap()))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let payment = shop.payment_of(&customer, &order).await;
     assert_eq!(payment["status"], "settled");
     assert_eq!(shop.stock(&product).await, 3, "committed, not given back");
     let templates =

@@ -549,8 +549,14 @@ async fn every_sample_in_events_replays_against_a_seeded_stack_with_the_answer_i
     // A checkout whose function died two hours ago, mid-way: the reconciler undoes it.
     let carts = cart::store::dynamo::DynamoStore::new(replay.table("CartTable"));
     let two_hours_ago = chrono::Utc::now() - chrono::Duration::hours(2);
-    let stale =
-        cart::domain::Checkout::start(customer, "key:left-behind", "tok_visa", 0, two_hours_ago, cart::checkout::LEASE);
+    let stale = cart::domain::Checkout::start(
+        customer,
+        "key:left-behind",
+        "tok_visa",
+        0,
+        two_hours_ago,
+        cart::handlers::checkout::LEASE,
+    );
     assert!(carts.save_checkout(&stale, None).await.unwrap());
     let report = replay.invoke("schedule-reconcile-checkouts.json", "ReconcileCheckoutsFunction", &[]).await;
     assert_eq!(report, json!({"abandoned": 1, "finished": 0, "left": 0}));

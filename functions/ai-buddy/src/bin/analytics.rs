@@ -1,8 +1,7 @@
 //! `GET /analytics/summary` (sellers).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::logging::init();
-    let sdk = shared::config::aws().await;
-    let store = ai_buddy::store::DynamoStore::from_env(&sdk)?;
-    shared::api::run(|request, correlation_id| ai_buddy::handlers::analytics(&store, request, correlation_id)).await
+    let sdk = shared::config::start().await;
+    let store = ai_buddy::store::dynamo::DynamoStore::from_env(&sdk)?;
+    shared::http::run(|request| ai_buddy::handlers::analytics::analytics(&store, request)).await
 }

@@ -1,12 +1,8 @@
 //! `GET /recommendations`.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::logging::init();
-    let sdk = shared::config::aws().await;
-    let store = ai_buddy::store::DynamoStore::from_env(&sdk)?;
-    let services = ai_buddy::services::Http(shared::internal::InternalClient::from_env(&sdk)?);
-    shared::api::run(|request, correlation_id| {
-        ai_buddy::handlers::recommendations(&store, &services, request, correlation_id)
-    })
-    .await
+    let sdk = shared::config::start().await;
+    let store = ai_buddy::store::dynamo::DynamoStore::from_env(&sdk)?;
+    let services = ai_buddy::clients::Http(shared::internal::InternalClient::from_env(&sdk)?);
+    shared::http::run(|request| ai_buddy::handlers::recommendations::recommendations(&store, &services, request)).await
 }

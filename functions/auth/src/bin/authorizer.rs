@@ -4,9 +4,8 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init();
-    let sdk = shared::config::aws().await;
-    let tokens = auth::signing_key::load(&sdk).await?;
+    let sdk = shared::config::start().await;
+    let tokens = auth::clients::load_tokens(&sdk).await?;
     let tokens = &tokens;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async move {
         Ok::<_, std::convert::Infallible>(auth::handlers::authorizer::authorize(tokens, &event.payload))

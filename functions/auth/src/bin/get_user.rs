@@ -1,9 +1,7 @@
 //! `GET /internal/users/{user_id}` (IAM).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::logging::init();
-    let sdk = shared::config::aws().await;
+    let sdk = shared::config::start().await;
     let store = auth::store::dynamo::DynamoStore::from_env(&sdk)?;
-    shared::api::run(|request, correlation_id| auth::handlers::get_user::get_user(&store, request, correlation_id))
-        .await
+    shared::http::run(|request| auth::handlers::get_user::get_user(&store, request)).await
 }

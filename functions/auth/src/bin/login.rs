@@ -3,12 +3,11 @@ use auth::handlers::login::LogIn;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::logging::init();
-    let sdk = shared::config::aws().await;
+    let sdk = shared::config::start().await;
     let service = LogIn {
         store: auth::store::dynamo::DynamoStore::from_env(&sdk)?,
         passwords: auth::passwords::Passwords::new()?,
-        tokens: auth::signing_key::load(&sdk).await?,
+        tokens: auth::clients::load_tokens(&sdk).await?,
     };
-    shared::api::run(|request, correlation_id| service.handle(request, correlation_id)).await
+    shared::http::run(|request| service.handle(request)).await
 }

@@ -1,8 +1,7 @@
 //! `GET /auth/me`.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::logging::init();
-    let sdk = shared::config::aws().await;
+    let sdk = shared::config::start().await;
     let store = auth::store::dynamo::DynamoStore::from_env(&sdk)?;
-    shared::api::run(|request, correlation_id| auth::handlers::me::me(&store, request, correlation_id)).await
+    shared::http::run(|request| auth::handlers::me::me(&store, request)).await
 }

@@ -1,20 +1,14 @@
 //! `GET /internal/users/{user_id}` (IAM): a user for other services (AI Buddy).
 
 use lambda_http::Request;
-use shared::{CorrelationId, Problem, Reply};
+use shared::http::path_parameter;
+use shared::{Problem, Reply};
 
-use shared::api::path_parameter;
-
-use super::store_failure;
 use crate::store::UserStore;
 
-pub async fn get_user<S: UserStore>(
-    store: &S,
-    request: Request,
-    _correlation_id: CorrelationId,
-) -> Result<Reply, Problem> {
+pub async fn get_user<S: UserStore>(store: &S, request: Request) -> Result<Reply, Problem> {
     let user_id = path_parameter(&request, "user_id")?;
-    match store.user(&user_id).await.map_err(store_failure)? {
+    match store.user(&user_id).await? {
         Some(user) => Ok(Reply::ok(&user)),
         None => Err(Problem::not_found(format!("no user {user_id}"))),
     }
@@ -23,24 +17,19 @@ pub async fn get_user<S: UserStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Email, NewAccount, Role, User};
-    use crate::store::MemoryStore;
+    use crate::domain::Role;
+    use crate::store::memory::MemoryStore;
+    use crate::tokens::tests::user;
     use testkit::requests::{body, sample};
 
     #[tokio::test]
     async fn known_users_are_found_and_unknown_ones_are_404() {
         let store = MemoryStore::default();
-        let handler = |r, c| get_user(&store, r, c);
+        let handler = |request| get_user(&store, request);
         let response = testkit::requests::call(&handler, sample("http-get-internal-user.json")).await;
         assert_eq!(response.status(), 404);
 
-        let account = NewAccount {
-            email: Email::parse("a@example.com").unwrap(),
-            password: String::new(),
-            name: "A".into(),
-            role: Role::Customer,
-        };
-        let mut user = User::new(&account, chrono::Utc::now());
+        let mut user = user(Role::Customer);
         user.user_id = "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A".into();
         store.create(&user, "hash", &user.registered(&shared::CorrelationId::generate())).await.unwrap();
         let response = testkit::requests::call(&handler, sample("http-get-internal-user.json")).await;

@@ -5,10 +5,10 @@
 use chrono::Utc;
 use lambda_http::Request;
 use lambda_http::http::{StatusCode, header};
-use shared::problem::json_body;
-use shared::{CorrelationId, Problem, Reply};
+use shared::http::json_body;
+use shared::{Problem, Reply};
 
-use super::{Session, store_failure};
+use super::Session;
 use crate::domain::{Email, Login};
 use crate::passwords::Passwords;
 use crate::store::{Admission, UserStore};
@@ -25,7 +25,7 @@ fn bad_credentials() -> Problem {
 }
 
 impl<S: UserStore> LogIn<S> {
-    pub async fn handle(&self, request: Request, _correlation_id: CorrelationId) -> Result<Reply, Problem> {
+    pub async fn handle(&self, request: Request) -> Result<Reply, Problem> {
         let login = json_body::<Login>(&request)?;
         // A malformed email cannot have an account: the same answer as any unknown one.
         let Ok(email) = Email::parse(&login.email) else {
@@ -33,21 +33,21 @@ impl<S: UserStore> LogIn<S> {
             return Err(bad_credentials());
         };
         // The attempt is counted before the password is checked, so parallel guesses are too.
-        if let Admission::Locked(wait) = self.store.admit_login(&email, Utc::now()).await.map_err(store_failure)? {
+        if let Admission::Locked(wait) = self.store.admit_login(&email, Utc::now()).await? {
             return Err(too_many_attempts(wait));
         }
-        let credentials = self.store.credentials(&email).await.map_err(store_failure)?;
+        let credentials = self.store.credentials(&email).await?;
         let hash = credentials.as_ref().map(|c| c.password_hash.as_str());
         let verified = self.passwords.verify(&login.password, hash);
         let Some(credentials) = credentials.filter(|_| verified) else {
             tracing::info!("login failed");
             return Err(bad_credentials());
         };
-        let user = self.store.user(&credentials.user_id).await.map_err(store_failure)?.ok_or_else(|| {
+        let user = self.store.user(&credentials.user_id).await?.ok_or_else(|| {
             tracing::error!(user_id = %credentials.user_id, "credentials without a profile");
             Problem::internal()
         })?;
-        self.store.clear_login_attempts(&email).await.map_err(store_failure)?;
+        self.store.clear_login_attempts(&email).await?;
         Ok(Reply::json(StatusCode::OK, &Session::start(user, &self.tokens)?))
     }
 }
@@ -67,7 +67,7 @@ fn too_many_attempts(wait: std::time::Duration) -> Problem {
 pub(crate) mod tests {
     use super::*;
     use crate::domain::{NewAccount, Role, User};
-    use crate::store::MemoryStore;
+    use crate::store::memory::MemoryStore;
     use crate::tokens::tests::tokens;
     use testkit::requests::{body, sample, with_body};
 
@@ -94,13 +94,14 @@ pub(crate) mod tests {
     ) -> lambda_http::Response<lambda_http::Body> {
         let body_text = serde_json::json!({"email": email, "password": password}).to_string();
         let request = with_body(sample("http-post-auth-login.json"), &body_text);
-        testkit::requests::call(&|r, c| service.handle(r, c), request).await
+        testkit::requests::call(&|request| service.handle(request), request).await
     }
 
     #[tokio::test]
     async fn the_right_password_gets_a_token_in_any_email_case() {
         let service = service_with_ada().await;
-        let response = testkit::requests::call(&|r, c| service.handle(r, c), sample("http-post-auth-login.json")).await;
+        let response =
+            testkit::requests::call(&|request| service.handle(request), sample("http-post-auth-login.json")).await;
         assert_eq!(response.status(), 200);
         let session = body(&response);
         assert_eq!(session["user"]["email"], "ada@example.com");

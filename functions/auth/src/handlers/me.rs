@@ -2,14 +2,13 @@
 
 use lambda_http::Request;
 use shared::caller::caller;
-use shared::{CorrelationId, Problem, Reply};
+use shared::{Problem, Reply};
 
-use super::store_failure;
 use crate::store::UserStore;
 
-pub async fn me<S: UserStore>(store: &S, request: Request, _correlation_id: CorrelationId) -> Result<Reply, Problem> {
+pub async fn me<S: UserStore>(store: &S, request: Request) -> Result<Reply, Problem> {
     let caller = caller(&request)?;
-    match store.user(&caller.user_id).await.map_err(store_failure)? {
+    match store.user(&caller.user_id).await? {
         Some(user) => Ok(Reply::ok(&user)),
         // A valid token for an account that no longer exists.
         None => Err(Problem::unauthorized("the account of this token no longer exists")),
@@ -19,23 +18,18 @@ pub async fn me<S: UserStore>(store: &S, request: Request, _correlation_id: Corr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Email, NewAccount, Role, User};
-    use crate::store::MemoryStore;
+    use crate::domain::Role;
+    use crate::store::memory::MemoryStore;
+    use crate::tokens::tests::user;
     use shared::caller::AuthorizerContext;
     use testkit::requests::{body, sample, with_authorizer};
 
     #[tokio::test]
     async fn the_caller_gets_their_own_user() {
         let store = MemoryStore::default();
-        let account = NewAccount {
-            email: Email::parse("a@example.com").unwrap(),
-            password: String::new(),
-            name: "A".into(),
-            role: Role::Seller,
-        };
-        let user = User::new(&account, chrono::Utc::now());
+        let user = user(Role::Seller);
         store.create(&user, "hash", &user.registered(&shared::CorrelationId::generate())).await.unwrap();
-        let handler = |r, c| me(&store, r, c);
+        let handler = |request| me(&store, request);
 
         let request =
             with_authorizer(sample("http-get-auth-me.json"), &AuthorizerContext::caller(&user.user_id, Role::Seller));

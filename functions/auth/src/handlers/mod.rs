@@ -9,7 +9,7 @@ pub mod register;
 use serde::Serialize;
 use shared::Problem;
 
-use crate::domain::{Invalid, User};
+use crate::domain::User;
 use crate::store::StoreError;
 use crate::tokens::{KeyError, TOKEN_TTL_SECONDS, Tokens};
 
@@ -29,18 +29,14 @@ impl Session {
     }
 }
 
-impl From<Invalid> for Problem {
-    fn from(invalid: Invalid) -> Self {
-        Problem::bad_request(invalid.0)
-    }
-}
-
-pub fn store_failure(error: StoreError) -> Problem {
-    match error {
-        StoreError::EmailTaken => Problem::conflict("an account with this email address already exists"),
-        StoreError::Unavailable(detail) => {
-            tracing::error!(%detail, "account store unavailable");
-            Problem::unavailable("the account store is unavailable; try again shortly")
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::EmailTaken => Problem::conflict("an account with this email address already exists"),
+            StoreError::Unavailable(detail) => {
+                tracing::error!(%detail, "account store unavailable");
+                Problem::unavailable("the account store is unavailable; try again shortly")
+            }
         }
     }
 }

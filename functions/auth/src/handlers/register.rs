@@ -2,11 +2,11 @@
 
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
-use shared::problem::json_body;
+use shared::http::json_body;
 use shared::publisher::Publish;
-use shared::{CorrelationId, Problem, Reply};
+use shared::{Problem, Reply};
 
-use super::{Session, store_failure};
+use super::Session;
 use crate::domain::{Registration, User};
 use crate::passwords::Passwords;
 use crate::store::UserStore;
@@ -20,16 +20,16 @@ pub struct Register<S, P> {
 }
 
 impl<S: UserStore, P: Publish + Sync> Register<S, P> {
-    pub async fn handle(&self, request: Request, correlation_id: CorrelationId) -> Result<Reply, Problem> {
+    pub async fn handle(&self, request: Request) -> Result<Reply, Problem> {
         let account = json_body::<Registration>(&request)?.validate()?;
         let hash = self.passwords.hash(&account.password).map_err(|e| {
             tracing::error!(%e, "hashing failed");
             Problem::internal()
         })?;
         let user = User::new(&account, chrono::Utc::now());
-        let event = user.registered(&correlation_id);
+        let event = user.registered(&shared::http::correlation_id(&request));
         // The account and its event are one write; the event goes out now or via the relay.
-        self.store.create(&user, &hash, &event).await.map_err(store_failure)?;
+        self.store.create(&user, &hash, &event).await?;
         shared::outbox::deliver(self.store.outbox(), &self.publisher, &[event]).await;
         tracing::info!(user_id = %user.user_id, role = ?user.role, "user registered");
         Ok(Reply::json(StatusCode::CREATED, &Session::start(user, &self.tokens)?))
@@ -39,7 +39,7 @@ impl<S: UserStore, P: Publish + Sync> Register<S, P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::store::memory::MemoryStore;
     use crate::tokens::tests::tokens;
     use shared::Envelope;
     use shared::publisher::{MemoryPublisher, PublishError};
@@ -54,14 +54,14 @@ mod tests {
         body_text: &str,
     ) -> lambda_http::Response<lambda_http::Body> {
         let request = with_body(sample("http-post-auth-register.json"), body_text);
-        testkit::requests::call(&|r, c| service.handle(r, c), request).await
+        testkit::requests::call(&|request| service.handle(request), request).await
     }
 
     #[tokio::test]
     async fn the_sample_registers_and_publishes_user_registered() {
         let service = service(MemoryPublisher::default());
         let request = sample("http-post-auth-register.json");
-        let response = testkit::requests::call(&|r, c| service.handle(r, c), request).await;
+        let response = testkit::requests::call(&|request| service.handle(request), request).await;
         assert_eq!(response.status(), 201);
         let session = body(&response);
         assert_eq!(session["token_type"], "Bearer");

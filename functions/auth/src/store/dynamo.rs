@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use shared::Envelope;
-use shared::dynamo::{Item, Table, key};
+use shared::dynamo::{DynamoError, Item, Table, item, key};
 use shared::outbox::DynamoOutbox;
 
 use super::{Admission, Credentials, StoreError, UserStore};
@@ -48,14 +48,6 @@ fn failures_key(email: &Email) -> Item {
     key(format!("LOGINFAIL#{}", email.as_str()), "ATTEMPTS")
 }
 
-fn unavailable<E: std::error::Error + Send + Sync + 'static>(error: E) -> StoreError {
-    StoreError::Unavailable(shared::dynamo::error(error).to_string())
-}
-
-fn item(key: Item, value: &impl Serialize) -> Result<Item, StoreError> {
-    shared::dynamo::item(key, value).map_err(|e| StoreError::Unavailable(e.to_string()))
-}
-
 #[derive(Serialize, Deserialize)]
 struct CredentialsItem {
     user_id: String,
@@ -74,17 +66,6 @@ struct AttemptsItem {
 /// Optimistic writes of the attempts item that lose to a concurrent one, before giving up.
 const ADMIT_TRIES: usize = 5;
 
-impl DynamoStore {
-    /// A consistent read: the attempts counter is read-modified-written under a condition.
-    async fn get<T: for<'de> Deserialize<'de>>(&self, key: Item) -> Result<Option<T>, StoreError> {
-        self.table.get(key).await.map_err(|e| StoreError::Unavailable(e.to_string()))
-    }
-
-    async fn delete(&self, key: Item) -> Result<(), StoreError> {
-        self.table.delete(key).await.map_err(|e| StoreError::Unavailable(e.to_string()))
-    }
-}
-
 impl UserStore for DynamoStore {
     type Outbox = DynamoOutbox;
 
@@ -101,7 +82,7 @@ impl UserStore for DynamoStore {
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .map(|put| TransactWriteItem::builder().put(put).build())
-                .map_err(unavailable)
+                .map_err(shared::dynamo::error)
         };
         let result = self
             .table
@@ -109,7 +90,7 @@ impl UserStore for DynamoStore {
             .transact_write_items()
             .transact_items(put(item(email_key(&user.email), &credentials)?)?)
             .transact_items(put(item(user_key(&user.user_id), user)?)?)
-            .transact_items(self.outbox.entry(event).map_err(unavailable)?)
+            .transact_items(self.outbox.entry(event).map_err(shared::dynamo::error)?)
             .send()
             .await;
         match result {
@@ -120,27 +101,28 @@ impl UserStore for DynamoStore {
                     if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
                         Err(StoreError::EmailTaken)
                     } else {
-                        Err(StoreError::Unavailable(format!("registration cancelled: {reasons:?}")))
+                        Err(DynamoError(format!("registration cancelled: {reasons:?}")).into())
                     }
                 }
-                other => Err(unavailable(other)),
+                other => Err(shared::dynamo::error(other).into()),
             },
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(shared::dynamo::error(e).into()),
         }
     }
 
     async fn credentials(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
-        let found: Option<CredentialsItem> = self.get(email_key(email)).await?;
+        let found: Option<CredentialsItem> = self.table.get(email_key(email)).await?;
         Ok(found.map(|c| Credentials { user_id: c.user_id, password_hash: c.password_hash }))
     }
 
     async fn user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
-        self.get(user_key(user_id)).await
+        Ok(self.table.get(user_key(user_id)).await?)
     }
 
     async fn admit_login(&self, email: &Email, now: DateTime<Utc>) -> Result<Admission, StoreError> {
         for _ in 0..ADMIT_TRIES {
-            let current: Option<AttemptsItem> = self.get(failures_key(email)).await?;
+            // A consistent read: the attempts counter is read-modified-written under a condition.
+            let current: Option<AttemptsItem> = self.table.get(failures_key(email)).await?;
             let (previous, version) = current.map(|c| (c.attempts, c.version)).unwrap_or_default();
             let attempts = match admit(&previous, now) {
                 Ok(attempts) => attempts,
@@ -161,7 +143,7 @@ impl UserStore for DynamoStore {
             match written {
                 Ok(_) => return Ok(Admission::Allowed),
                 Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => continue,
-                Err(e) => return Err(unavailable(e)),
+                Err(e) => return Err(shared::dynamo::error(e).into()),
             }
         }
         // So many concurrent attempts on one email that none got through: an attack.
@@ -169,6 +151,6 @@ impl UserStore for DynamoStore {
     }
 
     async fn clear_login_attempts(&self, email: &Email) -> Result<(), StoreError> {
-        self.delete(failures_key(email)).await
+        Ok(self.table.delete(failures_key(email)).await?)
     }
 }

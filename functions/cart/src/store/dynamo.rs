@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
-use shared::dynamo::{Item, Table, key};
+use shared::dynamo::{Item, Table, error, item, key};
 
 use super::{CartStore, StoreError};
 use crate::domain::{Cart, CartLine, Checkout};
@@ -56,10 +56,6 @@ fn checkout_key(user_id: &str, k: &str) -> Item {
     key(format!("CHECKOUT#{user_id}#{k}"), "CHECKOUT")
 }
 
-fn unavailable(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Unavailable(shared::dynamo::error(error).to_string())
-}
-
 fn fingerprint(checkout: &Checkout) -> String {
     format!(
         "{:?}:{}:{}:{}",
@@ -80,30 +76,25 @@ impl DynamoStore {
         Ok(Self::new(Table::from_env(sdk)?))
     }
 
-    async fn get_item<T: for<'de> Deserialize<'de>>(&self, key: Item) -> Result<Option<T>, StoreError> {
-        self.table.get(key).await.map_err(|e| StoreError::Unavailable(e.to_string()))
-    }
-
     fn checkout_item(&self, checkout: &Checkout) -> Result<Item, StoreError> {
-        let record = serde_json::to_string(checkout).map_err(unavailable)?;
+        // The record's JSON is part of the item, so failing to write it is the item's error.
+        let record = serde_json::to_string(checkout).map_err(error)?;
         let expires_at = chrono::Utc::now().timestamp() + CHECKOUT_TTL_SECONDS;
         let open = checkout.is_open();
-        let mut item: Item = serde_dynamo::to_item(CheckoutItem {
+        let stored = CheckoutItem {
             record,
             fingerprint: fingerprint(checkout),
             expires_at,
             open: open.then(|| OPEN.to_owned()),
             open_until: open.then(|| checkout.lease_until.timestamp_millis()),
-        })
-        .map_err(unavailable)?;
-        item.extend(checkout_key(&checkout.user_id, &checkout.key));
-        Ok(item)
+        };
+        Ok(item(checkout_key(&checkout.user_id, &checkout.key), &stored)?)
     }
 }
 
 impl CartStore for DynamoStore {
     async fn cart(&self, user_id: &str) -> Result<(Cart, u64), StoreError> {
-        Ok(match self.get_item::<CartItem>(cart_key(user_id)).await? {
+        Ok(match self.table.get::<CartItem>(cart_key(user_id)).await? {
             Some(stored) => (
                 Cart { user_id: user_id.to_owned(), items: stored.items, checked_out: stored.checked_out },
                 stored.version,
@@ -113,19 +104,14 @@ impl CartStore for DynamoStore {
     }
 
     async fn save_cart(&self, cart: &Cart, version: u64) -> Result<bool, StoreError> {
-        let mut item: Item = serde_dynamo::to_item(CartItem {
-            items: cart.items.clone(),
-            version: version + 1,
-            checked_out: cart.checked_out.clone(),
-        })
-        .map_err(unavailable)?;
-        item.extend(cart_key(&cart.user_id));
+        let stored =
+            CartItem { items: cart.items.clone(), version: version + 1, checked_out: cart.checked_out.clone() };
         let written = self
             .table
             .client
             .put_item()
             .table_name(&self.table.name)
-            .set_item(Some(item))
+            .set_item(Some(item(cart_key(&cart.user_id), &stored)?))
             .condition_expression("attribute_not_exists(pk) OR version = :version")
             .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
             .send()
@@ -133,13 +119,13 @@ impl CartStore for DynamoStore {
         match written {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(error(e).into()),
         }
     }
 
     async fn checkout(&self, user_id: &str, k: &str) -> Result<Option<Checkout>, StoreError> {
-        let found: Option<CheckoutItem> = self.get_item(checkout_key(user_id, k)).await?;
-        found.map(|item| serde_json::from_str(&item.record).map_err(unavailable)).transpose()
+        let found: Option<CheckoutItem> = self.table.get(checkout_key(user_id, k)).await?;
+        Ok(found.map(|stored| serde_json::from_str(&stored.record)).transpose().map_err(error)?)
     }
 
     async fn save_checkout(&self, next: &Checkout, previous: Option<&Checkout>) -> Result<bool, StoreError> {
@@ -154,7 +140,7 @@ impl CartStore for DynamoStore {
         match put.send().await {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(error(e).into()),
         }
     }
 
@@ -176,12 +162,12 @@ impl CartStore for DynamoStore {
             .limit(limit)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(error)?;
         // The index is eventually consistent: each record is read again, consistently.
         let mut stale = Vec::new();
         for item in found.items() {
-            let listed: CheckoutItem = serde_dynamo::from_item(item.clone()).map_err(unavailable)?;
-            let listed: Checkout = serde_json::from_str(&listed.record).map_err(unavailable)?;
+            let listed: CheckoutItem = serde_dynamo::from_item(item.clone()).map_err(error)?;
+            let listed: Checkout = serde_json::from_str(&listed.record).map_err(error)?;
             if let Some(current) = self.checkout(&listed.user_id, &listed.key).await?
                 && current.is_open()
                 && current.lease_until < before
@@ -199,7 +185,7 @@ impl CartStore for DynamoStore {
         total_cents: u64,
         completed_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        let item = HashMap::from([
+        let purchase = HashMap::from([
             ("pk".to_owned(), AttributeValue::S(format!("CART#{user_id}"))),
             ("sk".to_owned(), AttributeValue::S(format!("PURCHASE#{order_id}"))),
             ("order_id".to_owned(), AttributeValue::S(order_id.to_owned())),
@@ -211,10 +197,10 @@ impl CartStore for DynamoStore {
             .client
             .put_item()
             .table_name(&self.table.name)
-            .set_item(Some(item))
+            .set_item(Some(purchase))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(error)?;
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! `GET /notifications`.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::logging::init();
-    let store = notification::store::DynamoStore::from_env(&shared::config::aws().await)?;
-    shared::api::run(|request, correlation_id| notification::handlers::list(&store, request, correlation_id)).await
+    let sdk = shared::config::start().await;
+    let store = notification::store::dynamo::DynamoStore::from_env(&sdk)?;
+    shared::http::run(|request| notification::handlers::notifications::list(&store, request)).await
 }

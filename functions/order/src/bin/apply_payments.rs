@@ -1,8 +1,7 @@
 //! order-updates-queue: `payment.completed` -> paid, `payment.failed` -> payment_failed.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init();
-    let sdk = shared::config::aws().await;
+    let sdk = shared::config::start().await;
     let store = order::store::dynamo::DynamoStore::from_env(&sdk)?;
     let publisher = shared::publisher::SnsPublisher::from_env(aws_sdk_sns::Client::new(&sdk))?;
     shared::batch::run(|envelope| order::consumer::handle(&store, &publisher, envelope)).await

@@ -1,10 +1,8 @@
 //! `POST /orders/{order_id}/cancel`.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::logging::init();
-    let sdk = shared::config::aws().await;
+    let sdk = shared::config::start().await;
     let store = order::store::dynamo::DynamoStore::from_env(&sdk)?;
     let publisher = shared::publisher::SnsPublisher::from_env(aws_sdk_sns::Client::new(&sdk))?;
-    shared::api::run(|request, correlation_id| order::handlers::cancel(&store, &publisher, request, correlation_id))
-        .await
+    shared::http::run(|request| order::handlers::orders::cancel(&store, &publisher, request)).await
 }

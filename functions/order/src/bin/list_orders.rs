@@ -1,7 +1,6 @@
 //! `GET /orders`.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::logging::init();
-    let store = order::store::dynamo::DynamoStore::from_env(&shared::config::aws().await)?;
-    shared::api::run(|request, correlation_id| order::handlers::list(&store, request, correlation_id)).await
+    let store = order::store::dynamo::DynamoStore::from_env(&shared::config::start().await)?;
+    shared::http::run(|request| order::handlers::orders::list(&store, request)).await
 }

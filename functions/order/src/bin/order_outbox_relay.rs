@@ -3,8 +3,7 @@ use order::store::OrderStore;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::logging::init();
-    let sdk = shared::config::aws().await;
+    let sdk = shared::config::start().await;
     let store = order::store::dynamo::DynamoStore::from_env(&sdk)?;
     let publisher = shared::publisher::SnsPublisher::from_env(aws_sdk_sns::Client::new(&sdk))?;
     shared::outbox::run_relay(store.outbox().clone(), publisher).await

@@ -37,14 +37,6 @@ fn tombstone_key(id: &str) -> Item {
     key(format!("ORDER#{id}"), "ABANDONED")
 }
 
-fn unavailable(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(error.to_string())
-}
-
-fn status(value: OrderStatus) -> AttributeValue {
-    AttributeValue::S(serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
-}
-
 impl DynamoStore {
     pub fn new(table: Table) -> Self {
         Self { outbox: DynamoOutbox::new(table.client.clone(), table.name.clone()), table }
@@ -66,14 +58,14 @@ impl DynamoStore {
             gsi1pk: format!("USER#{}", order.order.user_id),
             gsi1sk: order.order.order_id.clone(),
         };
-        let item = item(order_key(&order.order.order_id), &indexed).map_err(unavailable)?;
+        let item = item(order_key(&order.order.order_id), &indexed)?;
         let mut put = Put::builder().table_name(&self.table.name).set_item(Some(item)).condition_expression(condition);
         if let Some(expected) = expected {
-            put = put
-                .expression_attribute_names("#s", "status")
-                .expression_attribute_values(":expected", status(expected));
+            // The status as the item holds it: serialised the way the item was.
+            let status: AttributeValue = serde_dynamo::to_attribute_value(expected).map_err(shared::dynamo::error)?;
+            put = put.expression_attribute_names("#s", "status").expression_attribute_values(":expected", status);
         }
-        Ok(TransactWriteItem::builder().put(put.build().map_err(shared::dynamo::error).map_err(unavailable)?).build())
+        Ok(TransactWriteItem::builder().put(put.build().map_err(shared::dynamo::error)?).build())
     }
 }
 
@@ -85,8 +77,7 @@ impl DynamoStore {
             .set_key(Some(key))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(shared::dynamo::error)
-            .map_err(unavailable)?;
+            .map_err(shared::dynamo::error)?;
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 }
@@ -103,16 +94,16 @@ impl OrderStore for DynamoStore {
         let items = vec![
             self.absent(tombstone_key(id))?,
             self.put(order, "attribute_not_exists(pk)", None)?,
-            self.outbox.entry(event).map_err(unavailable)?,
+            self.outbox.entry(event).map_err(shared::dynamo::error)?,
         ];
-        if self.table.transact(items).await.map_err(unavailable)? {
+        if self.table.transact(items).await? {
             return Ok(None);
         }
         // The order exists (a retry of the same checkout): answer with it. Else the id's
         // checkout gave it up.
         match self.get(id).await? {
             Some(existing) => Ok(Some(existing)),
-            None if self.table.get::<serde_json::Value>(tombstone_key(id)).await.map_err(unavailable)?.is_some() => {
+            None if self.table.get::<serde_json::Value>(tombstone_key(id)).await?.is_some() => {
                 Err(StoreError::Abandoned)
             }
             None => Err(StoreError::Conflict),
@@ -124,17 +115,16 @@ impl OrderStore for DynamoStore {
             .table_name(&self.table.name)
             .set_item(Some(tombstone_key(order_id)))
             .build()
-            .map_err(shared::dynamo::error)
-            .map_err(unavailable)?;
+            .map_err(shared::dynamo::error)?;
         let items = vec![self.absent(order_key(order_id))?, TransactWriteItem::builder().put(tombstone).build()];
-        if self.table.transact(items).await.map_err(unavailable)? {
+        if self.table.transact(items).await? {
             return Ok(Abandon::Abandoned);
         }
         self.get(order_id).await?.map(|o| Abandon::Exists(Box::new(o))).ok_or(StoreError::Conflict)
     }
 
     async fn get(&self, order_id: &str) -> Result<Option<StoredOrder>, StoreError> {
-        Ok(self.table.get::<OrderItem>(order_key(order_id)).await.map_err(unavailable)?.map(|i| i.stored))
+        Ok(self.table.get::<OrderItem>(order_key(order_id)).await?.map(|i| i.stored))
     }
 
     async fn list(&self, user_id: &str, page: &PageRequest) -> Result<Page<Order>, StoreError> {
@@ -147,14 +137,16 @@ impl OrderStore for DynamoStore {
         };
         let found = self.table.page::<OrderItem>(partition, page).await.map_err(|e| match e {
             PageError::ForeignCursor => StoreError::BadCursor,
-            e => unavailable(e),
+            PageError::Dynamo(e) => StoreError::Unavailable(e),
         })?;
         Ok(found.map(|i| i.stored.order))
     }
 
     async fn replace(&self, order: &StoredOrder, expected: OrderStatus, event: &Envelope) -> Result<(), StoreError> {
-        let items =
-            vec![self.put(order, "#s = :expected", Some(expected))?, self.outbox.entry(event).map_err(unavailable)?];
-        if self.table.transact(items).await.map_err(unavailable)? { Ok(()) } else { Err(StoreError::Conflict) }
+        let items = vec![
+            self.put(order, "#s = :expected", Some(expected))?,
+            self.outbox.entry(event).map_err(shared::dynamo::error)?,
+        ];
+        if self.table.transact(items).await? { Ok(()) } else { Err(StoreError::Conflict) }
     }
 }

@@ -1,7 +1,6 @@
 //! `GET /payments/{payment_id}`.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::logging::init();
-    let store = payment::store::dynamo::DynamoStore::from_env(&shared::config::aws().await)?;
-    shared::api::run(|request, correlation_id| payment::handlers::get(&store, request, correlation_id)).await
+    let store = payment::store::dynamo::DynamoStore::from_env(&shared::config::start().await)?;
+    shared::http::run(|request| payment::handlers::payments::get(&store, request)).await
 }

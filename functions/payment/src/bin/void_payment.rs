@@ -1,10 +1,7 @@
 //! `POST /internal/payments/{payment_id}/void (IAM)`.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::logging::init();
-    let store = payment::store::dynamo::DynamoStore::from_env(&shared::config::aws().await)?;
-    shared::api::run(|request, correlation_id| {
-        payment::handlers::void(&store, &payment::domain::SandboxGateway, request, correlation_id)
-    })
-    .await
+    let store = payment::store::dynamo::DynamoStore::from_env(&shared::config::start().await)?;
+    let gateway = payment::clients::SandboxGateway;
+    shared::http::run(|request| payment::handlers::internal::void(&store, &gateway, request)).await
 }

@@ -7,7 +7,7 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use shared::Envelope;
-use shared::dynamo::{Item, Table, item, key};
+use shared::dynamo::{DynamoError, Item, Table, item, key};
 use shared::outbox::DynamoOutbox;
 
 use super::{KeyOutcome, PaymentStore, StoreError, StoredPayment};
@@ -27,18 +27,6 @@ fn idempotency_key(k: &str) -> Item {
     key(format!("PAYKEY#{k}"), "PAYKEY")
 }
 
-fn unavailable(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(error.to_string())
-}
-
-fn sdk(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    unavailable(shared::dynamo::error(error))
-}
-
-fn status(value: PaymentStatus) -> AttributeValue {
-    AttributeValue::S(serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
-}
-
 impl DynamoStore {
     pub fn new(table: Table) -> Self {
         Self { outbox: DynamoOutbox::new(table.client.clone(), table.name.clone()), table }
@@ -51,17 +39,22 @@ impl DynamoStore {
 
     fn status_change(&self, payment_id: &str, from: PaymentStatus, to: PaymentStatus) -> Result<Update, StoreError> {
         let now = AttributeValue::S(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
-        Update::builder()
+        // A status as the item holds it: serialised the way the item was.
+        let status = |status: PaymentStatus| -> Result<AttributeValue, DynamoError> {
+            serde_dynamo::to_attribute_value(status).map_err(shared::dynamo::error)
+        };
+        let update = Update::builder()
             .table_name(&self.table.name)
             .set_key(Some(payment_key(payment_id)))
             .update_expression("SET #s = :to, updated_at = :now")
             .condition_expression("#s = :from")
             .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":to", status(to))
-            .expression_attribute_values(":from", status(from))
+            .expression_attribute_values(":to", status(to)?)
+            .expression_attribute_values(":from", status(from)?)
             .expression_attribute_values(":now", now)
             .build()
-            .map_err(sdk)
+            .map_err(shared::dynamo::error)?;
+        Ok(update)
     }
 }
 
@@ -73,16 +66,16 @@ impl PaymentStore for DynamoStore {
     }
 
     async fn claim_key(&self, k: &str, claim: &KeyOutcome) -> Result<Option<KeyOutcome>, StoreError> {
-        if self.table.put_new(idempotency_key(k), claim).await.map_err(unavailable)? {
+        if self.table.put_new(idempotency_key(k), claim).await? {
             return Ok(None);
         }
-        // Claimed before: what it led to (a claim is only ever replaced by its outcome).
+        // Claimed before: what it led to (a claim is only ever replaced by its outcome, or
+        // dropped when the token was invalid, which is how it can be gone already).
         self.table
             .get(idempotency_key(k))
-            .await
-            .map_err(unavailable)?
+            .await?
             .map(Some)
-            .ok_or_else(|| StoreError::Unavailable(format!("the key {k} was claimed but cannot be read yet")))
+            .ok_or_else(|| StoreError::Contended(format!("the key {k} was claimed but cannot be read yet")))
     }
 
     async fn settle_key(
@@ -97,24 +90,24 @@ impl PaymentStore for DynamoStore {
         };
         let key_record = Put::builder()
             .table_name(&self.table.name)
-            .set_item(Some(item(idempotency_key(k), outcome).map_err(unavailable)?))
+            .set_item(Some(item(idempotency_key(k), outcome)?))
             .condition_expression("outcome = :pending AND payment_id = :payment AND since = :since")
             .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
             .expression_attribute_values(":payment", AttributeValue::S(payment_id.clone()))
             .expression_attribute_values(":since", AttributeValue::N(since.to_string()))
             .build()
-            .map_err(sdk)?;
+            .map_err(shared::dynamo::error)?;
         let mut items = vec![TransactWriteItem::builder().put(key_record).build()];
         if let Some(payment) = payment {
             let record = Put::builder()
                 .table_name(&self.table.name)
-                .set_item(Some(item(payment_key(&payment.payment.payment_id), payment).map_err(unavailable)?))
+                .set_item(Some(item(payment_key(&payment.payment.payment_id), payment)?))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
-                .map_err(sdk)?;
+                .map_err(shared::dynamo::error)?;
             items.push(TransactWriteItem::builder().put(record).build());
         }
-        self.table.transact(items).await.map_err(unavailable)
+        Ok(self.table.transact(items).await?)
     }
 
     async fn drop_key(&self, k: &str, claimed: &KeyOutcome) -> Result<(), StoreError> {
@@ -133,19 +126,17 @@ impl PaymentStore for DynamoStore {
         match deleted {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(sdk(e)),
+            Err(e) => Err(shared::dynamo::error(e).into()),
         }
     }
 
     async fn get(&self, payment_id: &str) -> Result<Option<StoredPayment>, StoreError> {
-        self.table.get(payment_key(payment_id)).await.map_err(unavailable)
+        Ok(self.table.get(payment_key(payment_id)).await?)
     }
 
     async fn transition(&self, payment_id: &str, from: PaymentStatus, to: PaymentStatus) -> Result<bool, StoreError> {
-        self.table
-            .transact(vec![TransactWriteItem::builder().update(self.status_change(payment_id, from, to)?).build()])
-            .await
-            .map_err(unavailable)
+        let change = TransactWriteItem::builder().update(self.status_change(payment_id, from, to)?).build();
+        Ok(self.table.transact(vec![change]).await?)
     }
 
     async fn transition_with(
@@ -156,6 +147,6 @@ impl PaymentStore for DynamoStore {
         event: &Envelope,
     ) -> Result<bool, StoreError> {
         let change = TransactWriteItem::builder().update(self.status_change(payment_id, from, to)?).build();
-        self.table.transact(vec![change, self.outbox.entry(event).map_err(unavailable)?]).await.map_err(unavailable)
+        Ok(self.table.transact(vec![change, self.outbox.entry(event).map_err(shared::dynamo::error)?]).await?)
     }
 }

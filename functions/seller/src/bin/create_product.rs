@@ -1,8 +1,6 @@
 //! `POST /products`.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::logging::init();
-    let store = seller::store::dynamo::DynamoStore::from_env(&shared::config::aws().await)?;
-    shared::api::run(|request, correlation_id| seller::handlers::products::create(&store, request, correlation_id))
-        .await
+    let store = seller::store::dynamo::DynamoStore::from_env(&shared::config::start().await)?;
+    shared::http::run(|request| seller::handlers::products::create(&store, request)).await
 }

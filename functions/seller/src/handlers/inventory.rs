@@ -5,29 +5,26 @@
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use shared::problem::json_body;
-use shared::{CorrelationId, Problem, Reply};
+use shared::http::{json_body, path_parameter};
+use shared::{Problem, Reply};
 
-use shared::api::path_parameter;
-
-use super::store_failure;
 use crate::domain::{Product, ReservationRequest};
 use crate::store::CatalogueStore;
 
-pub async fn reserve<S: CatalogueStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
+pub async fn reserve<S: CatalogueStore>(store: &S, request: Request) -> Result<Reply, Problem> {
     let reservation: ReservationRequest = json_body(&request)?;
-    let lines = reservation.lines().map_err(|e| Problem::bad_request(e.0))?;
-    let held = store.reserve(&reservation.reservation_id, &lines).await.map_err(store_failure)?;
+    let lines = reservation.lines()?;
+    let held = store.reserve(&reservation.reservation_id, &lines).await?;
     tracing::info!(reservation_id = %held.reservation_id, lines = held.items.len(), "stock reserved");
     Ok(Reply::json(StatusCode::CREATED, &held))
 }
 
-pub async fn release<S: CatalogueStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
+pub async fn release<S: CatalogueStore>(store: &S, request: Request) -> Result<Reply, Problem> {
     let reservation_id = path_parameter(&request, "reservation_id")?;
     if reservation_id.len() > crate::domain::MAX_RESERVATION_ID {
         return Err(Problem::not_found(format!("no reservation {reservation_id}")));
     }
-    match store.release(&reservation_id, false).await.map_err(store_failure)? {
+    match store.release(&reservation_id, false).await? {
         Some(reservation) if reservation.status == crate::domain::ReservationStatus::Committed => {
             Err(Problem::conflict("the reservation is committed: its order exists; cancel the order instead"))
         }
@@ -47,12 +44,12 @@ struct Found {
     items: Vec<Product>,
 }
 
-pub async fn lookup<S: CatalogueStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
+pub async fn lookup<S: CatalogueStore>(store: &S, request: Request) -> Result<Reply, Problem> {
     let wanted: Lookup = json_body(&request)?;
     if wanted.product_ids.len() > 100 {
         return Err(Problem::bad_request("at most 100 product ids per lookup"));
     }
-    let items = store.lookup(&wanted.product_ids).await.map_err(store_failure)?;
+    let items = store.lookup(&wanted.product_ids).await?;
     Ok(Reply::ok(&Found { items }))
 }
 
@@ -60,7 +57,7 @@ pub async fn lookup<S: CatalogueStore>(store: &S, request: Request, _: Correlati
 mod tests {
     use super::*;
     use crate::domain::NewProduct;
-    use crate::store::MemoryStore;
+    use crate::store::memory::MemoryStore;
     use serde_json::json;
     use testkit::requests::{body, call, sample, with_body, with_path};
 
@@ -82,7 +79,7 @@ mod tests {
     }
 
     async fn reserve_body(store: &MemoryStore, body_text: &str) -> lambda_http::Response<lambda_http::Body> {
-        call(&|r, c| reserve(store, r, c), with_body(sample("http-post-internal-reservation.json"), body_text)).await
+        call(&|r| reserve(store, r), with_body(sample("http-post-internal-reservation.json"), body_text)).await
     }
 
     #[tokio::test]
@@ -113,7 +110,7 @@ mod tests {
         reserve_body(&store, r#"{"reservation_id":"r1","items":[{"product_id":"prd_a","quantity":4}]}"#).await;
         for _ in 0..2 {
             let released = call(
-                &|r, c| release(&store, r, c),
+                &|r| release(&store, r),
                 with_path(sample("http-delete-internal-reservation.json"), "reservation_id", "r1"),
             )
             .await;
@@ -134,7 +131,7 @@ mod tests {
     async fn a_release_before_its_reserve_leaves_a_tombstone_the_reserve_cannot_pass() {
         let store = store_with(&[("prd_a", 5)]).await;
         let early = call(
-            &|r, c| release(&store, r, c),
+            &|r| release(&store, r),
             with_path(sample("http-delete-internal-reservation.json"), "reservation_id", "r-late"),
         )
         .await;
@@ -150,7 +147,7 @@ mod tests {
     async fn lookups_return_the_products_that_exist() {
         let store = store_with(&[("prd_a", 5)]).await;
         let found = call(
-            &|r, c| lookup(&store, r, c),
+            &|r| lookup(&store, r),
             with_body(sample("http-post-internal-lookup.json"), r#"{"product_ids":["prd_a","prd_gone"]}"#),
         )
         .await;

@@ -5,67 +5,62 @@ use lambda_http::http::{StatusCode, header};
 use lambda_http::{Request, RequestExt};
 use shared::caller::caller;
 use shared::events::Role;
+use shared::http::{json_body, path_parameter};
 use shared::pagination::page_request;
-use shared::problem::json_body;
-use shared::{CorrelationId, Problem, Reply};
+use shared::{Problem, Reply};
 
-use shared::api::path_parameter;
-
-use super::store_failure;
 use crate::domain::{NewProduct, ProductChanges};
 use crate::store::CatalogueStore;
 
-pub async fn create<S: CatalogueStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
+pub async fn create<S: CatalogueStore>(store: &S, request: Request) -> Result<Reply, Problem> {
     let seller = caller(&request)?;
     seller.require(Role::Seller)?;
     let new: NewProduct = json_body(&request)?;
-    let product = new.validate(&seller.user_id, chrono::Utc::now()).map_err(|e| Problem::bad_request(e.0))?;
-    store.create(&product).await.map_err(store_failure)?;
+    let product = new.validate(&seller.user_id, chrono::Utc::now())?;
+    store.create(&product).await?;
     tracing::info!(product_id = %product.product_id, "product created");
     let location = format!("/products/{}", product.product_id);
     Ok(Reply::json(StatusCode::CREATED, &product).header(header::LOCATION, location))
 }
 
-pub async fn update<S: CatalogueStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
+pub async fn update<S: CatalogueStore>(store: &S, request: Request) -> Result<Reply, Problem> {
     let seller = caller(&request)?;
     let product_id = path_parameter(&request, "product_id")?;
     let changes: ProductChanges = json_body(&request)?;
     // Someone else's product is "not found", never "forbidden" (no existence leak).
-    let product = store.update(&product_id, &seller.user_id, &changes).await.map_err(store_failure)?;
+    let product = store.update(&product_id, &seller.user_id, &changes).await?;
     Ok(Reply::ok(&product))
 }
 
-pub async fn get<S: CatalogueStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
+pub async fn get<S: CatalogueStore>(store: &S, request: Request) -> Result<Reply, Problem> {
     let product_id = path_parameter(&request, "product_id")?;
-    match store.get(&product_id).await.map_err(store_failure)? {
+    match store.get(&product_id).await? {
         Some(product) => Ok(Reply::ok(&product)),
         None => Err(Problem::not_found(format!("no product {product_id}"))),
     }
 }
 
-pub async fn list<S: CatalogueStore>(store: &S, request: Request, _: CorrelationId) -> Result<Reply, Problem> {
+pub async fn list<S: CatalogueStore>(store: &S, request: Request) -> Result<Reply, Problem> {
     let page = page_request(&request)?;
     let category =
         request.query_string_parameters_ref().and_then(|q| q.first("category")).map(|c| c.trim().to_lowercase());
     let category = category.filter(|c| !c.is_empty());
-    Ok(Reply::ok(&store.list(category.as_deref(), &page).await.map_err(store_failure)?))
+    Ok(Reply::ok(&store.list(category.as_deref(), &page).await?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::store::memory::MemoryStore;
     use serde_json::json;
     use testkit::requests::{as_caller, body, call, sample, with_body, with_path};
 
     #[tokio::test]
     async fn sellers_create_and_owners_update_products() {
         let store = MemoryStore::default();
-        let created = call(
-            &|r, c| create(&store, r, c),
-            as_caller(sample("http-post-products.json"), "usr_seller", Role::Seller),
-        )
-        .await;
+        let created =
+            call(&|r| create(&store, r), as_caller(sample("http-post-products.json"), "usr_seller", Role::Seller))
+                .await;
         assert_eq!(created.status(), 201);
         let product = body(&created);
         assert_eq!(product["seller_id"], "usr_seller");
@@ -77,13 +72,12 @@ mod tests {
             let request = with_path(sample("http-patch-product.json"), "product_id", &id);
             as_caller(with_body(request, body_text), who, Role::Seller)
         };
-        let updated =
-            call(&|r, c| update(&store, r, c), patch("usr_seller", r#"{"price_cents": 999, "stock": 7}"#)).await;
+        let updated = call(&|r| update(&store, r), patch("usr_seller", r#"{"price_cents": 999, "stock": 7}"#)).await;
         assert_eq!(updated.status(), 200);
         assert_eq!((body(&updated)["price_cents"].clone(), body(&updated)["stock"].clone()), (json!(999), json!(7)));
-        let stranger = call(&|r, c| update(&store, r, c), patch("usr_other", r#"{"price_cents": 1}"#)).await;
+        let stranger = call(&|r| update(&store, r), patch("usr_other", r#"{"price_cents": 1}"#)).await;
         assert_eq!(stranger.status(), 404, "another seller's product is not found");
-        let invalid = call(&|r, c| update(&store, r, c), patch("usr_seller", r#"{"price_cents": 0}"#)).await;
+        let invalid = call(&|r| update(&store, r), patch("usr_seller", r#"{"price_cents": 0}"#)).await;
         assert_eq!(invalid.status(), 400);
     }
 
@@ -91,8 +85,7 @@ mod tests {
     async fn customers_cannot_create_products_and_bad_bodies_are_400() {
         let store = MemoryStore::default();
         let customer =
-            call(&|r, c| create(&store, r, c), as_caller(sample("http-post-products.json"), "usr_c", Role::Customer))
-                .await;
+            call(&|r| create(&store, r), as_caller(sample("http-post-products.json"), "usr_c", Role::Customer)).await;
         assert_eq!(customer.status(), 403);
         for bad in [
             r#"{"name":"","category":"x","price_cents":1,"stock":1}"#,
@@ -101,7 +94,7 @@ mod tests {
             r#"{"name":"x"}"#,
         ] {
             let request = as_caller(with_body(sample("http-post-products.json"), bad), "usr_s", Role::Seller);
-            assert_eq!(call(&|r, c| create(&store, r, c), request).await.status(), 400, "{bad}");
+            assert_eq!(call(&|r| create(&store, r), request).await.status(), 400, "{bad}");
         }
     }
 
@@ -112,10 +105,10 @@ mod tests {
             let body_text =
                 json!({"name": format!("p{i}"), "category": category, "price_cents": 100, "stock": 1}).to_string();
             let request = as_caller(with_body(sample("http-post-products.json"), &body_text), "usr_s", Role::Seller);
-            call(&|r, c| create(&store, r, c), request).await;
+            call(&|r| create(&store, r), request).await;
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
-        let listed = body(&call(&|r, c| list(&store, r, c), sample("http-get-products.json")).await);
+        let listed = body(&call(&|r| list(&store, r), sample("http-get-products.json")).await);
         assert_eq!(listed["items"].as_array().unwrap().len(), 2, "the sample asks for books, limit 2");
         assert_eq!(listed["items"][0]["name"], "p2", "newest first");
         assert!(listed["next_cursor"].is_null());

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use shared::dynamo::{Cancelled, Item, PageError, Partition, Table, TransactFailure, key, transact_failure};
+use shared::dynamo::{Cancelled, Item, PageError, Partition, Table, TransactFailure, item, key, transact_failure};
 use shared::pagination::{Page, PageRequest};
 
 use super::{CatalogueStore, StoreError};
@@ -62,30 +62,18 @@ fn reservation_key(id: &str) -> Item {
     key(format!("RESERVATION#{id}"), "RESERVATION")
 }
 
-fn unavailable<E: std::error::Error + Send + Sync + 'static>(error: E) -> StoreError {
-    StoreError::Unavailable(shared::dynamo::error(error).to_string())
-}
-
-fn to_item(key: Item, value: &impl Serialize) -> Result<Item, StoreError> {
-    shared::dynamo::item(key, value).map_err(|e| StoreError::Unavailable(e.to_string()))
-}
-
 fn number(n: impl ToString) -> AttributeValue {
     AttributeValue::N(n.to_string())
 }
 
 /// Conditional writes that lose to a concurrent one, before giving up.
 const TRIES: usize = 3;
-/// Pauses before retrying a transaction cancelled by contention (each jittered 50-150 %).
-const CONTENTION_PAUSES_MS: [u64; 5] = [10, 25, 50, 100, 200];
+/// Pauses between the tries of a transaction cancelled by contention (each jittered 50-150 %).
+const CONTENTION_PAUSES_MS: [u64; 4] = [10, 25, 50, 100];
 
 fn jitter(ms: u64) -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     ms / 2 + u64::from(nanos) % ms.max(1)
-}
-
-fn unavailable_text(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(error.to_string())
 }
 
 impl DynamoStore {
@@ -98,12 +86,8 @@ impl DynamoStore {
         Ok(Self::new(Table::from_env(sdk)?))
     }
 
-    async fn get_item<T: for<'de> Deserialize<'de>>(&self, key: Item) -> Result<Option<T>, StoreError> {
-        self.table.get(key).await.map_err(|e| StoreError::Unavailable(e.to_string()))
-    }
-
     async fn product_item(&self, id: &str) -> Result<Option<ProductItem>, StoreError> {
-        self.get_item(product_key(id)).await
+        Ok(self.table.get(product_key(id)).await?)
     }
 
     fn stock_change(&self, line: &Line, take: bool) -> Result<TransactWriteItem, StoreError> {
@@ -120,7 +104,7 @@ impl DynamoStore {
             .expression_attribute_values(":q", number(line.quantity))
             .expression_attribute_values(":one", number(1))
             .build()
-            .map_err(unavailable)?;
+            .map_err(shared::dynamo::error)?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
@@ -145,7 +129,7 @@ impl DynamoStore {
 
 impl CatalogueStore for DynamoStore {
     async fn create(&self, product: &Product) -> Result<(), StoreError> {
-        let item = to_item(product_key(&product.product_id), &ProductItem::new(product.clone(), 1))?;
+        let item = item(product_key(&product.product_id), &ProductItem::new(product.clone(), 1))?;
         self.table
             .client
             .put_item()
@@ -154,7 +138,7 @@ impl CatalogueStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(shared::dynamo::error)?;
         Ok(())
     }
 
@@ -170,7 +154,7 @@ impl CatalogueStore for DynamoStore {
                 .filter(|i| i.product.seller_id == seller_id)
                 .ok_or(StoreError::NotFound)?;
             let changed = changes.apply(&current.product, Utc::now())?;
-            let item = to_item(product_key(product_id), &ProductItem::new(changed.clone(), current.version + 1))?;
+            let item = item(product_key(product_id), &ProductItem::new(changed.clone(), current.version + 1))?;
             let written = self
                 .table
                 .client
@@ -184,7 +168,7 @@ impl CatalogueStore for DynamoStore {
             match written {
                 Ok(_) => return Ok(changed),
                 Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => continue,
-                Err(e) => return Err(unavailable(e)),
+                Err(e) => return Err(shared::dynamo::error(e).into()),
             }
         }
         Err(StoreError::Conflict)
@@ -209,7 +193,7 @@ impl CatalogueStore for DynamoStore {
         };
         let found = self.table.page::<ProductItem>(partition, page).await.map_err(|e| match e {
             PageError::ForeignCursor => StoreError::BadCursor,
-            e => StoreError::Unavailable(e.to_string()),
+            PageError::Dynamo(e) => StoreError::Unavailable(e),
         })?;
         Ok(found.map(|i| i.product))
     }
@@ -219,10 +203,10 @@ impl CatalogueStore for DynamoStore {
         unique.sort();
         unique.dedup();
         let keys = unique.into_iter().map(|id| product_key(id)).collect();
-        let items = self.table.get_many(keys).await.map_err(unavailable)?;
+        let items = self.table.get_many(keys).await?;
         items
             .into_iter()
-            .map(|item| Ok(serde_dynamo::from_item::<_, ProductItem>(item).map_err(unavailable)?.product))
+            .map(|item| Ok(serde_dynamo::from_item::<_, ProductItem>(item).map_err(shared::dynamo::error)?.product))
             .collect()
     }
 
@@ -235,30 +219,33 @@ impl CatalogueStore for DynamoStore {
         };
         let record = Put::builder()
             .table_name(&self.table.name)
-            .set_item(Some(to_item(reservation_key(reservation_id), &reservation)?))
+            .set_item(Some(item(reservation_key(reservation_id), &reservation)?))
             .condition_expression("attribute_not_exists(pk)")
             .build()
-            .map_err(unavailable)?;
+            .map_err(shared::dynamo::error)?;
         let mut items = lines.iter().map(|line| self.stock_change(line, true)).collect::<Result<Vec<_>, _>>()?;
         items.push(TransactWriteItem::builder().put(record).build());
         // A hot product's checkouts contend in DynamoDB (TransactionConflict): that is not a
         // shortage, so the transaction is tried again after a jittered pause.
-        for pause in CONTENTION_PAUSES_MS {
+        let mut pauses = CONTENTION_PAUSES_MS.into_iter();
+        loop {
             let written = self.table.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
             let Err(error) = written else { return Ok(reservation) };
             let codes = match transact_failure(&error) {
                 TransactFailure::Cancelled { why: Cancelled::ConditionFailed, codes } => codes,
                 failure if failure.is_transient() => {
+                    // Contended after every pause: the last contention is the error.
+                    let Some(pause) = pauses.next() else { return Err(shared::dynamo::error(error).into()) };
                     tracing::warn!(?failure, reservation_id, "reservation contended; trying again");
                     tokio::time::sleep(std::time::Duration::from_millis(jitter(pause))).await;
                     continue;
                 }
-                _ => return Err(unavailable(error)),
+                _ => return Err(shared::dynamo::error(error).into()),
             };
             if codes.last().map(String::as_str) == Some("ConditionalCheckFailed") {
                 // Made before: the same answer again, if it still holds.
                 let existing: Reservation =
-                    self.get_item(reservation_key(reservation_id)).await?.ok_or(StoreError::Conflict)?;
+                    self.table.get(reservation_key(reservation_id)).await?.ok_or(StoreError::Conflict)?;
                 return if existing.status == ReservationStatus::Released {
                     Err(StoreError::Released)
                 } else {
@@ -278,15 +265,14 @@ impl CatalogueStore for DynamoStore {
                 shortages
             }));
         }
-        Err(StoreError::Unavailable(format!("reservation {reservation_id}: still contended after retries")))
     }
 
     async fn release(&self, reservation_id: &str, committed: bool) -> Result<Option<Reservation>, StoreError> {
         for _ in 0..TRIES {
-            let Some(mut reservation) = self.get_item::<Reservation>(reservation_key(reservation_id)).await? else {
+            let Some(mut reservation) = self.table.get::<Reservation>(reservation_key(reservation_id)).await? else {
                 // Not reserved (yet): a tombstone, so that a late reserve takes nothing.
                 let tombstone = Reservation::tombstone(reservation_id, Utc::now());
-                if self.table.put_new(reservation_key(reservation_id), &tombstone).await.map_err(unavailable_text)? {
+                if self.table.put_new(reservation_key(reservation_id), &tombstone).await? {
                     return Ok(Some(tombstone));
                 }
                 continue; // reserved meanwhile: release that
@@ -306,7 +292,7 @@ impl CatalogueStore for DynamoStore {
                 .expression_attribute_values(":released", AttributeValue::S("released".into()))
                 .expression_attribute_values(":from", AttributeValue::S(from.into()))
                 .build()
-                .map_err(unavailable)?;
+                .map_err(shared::dynamo::error)?;
             let mut items = vec![TransactWriteItem::builder().update(status).build()];
             for line in &reservation.items {
                 items.push(self.stock_change(line, false)?);
@@ -325,7 +311,7 @@ impl CatalogueStore for DynamoStore {
                 {
                     continue;
                 }
-                Err(e) => return Err(unavailable(e)),
+                Err(e) => return Err(shared::dynamo::error(e).into()),
             }
         }
         Err(StoreError::Conflict)
@@ -347,11 +333,11 @@ impl CatalogueStore for DynamoStore {
             .await;
         match updated {
             // Committed now, or before, or released: the reservation as it is.
-            Ok(_) => self.get_item(reservation_key(reservation_id)).await,
+            Ok(_) => Ok(self.table.get(reservation_key(reservation_id)).await?),
             Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                self.get_item(reservation_key(reservation_id)).await
+                Ok(self.table.get(reservation_key(reservation_id)).await?)
             }
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(shared::dynamo::error(e).into()),
         }
     }
 }

@@ -1,0 +1,63 @@
+//! The port the handlers keep accounts through; [`dynamo::DynamoStore`] on AWS,
+//! [`memory::MemoryStore`] in tests.
+
+pub mod dynamo;
+pub mod memory;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use shared::Envelope;
+use shared::dynamo::DynamoError;
+use shared::outbox::Outbox;
+
+use crate::domain::{Email, User};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the email address is already registered")]
+    EmailTaken,
+    #[error("the account store is unavailable: {0}")]
+    Unavailable(#[from] DynamoError),
+}
+
+/// What a login needs: who the email belongs to and their password hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Credentials {
+    pub user_id: String,
+    pub password_hash: String,
+}
+
+/// Whether a login attempt may be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Allowed,
+    /// Too many recent failures: refused for this long.
+    Locked(std::time::Duration),
+}
+
+/// Accounts, and the events they owe (the outbox).
+pub trait UserStore: Send + Sync {
+    /// Where the events this store writes with its changes wait to be published.
+    type Outbox: Outbox;
+    fn outbox(&self) -> &Self::Outbox;
+    /// Stores a new user and the `user.registered` event in one transaction;
+    /// [`StoreError::EmailTaken`] if the email is, atomically.
+    fn create(
+        &self,
+        user: &User,
+        password_hash: &str,
+        event: &Envelope,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn credentials(&self, email: &Email) -> impl Future<Output = Result<Option<Credentials>, StoreError>> + Send;
+    fn user(&self, user_id: &str) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+    /// Counts an attempt for `email` before its password is checked (so parallel guesses
+    /// are counted too), or refuses it (see [`crate::domain::admit`]).
+    fn admit_login(
+        &self,
+        email: &Email,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+    /// Forgets the attempts of an email after a successful login.
+    fn clear_login_attempts(&self, email: &Email) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -1,0 +1,19 @@
+//! What API Gateway calls: `GET /notifications` ([`notifications`]).
+
+pub mod notifications;
+
+use shared::Problem;
+
+use crate::store::StoreError;
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::BadCursor => shared::pagination::bad_cursor(),
+            StoreError::Unavailable(e) => {
+                tracing::error!(%e, "notification store unavailable");
+                Problem::unavailable("notifications are unavailable; try again shortly")
+            }
+        }
+    }
+}

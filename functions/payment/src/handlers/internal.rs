@@ -1,0 +1,251 @@
+//! The routes checkout calls (IAM): `POST /internal/payments/authorize` and
+//! `POST /internal/payments/{payment_id}/void`.
+
+use lambda_http::Request;
+use lambda_http::http::{StatusCode, header};
+use shared::http::{json_body, path_parameter};
+use shared::metrics::{self, Metric};
+use shared::{CURRENCY, Problem, Reply};
+
+use super::shown;
+use crate::clients::{GatewayDown, PaymentGateway, Refusal};
+use crate::domain::{AuthorizeRequest, Operation, Payment, PaymentStatus, gateway_key};
+use crate::moves::{self, Move, MoveError};
+use crate::store::{KeyOutcome, PaymentStore, StoredPayment};
+
+fn gateway_down(error: GatewayDown) -> Problem {
+    tracing::error!(%error, "payment gateway unavailable");
+    Problem::unavailable("the payment gateway did not answer; nothing was captured. Try again with the same key")
+}
+
+fn declined(reason: &str) -> Problem {
+    Problem::new(
+        StatusCode::PAYMENT_REQUIRED,
+        "payment-declined",
+        "Payment declined",
+        format!("the payment was declined: {reason}"),
+    )
+}
+
+/// The payment an earlier request with this key authorized, if it still holds money: a
+/// voided, failed or refunded one is no success to replay.
+async fn replay<S: PaymentStore>(store: &S, payment_id: &str) -> Result<Reply, Problem> {
+    let Some(stored) = store.get(payment_id).await? else {
+        return Err(Problem::unavailable("the payment is not readable yet; try again shortly"));
+    };
+    match stored.payment.status.shown() {
+        PaymentStatus::Authorized | PaymentStatus::Settled => {
+            Ok(Reply::json(StatusCode::CREATED, &shown(&stored.payment)))
+        }
+        gone => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "payment-not-live",
+            "The authorization is over",
+            format!("the authorization made with this key is {gone:?}; use a new key").to_lowercase(),
+        )),
+    }
+}
+
+pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
+    store: &S,
+    gateway: &G,
+    request: Request,
+) -> Result<Reply, Problem> {
+    let ask: AuthorizeRequest = json_body(&request)?;
+    ask.validate()?;
+    let key = &ask.idempotency_key;
+    let fingerprint = ask.fingerprint();
+    let fresh_id = format!("pay_{}", ulid::Ulid::generate());
+    let fresh = KeyOutcome::Pending {
+        since: chrono::Utc::now().timestamp(),
+        payment_id: fresh_id.clone(),
+        fingerprint: fingerprint.clone(),
+    };
+    // Twice at most: a request that loses the race to record the outcome answers with it.
+    for _ in 0..2 {
+        let (claimed, payment_id) = match store.claim_key(key, &fresh).await? {
+            None => (fresh.clone(), fresh_id.clone()),
+            Some(earlier) if earlier.fingerprint() != fingerprint => {
+                return Err(Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency-key-reused",
+                    "Idempotency key reused",
+                    "this idempotency_key was used for another request",
+                ));
+            }
+            Some(KeyOutcome::Authorized { payment_id, .. }) => return replay(store, &payment_id).await,
+            Some(KeyOutcome::Declined { reason, .. }) => return Err(declined(&reason)),
+            // Claimed by a request whose answer was lost, or that still runs: resume it. The
+            // gateway key is the payment id's, so this is the same authorization.
+            Some(KeyOutcome::Pending { since, payment_id, fingerprint }) => {
+                (KeyOutcome::Pending { since, payment_id: payment_id.clone(), fingerprint }, payment_id)
+            }
+        };
+        let authorize_key = gateway_key(&payment_id, Operation::Authorize);
+        // Down: the claim stays, and the retry resumes it under the same key.
+        let answer =
+            gateway.authorize(&authorize_key, &ask.payment_token, ask.amount_cents).await.map_err(gateway_down)?;
+        let (outcome, stored, reply) = match answer {
+            Ok(gateway_ref) => {
+                let now = chrono::Utc::now();
+                let payment = Payment {
+                    payment_id: payment_id.clone(),
+                    order_id: ask.order_id.clone(),
+                    user_id: ask.user_id.clone(),
+                    amount_cents: ask.amount_cents,
+                    currency: CURRENCY.to_owned(),
+                    status: PaymentStatus::Authorized,
+                    created_at: now,
+                    updated_at: now,
+                };
+                let reply = Ok(Reply::json(StatusCode::CREATED, &shown(&payment)));
+                let stored = StoredPayment { payment, gateway_ref, token: ask.payment_token.clone() };
+                (
+                    KeyOutcome::Authorized { payment_id: payment_id.clone(), fingerprint: fingerprint.clone() },
+                    Some(stored),
+                    reply,
+                )
+            }
+            Err(Refusal::InvalidToken) => {
+                store.drop_key(key, &claimed).await?;
+                return Err(Problem::bad_request("payment_token is not a valid token"));
+            }
+            Err(Refusal::Declined(reason)) => {
+                let reply = Err(declined(&reason));
+                (KeyOutcome::Declined { reason, fingerprint: fingerprint.clone() }, None, reply)
+            }
+        };
+        if !store.settle_key(key, &claimed, &outcome, stored.as_ref()).await? {
+            continue; // another request with this key recorded first: answer as it did
+        }
+        match &reply {
+            Ok(_) => tracing::info!(%payment_id, amount_cents = ask.amount_cents, "payment authorized"),
+            Err(_) => metrics::count(Metric::PaymentFailures, ("Service", "payment"), 1),
+        }
+        return reply;
+    }
+    Err(Problem::conflict("an authorization with this key is in progress; try again shortly"))
+}
+
+pub async fn void<S: PaymentStore, G: PaymentGateway>(
+    store: &S,
+    gateway: &G,
+    request: Request,
+) -> Result<Reply, Problem> {
+    let payment_id = path_parameter(&request, "payment_id")?;
+    match moves::run(store, gateway, &payment_id, Move::Void, |_, _| None).await {
+        Ok(_) => tracing::info!(%payment_id, "payment voided"),
+        Err(MoveError::Elsewhere(PaymentStatus::Voided)) => {}
+        Err(MoveError::Elsewhere(other)) => {
+            return Err(Problem::conflict(format!("a {other:?} payment cannot be voided").to_lowercase()));
+        }
+        Err(error @ MoveError::InProgress(_)) => {
+            return Err(Problem::conflict(format!("{error}; try again shortly")).header(header::RETRY_AFTER, "2"));
+        }
+        Err(MoveError::Missing(_)) => return Err(Problem::not_found(format!("no payment {payment_id}"))),
+        Err(MoveError::Gateway(down)) => return Err(gateway_down(down)),
+        Err(MoveError::Store(error)) => return Err(error.into()),
+    }
+    match store.get(&payment_id).await? {
+        Some(stored) => Ok(Reply::ok(&shown(&stored.payment))),
+        None => Err(Problem::not_found(format!("no payment {payment_id}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clients::SandboxGateway;
+    use crate::handlers::payments::get;
+    use crate::store::memory::MemoryStore;
+    use shared::events::Role;
+    use testkit::requests::{as_caller, body, call, sample, with_body, with_path};
+
+    fn ask(key: &str, token: &str) -> Request {
+        let body_text = serde_json::json!({"idempotency_key": key, "order_id": "ord_1", "user_id": "usr_1", "amount_cents": 2500, "payment_token": token}).to_string();
+        with_body(sample("http-post-internal-authorize.json"), &body_text)
+    }
+
+    #[tokio::test]
+    async fn the_same_key_authorizes_once() {
+        let store = MemoryStore::default();
+        let handler = |r| authorize(&store, &SandboxGateway, r);
+        let first = call(&handler, sample("http-post-internal-authorize.json")).await;
+        assert_eq!(first.status(), 201);
+        let again = call(&handler, sample("http-post-internal-authorize.json")).await;
+        assert_eq!(body(&again), body(&first), "the same payment, not a second one");
+        assert_eq!(body(&first)["status"], "authorized");
+    }
+
+    /// Defect (issue 14.8): the same key with another request answered the first one's payment.
+    #[tokio::test]
+    async fn a_key_reused_for_another_request_is_422() {
+        let store = MemoryStore::default();
+        let handler = |r| authorize(&store, &SandboxGateway, r);
+        assert_eq!(call(&handler, ask("k", "tok_visa")).await.status(), 201);
+        let reused = call(&handler, ask("k", "tok_mastercard")).await;
+        assert_eq!(reused.status(), 422);
+        assert!(body(&reused)["type"].as_str().unwrap().ends_with("/idempotency-key-reused"));
+    }
+
+    /// Defect (issue 14.4): a voided authorization was replayed as a success.
+    #[tokio::test]
+    async fn a_voided_authorization_is_not_replayed_as_success() {
+        let store = MemoryStore::default();
+        let handler = |r| authorize(&store, &SandboxGateway, r);
+        let payment = body(&call(&handler, ask("k", "tok_visa")).await);
+        let id = payment["payment_id"].as_str().unwrap();
+        let voiding = with_path(sample("http-post-internal-void.json"), "payment_id", id);
+        assert_eq!(call(&|r| void(&store, &SandboxGateway, r), voiding).await.status(), 200);
+        let again = call(&handler, ask("k", "tok_visa")).await;
+        assert_eq!(again.status(), 409, "{:?}", body(&again));
+        assert!(body(&again)["type"].as_str().unwrap().ends_with("/payment-not-live"));
+    }
+
+    /// Defect (issue 14.3): the answer of an authorization was lost after the gateway
+    /// authorized (its outcome not recorded): a retry with the key must resume it under the
+    /// same payment id, not make a second authorization nor wait for the claim to expire.
+    #[tokio::test]
+    async fn an_authorization_whose_outcome_was_not_recorded_is_resumed() {
+        let store = MemoryStore::default();
+        let request: AuthorizeRequest =
+            serde_json::from_value(serde_json::json!({"idempotency_key": "k", "order_id": "ord_1", "user_id": "usr_1", "amount_cents": 2500, "payment_token": "tok_visa"})).unwrap();
+        let claim =
+            KeyOutcome::Pending { since: 0, payment_id: "pay_first".into(), fingerprint: request.fingerprint() };
+        assert_eq!(store.claim_key("k", &claim).await.unwrap(), None);
+        let resumed = call(&|r| authorize(&store, &SandboxGateway, r), ask("k", "tok_visa")).await;
+        assert_eq!(resumed.status(), 201);
+        assert_eq!(body(&resumed)["payment_id"], "pay_first");
+    }
+
+    #[tokio::test]
+    async fn declines_are_402_every_time_and_bad_tokens_400() {
+        let store = MemoryStore::default();
+        let handler = |r| authorize(&store, &SandboxGateway, r);
+        for _ in 0..2 {
+            let declined = call(&handler, ask("k-decline", "tok_chargeDeclined")).await;
+            assert_eq!(declined.status(), 402);
+            assert!(body(&declined)["type"].as_str().unwrap().ends_with("/payment-declined"));
+        }
+        assert_eq!(call(&handler, ask("k-bad", "tok_nope")).await.status(), 400);
+    }
+
+    #[tokio::test]
+    async fn voids_are_idempotent_and_owners_read_their_payments() {
+        let store = MemoryStore::default();
+        let payment = body(&call(&|r| authorize(&store, &SandboxGateway, r), ask("k1", "tok_visa")).await);
+        let id = payment["payment_id"].as_str().unwrap();
+        for _ in 0..2 {
+            let voided = call(
+                &|r| void(&store, &SandboxGateway, r),
+                with_path(sample("http-post-internal-void.json"), "payment_id", id),
+            )
+            .await;
+            assert_eq!(body(&voided)["status"], "voided");
+        }
+        let read =
+            |user: &str| as_caller(with_path(sample("http-get-payment.json"), "payment_id", id), user, Role::Customer);
+        assert_eq!(call(&|r| get(&store, r), read("usr_1")).await.status(), 200);
+        assert_eq!(call(&|r| get(&store, r), read("usr_2")).await.status(), 404, "no existence leak");
+    }
+}

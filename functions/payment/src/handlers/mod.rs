@@ -1,0 +1,22 @@
+//! The Lambda edge of the Payment service: the internal (IAM) routes checkout calls
+//! ([`internal`]) and the owner's view of a payment ([`payments`]).
+
+pub mod internal;
+pub mod payments;
+
+use shared::Problem;
+
+use crate::domain::Payment;
+use crate::store::StoreError;
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "payment store unavailable");
+        Problem::unavailable("payments are unavailable; try again shortly")
+    }
+}
+
+/// A payment as the API shows it.
+fn shown(payment: &Payment) -> Payment {
+    Payment { status: payment.status.shown(), ..payment.clone() }
+}

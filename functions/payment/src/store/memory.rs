@@ -1,0 +1,93 @@
+//! Payments in memory, for the handler tests and the money-path simulation.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use shared::Envelope;
+use shared::memory::lock;
+use shared::outbox::MemoryOutbox;
+
+use super::{KeyOutcome, PaymentStore, StoreError, StoredPayment};
+use crate::domain::PaymentStatus;
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    keys: Mutex<HashMap<String, KeyOutcome>>,
+    payments: Mutex<HashMap<String, StoredPayment>>,
+    pub outbox: MemoryOutbox,
+}
+
+impl PaymentStore for MemoryStore {
+    type Outbox = MemoryOutbox;
+
+    fn outbox(&self) -> &MemoryOutbox {
+        &self.outbox
+    }
+
+    async fn claim_key(&self, key: &str, claim: &KeyOutcome) -> Result<Option<KeyOutcome>, StoreError> {
+        let mut keys = lock(&self.keys);
+        if let Some(existing) = keys.get(key) {
+            return Ok(Some(existing.clone()));
+        }
+        keys.insert(key.to_owned(), claim.clone());
+        Ok(None)
+    }
+
+    async fn settle_key(
+        &self,
+        key: &str,
+        claimed: &KeyOutcome,
+        outcome: &KeyOutcome,
+        payment: Option<&StoredPayment>,
+    ) -> Result<bool, StoreError> {
+        let mut keys = lock(&self.keys);
+        let mut payments = lock(&self.payments);
+        let payment_is_new = payment.is_none_or(|p| !payments.contains_key(&p.payment.payment_id));
+        if keys.get(key) != Some(claimed) || !payment_is_new {
+            return Ok(false);
+        }
+        if let Some(payment) = payment {
+            payments.insert(payment.payment.payment_id.clone(), payment.clone());
+        }
+        keys.insert(key.to_owned(), outcome.clone());
+        Ok(true)
+    }
+
+    async fn drop_key(&self, key: &str, claimed: &KeyOutcome) -> Result<(), StoreError> {
+        let mut keys = lock(&self.keys);
+        if keys.get(key) == Some(claimed) {
+            keys.remove(key);
+        }
+        Ok(())
+    }
+
+    async fn get(&self, payment_id: &str) -> Result<Option<StoredPayment>, StoreError> {
+        Ok(lock(&self.payments).get(payment_id).cloned())
+    }
+
+    async fn transition(&self, payment_id: &str, from: PaymentStatus, to: PaymentStatus) -> Result<bool, StoreError> {
+        let mut payments = lock(&self.payments);
+        match payments.get_mut(payment_id) {
+            Some(stored) if stored.payment.status == from => {
+                stored.payment.status = to;
+                stored.payment.updated_at = chrono::Utc::now();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn transition_with(
+        &self,
+        payment_id: &str,
+        from: PaymentStatus,
+        to: PaymentStatus,
+        event: &Envelope,
+    ) -> Result<bool, StoreError> {
+        let moved = self.transition(payment_id, from, to).await?;
+        if moved {
+            self.outbox.add(event);
+        }
+        Ok(moved)
+    }
+}
