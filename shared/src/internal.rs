@@ -276,7 +276,7 @@ mod tests {
         }
     }
 
-    fn cid() -> CorrelationId {
+    fn correlation_id() -> CorrelationId {
         CorrelationId::parse("c-int").unwrap()
     }
 
@@ -284,13 +284,13 @@ mod tests {
     async fn idempotent_calls_are_retried_and_others_are_not() {
         let (url, calls) = downstream(2).await;
         let client = client(&url, 10);
-        let answer = client.call("payment", Method::GET, "/x", None::<&()>, true, &cid()).await.unwrap();
+        let answer = client.call("payment", Method::GET, "/x", None::<&()>, true, &correlation_id()).await.unwrap();
         assert_eq!(answer.status, 200);
         assert_eq!(calls.load(Ordering::SeqCst), 3, "two retries");
 
         let (url, calls) = downstream(1).await;
         let client = self::client(&url, 10);
-        assert!(client.call("payment", Method::POST, "/x", Some(&1), false, &cid()).await.is_err());
+        assert!(client.call("payment", Method::POST, "/x", Some(&1), false, &correlation_id()).await.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1, "not idempotent: one try");
     }
 
@@ -299,15 +299,18 @@ mod tests {
         let (url, calls) = downstream(2).await;
         let client = client(&url, 2);
         for _ in 0..2 {
-            assert!(client.call("seller", Method::POST, "/x", None::<&()>, false, &cid()).await.is_err());
+            assert!(client.call("seller", Method::POST, "/x", None::<&()>, false, &correlation_id()).await.is_err());
         }
-        let fast = client.call("seller", Method::POST, "/x", None::<&()>, false, &cid()).await.unwrap_err();
+        let fast = client.call("seller", Method::POST, "/x", None::<&()>, false, &correlation_id()).await.unwrap_err();
         assert!(fast.to_string().contains("circuit open"), "{fast}");
         assert_eq!(calls.load(Ordering::SeqCst), 2, "the open breaker did not call");
-        assert!(client.call("order", Method::POST, "/x", None::<&()>, false, &cid()).await.is_ok(), "per service");
+        assert!(
+            client.call("order", Method::POST, "/x", None::<&()>, false, &correlation_id()).await.is_ok(),
+            "per service"
+        );
         tokio::time::sleep(Duration::from_millis(350)).await;
         assert!(
-            client.call("seller", Method::POST, "/x", None::<&()>, false, &cid()).await.is_ok(),
+            client.call("seller", Method::POST, "/x", None::<&()>, false, &correlation_id()).await.is_ok(),
             "the probe succeeds"
         );
         assert!(!client.breaker("seller").is_open());

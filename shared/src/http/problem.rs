@@ -125,13 +125,14 @@ impl Problem {
 mod tests {
     use super::*;
 
-    fn cid() -> CorrelationId {
+    fn correlation_id() -> CorrelationId {
         CorrelationId::parse("c-1").unwrap()
     }
 
     #[test]
     fn problems_follow_rfc_9457_and_carry_the_correlation_id() {
-        let response = Problem::conflict("not enough stock").with("shortages", [("p1", 3)]).into_response(&cid());
+        let response =
+            Problem::conflict("not enough stock").with("shortages", [("p1", 3)]).into_response(&correlation_id());
         assert_eq!(response.status(), 409);
         assert_eq!(response.headers()["content-type"], "application/problem+json");
         assert_eq!(response.headers()["x-correlation-id"], "c-1");

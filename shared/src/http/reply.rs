@@ -65,7 +65,7 @@ pub(super) fn respond(
 mod tests {
     use super::*;
 
-    fn cid() -> CorrelationId {
+    fn correlation_id() -> CorrelationId {
         CorrelationId::parse("c-1").unwrap()
     }
 
@@ -73,7 +73,7 @@ mod tests {
     fn replies_are_json_with_extra_headers() {
         let response = Reply::json(StatusCode::CREATED, &serde_json::json!({"order_id": "o1"}))
             .header(header::LOCATION, "/orders/o1")
-            .into_response(&cid());
+            .into_response(&correlation_id());
         assert_eq!(response.status(), 201);
         assert_eq!(response.headers()["location"], "/orders/o1");
         assert_eq!(response.headers()["content-type"], "application/json");
