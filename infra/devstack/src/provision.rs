@@ -265,6 +265,25 @@ fn differing(current: &HashMap<String, String>, desired: &BTreeMap<String, Strin
         .collect()
 }
 
+/// Sets every attribute of `desired` that `current` does not have, one call each (SNS
+/// takes one attribute per call); what it changed.
+async fn set_each<F, Fut, T, E>(
+    current: Option<&HashMap<String, String>>,
+    desired: &BTreeMap<String, String>,
+    set: F,
+) -> Result<BTreeMap<String, String>>
+where
+    F: Fn(String, String) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let changes = differing(current.unwrap_or(&HashMap::new()), desired);
+    for (attribute, value) in &changes {
+        set(attribute.clone(), value.clone()).await.map_err(aws_error)?;
+    }
+    Ok(changes)
+}
+
 async fn ensure_topic(clients: &Clients, props: &Value) -> Result<(Action, Physical)> {
     let name = required_str(props, "TopicName")?;
     let desired = attributes(props, &["TopicName", "Tags", "Subscription"]);
@@ -286,8 +305,7 @@ async fn ensure_topic(clients: &Clients, props: &Value) -> Result<(Action, Physi
         }
         Some(arn) => {
             let current = clients.sns.get_topic_attributes().topic_arn(&arn).send().await.map_err(aws_error)?;
-            let changes = differing(&current.attributes().cloned().unwrap_or_default(), &desired);
-            for (attribute, value) in &changes {
+            let changes = set_each(current.attributes(), &desired, |attribute, value| {
                 clients
                     .sns
                     .set_topic_attributes()
@@ -295,9 +313,8 @@ async fn ensure_topic(clients: &Clients, props: &Value) -> Result<(Action, Physi
                     .attribute_name(attribute)
                     .attribute_value(value)
                     .send()
-                    .await
-                    .map_err(aws_error)?;
-            }
+            })
+            .await?;
             (Action::converged(&changes), arn)
         }
     };
@@ -417,18 +434,11 @@ async fn ensure_subscription(clients: &Clients, props: &Value) -> Result<(Action
         Some(arn) => {
             let current =
                 clients.sns.get_subscription_attributes().subscription_arn(&arn).send().await.map_err(aws_error)?;
-            let changes = differing(&current.attributes().cloned().unwrap_or_default(), &desired);
-            for (attribute, value) in &changes {
-                clients
-                    .sns
-                    .set_subscription_attributes()
-                    .subscription_arn(&arn)
-                    .attribute_name(attribute)
-                    .attribute_value(value)
-                    .send()
-                    .await
-                    .map_err(aws_error)?;
-            }
+            let changes = set_each(current.attributes(), &desired, |attribute, value| {
+                let set = clients.sns.set_subscription_attributes().subscription_arn(&arn);
+                set.attribute_name(attribute).attribute_value(value).send()
+            })
+            .await?;
             (Action::converged(&changes), arn)
         }
         None => {

@@ -3,31 +3,21 @@
 //! the runtime API (happy path, function error, timeout, crash and restart) and an SQS event
 //! source whose poison message ends in the DLQ.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
+mod common;
+use common::{emulator_config, fixture_options};
+
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use devstack::serve::{LocalStack, StackOptions};
+use devstack::serve::LocalStack;
 use serde_json::Value;
 
 struct Running {
     url: String,
     queue_url: String,
     dlq_url: String,
-}
-
-fn emulator_config() -> aws_config::SdkConfig {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
-    aws_config::SdkConfig::builder()
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-            aws_credential_types::Credentials::new("test", "test", None, None, "devstack-tests"),
-        ))
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .build()
 }
 
 /// One local stack for all tests of this file, on its own thread and runtime.
@@ -39,13 +29,7 @@ fn stack() -> &'static Running {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
             runtime.block_on(async move {
                 let config = emulator_config();
-                let options = StackOptions {
-                    template: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixture.yaml"),
-                    stack_name: format!("d{}", ulid::Ulid::generate().to_string().to_lowercase().split_off(16)),
-                    parameters: HashMap::new(),
-                    bin_dir: PathBuf::from(env!("CARGO_BIN_EXE_devstack-fixture")).parent().unwrap().to_owned(),
-                    max_instances: 2,
-                };
+                let options = fixture_options("d");
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let url = devstack::serve::api_url(listener.local_addr().unwrap());
                 let local = LocalStack::prepare(&options, &config, &url).await.expect("the fixture stack starts");

@@ -4,25 +4,13 @@
 //!
 //! Its own test binary (one test): every child of this process is a function devstack started.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+mod common;
+use common::{emulator_config, fixture_options};
 
 use axum::body::Bytes;
 use devstack::runtime::InvokeError;
-use devstack::serve::{LocalStack, StackOptions};
+use devstack::serve::LocalStack;
 use serde_json::{Value, json};
-
-fn emulator_config() -> aws_config::SdkConfig {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
-    aws_config::SdkConfig::builder()
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-            aws_credential_types::Credentials::new("test", "test", None, None, "devstack-tests"),
-        ))
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .build()
-}
 
 /// The function processes (the fixture binary) among this process's children that have not
 /// exited: `(pid, state)`. A zombie (exited, not yet reaped) does not count.
@@ -50,13 +38,7 @@ fn http(path: &str, query: &str) -> Bytes {
 #[tokio::test]
 async fn after_stop_no_function_process_runs_and_none_can_start() {
     let config = emulator_config();
-    let options = StackOptions {
-        template: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixture.yaml"),
-        stack_name: format!("s{}", ulid::Ulid::generate().to_string().to_lowercase().split_off(16)),
-        parameters: HashMap::new(),
-        bin_dir: PathBuf::from(env!("CARGO_BIN_EXE_devstack-fixture")).parent().unwrap().to_owned(),
-        max_instances: 2,
-    };
+    let options = fixture_options("s");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = devstack::serve::api_url(listener.local_addr().unwrap());
     let local = LocalStack::prepare(&options, &config, &url).await.expect("the fixture stack starts");
