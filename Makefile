@@ -50,8 +50,19 @@ $(LOCALSTACK_STAMP):
 	touch $@
 EMULATOR_STAMP := $(if $(filter localstack,$(EMULATOR)),$(LOCALSTACK_STAMP))
 
+# localstripe, the Stripe API beside the emulator (its own venv, in LOCALSTRIPE_HOME); see
+# infra/localstripe/README.md.
+LOCALSTRIPE_HOME ?= .localstripe
+export LOCALSTRIPE_HOME
+LOCALSTRIPE_STAMP := $(LOCALSTRIPE_HOME)/.installed-$(shell cat infra/localstripe/requirements.txt \
+	infra/localstripe/install.sh | sha256sum | cut -c1-16)
+$(LOCALSTRIPE_STAMP):
+	infra/localstripe/install.sh
+	rm -f $(LOCALSTRIPE_HOME)/.installed-*
+	touch $@
+
 .PHONY: venv
-venv: $(VENV_STAMP) $(NODE_TOOLS_STAMP) $(EMULATOR_STAMP) ## Install the emulator and the linters (venvs, node_modules) if missing
+venv: $(VENV_STAMP) $(NODE_TOOLS_STAMP) $(EMULATOR_STAMP) $(LOCALSTRIPE_STAMP) ## Install the emulator, localstripe and the linters (venvs, node_modules) if missing
 
 # cargo-lambda and zig: only the arm64 (deploy) builds need them, so `make test` does not.
 BUILD_TOOLS_STAMP := $(VENV)/.build-tools-$(shell sha256sum infra/requirements-build.txt | cut -c1-16)

@@ -1,27 +1,41 @@
 #!/usr/bin/env bash
 # The AWS emulator of the local stack, on the host and port of AWS_ENDPOINT_URL (default
-# http://127.0.0.1:4566). If an emulator already answers there, it is used and left alone.
+# http://127.0.0.1:4566), and beside it localstripe, the Stripe API, on the host and port of
+# STRIPE_API_BASE (default http://127.0.0.1:8420). If something already answers on either
+# address, it is used and left alone.
 #
 #   EMULATOR=localstack (default)  LocalStack in host mode, no Docker: installed by
 #                                   infra/localstack/install.sh into $LOCALSTACK_HOME
 #   EMULATOR=moto                   moto_server from the project's venv, through moto_server.py
 #                                   beside this script (which isolates its DynamoDB operations);
 #                                   a quicker lane to start, slower for transactions
+#   localstripe (either way)        infra/localstripe/serve.py from the venv that
+#                                   infra/localstripe/install.sh makes in $LOCALSTRIPE_HOME;
+#                                   its state is in memory and goes when it stops
 #
-#   emulator.sh start        start it unless something answers; wait until it is ready
-#   emulator.sh stop         stop it, if this script started it
-#   emulator.sh run CMD...   start, run CMD, stop again if we started it; CMD's exit status
+#   emulator.sh start        start each one unless something answers; wait until they are ready
+#   emulator.sh stop         stop what this script started
+#   emulator.sh run CMD...   start, run CMD (STRIPE_API_BASE exported), stop again what this
+#                            run started; CMD's exit status
+#
+# Logs and pid files: $DEVSTACK_STATE_DIR (default .devstack)/{emulator,localstripe}.{log,pid}.
 set -euo pipefail
 
 ENDPOINT="${AWS_ENDPOINT_URL:-http://127.0.0.1:4566}"
 EMULATOR="${EMULATOR:-localstack}"
 VENV="${VENV:-.venv}"
 LOCALSTACK_HOME="${LOCALSTACK_HOME:-.localstack}"
+STRIPE_API_BASE="${STRIPE_API_BASE:-http://127.0.0.1:8420}"
+LOCALSTRIPE_HOME="${LOCALSTRIPE_HOME:-.localstripe}"
 STATE_DIR="${DEVSTACK_STATE_DIR:-.devstack}"
-PID_FILE="$STATE_DIR/emulator.pid"
-LOG_FILE="$STATE_DIR/emulator.log"
 # What the stack uses: the functions' services, and STS for the account id provisioning reads.
 LOCALSTACK_SERVICES="sqs,sns,dynamodb,ssm,secretsmanager,ses,sts"
+# The services this invocation launched (run stops only those).
+STARTED=()
+
+# host and port of a URL such as http://127.0.0.1:4566
+host_of() { local hp="${1#*://}"; hp="${hp%%/*}"; echo "${hp%:*}"; }
+port_of() { local hp="${1#*://}"; hp="${hp%%/*}"; echo "${hp##*:}"; }
 
 answers() { curl -s -o /dev/null --max-time 1 "$ENDPOINT/" ; }
 
@@ -42,8 +56,7 @@ PY
 }
 
 launch() {
-  local hostport="${ENDPOINT#*://}"; hostport="${hostport%%/*}"
-  local host="${hostport%:*}" port="${hostport##*:}"
+  local host port; host="$(host_of "$ENDPOINT")"; port="$(port_of "$ENDPOINT")"
   case "$EMULATOR" in
     moto) exec "$VENV/bin/python" "$(dirname "$0")/moto_server.py" -H "$host" -p "$port" ;;
     localstack)
@@ -62,51 +75,83 @@ launch() {
   esac
 }
 
-start() {
-  if answers; then
-    echo "emulator: using the one already at $ENDPOINT"
+stripe_answers() { curl -s -o /dev/null --max-time 1 "$STRIPE_API_BASE/" ; }
+
+# Ready when it answers an authenticated read (localstripe takes any key that starts with sk_;
+# listing PaymentIntents changes nothing in its store).
+stripe_ready() {
+  curl -sf --max-time 1 -H 'Authorization: Bearer sk_test_devstack' \
+    "$STRIPE_API_BASE/v1/payment_intents?limit=1" | grep -q '"object": "list"'
+}
+
+stripe_launch() {
+  [[ -x "$LOCALSTRIPE_HOME/venv/bin/python" ]] || {
+    echo "localstripe: not installed in $LOCALSTRIPE_HOME (run make venv)" >&2; return 1; }
+  exec "$LOCALSTRIPE_HOME/venv/bin/python" "$(dirname "$0")/../localstripe/serve.py" \
+    --host "$(host_of "$STRIPE_API_BASE")" --port "$(port_of "$STRIPE_API_BASE")"
+}
+
+# start_service NAME WHAT ADDRESS ANSWERS READY LAUNCH: launch it in the background unless
+# something answers at ADDRESS, then wait until READY; pid and log in $STATE_DIR/NAME.{pid,log}.
+start_service() {
+  local name=$1 what=$2 address=$3 answers=$4 ready=$5 launch=$6
+  local pid_file="$STATE_DIR/$name.pid" log_file="$STATE_DIR/$name.log"
+  if "$answers"; then
+    echo "$name: using the one already at $address"
     return 0
   fi
   mkdir -p "$STATE_DIR"
   local began; began=$(date +%s%N)
-  launch >"$LOG_FILE" 2>&1 &
-  echo $! >"$PID_FILE"
+  "$launch" >"$log_file" 2>&1 &
+  echo $! >"$pid_file"
+  STARTED+=("$name")
   for _ in $(seq 1 300); do
-    if ready; then
-      echo "emulator: $EMULATOR ready at $ENDPOINT in $(( ($(date +%s%N) - began) / 1000000 )) ms (pid $(cat "$PID_FILE"), log $LOG_FILE)"
+    if "$ready"; then
+      echo "$name: $what ready at $address in $(( ($(date +%s%N) - began) / 1000000 )) ms (pid $(cat "$pid_file"), log $log_file)"
       return 0
     fi
-    if ! kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then break; fi
+    if ! kill -0 "$(cat "$pid_file")" 2>/dev/null; then break; fi
     sleep 0.2
   done
-  echo "emulator: $EMULATOR did not come up at $ENDPOINT; see $LOG_FILE" >&2
-  cat "$LOG_FILE" >&2 || true
-  stop
+  echo "$name: $what did not come up at $address; see $log_file" >&2
+  cat "$log_file" >&2 || true
+  stop_service "$name"
   return 1
 }
 
-stop() {
-  if [[ -f "$PID_FILE" ]]; then
-    local pid; pid="$(cat "$PID_FILE")"
+stop_service() {
+  local pid_file="$STATE_DIR/$1.pid"
+  if [[ -f "$pid_file" ]]; then
+    local pid; pid="$(cat "$pid_file")"
     # LocalStack stops its DynamoDB Local (java) child on SIGTERM before it exits.
     kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
     while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-    rm -f "$PID_FILE"
-    echo "emulator: stopped (pid $pid)"
+    rm -f "$pid_file"
+    echo "$1: stopped (pid $pid)"
   fi
 }
+
+# If localstripe does not come up, the emulator this call launched is stopped too.
+start() {
+  start_service emulator "$EMULATOR" "$ENDPOINT" answers ready launch || return 1
+  if ! start_service localstripe localstripe "$STRIPE_API_BASE" stripe_answers stripe_ready stripe_launch; then
+    if [[ " ${STARTED[*]} " == *" emulator "* ]]; then stop_service emulator; fi
+    return 1
+  fi
+}
+
+stop() { stop_service localstripe; stop_service emulator; }
 
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
   run)
     shift
-    started=0
-    answers || started=1
     start
+    export STRIPE_API_BASE
     status=0
     "$@" || status=$?
-    if [[ $started == 1 ]]; then stop; fi
+    for (( i = ${#STARTED[@]} - 1; i >= 0; i-- )); do stop_service "${STARTED[i]}"; done
     exit $status
     ;;
   *) echo "usage: $0 start|stop|run CMD..." >&2; exit 2 ;;
