@@ -1,12 +1,17 @@
 //! The internal routes (docs/api.md, Internal routes): each one's path and body types,
 //! written once and used by the service that answers it and by every service that calls
 //! it, so a field renamed on one side no longer compiles on the other. Only shapes live
-//! here; the answering service keeps its rules (validation, fingerprints) in its domain.
+//! here, and the calls more than one service makes ([`lookup_products`], [`user`]), so each
+//! has one home; the answering service keeps its rules (validation, fingerprints) in its
+//! domain.
 
 use chrono::{DateTime, Utc};
+use lambda_http::http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use crate::CorrelationId;
 use crate::events::Role;
+use crate::internal::{Answer, CallError, InternalClient};
 
 fn usd() -> String {
     crate::CURRENCY.to_owned()
@@ -27,6 +32,20 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
+/// Calls [`user_path`]: the user, or `None` if Auth has none with the id.
+pub async fn user(
+    client: &InternalClient,
+    correlation_id: &CorrelationId,
+    user_id: &str,
+) -> Result<Option<User>, CallError> {
+    let answer = client.call("auth", Method::GET, &user_path(user_id), None::<&()>, true, correlation_id).await?;
+    match answer.status {
+        StatusCode::OK => answer.json("auth").map(Some),
+        StatusCode::NOT_FOUND => Ok(None),
+        _ => Err(unexpected("auth", &answer)),
+    }
+}
+
 /// `POST /internal/products/lookup` (Seller): names, prices and stock for carts, in one call.
 pub const LOOKUP_PRODUCTS: &str = "/internal/products/lookup";
 
@@ -40,6 +59,33 @@ pub struct ProductLookup {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Products {
     pub items: Vec<Product>,
+}
+
+/// Calls [`LOOKUP_PRODUCTS`] (idempotent, so retried): the products of `product_ids` that
+/// exist. No ids, no call.
+pub async fn lookup_products(
+    client: &InternalClient,
+    correlation_id: &CorrelationId,
+    product_ids: &[String],
+) -> Result<Vec<Product>, CallError> {
+    if product_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lookup = ProductLookup { product_ids: product_ids.to_vec() };
+    let answer = client.call("seller", Method::POST, LOOKUP_PRODUCTS, Some(&lookup), true, correlation_id).await?;
+    if !answer.is_success() {
+        return Err(unexpected("seller", &answer));
+    }
+    Ok(answer.json::<Products>("seller")?.items)
+}
+
+/// An answer the caller has no use for, as the error it is.
+fn unexpected(service: &str, answer: &Answer) -> CallError {
+    CallError::Unexpected {
+        service: service.to_owned(),
+        status: answer.status.as_u16(),
+        body: String::from_utf8_lossy(&answer.body).into_owned(),
+    }
 }
 
 /// A product as the API shows it (docs/api.md, `product`); `stock` is what can still be bought.

@@ -4,9 +4,9 @@
 
 use std::future::Future;
 
-use lambda_http::http::{Method, StatusCode};
-use serde_json::{Value, json};
+use lambda_http::http::Method;
 use shared::CorrelationId;
+use shared::contracts::{self, Products};
 use shared::internal::{CallError, InternalClient};
 
 use crate::domain::ProductInfo;
@@ -32,47 +32,22 @@ pub trait Services: Send + Sync {
 
 pub struct Http(pub InternalClient);
 
-fn items(service: &str, answer: &shared::internal::Answer) -> Result<Vec<ProductInfo>, CallError> {
-    let body: Value = answer.json(service)?;
-    serde_json::from_value(body["items"].clone()).map_err(|e| CallError::Unexpected {
-        service: service.into(),
-        status: answer.status.as_u16(),
-        body: e.to_string(),
-    })
-}
-
 impl Services for Http {
     async fn lookup(&self, ids: &[String], correlation_id: &CorrelationId) -> Result<Vec<ProductInfo>, CallError> {
-        let answer = self
-            .0
-            .call(
-                "seller",
-                Method::POST,
-                "/internal/products/lookup",
-                Some(&json!({"product_ids": ids})),
-                true,
-                correlation_id,
-            )
-            .await?;
-        items("seller", &answer)
+        let found = contracts::lookup_products(&self.0, correlation_id, ids).await?;
+        Ok(found.into_iter().map(ProductInfo::from).collect())
     }
 
     async fn catalogue(&self, correlation_id: &CorrelationId) -> Result<Vec<ProductInfo>, CallError> {
         let answer =
             self.0.call("seller", Method::GET, "/products?limit=100", None::<&()>, true, correlation_id).await?;
-        items("seller", &answer)
+        // A page of products: its `next_cursor` is of no use here.
+        let page: Products = answer.json("seller")?;
+        Ok(page.items.into_iter().map(ProductInfo::from).collect())
     }
 
     async fn user_name(&self, user_id: &str, correlation_id: &CorrelationId) -> Result<Option<String>, CallError> {
-        let answer = self
-            .0
-            .call("auth", Method::GET, &format!("/internal/users/{user_id}"), None::<&()>, true, correlation_id)
-            .await?;
-        if answer.status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let user: Value = answer.json("auth")?;
-        Ok(user["name"].as_str().map(str::to_owned))
+        Ok(contracts::user(&self.0, correlation_id, user_id).await?.map(|user| user.name))
     }
 }
 

@@ -3,9 +3,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Deserializer, Serialize};
+use shared::contracts::Product;
 use shared::events::OrderItem;
 
-/// A product as AI Buddy knows it (from the catalogue, when an order mentions it).
+/// A product as AI Buddy knows it (from the catalogue, when an order mentions it). Stored
+/// in its table, so its own type: what a row holds stays readable whatever the catalogue adds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProductInfo {
     pub product_id: String,
@@ -15,6 +17,19 @@ pub struct ProductInfo {
     pub description: String,
     pub category: String,
     pub price_cents: u64,
+}
+
+impl From<Product> for ProductInfo {
+    fn from(product: Product) -> Self {
+        Self {
+            product_id: product.product_id,
+            seller_id: product.seller_id,
+            name: product.name,
+            description: product.description,
+            category: product.category,
+            price_cents: product.price_cents,
+        }
+    }
 }
 
 /// An order as seen in `order.created`, and where it went since.

@@ -121,6 +121,19 @@ impl User {
     }
 }
 
+/// The user as other services see one (`GET /internal/users/{id}`): the same JSON.
+impl From<User> for shared::contracts::User {
+    fn from(user: User) -> Self {
+        Self {
+            user_id: user.user_id,
+            email: user.email.0,
+            name: user.name,
+            role: user.role,
+            created_at: user.created_at,
+        }
+    }
+}
+
 /// Whether a login attempt may go ahead, given the times (epoch seconds) of the recent
 /// failed attempts for its email: `Ok(attempts to store)` with this one added, or how long
 /// logins stay refused. A sliding window: 5 failures within any 15 minutes lock the email.

@@ -6,12 +6,10 @@
 use std::future::Future;
 
 use lambda_http::http::{Method, StatusCode};
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use shared::contracts::{self, AuthorizeRequest, Authorized, NewOrder, Product, ReservationRequest};
 use shared::internal::{CallError, InternalClient};
 use shared::{CorrelationId, Problem};
-
-use crate::domain::{CartLine, ProductInfo};
 
 /// What the payment service said.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,26 +40,15 @@ pub enum Stock {
     Short(Problem),
 }
 
-/// The authorization a checkout asks for.
-#[derive(Debug, Clone, Serialize)]
-pub struct PaymentRequest {
-    pub idempotency_key: String,
-    pub order_id: String,
-    pub user_id: String,
-    pub amount_cents: u64,
-    pub currency: &'static str,
-    pub payment_token: String,
-}
-
 pub trait Downstream: Send + Sync {
     fn lookup(
         &self,
         ids: &[String],
         correlation_id: &CorrelationId,
-    ) -> impl Future<Output = Result<Vec<ProductInfo>, CallError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Product>, CallError>> + Send;
     fn authorize(
         &self,
-        request: &PaymentRequest,
+        request: &AuthorizeRequest,
         correlation_id: &CorrelationId,
     ) -> impl Future<Output = Result<Authorization, CallError>> + Send;
     fn void(
@@ -71,8 +58,7 @@ pub trait Downstream: Send + Sync {
     ) -> impl Future<Output = Result<(), CallError>> + Send;
     fn reserve(
         &self,
-        reservation_id: &str,
-        lines: &[CartLine],
+        reservation: &ReservationRequest,
         correlation_id: &CorrelationId,
     ) -> impl Future<Output = Result<Stock, CallError>> + Send;
     fn release(
@@ -80,10 +66,11 @@ pub trait Downstream: Send + Sync {
         reservation_id: &str,
         correlation_id: &CorrelationId,
     ) -> impl Future<Output = Result<(), CallError>> + Send;
-    /// Creates the order (idempotent on its id) and answers it as the API shows orders.
+    /// Creates the order (idempotent on its id) and answers it as the API shows orders: a
+    /// `Value`, as checkout hands it to the customer untouched.
     fn create_order(
         &self,
-        order: &Value,
+        order: &NewOrder,
         correlation_id: &CorrelationId,
     ) -> impl Future<Output = Result<Value, CallError>> + Send;
     /// Gives an order id up for good, unless its order exists.
@@ -113,47 +100,23 @@ fn problem(service: &str, answer: &shared::internal::Answer) -> Result<Problem, 
 }
 
 impl Downstream for HttpDownstream {
-    async fn lookup(&self, ids: &[String], correlation_id: &CorrelationId) -> Result<Vec<ProductInfo>, CallError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let answer = self
-            .client
-            .call(
-                "seller",
-                Method::POST,
-                "/internal/products/lookup",
-                Some(&json!({"product_ids": ids})),
-                true,
-                correlation_id,
-            )
-            .await?;
-        if !answer.is_success() {
-            return Err(unexpected("seller", &answer));
-        }
-        let found: Value = answer.json("seller")?;
-        serde_json::from_value(found["items"].clone()).map_err(|e| CallError::Unexpected {
-            service: "seller".into(),
-            status: 200,
-            body: e.to_string(),
-        })
+    async fn lookup(&self, ids: &[String], correlation_id: &CorrelationId) -> Result<Vec<Product>, CallError> {
+        contracts::lookup_products(&self.client, correlation_id, ids).await
     }
 
     async fn authorize(
         &self,
-        request: &PaymentRequest,
+        request: &AuthorizeRequest,
         correlation_id: &CorrelationId,
     ) -> Result<Authorization, CallError> {
         // Idempotent on its key, so it may be retried.
         let answer = self
             .client
-            .call("payment", Method::POST, "/internal/payments/authorize", Some(request), true, correlation_id)
+            .call("payment", Method::POST, contracts::AUTHORIZE_PAYMENT, Some(request), true, correlation_id)
             .await?;
         match answer.status {
             StatusCode::CREATED | StatusCode::OK => {
-                let payment: Value = answer.json("payment")?;
-                let payment_id =
-                    payment["payment_id"].as_str().ok_or_else(|| unexpected("payment", &answer))?.to_owned();
+                let Authorized { payment_id } = answer.json("payment")?;
                 Ok(Authorization::Authorized { payment_id })
             }
             StatusCode::PAYMENT_REQUIRED | StatusCode::BAD_REQUEST => {
@@ -168,30 +131,19 @@ impl Downstream for HttpDownstream {
     }
 
     async fn void(&self, payment_id: &str, correlation_id: &CorrelationId) -> Result<(), CallError> {
-        let answer = self
-            .client
-            .call(
-                "payment",
-                Method::POST,
-                &format!("/internal/payments/{payment_id}/void"),
-                None::<&()>,
-                true,
-                correlation_id,
-            )
-            .await?;
+        let path = contracts::void_path(payment_id);
+        let answer = self.client.call("payment", Method::POST, &path, None::<&()>, true, correlation_id).await?;
         if answer.is_success() { Ok(()) } else { Err(unexpected("payment", &answer)) }
     }
 
     async fn reserve(
         &self,
-        reservation_id: &str,
-        lines: &[CartLine],
+        reservation: &ReservationRequest,
         correlation_id: &CorrelationId,
     ) -> Result<Stock, CallError> {
-        let body = json!({"reservation_id": reservation_id, "items": lines});
         let answer = self
             .client
-            .call("seller", Method::POST, "/internal/inventory/reservations", Some(&body), true, correlation_id)
+            .call("seller", Method::POST, contracts::RESERVATIONS, Some(reservation), true, correlation_id)
             .await?;
         match answer.status {
             StatusCode::CREATED | StatusCode::OK => Ok(Stock::Reserved),
@@ -208,7 +160,7 @@ impl Downstream for HttpDownstream {
     }
 
     async fn release(&self, reservation_id: &str, correlation_id: &CorrelationId) -> Result<(), CallError> {
-        let path = format!("/internal/inventory/reservations/{reservation_id}");
+        let path = contracts::reservation_path(reservation_id);
         let answer = self.client.call("seller", Method::DELETE, &path, None::<&()>, true, correlation_id).await?;
         // 404: never made, so nothing to give back.
         if answer.is_success() || answer.status == StatusCode::NOT_FOUND {
@@ -218,17 +170,20 @@ impl Downstream for HttpDownstream {
         }
     }
 
-    async fn create_order(&self, order: &Value, correlation_id: &CorrelationId) -> Result<Value, CallError> {
+    async fn create_order(&self, order: &NewOrder, correlation_id: &CorrelationId) -> Result<Value, CallError> {
         let answer =
-            self.client.call("order", Method::POST, "/internal/orders", Some(order), true, correlation_id).await?;
+            self.client.call("order", Method::POST, contracts::ORDERS, Some(order), true, correlation_id).await?;
         if answer.is_success() { answer.json("order") } else { Err(unexpected("order", &answer)) }
     }
 
     async fn abandon_order(&self, order_id: &str, correlation_id: &CorrelationId) -> Result<Abandoned, CallError> {
-        let path = format!("/internal/orders/{order_id}/abandon");
+        let path = contracts::abandon_path(order_id);
         let answer = self.client.call("order", Method::POST, &path, None::<&()>, true, correlation_id).await?;
         match answer.status {
-            StatusCode::OK => Ok(Abandoned::Abandoned),
+            StatusCode::OK => {
+                let _: contracts::Abandoned = answer.json("order")?;
+                Ok(Abandoned::Abandoned)
+            }
             StatusCode::CONFLICT => {
                 let exists = problem("order", &answer)?;
                 match exists.extensions.get("order") {
@@ -251,17 +206,17 @@ pub(crate) mod fakes {
 
     use lambda_http::http::StatusCode;
     use serde_json::{Value, json};
+    use shared::contracts::{AuthorizeRequest, NewOrder, Product, ReservationLine, ReservationRequest};
     use shared::internal::CallError;
     use shared::{CorrelationId, Problem};
 
-    use super::{Abandoned, Authorization, Downstream, PaymentRequest, Stock};
-    use crate::domain::{CartLine, ProductInfo};
+    use super::{Abandoned, Authorization, Downstream, Stock};
 
     /// The other services, scripted: a catalogue with stock, the sandbox tokens, outages.
     #[derive(Default)]
     pub(crate) struct Fake {
         stock: Mutex<HashMap<String, (u64, u32)>>,
-        reservations: Mutex<HashMap<String, Vec<CartLine>>>,
+        reservations: Mutex<HashMap<String, Vec<ReservationLine>>>,
         pub(crate) payments: Mutex<HashMap<String, String>>,
         pub(crate) authorizations: AtomicU32,
         pub(crate) voids: AtomicU32,
@@ -317,24 +272,29 @@ pub(crate) mod fakes {
             Ok(self.abandon(order_id).await)
         }
 
-        async fn lookup(&self, ids: &[String], _: &CorrelationId) -> Result<Vec<ProductInfo>, CallError> {
+        async fn lookup(&self, ids: &[String], _: &CorrelationId) -> Result<Vec<Product>, CallError> {
             let stock = self.stock.lock().unwrap();
             Ok(ids
                 .iter()
                 .filter_map(|id| {
                     let (price, units) = stock.get(id)?;
-                    Some(ProductInfo {
+                    Some(Product {
                         product_id: id.clone(),
                         seller_id: "usr_seller".into(),
                         name: id.to_uppercase(),
+                        description: String::new(),
+                        category: "books".into(),
                         price_cents: *price,
+                        currency: shared::CURRENCY.into(),
                         stock: *units,
+                        created_at: chrono::DateTime::UNIX_EPOCH,
+                        updated_at: chrono::DateTime::UNIX_EPOCH,
                     })
                 })
                 .collect())
         }
 
-        async fn authorize(&self, request: &PaymentRequest, _: &CorrelationId) -> Result<Authorization, CallError> {
+        async fn authorize(&self, request: &AuthorizeRequest, _: &CorrelationId) -> Result<Authorization, CallError> {
             if self.payment_down.load(Ordering::SeqCst) {
                 return Err(down("payment"));
             }
@@ -372,12 +332,8 @@ pub(crate) mod fakes {
             Ok(())
         }
 
-        async fn reserve(
-            &self,
-            reservation_id: &str,
-            lines: &[CartLine],
-            _: &CorrelationId,
-        ) -> Result<Stock, CallError> {
+        async fn reserve(&self, reservation: &ReservationRequest, _: &CorrelationId) -> Result<Stock, CallError> {
+            let (reservation_id, lines) = (&reservation.reservation_id, &reservation.items);
             let mut reservations = self.reservations.lock().unwrap();
             match reservations.get(reservation_id) {
                 Some(lines) if lines.is_empty() => {
@@ -404,7 +360,7 @@ pub(crate) mod fakes {
             for line in lines {
                 stock.get_mut(&line.product_id).unwrap().1 -= line.quantity;
             }
-            reservations.insert(reservation_id.to_owned(), lines.to_vec());
+            reservations.insert(reservation_id.clone(), lines.clone());
             Ok(Stock::Reserved)
         }
 
@@ -420,15 +376,15 @@ pub(crate) mod fakes {
             Ok(())
         }
 
-        async fn create_order(&self, order: &Value, _: &CorrelationId) -> Result<Value, CallError> {
+        async fn create_order(&self, order: &NewOrder, _: &CorrelationId) -> Result<Value, CallError> {
             if self.order_down.load(Ordering::SeqCst) {
                 return Err(down("order"));
             }
-            let id = order["order_id"].as_str().unwrap().to_owned();
+            let id = order.order_id.clone();
             if self.abandoned.lock().unwrap().contains(&id) {
                 return Err(CallError::Unexpected { service: "order".into(), status: 409, body: "abandoned".into() });
             }
-            let mut shown = order.clone();
+            let mut shown = serde_json::to_value(order).unwrap();
             shown["status"] = "placed".into();
             let order = self.orders.lock().unwrap().entry(id).or_insert(shown).clone();
             let lost = self.order_answers_lost.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));

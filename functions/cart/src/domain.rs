@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::contracts::{OrderLine, Product, ReservationLine, ReservationRequest};
 use shared::{CURRENCY, Invalid};
 
 pub const MAX_QUANTITY: u32 = 99;
@@ -91,16 +92,6 @@ impl Cart {
     }
 }
 
-/// A catalogue entry, as the Seller service's lookup answers it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProductInfo {
-    pub product_id: String,
-    pub seller_id: String,
-    pub name: String,
-    pub price_cents: u64,
-    pub stock: u32,
-}
-
 /// A priced line (docs/api.md, Cart: `cart.items`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PricedLine {
@@ -124,8 +115,8 @@ pub struct PricedCart {
 
 /// Prices `cart`: each line at the price it was put in at (the catalogue's for old lines),
 /// names from the catalogue; products that no longer exist are left out.
-pub fn price(cart: &Cart, catalogue: &[ProductInfo]) -> PricedCart {
-    let by_id: HashMap<&str, &ProductInfo> = catalogue.iter().map(|p| (p.product_id.as_str(), p)).collect();
+pub fn price(cart: &Cart, catalogue: &[Product]) -> PricedCart {
+    let by_id: HashMap<&str, &Product> = catalogue.iter().map(|p| (p.product_id.as_str(), p)).collect();
     let items: Vec<PricedLine> = cart
         .items
         .iter()
@@ -160,7 +151,7 @@ pub struct PriceChange {
 }
 
 /// The lines of `cart` the catalogue now prices differently, and the cart at the new prices.
-pub fn price_changes(cart: &Cart, catalogue: &[ProductInfo]) -> (Vec<PriceChange>, Cart) {
+pub fn price_changes(cart: &Cart, catalogue: &[Product]) -> (Vec<PriceChange>, Cart) {
     let mut repriced = cart.clone();
     let mut changes = Vec::new();
     for line in &mut repriced.items {
@@ -178,19 +169,16 @@ pub fn price_changes(cart: &Cart, catalogue: &[ProductInfo]) -> (Vec<PriceChange
     (changes, repriced)
 }
 
-/// One line of the order a checkout makes (as the Order service takes it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderLine {
-    pub product_id: String,
-    pub seller_id: String,
-    pub name: String,
-    pub unit_price_cents: u64,
-    pub quantity: u32,
-}
-
-/// What a checkout of `lines` reserves, and takes out of the cart.
+/// What a checkout of `lines` takes out of the cart.
 pub fn cart_lines(lines: &[OrderLine]) -> Vec<CartLine> {
     lines.iter().map(|l| CartLine::new(&l.product_id, l.quantity)).collect()
+}
+
+/// What a checkout of `lines` reserves, under `reservation_id`.
+pub fn reservation(reservation_id: String, lines: &[OrderLine]) -> ReservationRequest {
+    let items =
+        lines.iter().map(|l| ReservationLine { product_id: l.product_id.clone(), quantity: l.quantity }).collect();
+    ReservationRequest { reservation_id, items }
 }
 
 /// What `lines` cost.
@@ -270,7 +258,8 @@ pub struct Checkout {
     #[serde(default)]
     pub answer: Option<(u16, serde_json::Value)>,
     /// The cart as this attempt priced it: a resumed attempt buys exactly this, whatever the
-    /// cart holds by then, so its payment, reservation and order agree.
+    /// cart holds by then, so its payment, reservation and order agree. Stored as the
+    /// contract's lines: a change to `contracts::OrderLine` is a change to stored records.
     #[serde(default)]
     pub snapshot: Option<Vec<OrderLine>>,
     /// The request's payment token: a client's key reused with another request is refused.
@@ -330,13 +319,18 @@ impl Checkout {
 mod tests {
     use super::*;
 
-    fn product(id: &str, price: u64) -> ProductInfo {
-        ProductInfo {
+    fn product(id: &str, price: u64) -> Product {
+        Product {
             product_id: id.into(),
             seller_id: "s".into(),
             name: id.to_uppercase(),
+            description: String::new(),
+            category: "c".into(),
             price_cents: price,
+            currency: CURRENCY.into(),
             stock: 10,
+            created_at: DateTime::UNIX_EPOCH,
+            updated_at: DateTime::UNIX_EPOCH,
         }
     }
 

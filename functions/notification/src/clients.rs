@@ -8,7 +8,6 @@
 
 use std::future::Future;
 
-use lambda_http::http::{Method, StatusCode};
 use shared::CorrelationId;
 use shared::internal::{CallError, InternalClient};
 
@@ -27,17 +26,8 @@ pub struct AuthDirectory(pub InternalClient);
 
 impl Directory for AuthDirectory {
     async fn user(&self, user_id: &str, correlation_id: &CorrelationId) -> Result<Option<Contact>, CallError> {
-        let path = format!("/internal/users/{user_id}");
-        let answer = self.0.call("auth", Method::GET, &path, None::<&()>, true, correlation_id).await?;
-        match answer.status {
-            StatusCode::OK => answer.json("auth").map(Some),
-            StatusCode::NOT_FOUND => Ok(None),
-            status => Err(CallError::Unexpected {
-                service: "auth".into(),
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(&answer.body).into_owned(),
-            }),
-        }
+        let user = shared::contracts::user(&self.0, correlation_id, user_id).await?;
+        Ok(user.map(|user| Contact { user_id: user.user_id, email: user.email, name: user.name }))
     }
 }
 

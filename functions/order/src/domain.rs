@@ -1,8 +1,10 @@
-//! Orders: what an order is, how it is created and the states it moves through (with its
-//! history), and the events those moves publish. Pure rules: no AWS, no HTTP.
+//! Orders: what an order is, how one is made of a checkout's `NewOrder` (shared::contracts),
+//! the states it moves through (with its history), and the events those moves publish.
+//! Pure rules: no AWS, no HTTP.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::contracts::{NewOrder, OrderLine};
 use shared::events::{Event, OrderCancelled, OrderCreated, OrderItem};
 use shared::{CURRENCY, CorrelationId, Envelope, Invalid};
 
@@ -18,15 +20,6 @@ pub enum OrderStatus {
     Paid,
     Cancelled,
     PaymentFailed,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OrderLine {
-    pub product_id: String,
-    pub seller_id: String,
-    pub name: String,
-    pub unit_price_cents: u64,
-    pub quantity: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,66 +43,48 @@ pub struct Order {
     pub history: Vec<StatusChange>,
 }
 
-/// `POST /internal/orders`: the checkout's order, with ids it chose (so a retry is the
-/// same order).
-#[derive(Debug, Clone, Deserialize)]
-pub struct NewOrder {
-    pub order_id: String,
-    pub user_id: String,
-    pub items: Vec<OrderLine>,
-    pub total_cents: u64,
-    #[serde(default = "usd")]
-    pub currency: String,
-    pub payment_id: String,
-    pub reservation_id: String,
-}
-
-fn usd() -> String {
-    CURRENCY.to_owned()
-}
-
-impl NewOrder {
-    pub fn into_order(self, now: DateTime<Utc>) -> Result<(Order, String), Invalid> {
-        if self.items.is_empty() {
-            return Err(Invalid("an order has at least one item".into()));
-        }
-        if self.items.iter().any(|l| l.quantity == 0 || l.unit_price_cents == 0) {
-            return Err(Invalid("every item needs a quantity and a price".into()));
-        }
-        if self.currency != CURRENCY {
-            return Err(Invalid(format!("only {CURRENCY} is accepted")));
-        }
-        // Checked: an overflow is a wrong total (400), not a panic.
-        let sum = self
-            .items
-            .iter()
-            .try_fold(0u64, |sum, l| l.unit_price_cents.checked_mul(u64::from(l.quantity))?.checked_add(sum));
-        match sum {
-            Some(sum) if sum == self.total_cents => {}
-            Some(sum) => {
-                return Err(Invalid(format!("total_cents is {} but the items add up to {sum}", self.total_cents)));
-            }
-            None => return Err(Invalid("the items add up to more than any total".into())),
-        }
-        // The ids become DynamoDB keys, which have a size limit: bounded, as Seller's are.
-        let ids = [&self.order_id, &self.user_id, &self.payment_id, &self.reservation_id];
-        if ids.iter().any(|id| id.is_empty() || id.len() > MAX_ORDER_ID) {
-            return Err(Invalid("order_id, user_id, payment_id and reservation_id must be 1 to 128 characters".into()));
-        }
-        let order = Order {
-            order_id: self.order_id,
-            user_id: self.user_id,
-            items: self.items,
-            total_cents: self.total_cents,
-            currency: self.currency,
-            status: OrderStatus::Placed,
-            payment_id: self.payment_id,
-            created_at: now,
-            updated_at: now,
-            history: vec![StatusChange { status: OrderStatus::Placed, at: now }],
-        };
-        Ok((order, self.reservation_id))
+/// The order a checkout sent (`POST /internal/orders`), placed, and its reservation id; or
+/// why it is not one.
+pub fn into_order(new: NewOrder, now: DateTime<Utc>) -> Result<(Order, String), Invalid> {
+    if new.items.is_empty() {
+        return Err(Invalid("an order has at least one item".into()));
     }
+    if new.items.iter().any(|l| l.quantity == 0 || l.unit_price_cents == 0) {
+        return Err(Invalid("every item needs a quantity and a price".into()));
+    }
+    if new.currency != CURRENCY {
+        return Err(Invalid(format!("only {CURRENCY} is accepted")));
+    }
+    // Checked: an overflow is a wrong total (400), not a panic.
+    let sum = new
+        .items
+        .iter()
+        .try_fold(0u64, |sum, l| l.unit_price_cents.checked_mul(u64::from(l.quantity))?.checked_add(sum));
+    match sum {
+        Some(sum) if sum == new.total_cents => {}
+        Some(sum) => {
+            return Err(Invalid(format!("total_cents is {} but the items add up to {sum}", new.total_cents)));
+        }
+        None => return Err(Invalid("the items add up to more than any total".into())),
+    }
+    // The ids become DynamoDB keys, which have a size limit: bounded, as Seller's are.
+    let ids = [&new.order_id, &new.user_id, &new.payment_id, &new.reservation_id];
+    if ids.iter().any(|id| id.is_empty() || id.len() > MAX_ORDER_ID) {
+        return Err(Invalid("order_id, user_id, payment_id and reservation_id must be 1 to 128 characters".into()));
+    }
+    let order = Order {
+        order_id: new.order_id,
+        user_id: new.user_id,
+        items: new.items,
+        total_cents: new.total_cents,
+        currency: new.currency,
+        status: OrderStatus::Placed,
+        payment_id: new.payment_id,
+        created_at: now,
+        updated_at: now,
+        history: vec![StatusChange { status: OrderStatus::Placed, at: now }],
+    };
+    Ok((order, new.reservation_id))
 }
 
 impl Order {
@@ -209,29 +184,29 @@ mod tests {
 
     #[test]
     fn a_new_order_is_placed_with_history_and_a_checked_total() {
-        let (order, reservation) = new_order().into_order(Utc::now()).unwrap();
+        let (order, reservation) = into_order(new_order(), Utc::now()).unwrap();
         assert_eq!((order.status, order.history.len(), reservation.as_str()), (OrderStatus::Placed, 1, "rsv_1"));
         let mut wrong = new_order();
         wrong.total_cents = 1;
-        assert!(wrong.into_order(Utc::now()).is_err());
+        assert!(into_order(wrong, Utc::now()).is_err());
         let mut empty = new_order();
         empty.items.clear();
-        assert!(empty.into_order(Utc::now()).is_err());
+        assert!(into_order(empty, Utc::now()).is_err());
         let mut overflowing = new_order();
         overflowing.items[0].unit_price_cents = u64::MAX;
-        assert!(overflowing.into_order(Utc::now()).is_err(), "an error, not a panic");
+        assert!(into_order(overflowing, Utc::now()).is_err(), "an error, not a panic");
         // Found by fuzzing: any currency was taken (and shown on the order).
         let mut euros = new_order();
         euros.currency = "EUR".into();
-        assert!(euros.into_order(Utc::now()).is_err(), "money is USD");
+        assert!(into_order(euros, Utc::now()).is_err(), "money is USD");
         let mut long = new_order();
         long.order_id = "o".repeat(129);
-        assert!(long.into_order(Utc::now()).is_err());
+        assert!(into_order(long, Utc::now()).is_err());
     }
 
     #[test]
     fn placed_and_paid_orders_cancel_others_do_not() {
-        let (order, _) = new_order().into_order(Utc::now()).unwrap();
+        let (order, _) = into_order(new_order(), Utc::now()).unwrap();
         let cancelled = order.cancel(Utc::now()).unwrap();
         assert_eq!(cancelled.status, OrderStatus::Cancelled);
         assert_eq!(

@@ -1,8 +1,10 @@
-//! Payments: what an authorization request is, a payment's states, and the key each call
-//! to the gateway (`clients`) is made under. Pure rules: no AWS, no HTTP.
+//! Payments: what an authorization request may be (its shape is `shared::contracts`'), a
+//! payment's states, and the key each call to the gateway (`clients`) is made under. Pure
+//! rules: no AWS, no HTTP.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::contracts::AuthorizeRequest;
 use shared::{CURRENCY, Invalid};
 
 /// A payment's state. Every move of money is claimed first (`Authorized -> Settling`,
@@ -67,42 +69,27 @@ pub struct Payment {
     pub updated_at: DateTime<Utc>,
 }
 
-/// `POST /internal/payments/authorize`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct AuthorizeRequest {
-    /// The caller's key: the same key always gets the same answer and one authorization.
-    pub idempotency_key: String,
-    pub order_id: String,
-    pub user_id: String,
-    pub amount_cents: u64,
-    #[serde(default = "usd")]
-    pub currency: String,
-    pub payment_token: String,
+/// What binds the caller's key to an authorization request: the same key with another
+/// request is refused, never answered with the first one's payment.
+pub fn fingerprint(request: &AuthorizeRequest) -> String {
+    format!(
+        "{}|{}|{}|{}|{}",
+        request.order_id, request.user_id, request.amount_cents, request.currency, request.payment_token
+    )
 }
 
-fn usd() -> String {
-    CURRENCY.to_owned()
-}
-
-impl AuthorizeRequest {
-    /// What binds the caller's key to this request: the same key with another request is
-    /// refused, never answered with the first one's payment.
-    pub fn fingerprint(&self) -> String {
-        format!("{}|{}|{}|{}|{}", self.order_id, self.user_id, self.amount_cents, self.currency, self.payment_token)
+/// Whether an authorization request is one this service takes.
+pub fn validate(request: &AuthorizeRequest) -> Result<(), Invalid> {
+    if request.idempotency_key.is_empty() || request.idempotency_key.len() > 256 {
+        return Err(Invalid("idempotency_key must be 1 to 256 characters".into()));
     }
-
-    pub fn validate(&self) -> Result<(), Invalid> {
-        if self.idempotency_key.is_empty() || self.idempotency_key.len() > 256 {
-            return Err(Invalid("idempotency_key must be 1 to 256 characters".into()));
-        }
-        if self.amount_cents == 0 {
-            return Err(Invalid("amount_cents must be at least 1".into()));
-        }
-        if self.currency != CURRENCY {
-            return Err(Invalid(format!("only {CURRENCY} is accepted")));
-        }
-        Ok(())
+    if request.amount_cents == 0 {
+        return Err(Invalid("amount_cents must be at least 1".into()));
     }
+    if request.currency != CURRENCY {
+        return Err(Invalid(format!("only {CURRENCY} is accepted")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -127,9 +114,9 @@ mod tests {
             currency: currency.into(),
             payment_token: "tok_visa".into(),
         };
-        assert!(request("k", 100, "USD").validate().is_ok());
-        assert!(request("", 100, "USD").validate().is_err());
-        assert!(request("k", 0, "USD").validate().is_err());
-        assert!(request("k", 100, "EUR").validate().is_err());
+        assert!(validate(&request("k", 100, "USD")).is_ok());
+        assert!(validate(&request("", 100, "USD")).is_err());
+        assert!(validate(&request("k", 0, "USD")).is_err());
+        assert!(validate(&request("k", 100, "EUR")).is_err());
     }
 }

@@ -49,8 +49,9 @@ pub async fn handle<S: CatalogueStore, P: Publish + Sync>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Line, NewProduct, ReservationStatus};
+    use crate::domain::{NewProduct, ReservationStatus};
     use crate::store::memory::MemoryStore;
+    use shared::contracts::ReservationLine;
     use shared::publisher::MemoryPublisher;
 
     /// The products and the reservation of the samples' order.
@@ -64,8 +65,8 @@ mod tests {
             store.create(&product).await.unwrap();
         }
         let lines = vec![
-            Line { product_id: "prd_01JD4RZX0A1B2C3D4E5F6G7H8J".into(), quantity: 2 },
-            Line { product_id: "prd_01JD4RZX9Z8Y7X6W5V4T3S2R1Q".into(), quantity: 1 },
+            ReservationLine { product_id: "prd_01JD4RZX0A1B2C3D4E5F6G7H8J".into(), quantity: 2 },
+            ReservationLine { product_id: "prd_01JD4RZX9Z8Y7X6W5V4T3S2R1Q".into(), quantity: 1 },
         ];
         store.reserve("rsv_01JD4S5V0B1C2D3E4F5G6H7J8K", &lines).await.unwrap();
         store

@@ -1,10 +1,12 @@
 //! The catalogue and its stock: what a valid product and change are, and how a
-//! reservation request is read. Pure rules: no AWS, no HTTP.
+//! reservation request is read (the shapes are `shared::contracts`'). Pure rules: no AWS,
+//! no HTTP.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared::contracts::{Product, ReservationLine, ReservationRequest};
 use shared::http::not_null;
 use shared::{CURRENCY, Invalid};
 
@@ -14,22 +16,6 @@ pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 pub const MAX_RESERVATION_ID: usize = 128;
 /// Lines in one reservation: one DynamoDB transaction holds 100 items, one is the record.
 pub const MAX_RESERVATION_LINES: usize = 99;
-
-/// A product as the API shows it (docs/api.md, `product`); `stock` is what can still be bought.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Product {
-    pub product_id: String,
-    pub seller_id: String,
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    pub category: String,
-    pub price_cents: u64,
-    pub currency: String,
-    pub stock: u32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
 
 /// `POST /products`.
 #[derive(Debug, Deserialize)]
@@ -136,42 +122,27 @@ impl ProductChanges {
     }
 }
 
-/// One line of a reservation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Line {
-    pub product_id: String,
-    pub quantity: u32,
-}
-
-/// `POST /internal/inventory/reservations`.
-#[derive(Debug, Deserialize)]
-pub struct ReservationRequest {
-    pub reservation_id: String,
-    pub items: Vec<Line>,
-}
-
-impl ReservationRequest {
-    /// The lines, one per product (repeated products add up), sorted; or why not valid.
-    pub fn lines(&self) -> Result<Vec<Line>, Invalid> {
-        if self.reservation_id.trim().is_empty() || self.reservation_id.len() > MAX_RESERVATION_ID {
-            return Err(Invalid(format!("reservation_id must be 1 to {MAX_RESERVATION_ID} characters")));
-        }
-        let mut merged: BTreeMap<&str, u32> = BTreeMap::new();
-        for line in &self.items {
-            if line.quantity == 0 {
-                return Err(Invalid(format!("quantity of {} must be at least 1", line.product_id)));
-            }
-            let total = merged.entry(&line.product_id).or_default();
-            *total = total.checked_add(line.quantity).ok_or_else(|| Invalid("quantity too large".into()))?;
-        }
-        if merged.is_empty() || merged.len() > MAX_RESERVATION_LINES {
-            return Err(Invalid(format!("a reservation has 1 to {MAX_RESERVATION_LINES} products")));
-        }
-        Ok(merged
-            .into_iter()
-            .map(|(product_id, quantity)| Line { product_id: product_id.to_owned(), quantity })
-            .collect())
+/// The lines of a reservation request, one per product (repeated products add up), sorted;
+/// or why it is not valid.
+pub fn reservation_lines(request: &ReservationRequest) -> Result<Vec<ReservationLine>, Invalid> {
+    if request.reservation_id.trim().is_empty() || request.reservation_id.len() > MAX_RESERVATION_ID {
+        return Err(Invalid(format!("reservation_id must be 1 to {MAX_RESERVATION_ID} characters")));
     }
+    let mut merged: BTreeMap<&str, u32> = BTreeMap::new();
+    for line in &request.items {
+        if line.quantity == 0 {
+            return Err(Invalid(format!("quantity of {} must be at least 1", line.product_id)));
+        }
+        let total = merged.entry(&line.product_id).or_default();
+        *total = total.checked_add(line.quantity).ok_or_else(|| Invalid("quantity too large".into()))?;
+    }
+    if merged.is_empty() || merged.len() > MAX_RESERVATION_LINES {
+        return Err(Invalid(format!("a reservation has 1 to {MAX_RESERVATION_LINES} products")));
+    }
+    Ok(merged
+        .into_iter()
+        .map(|(product_id, quantity)| ReservationLine { product_id: product_id.to_owned(), quantity })
+        .collect())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,7 +158,7 @@ pub enum ReservationStatus {
 pub struct Reservation {
     pub reservation_id: String,
     pub status: ReservationStatus,
-    pub items: Vec<Line>,
+    pub items: Vec<ReservationLine>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -252,18 +223,22 @@ mod tests {
 
     #[test]
     fn reservation_lines_are_merged_and_checked() {
-        let request = |items: Vec<(&str, u32)>| ReservationRequest {
-            reservation_id: "rsv_1".into(),
-            items: items.into_iter().map(|(p, q)| Line { product_id: p.into(), quantity: q }).collect(),
+        let lines = |items: Vec<(&str, u32)>| {
+            reservation_lines(&ReservationRequest {
+                reservation_id: "rsv_1".into(),
+                items: items.into_iter().map(|(p, q)| ReservationLine { product_id: p.into(), quantity: q }).collect(),
+            })
         };
-        let lines = request(vec![("b", 1), ("a", 2), ("b", 3)]).lines().unwrap();
         assert_eq!(
-            lines,
-            vec![Line { product_id: "a".into(), quantity: 2 }, Line { product_id: "b".into(), quantity: 4 }]
+            lines(vec![("b", 1), ("a", 2), ("b", 3)]).unwrap(),
+            vec![
+                ReservationLine { product_id: "a".into(), quantity: 2 },
+                ReservationLine { product_id: "b".into(), quantity: 4 }
+            ]
         );
-        assert!(request(vec![]).lines().is_err());
-        assert!(request(vec![("a", 0)]).lines().is_err());
+        assert!(lines(vec![]).is_err());
+        assert!(lines(vec![("a", 0)]).is_err());
         let too_many: Vec<(String, u32)> = (0..100).map(|i| (format!("p{i}"), 1)).collect();
-        assert!(request(too_many.iter().map(|(p, q)| (p.as_str(), *q)).collect()).lines().is_err());
+        assert!(lines(too_many.iter().map(|(p, q)| (p.as_str(), *q)).collect()).is_err());
     }
 }

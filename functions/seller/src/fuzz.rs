@@ -30,7 +30,7 @@ fn catalogue() -> MemoryStore {
             product.product_id = id.into();
             store.create(&product).await.unwrap();
         }
-        let line = crate::domain::Line { product_id: MINE.into(), quantity: 2 };
+        let line = shared::contracts::ReservationLine { product_id: MINE.into(), quantity: 2 };
         store.reserve("rsv_held", &[line]).await.unwrap();
     });
     store

@@ -42,18 +42,21 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cart::clients::{Abandoned, Authorization, Downstream, PaymentRequest, Stock};
-use cart::domain::{Cart, CartLine, Checkout, ProductInfo};
+use cart::clients::{Abandoned, Authorization, Downstream, Stock};
+use cart::domain::{Cart, Checkout};
 use cart::store::CartStore;
 use chrono::{DateTime, Utc};
 use lambda_http::Request;
 use order::store::{Abandon, OrderStore, StoredOrder};
 use payment::clients::{GatewayDown, GatewayRef, PaymentGateway, Refusal, SandboxGateway};
 use payment::domain::PaymentStatus;
-use payment::store::{KeyOutcome, PaymentStore, StoredPayment};
-use seller::domain::{Line, NewProduct, Product, ProductChanges, Reservation, ReservationStatus};
+use payment::store::{PaymentStore, StoredPayment};
+use seller::domain::{NewProduct, ProductChanges, Reservation, ReservationStatus};
 use seller::store::CatalogueStore;
 use serde_json::{Value, json};
+use shared::contracts::{
+    self, AuthorizeRequest, Authorized, NewOrder, Product, ProductLookup, Products, ReservationLine, ReservationRequest,
+};
 use shared::events::{Event, Role};
 use shared::internal::CallError;
 use shared::outbox::{MemoryOutbox, Outbox};
@@ -146,8 +149,8 @@ impl Trace {
 }
 
 // ---------------------------------------------------------------------------------------
-// The stores, as the services have them, with a record of what they hold (the memory
-// stores do not list everything).
+// The stores, as the services have them, with a record of what they hold that the memory
+// stores do not keep (payments are the memory store's own).
 
 /// The cart store; remembers every checkout record and the order ids its attempts chose.
 #[derive(Default)]
@@ -198,11 +201,7 @@ impl CartStore for Carts {
         before: DateTime<Utc>,
         limit: i32,
     ) -> Result<Vec<Checkout>, cart::store::StoreError> {
-        // The memory store sorts a HashMap's records by lease only; records abandoned in one
-        // reconciler run share a lease. Ties are put in a fixed order, so a seed replays.
-        let mut stale = self.inner.stale_checkouts(before, limit).await?;
-        stale.sort_by(|a, b| (a.lease_until, &a.user_id, &a.key).cmp(&(b.lease_until, &b.user_id, &b.key)));
-        Ok(stale)
+        self.inner.stale_checkouts(before, limit).await
     }
 
     async fn record_purchase(
@@ -213,66 +212,6 @@ impl CartStore for Carts {
         completed_at: DateTime<Utc>,
     ) -> Result<(), cart::store::StoreError> {
         self.inner.record_purchase(user_id, order_id, total_cents, completed_at).await
-    }
-}
-
-/// The payment store; remembers the id of every payment it stored.
-#[derive(Default)]
-pub struct Payments {
-    inner: payment::store::memory::MemoryStore,
-    ids: Mutex<Vec<String>>,
-}
-
-impl PaymentStore for Payments {
-    type Outbox = MemoryOutbox;
-
-    fn outbox(&self) -> &MemoryOutbox {
-        self.inner.outbox()
-    }
-
-    async fn claim_key(&self, key: &str, claim: &KeyOutcome) -> Result<Option<KeyOutcome>, payment::store::StoreError> {
-        self.inner.claim_key(key, claim).await
-    }
-
-    async fn settle_key(
-        &self,
-        key: &str,
-        claimed: &KeyOutcome,
-        outcome: &KeyOutcome,
-        payment: Option<&StoredPayment>,
-    ) -> Result<bool, payment::store::StoreError> {
-        let settled = self.inner.settle_key(key, claimed, outcome, payment).await?;
-        if let (true, Some(stored)) = (settled, payment) {
-            lock(&self.ids).push(stored.payment.payment_id.clone());
-        }
-        Ok(settled)
-    }
-
-    async fn drop_key(&self, key: &str, claimed: &KeyOutcome) -> Result<(), payment::store::StoreError> {
-        self.inner.drop_key(key, claimed).await
-    }
-
-    async fn get(&self, payment_id: &str) -> Result<Option<StoredPayment>, payment::store::StoreError> {
-        self.inner.get(payment_id).await
-    }
-
-    async fn transition(
-        &self,
-        payment_id: &str,
-        from: PaymentStatus,
-        to: PaymentStatus,
-    ) -> Result<bool, payment::store::StoreError> {
-        self.inner.transition(payment_id, from, to).await
-    }
-
-    async fn transition_with(
-        &self,
-        payment_id: &str,
-        from: PaymentStatus,
-        to: PaymentStatus,
-        event: &Envelope,
-    ) -> Result<bool, payment::store::StoreError> {
-        self.inner.transition_with(payment_id, from, to, event).await
     }
 }
 
@@ -319,7 +258,11 @@ impl CatalogueStore for Catalogue {
         self.inner.lookup(ids).await
     }
 
-    async fn reserve(&self, reservation_id: &str, lines: &[Line]) -> Result<Reservation, seller::store::StoreError> {
+    async fn reserve(
+        &self,
+        reservation_id: &str,
+        lines: &[ReservationLine],
+    ) -> Result<Reservation, seller::store::StoreError> {
         let held = self.inner.reserve(reservation_id, lines).await?;
         self.seen(&held);
         Ok(held)
@@ -609,7 +552,7 @@ pub struct Sim {
     stats: Mutex<Stats>,
     violations: Mutex<Vec<String>>,
     carts: Carts,
-    payments: Payments,
+    payments: payment::store::memory::MemoryStore,
     catalogue: Catalogue,
     orders: Orders,
     bus: Bus,
@@ -660,7 +603,7 @@ impl Sim {
             stats: Mutex::new(Stats::default()),
             violations: Mutex::new(Vec::new()),
             carts: Carts::default(),
-            payments: Payments::default(),
+            payments: Default::default(),
             catalogue: Catalogue::default(),
             orders: Orders::default(),
             bus,
@@ -755,30 +698,31 @@ impl Sim {
 }
 
 impl Downstream for Sim {
-    async fn lookup(&self, ids: &[String], _: &CorrelationId) -> Result<Vec<ProductInfo>, CallError> {
+    async fn lookup(&self, ids: &[String], _: &CorrelationId) -> Result<Vec<Product>, CallError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let request = with_body(sample("http-post-internal-lookup.json"), &json!({"product_ids": ids}));
+        let lookup = ProductLookup { product_ids: ids.to_vec() };
+        let request = with_body(sample("http-post-internal-lookup.json"), &json!(lookup));
         let handler = |r| seller::handlers::inventory::lookup(&self.catalogue, r);
         self.call("seller", "lookup", handler, request, |status, body| {
             if status != 200 {
                 return Err(unexpected("seller", status, body));
             }
-            serde_json::from_value(body["items"].clone())
-                .map_err(|e| unexpected("seller", status, &json!(e.to_string())))
+            let found: Products = serde_json::from_value(body.clone())
+                .map_err(|e| unexpected("seller", status, &json!(e.to_string())))?;
+            Ok(found.items)
         })
         .await
     }
 
-    async fn authorize(&self, ask: &PaymentRequest, _: &CorrelationId) -> Result<Authorization, CallError> {
-        let body = serde_json::to_value(ask).expect("a payment request serialises");
-        let request = with_body(sample("http-post-internal-authorize.json"), &body);
+    async fn authorize(&self, ask: &AuthorizeRequest, _: &CorrelationId) -> Result<Authorization, CallError> {
+        let request = with_body(sample("http-post-internal-authorize.json"), &json!(ask));
         let handler = |r| payment::handlers::internal::authorize(&self.payments, &self.provider, r);
         self.call("payment", "authorize", handler, request, |status, body| match status {
-            200 | 201 => match body["payment_id"].as_str() {
-                Some(id) => Ok(Authorization::Authorized { payment_id: id.to_owned() }),
-                None => Err(unexpected("payment", status, body)),
+            200 | 201 => match serde_json::from_value::<Authorized>(body.clone()) {
+                Ok(Authorized { payment_id }) => Ok(Authorization::Authorized { payment_id }),
+                Err(_) => Err(unexpected("payment", status, body)),
             },
             400 | 402 => Ok(Authorization::Refused(problem("payment", status, body)?)),
             409 if problem("payment", status, body)?.kind.ends_with("payment-not-live") => Ok(Authorization::Over),
@@ -796,9 +740,8 @@ impl Downstream for Sim {
         .await
     }
 
-    async fn reserve(&self, reservation_id: &str, lines: &[CartLine], _: &CorrelationId) -> Result<Stock, CallError> {
-        let body = json!({"reservation_id": reservation_id, "items": lines});
-        let request = with_body(sample("http-post-internal-reservation.json"), &body);
+    async fn reserve(&self, reservation: &ReservationRequest, _: &CorrelationId) -> Result<Stock, CallError> {
+        let request = with_body(sample("http-post-internal-reservation.json"), &json!(reservation));
         let handler = |r| seller::handlers::inventory::reserve(&self.catalogue, r);
         self.call("seller", "reserve", handler, request, |status, body| match status {
             200 | 201 => Ok(Stock::Reserved),
@@ -828,8 +771,8 @@ impl Downstream for Sim {
         .await
     }
 
-    async fn create_order(&self, order: &Value, _: &CorrelationId) -> Result<Value, CallError> {
-        let request = with_body(sample("http-post-internal-order.json"), order);
+    async fn create_order(&self, order: &NewOrder, _: &CorrelationId) -> Result<Value, CallError> {
+        let request = with_body(sample("http-post-internal-order.json"), &json!(order));
         let handler = |r| order::handlers::internal::create(&self.orders, &self.bus, r);
         self.call("order", "create_order", handler, request, |status, body| {
             if (200..300).contains(&status) { Ok(body.clone()) } else { Err(unexpected("order", status, body)) }
@@ -842,7 +785,10 @@ impl Downstream for Sim {
             testkit::requests::with_path(sample("http-post-internal-abandon-order.json"), "order_id", order_id);
         let handler = |r| order::handlers::internal::abandon(&self.orders, r);
         self.call("order", "abandon_order", handler, request, |status, body| match status {
-            200 => Ok(Abandoned::Abandoned),
+            200 => match serde_json::from_value::<contracts::Abandoned>(body.clone()) {
+                Ok(_) => Ok(Abandoned::Abandoned),
+                Err(_) => Err(unexpected("order", status, body)),
+            },
             409 => {
                 let exists = problem("order", status, body)?;
                 match exists.extensions.get("order") {
@@ -1173,8 +1119,7 @@ impl Sim {
             }
         }
         let mut payments: BTreeMap<String, StoredPayment> = BTreeMap::new();
-        let ids = lock(&self.payments.ids).clone();
-        for id in ids {
+        for id in self.payments.payment_ids() {
             if let Ok(Some(payment)) = self.payments.get(&id).await {
                 payments.insert(id, payment);
             }

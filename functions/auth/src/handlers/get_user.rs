@@ -1,6 +1,7 @@
-//! `GET /internal/users/{user_id}` (IAM): a user for other services (AI Buddy).
+//! `GET /internal/users/{user_id}` (IAM): a user for other services (AI Buddy, Notification).
 
 use lambda_http::Request;
+use shared::contracts;
 use shared::http::path_parameter;
 use shared::{Problem, Reply};
 
@@ -9,7 +10,7 @@ use crate::store::UserStore;
 pub async fn get_user<S: UserStore>(store: &S, request: Request) -> Result<Reply, Problem> {
     let user_id = path_parameter(&request, "user_id")?;
     match store.user(&user_id).await? {
-        Some(user) => Ok(Reply::ok(&user)),
+        Some(user) => Ok(Reply::ok(&contracts::User::from(user))),
         None => Err(Problem::not_found(format!("no user {user_id}"))),
     }
 }

@@ -21,14 +21,15 @@ use lambda_http::Request;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use shared::caller::caller;
+use shared::contracts::{AuthorizeRequest, NewOrder, OrderLine};
 use shared::http::{correlation_id, json_body};
 use shared::internal::CallError;
 use shared::{CURRENCY, CorrelationId, Problem, Reply};
 
-use crate::clients::{Abandoned, Authorization, Downstream, PaymentRequest, Stock};
+use crate::clients::{Abandoned, Authorization, Downstream, Stock};
 use crate::domain::{
-    CartLine, Checkout, CheckoutRequest, CheckoutStatus, OrderLine, cart_key, cart_lines, idempotency_key, price,
-    price_changes, total_cents,
+    CartLine, Checkout, CheckoutRequest, CheckoutStatus, cart_key, cart_lines, idempotency_key, price, price_changes,
+    reservation, total_cents,
 };
 use crate::store::CartStore;
 
@@ -297,7 +298,7 @@ async fn run<S: CartStore, D: Downstream>(
 
     // 2. Reserve the stock, all lines or none (idempotent on the reservation id).
     let reservation_id = attempt.reservation_id();
-    match downstream.reserve(&reservation_id, &bought, correlation_id).await {
+    match downstream.reserve(&reservation(reservation_id.clone(), &lines), correlation_id).await {
         Ok(Stock::Reserved) => {}
         Ok(Stock::Short(problem)) => {
             // A definite no: nothing was reserved, so the authorization is given back. Until
@@ -312,15 +313,15 @@ async fn run<S: CartStore, D: Downstream>(
 
     // 3. Create the order (which publishes order.created), idempotent on the order id: if
     // the answer is lost, the next request with this key asks again and gets the order.
-    let request = json!({
-        "order_id": attempt.order_id,
-        "user_id": attempt.user_id,
-        "items": lines,
-        "total_cents": total_cents,
-        "currency": CURRENCY,
-        "payment_id": payment_id,
-        "reservation_id": reservation_id,
-    });
+    let request = NewOrder {
+        order_id: attempt.order_id.clone(),
+        user_id: attempt.user_id.clone(),
+        items: lines,
+        total_cents,
+        currency: CURRENCY.to_owned(),
+        payment_id,
+        reservation_id,
+    };
     let order = match downstream.create_order(&request, correlation_id).await {
         Ok(order) => order,
         Err(error) => return Outcome::Interrupted(interrupted(&error)),
@@ -334,13 +335,13 @@ async fn run<S: CartStore, D: Downstream>(
 
 /// The authorization an attempt asks for. The reconciler asks it again to learn what it did,
 /// so both build it here: the payment service refuses the key with any other request.
-pub(crate) fn payment_request(attempt: &Checkout, lines: &[OrderLine], token: &str) -> PaymentRequest {
-    PaymentRequest {
+pub(crate) fn payment_request(attempt: &Checkout, lines: &[OrderLine], token: &str) -> AuthorizeRequest {
+    AuthorizeRequest {
         idempotency_key: attempt.payment_key(),
         order_id: attempt.order_id.clone(),
         user_id: attempt.user_id.clone(),
         amount_cents: total_cents(lines),
-        currency: CURRENCY,
+        currency: CURRENCY.to_owned(),
         payment_token: token.to_owned(),
     }
 }

@@ -51,7 +51,9 @@ impl CartStore for MemoryStore {
     ) -> Result<Vec<Checkout>, StoreError> {
         let mut stale: Vec<Checkout> =
             lock(&self.checkouts).values().filter(|c| c.is_open() && c.lease_until < before).cloned().collect();
-        stale.sort_by_key(|c| c.lease_until);
+        // Ties (records abandoned in one reconciler run share a lease) in a fixed order, not
+        // the HashMap's: the money-path simulation replays a seed exactly.
+        stale.sort_by(|a, b| (a.lease_until, &a.user_id, &a.key).cmp(&(b.lease_until, &b.user_id, &b.key)));
         stale.truncate(usize::try_from(limit).unwrap_or(0));
         Ok(stale)
     }

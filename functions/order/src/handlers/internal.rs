@@ -3,13 +3,14 @@
 
 use lambda_http::Request;
 use lambda_http::http::{StatusCode, header};
+use shared::contracts::{Abandoned, NewOrder};
 use shared::http::{correlation_id, json_body, path_parameter};
 use shared::metrics::{self, Metric};
 use shared::outbox::deliver;
 use shared::publisher::Publish;
 use shared::{Problem, Reply};
 
-use crate::domain::NewOrder;
+use crate::domain::into_order;
 use crate::store::{Abandon, OrderStore, StoredOrder};
 
 pub async fn create<S: OrderStore, P: Publish + Sync>(
@@ -18,7 +19,7 @@ pub async fn create<S: OrderStore, P: Publish + Sync>(
     request: Request,
 ) -> Result<Reply, Problem> {
     let new: NewOrder = json_body(&request)?;
-    let (order, reservation_id) = new.into_order(chrono::Utc::now())?;
+    let (order, reservation_id) = into_order(new, chrono::Utc::now())?;
     let event = order.created(&reservation_id, &correlation_id(&request));
     let stored = StoredOrder { order, reservation_id };
     let (status, order) = match store.create(&stored, &event).await? {
@@ -45,7 +46,7 @@ pub async fn abandon<S: OrderStore>(store: &S, request: Request) -> Result<Reply
     match store.abandon(&order_id).await? {
         Abandon::Abandoned => {
             tracing::warn!(%order_id, "order id abandoned by its checkout");
-            Ok(Reply::ok(&serde_json::json!({"order_id": order_id, "abandoned": true})))
+            Ok(Reply::ok(&Abandoned { order_id, abandoned: true }))
         }
         Abandon::Exists(stored) => Err(Problem::new(
             StatusCode::CONFLICT,

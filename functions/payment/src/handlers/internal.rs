@@ -3,13 +3,14 @@
 
 use lambda_http::Request;
 use lambda_http::http::{StatusCode, header};
+use shared::contracts::AuthorizeRequest;
 use shared::http::{json_body, path_parameter};
 use shared::metrics::{self, Metric};
 use shared::{CURRENCY, Problem, Reply};
 
 use super::shown;
 use crate::clients::{GatewayDown, PaymentGateway, Refusal};
-use crate::domain::{AuthorizeRequest, Operation, Payment, PaymentStatus, gateway_key};
+use crate::domain::{Operation, Payment, PaymentStatus, fingerprint, gateway_key, validate};
 use crate::moves::{self, Move, MoveError};
 use crate::store::{KeyOutcome, PaymentStore, StoredPayment};
 
@@ -52,9 +53,9 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
     request: Request,
 ) -> Result<Reply, Problem> {
     let ask: AuthorizeRequest = json_body(&request)?;
-    ask.validate()?;
+    validate(&ask)?;
     let key = &ask.idempotency_key;
-    let fingerprint = ask.fingerprint();
+    let fingerprint = fingerprint(&ask);
     let fresh_id = format!("pay_{}", ulid::Ulid::generate());
     let fresh = KeyOutcome::Pending {
         since: chrono::Utc::now().timestamp(),
@@ -211,7 +212,7 @@ mod tests {
         let request: AuthorizeRequest =
             serde_json::from_value(serde_json::json!({"idempotency_key": "k", "order_id": "ord_1", "user_id": "usr_1", "amount_cents": 2500, "payment_token": "tok_visa"})).unwrap();
         let claim =
-            KeyOutcome::Pending { since: 0, payment_id: "pay_first".into(), fingerprint: request.fingerprint() };
+            KeyOutcome::Pending { since: 0, payment_id: "pay_first".into(), fingerprint: fingerprint(&request) };
         assert_eq!(store.claim_key("k", &claim).await.unwrap(), None);
         let resumed = call(&|r| authorize(&store, &SandboxGateway, r), ask("k", "tok_visa")).await;
         assert_eq!(resumed.status(), 201);

@@ -17,6 +17,15 @@ pub struct MemoryStore {
     pub outbox: MemoryOutbox,
 }
 
+impl MemoryStore {
+    /// The id of every payment stored, sorted: what the money-path simulation checks.
+    pub fn payment_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.payments).keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+}
+
 impl PaymentStore for MemoryStore {
     type Outbox = MemoryOutbox;
 

@@ -25,7 +25,7 @@ pub enum StoreError {
 }
 
 /// What became of an idempotency key. Each carries the fingerprint of the request that
-/// claimed the key (`AuthorizeRequest::fingerprint`).
+/// claimed the key (`domain::fingerprint`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum KeyOutcome {

@@ -4,16 +4,16 @@
 
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use shared::contracts::{ProductLookup, Products, ReservationRequest};
 use shared::http::{json_body, path_parameter};
 use shared::{Problem, Reply};
 
-use crate::domain::{Product, ReservationRequest};
+use crate::domain::reservation_lines;
 use crate::store::CatalogueStore;
 
 pub async fn reserve<S: CatalogueStore>(store: &S, request: Request) -> Result<Reply, Problem> {
     let reservation: ReservationRequest = json_body(&request)?;
-    let lines = reservation.lines()?;
+    let lines = reservation_lines(&reservation)?;
     let held = store.reserve(&reservation.reservation_id, &lines).await?;
     tracing::info!(reservation_id = %held.reservation_id, lines = held.items.len(), "stock reserved");
     Ok(Reply::json(StatusCode::CREATED, &held))
@@ -33,24 +33,13 @@ pub async fn release<S: CatalogueStore>(store: &S, request: Request) -> Result<R
     }
 }
 
-/// `POST /internal/products/lookup` body.
-#[derive(Debug, Deserialize)]
-pub struct Lookup {
-    pub product_ids: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct Found {
-    items: Vec<Product>,
-}
-
 pub async fn lookup<S: CatalogueStore>(store: &S, request: Request) -> Result<Reply, Problem> {
-    let wanted: Lookup = json_body(&request)?;
+    let wanted: ProductLookup = json_body(&request)?;
     if wanted.product_ids.len() > 100 {
         return Err(Problem::bad_request("at most 100 product ids per lookup"));
     }
     let items = store.lookup(&wanted.product_ids).await?;
-    Ok(Reply::ok(&Found { items }))
+    Ok(Reply::ok(&Products { items }))
 }
 
 #[cfg(test)]

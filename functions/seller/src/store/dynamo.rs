@@ -13,11 +13,12 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use shared::contracts::{Product, ReservationLine};
 use shared::dynamo::{Cancelled, Item, PageError, Partition, Table, TransactFailure, item, key, transact_failure};
 use shared::pagination::{Page, PageRequest};
 
 use super::{CatalogueStore, StoreError};
-use crate::domain::{Line, Product, ProductChanges, Reservation, ReservationStatus, Shortage};
+use crate::domain::{ProductChanges, Reservation, ReservationStatus, Shortage};
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -90,7 +91,7 @@ impl DynamoStore {
         Ok(self.table.get(product_key(id)).await?)
     }
 
-    fn stock_change(&self, line: &Line, take: bool) -> Result<TransactWriteItem, StoreError> {
+    fn stock_change(&self, line: &ReservationLine, take: bool) -> Result<TransactWriteItem, StoreError> {
         let (expression, condition) = if take {
             ("SET stock = stock - :q, version = version + :one", "attribute_exists(pk) AND stock >= :q")
         } else {
@@ -109,7 +110,7 @@ impl DynamoStore {
     }
 
     /// What is left of each line that could not be taken.
-    async fn shortages(&self, lines: &[Line]) -> Result<Vec<Shortage>, StoreError> {
+    async fn shortages(&self, lines: &[ReservationLine]) -> Result<Vec<Shortage>, StoreError> {
         let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
         let stock: HashMap<String, u32> =
             self.lookup(&ids).await?.into_iter().map(|p| (p.product_id, p.stock)).collect();
@@ -210,7 +211,7 @@ impl CatalogueStore for DynamoStore {
             .collect()
     }
 
-    async fn reserve(&self, reservation_id: &str, lines: &[Line]) -> Result<Reservation, StoreError> {
+    async fn reserve(&self, reservation_id: &str, lines: &[ReservationLine]) -> Result<Reservation, StoreError> {
         let reservation = Reservation {
             reservation_id: reservation_id.to_owned(),
             status: ReservationStatus::Held,
@@ -252,7 +253,7 @@ impl CatalogueStore for DynamoStore {
                     Ok(existing)
                 };
             }
-            let failed: Vec<Line> = lines
+            let failed: Vec<ReservationLine> = lines
                 .iter()
                 .zip(&codes)
                 .filter(|(_, code)| *code == "ConditionalCheckFailed")

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::Utc;
+use shared::contracts::{Product, ReservationLine};
 use shared::memory::lock;
 use shared::pagination::{Page, PageRequest};
 
 use super::{CatalogueStore, StoreError};
-use crate::domain::{Line, Product, ProductChanges, Reservation, ReservationStatus, Shortage};
+use crate::domain::{ProductChanges, Reservation, ReservationStatus, Shortage};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -54,7 +55,7 @@ impl CatalogueStore for MemoryStore {
         Ok(ids.iter().filter_map(|id| products.get(id).cloned()).collect())
     }
 
-    async fn reserve(&self, reservation_id: &str, lines: &[Line]) -> Result<Reservation, StoreError> {
+    async fn reserve(&self, reservation_id: &str, lines: &[ReservationLine]) -> Result<Reservation, StoreError> {
         let mut reservations = lock(&self.reservations);
         if let Some(existing) = reservations.get(reservation_id) {
             return if existing.status == ReservationStatus::Released {

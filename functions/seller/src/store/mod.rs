@@ -7,10 +7,11 @@ pub mod memory;
 use std::future::Future;
 
 use shared::Invalid;
+use shared::contracts::{Product, ReservationLine};
 use shared::dynamo::DynamoError;
 use shared::pagination::{Page, PageRequest};
 
-use crate::domain::{Line, Product, ProductChanges, Reservation, Shortage};
+use crate::domain::{ProductChanges, Reservation, Shortage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -55,7 +56,7 @@ pub trait CatalogueStore: Send + Sync {
     fn reserve(
         &self,
         reservation_id: &str,
-        lines: &[Line],
+        lines: &[ReservationLine],
     ) -> impl Future<Output = Result<Reservation, StoreError>> + Send;
     /// Gives a held reservation's units back; releasing twice gives them back once. An id
     /// not reserved yet is released all the same (a tombstone), so a late reserve with it
