@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::CorrelationId;
 use crate::events::Role;
-use crate::internal::{Answer, CallError, InternalClient};
+use crate::internal::{CallError, InternalClient};
 
 fn usd() -> String {
     crate::CURRENCY.to_owned()
@@ -42,7 +42,7 @@ pub async fn user(
     match answer.status {
         StatusCode::OK => answer.json("auth").map(Some),
         StatusCode::NOT_FOUND => Ok(None),
-        _ => Err(unexpected("auth", &answer)),
+        _ => Err(answer.unexpected("auth")),
     }
 }
 
@@ -74,18 +74,9 @@ pub async fn lookup_products(
     let lookup = ProductLookup { product_ids: product_ids.to_vec() };
     let answer = client.call("seller", Method::POST, LOOKUP_PRODUCTS, Some(&lookup), true, correlation_id).await?;
     if !answer.is_success() {
-        return Err(unexpected("seller", &answer));
+        return Err(answer.unexpected("seller"));
     }
     Ok(answer.json::<Products>("seller")?.items)
-}
-
-/// An answer the caller has no use for, as the error it is.
-fn unexpected(service: &str, answer: &Answer) -> CallError {
-    CallError::Unexpected {
-        service: service.to_owned(),
-        status: answer.status.as_u16(),
-        body: String::from_utf8_lossy(&answer.body).into_owned(),
-    }
 }
 
 /// A product as the API shows it (docs/api.md, `product`); `stock` is what can still be bought.

@@ -69,6 +69,15 @@ impl Answer {
     pub fn is_success(&self) -> bool {
         self.status.is_success()
     }
+
+    /// This answer as one its caller did not expect from `service`, with the body as sent.
+    pub fn unexpected(&self, service: &str) -> CallError {
+        CallError::Unexpected {
+            service: service.to_owned(),
+            status: self.status.as_u16(),
+            body: String::from_utf8_lossy(&self.body).into_owned(),
+        }
+    }
 }
 
 /// Tunables, from the environment (with defaults that suit a 10 s function timeout).

@@ -85,18 +85,10 @@ pub struct HttpDownstream {
     pub client: InternalClient,
 }
 
-fn unexpected(service: &str, answer: &shared::internal::Answer) -> CallError {
-    CallError::Unexpected {
-        service: service.to_owned(),
-        status: answer.status.as_u16(),
-        body: String::from_utf8_lossy(&answer.body).into_owned(),
-    }
-}
-
 /// A 4xx answer that is the customer's to see, kept as the problem it is.
 fn problem(service: &str, answer: &shared::internal::Answer) -> Result<Problem, CallError> {
     let body: Value = answer.json(service)?;
-    Problem::from_json(&body).ok_or_else(|| unexpected(service, answer))
+    Problem::from_json(&body).ok_or_else(|| answer.unexpected(service))
 }
 
 impl Downstream for HttpDownstream {
@@ -126,14 +118,14 @@ impl Downstream for HttpDownstream {
                 Ok(Authorization::Over)
             }
             // Another 409: an authorization with this key is still in progress elsewhere.
-            _ => Err(unexpected("payment", &answer)),
+            _ => Err(answer.unexpected("payment")),
         }
     }
 
     async fn void(&self, payment_id: &str, correlation_id: &CorrelationId) -> Result<(), CallError> {
         let path = contracts::void_path(payment_id);
         let answer = self.client.call("payment", Method::POST, &path, None::<&()>, true, correlation_id).await?;
-        if answer.is_success() { Ok(()) } else { Err(unexpected("payment", &answer)) }
+        if answer.is_success() { Ok(()) } else { Err(answer.unexpected("payment")) }
     }
 
     async fn reserve(
@@ -152,10 +144,10 @@ impl Downstream for HttpDownstream {
                 if short.extensions.contains_key("shortages") {
                     Ok(Stock::Short(short))
                 } else {
-                    Err(unexpected("seller", &answer))
+                    Err(answer.unexpected("seller"))
                 }
             }
-            _ => Err(unexpected("seller", &answer)),
+            _ => Err(answer.unexpected("seller")),
         }
     }
 
@@ -166,14 +158,14 @@ impl Downstream for HttpDownstream {
         if answer.is_success() || answer.status == StatusCode::NOT_FOUND {
             Ok(())
         } else {
-            Err(unexpected("seller", &answer))
+            Err(answer.unexpected("seller"))
         }
     }
 
     async fn create_order(&self, order: &NewOrder, correlation_id: &CorrelationId) -> Result<Value, CallError> {
         let answer =
             self.client.call("order", Method::POST, contracts::ORDERS, Some(order), true, correlation_id).await?;
-        if answer.is_success() { answer.json("order") } else { Err(unexpected("order", &answer)) }
+        if answer.is_success() { answer.json("order") } else { Err(answer.unexpected("order")) }
     }
 
     async fn abandon_order(&self, order_id: &str, correlation_id: &CorrelationId) -> Result<Abandoned, CallError> {
@@ -188,10 +180,10 @@ impl Downstream for HttpDownstream {
                 let exists = problem("order", &answer)?;
                 match exists.extensions.get("order") {
                     Some(order) if exists.kind.ends_with("order-exists") => Ok(Abandoned::Exists(order.clone())),
-                    _ => Err(unexpected("order", &answer)),
+                    _ => Err(answer.unexpected("order")),
                 }
             }
-            _ => Err(unexpected("order", &answer)),
+            _ => Err(answer.unexpected("order")),
         }
     }
 }
