@@ -56,6 +56,29 @@ const ROUTES_VARIABLE: &str = "API_ROUTES";
 
 /// The `$default` route's function tells a wrong method (405) from a wrong path (404) by
 /// the route table template.yaml gives it: that table is the template's routes, all of them.
+/// The paths the services call each other on (shared::contracts) are the template's
+/// internal routes, all of them: a route renamed on one side fails here, not in production.
+#[test]
+fn the_contracts_name_every_internal_route_of_the_template() {
+    use shared::contracts::*;
+    let called: BTreeSet<(String, String)> = [
+        ("get", user_path("{user_id}")),
+        ("post", LOOKUP_PRODUCTS.to_owned()),
+        ("post", RESERVATIONS.to_owned()),
+        ("delete", reservation_path("{reservation_id}")),
+        ("post", AUTHORIZE_PAYMENT.to_owned()),
+        ("post", void_path("{payment_id}")),
+        ("post", ORDERS.to_owned()),
+        ("post", abandon_path("{order_id}")),
+    ]
+    .into_iter()
+    .map(|(method, path)| (method.to_owned(), path))
+    .collect();
+    let internal: BTreeSet<(String, String)> =
+        template_routes().into_iter().filter(|(_, path)| path.starts_with("/internal/")).collect();
+    assert_eq!(called, internal);
+}
+
 #[test]
 fn the_default_route_knows_every_route_of_the_template() {
     let template = system_tests::template();
