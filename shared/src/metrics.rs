@@ -21,6 +21,9 @@ pub enum Metric {
     /// A checkout left behind (lease long over, never resumed) that the reconciler undid or
     /// found to have gone through (dimension `Service=cart`).
     CheckoutsReconciled,
+    /// A dispute (chargeback) opened on one of our payments, from Stripe's webhook
+    /// (dimension `Service=payment`): each needs an answer in Stripe's dashboard.
+    PaymentDisputes,
 }
 
 impl Metric {
@@ -32,6 +35,7 @@ impl Metric {
             Metric::DlqRedrives => "DlqRedrives",
             Metric::OutboxParked => "OutboxParked",
             Metric::CheckoutsReconciled => "CheckoutsReconciled",
+            Metric::PaymentDisputes => "PaymentDisputes",
         }
     }
 }

@@ -140,7 +140,7 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
-    use crate::clients::{GatewayDown, GatewayRef, Refusal, SandboxGateway};
+    use crate::clients::{Authorization, Fake, GatewayDown, GatewayRef, Refusal};
     use crate::domain::Payment;
     use crate::store::KeyOutcome;
     use crate::store::memory::MemoryStore;
@@ -164,7 +164,7 @@ mod tests {
             created_at: now,
             updated_at: now,
         };
-        let stored = StoredPayment { payment, gateway_ref: GatewayRef("sandbox:x".into()), token: token.into() };
+        let stored = StoredPayment { payment, gateway_ref: GatewayRef("pi_test".into()), token: token.into() };
         let payment_id = stored.payment.payment_id.clone();
         let claim = KeyOutcome::Pending { since: 0, payment_id: payment_id.clone(), fingerprint: "f".into() };
         assert_eq!(store.claim_key("k", &claim).await.unwrap(), None);
@@ -173,7 +173,7 @@ mod tests {
         store
     }
 
-    /// The sandbox, counting the calls that move money and taking a moment over each, so
+    /// The fake gateway, counting the calls that move money and taking a moment over each, so
     /// that concurrent handlers interleave at the gateway.
     #[derive(Default)]
     struct Counting {
@@ -186,10 +186,9 @@ mod tests {
         async fn authorize(
             &self,
             key: &str,
-            token: &str,
-            amount_cents: u64,
+            ask: &Authorization<'_>,
         ) -> Result<Result<GatewayRef, Refusal>, GatewayDown> {
-            SandboxGateway.authorize(key, token, amount_cents).await
+            Fake.authorize(key, ask).await
         }
         async fn void(&self, _: &str, _: &GatewayRef) -> Result<(), GatewayDown> {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -236,12 +235,12 @@ mod tests {
         let publisher = MemoryPublisher::default();
         let fresh = store_at("tok_visa", PaymentStatus::Settling, chrono::Utc::now()).await;
         let created = || testkit::requests::sqs_envelope("sqs-order-created.json");
-        assert!(handle(&fresh, &SandboxGateway, &publisher, created()).await.is_err(), "retried later");
+        assert!(handle(&fresh, &Fake, &publisher, created()).await.is_err(), "retried later");
         assert_eq!(status(&fresh).await, PaymentStatus::Settling);
 
         let stale =
             store_at("tok_visa", PaymentStatus::Settling, chrono::Utc::now() - chrono::Duration::minutes(1)).await;
-        handle(&stale, &SandboxGateway, &publisher, created()).await.unwrap();
+        handle(&stale, &Fake, &publisher, created()).await.unwrap();
         assert_eq!(status(&stale).await, PaymentStatus::Settled);
         assert_eq!(publisher.published()[0].event_type(), "payment.completed");
     }
@@ -287,9 +286,7 @@ mod tests {
     async fn order_created_settles_once_however_often_it_is_delivered() {
         let (store, publisher) = (store_with("tok_visa").await, MemoryPublisher::default());
         for _ in 0..2 {
-            handle(&store, &SandboxGateway, &publisher, testkit::requests::sqs_envelope("sqs-order-created.json"))
-                .await
-                .unwrap();
+            handle(&store, &Fake, &publisher, testkit::requests::sqs_envelope("sqs-order-created.json")).await.unwrap();
         }
         assert_eq!(status(&store).await, PaymentStatus::Settled);
         let types: Vec<_> = publisher.published().iter().map(|e| e.event_type()).collect();
@@ -299,9 +296,7 @@ mod tests {
     #[tokio::test]
     async fn a_settlement_that_fails_is_payment_failed() {
         let (store, publisher) = (store_with("tok_settlementFails").await, MemoryPublisher::default());
-        handle(&store, &SandboxGateway, &publisher, testkit::requests::sqs_envelope("sqs-order-created.json"))
-            .await
-            .unwrap();
+        handle(&store, &Fake, &publisher, testkit::requests::sqs_envelope("sqs-order-created.json")).await.unwrap();
         assert_eq!(status(&store).await, PaymentStatus::Failed);
         assert_eq!(publisher.published()[0].event_type(), "payment.failed");
     }
@@ -309,11 +304,9 @@ mod tests {
     #[tokio::test]
     async fn a_cancel_voids_or_refunds_once() {
         let (store, publisher) = (store_with("tok_visa").await, MemoryPublisher::default());
-        handle(&store, &SandboxGateway, &publisher, testkit::requests::sqs_envelope("sqs-order-created.json"))
-            .await
-            .unwrap();
+        handle(&store, &Fake, &publisher, testkit::requests::sqs_envelope("sqs-order-created.json")).await.unwrap();
         for _ in 0..2 {
-            handle(&store, &SandboxGateway, &publisher, testkit::requests::sqs_envelope("sqs-order-cancelled.json"))
+            handle(&store, &Fake, &publisher, testkit::requests::sqs_envelope("sqs-order-cancelled.json"))
                 .await
                 .unwrap();
         }
@@ -326,9 +319,7 @@ mod tests {
     async fn an_unknown_payment_is_retried_not_dropped() {
         let (store, publisher) = (MemoryStore::default(), MemoryPublisher::default());
         assert!(
-            handle(&store, &SandboxGateway, &publisher, testkit::requests::sqs_envelope("sqs-order-created.json"))
-                .await
-                .is_err()
+            handle(&store, &Fake, &publisher, testkit::requests::sqs_envelope("sqs-order-created.json")).await.is_err()
         );
     }
 }

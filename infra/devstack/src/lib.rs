@@ -13,6 +13,7 @@ pub mod runtime;
 pub mod seed;
 pub mod serve;
 pub mod sigv4;
+pub mod stripe;
 pub mod template;
 pub mod throttle;
 pub mod xray;

@@ -1,5 +1,6 @@
 //! Creates the template's topics, queues (with redrive), queue policies, subscriptions (raw
-//! delivery, filter policies) and tables on the emulator at `AWS_ENDPOINT_URL`.
+//! delivery, filter policies) and tables on the emulator at `AWS_ENDPOINT_URL` (and, for a
+//! local Stripe, the secret the payment functions read: crate::stripe).
 //!
 //! Idempotent and convergent: an existing resource is compared with the template and only
 //! what differs is changed, so a second run reports every resource `unchanged`. Resources
@@ -66,7 +67,8 @@ impl Stack {
 
 pub struct Options {
     pub stack_name: String,
-    /// Overrides of template parameters.
+    /// Overrides of template parameters (else `StripeApiBase` comes from `STRIPE_API_BASE` if
+    /// set: crate::stripe; else a parameter's Default).
     pub parameters: HashMap<String, String>,
     /// The local HTTP API's base URL: it replaces the API Gateway URL in what is stored.
     pub api_url: String,
@@ -155,6 +157,7 @@ pub async fn provision(template: &Template, config: &aws_config::SdkConfig, opti
         stack.actions.insert(id.clone(), action);
         stack.resources.insert(id, result);
     }
+    crate::stripe::provision_secret(&clients.secrets, &mut stack).await?;
     Ok(stack)
 }
 
@@ -176,13 +179,14 @@ fn parameter_values(
         ),
     ]);
     for (name, spec) in &template.parameters {
-        let value = match options.parameters.get(name) {
-            Some(value) => value.clone(),
-            None => spec
-                .get("Default")
-                .map(scalar_string)
-                .ok_or_else(|| anyhow!("parameter {name} has no Default; pass it"))?,
-        };
+        let value =
+            match options.parameters.get(name).cloned().or_else(|| crate::stripe::parameter_from_environment(name)) {
+                Some(value) => value,
+                None => spec
+                    .get("Default")
+                    .map(scalar_string)
+                    .ok_or_else(|| anyhow!("parameter {name} has no Default; pass it"))?,
+            };
         values.insert(name.clone(), value);
     }
     for name in options.parameters.keys() {
@@ -601,7 +605,7 @@ async fn ensure_parameter(clients: &Clients, props: &Value) -> Result<(Action, P
 }
 
 /// Random letters and digits of `PasswordLength` (default 32), from the OS's generator.
-fn generated_secret(spec: &Value) -> Result<String> {
+pub(crate) fn generated_secret(spec: &Value) -> Result<String> {
     use std::io::Read;
     if spec.get("SecretStringTemplate").is_some() {
         bail!("GenerateSecretString with SecretStringTemplate is not supported by devstack");

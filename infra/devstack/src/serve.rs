@@ -53,6 +53,7 @@ impl LocalStack {
             api_url: api_url.to_owned(),
         };
         let stack = provision::provision(&template, config, &provision_options).await?;
+        crate::stripe::register_webhook(&aws_sdk_secretsmanager::Client::new(config), &stack, api_url).await?;
         let local = LocalEnvironment::for_emulator(config, api_url).await?;
         let mut functions = functions::functions(&template, &stack, &local)?;
         let iam = Arc::new(Iam::from_template(&template, &stack, &local.credentials().access_key)?);

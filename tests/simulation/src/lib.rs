@@ -48,7 +48,7 @@ use cart::store::CartStore;
 use chrono::{DateTime, Utc};
 use lambda_http::Request;
 use order::store::{Abandon, OrderStore, StoredOrder};
-use payment::clients::{GatewayDown, GatewayRef, PaymentGateway, Refusal, SandboxGateway};
+use payment::clients::{Authorization as Charge, GatewayDown, GatewayRef, PaymentGateway, Refusal};
 use payment::domain::PaymentStatus;
 use payment::store::{PaymentStore, StoredPayment};
 use seller::domain::{NewProduct, ProductChanges, Reservation, ReservationStatus};
@@ -342,8 +342,45 @@ impl OrderStore for Orders {
 }
 
 // ---------------------------------------------------------------------------------------
-// The payment provider: the sandbox, with a log of the calls that move money; the one the
-// consumers use takes a moment over each call, so that they interleave.
+// The payment provider: a sandbox of docs/api.md's test tokens, with a log of the calls that
+// move money; the one the consumers use takes a moment over each call, so that they interleave.
+
+/// The provider's test mode as docs/api.md lists it (and Stripe's test mode does):
+/// `tok_visa` and `tok_mastercard` authorize, `tok_chargeDeclined` is declined,
+/// `tok_settlementFails` authorizes and its capture is refused; any other token is invalid.
+/// Its references derive from the key, so an authorization asked again is the same one, as
+/// with a provider that honours idempotency keys.
+#[derive(Debug, Default, Clone)]
+pub struct SandboxGateway;
+
+impl PaymentGateway for SandboxGateway {
+    async fn authorize(&self, key: &str, ask: &Charge<'_>) -> Result<Result<GatewayRef, Refusal>, GatewayDown> {
+        Ok(match ask.token {
+            "tok_visa" | "tok_mastercard" | "tok_settlementFails" => {
+                Ok(GatewayRef(format!("sandbox:{}:{key}", ask.token)))
+            }
+            "tok_chargeDeclined" => Err(Refusal::Declined("generic_decline".into())),
+            _ => Err(Refusal::InvalidToken),
+        })
+    }
+
+    async fn void(&self, _key: &str, _reference: &GatewayRef) -> Result<(), GatewayDown> {
+        Ok(())
+    }
+
+    async fn settle(
+        &self,
+        _key: &str,
+        _reference: &GatewayRef,
+        token: &str,
+    ) -> Result<Result<(), String>, GatewayDown> {
+        Ok(if token == "tok_settlementFails" { Err("charge_expired_for_capture".into()) } else { Ok(()) })
+    }
+
+    async fn refund(&self, _key: &str, _reference: &GatewayRef, _amount_cents: u64) -> Result<(), GatewayDown> {
+        Ok(())
+    }
+}
 
 pub struct Gateway {
     rng: Option<Mutex<Rng>>,
@@ -360,13 +397,8 @@ impl Gateway {
 }
 
 impl PaymentGateway for Gateway {
-    async fn authorize(
-        &self,
-        key: &str,
-        token: &str,
-        amount_cents: u64,
-    ) -> Result<Result<GatewayRef, Refusal>, GatewayDown> {
-        SandboxGateway.authorize(key, token, amount_cents).await
+    async fn authorize(&self, key: &str, ask: &Charge<'_>) -> Result<Result<GatewayRef, Refusal>, GatewayDown> {
+        SandboxGateway.authorize(key, ask).await
     }
 
     async fn void(&self, key: &str, reference: &GatewayRef) -> Result<(), GatewayDown> {

@@ -6,6 +6,8 @@
 //!   per group of routes;
 //! - `consumer.rs`: what its queue calls (if it has one);
 //! - `clients.rs`: what it calls outside itself: other services, providers, secrets (if any);
+//!   a directory `clients/` instead, `mod.rs` with the ports and one file per outside party,
+//!   when a crate has more than one or one too big to sit beside its port (payment: Stripe);
 //! - `store/`: the port in `mod.rs`, `dynamo.rs` for the functions, `memory.rs` for the
 //!   handler tests and the money-path simulation;
 //! - `fuzz.rs`: its property tests (if any); every other test sits beside the code it tests;
@@ -57,8 +59,10 @@ const SERVICES: &[(&str, &[&str])] = &[
         &[
             "handlers/payments.rs",
             "handlers/internal.rs",
+            "handlers/webhooks.rs",
             "consumer.rs",
-            "clients.rs",
+            "clients/mod.rs",
+            "clients/stripe.rs",
             "fuzz.rs",
             // Its own: the claimed money moves (capture, void, refund) that both the handlers
             // and the consumer make.

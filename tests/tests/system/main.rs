@@ -24,3 +24,5 @@ mod replay;
 mod samples;
 mod schemathesis;
 mod security;
+mod stripe;
+mod webhooks;

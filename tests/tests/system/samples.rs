@@ -45,6 +45,7 @@ const SAMPLES: &[(&str, &str)] = &[
     ("http-delete-internal-reservation.json", "ReleaseReservationFunction"),
     ("http-post-internal-authorize.json", "AuthorizePaymentFunction"),
     ("http-post-internal-void.json", "VoidPaymentFunction"),
+    ("http-post-webhooks-stripe.json", "StripeWebhookFunction"),
     ("http-post-internal-order.json", "CreateOrderFunction"),
     ("http-post-internal-abandon-order.json", "AbandonOrderFunction"),
     ("http-get-order.json", "GetOrderFunction"),
@@ -81,6 +82,10 @@ const ORDER: &str = "ord_01JD4S6B1W2X3Y4Z5A6B7C8D9E";
 const PAYMENT: &str = "pay_01JD4S5Q2R3S4T5V6W7X8Y9Z0A";
 const RESERVATION: &str = "rsv_01JD4S5V0B1C2D3E4F5G6H7J8K";
 const TOKEN: &str = "Bearer <token>";
+/// The webhook sample's PaymentIntent (replaced by the one the seeded payment records) and its
+/// signature, a placeholder: a signature goes stale in 5 minutes, so the replay signs it anew.
+const INTENT: &str = "pi_3QWebhookSample0001";
+const SIGNATURE: &str = "t=1795687200,v1=0000000000000000000000000000000000000000000000000000000000000000";
 /// The register sample's address, replaced by a fresh one: the login sample's user has it.
 const NEW_EMAIL: &str = "Ada@Example.com";
 
@@ -254,6 +259,25 @@ impl Replay {
         let store = payment::store::dynamo::DynamoStore::new(self.table("PaymentTable"));
         let payment = store.get(payment_id).await.unwrap().unwrap_or_else(|| panic!("no payment {payment_id}"));
         serde_json::to_value(payment.payment.status).unwrap().as_str().unwrap().to_owned()
+    }
+
+    /// The webhook sample about `payment_id` (its own PaymentIntent), signed now with the
+    /// stack's webhook secret as Stripe signs (localstripe's own deliveries are signed so too).
+    async fn stripe_webhook(&mut self, payment_id: &str) -> Answer {
+        let store = payment::store::dynamo::DynamoStore::new(self.table("PaymentTable"));
+        let stored = store.get(payment_id).await.unwrap().unwrap_or_else(|| panic!("no payment {payment_id}"));
+        let intent = stored.gateway_ref.0;
+        let file = "http-post-webhooks-stripe.json";
+        let event: Value = serde_json::from_str(&self.sample(file, &[(INTENT, &intent)])).unwrap();
+        let body = event["body"].as_str().unwrap().to_owned();
+        let name = &self.local.stack.parameters["StripeSecretName"];
+        let secrets = aws_sdk_secretsmanager::Client::new(&self.config);
+        let value = secrets.get_secret_value().secret_id(name).send().await.expect("the stack's Stripe secret");
+        let keys: Value = serde_json::from_str(value.secret_string().unwrap()).unwrap();
+        let secret = keys["webhook_secret"].as_str().expect("a webhook secret");
+        let now = chrono::Utc::now().timestamp();
+        let signature = payment::handlers::webhooks::signature_header(secret, now, body.as_bytes());
+        self.http(file, "StripeWebhookFunction", &[(INTENT, &intent), (SIGNATURE, &signature)]).await
     }
 
     async fn reservation_status(&self, reservation_id: &str) -> String {
@@ -471,6 +495,11 @@ async fn every_sample_in_events_replays_against_a_seeded_stack_with_the_answer_i
     replay.sqs("sqs-order-created.json", "SettleReservationsFunction", &[]).await;
     assert_eq!(replay.reservation_status(&reservation_of(order)).await, "committed");
     replay.sqs("sqs-order-created.json", "SettlePaymentsFunction", &[]).await;
+    assert_eq!(replay.payment_status(payment).await, "settled");
+    // Stripe's word on that capture, after settlement recorded it: nothing left to change.
+    let webhook = replay.stripe_webhook(payment).await;
+    assert_eq!((webhook.status, &webhook.body), (200, &json!({"received": true, "outcome": "unchanged"})));
+    assert_eq!(webhook.headers["x-correlation-id"], "c-sample-webhook");
     assert_eq!(replay.payment_status(payment).await, "settled");
     replay.sqs("sqs-payment-completed.json", "ApplyPaymentsFunction", &[]).await;
     assert_eq!(replay.order_status(order).await, "paid");

@@ -1,7 +1,8 @@
 //! `POST /internal/payments/authorize (IAM)`.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    let store = payment::store::dynamo::DynamoStore::from_env(&shared::config::start().await)?;
-    let gateway = payment::clients::SandboxGateway;
+    let sdk = shared::config::start().await;
+    let store = payment::store::dynamo::DynamoStore::from_env(&sdk)?;
+    let gateway = payment::clients::stripe::StripeGateway::from_env(&sdk)?;
     shared::http::run(|request| payment::handlers::internal::authorize(&store, &gateway, request)).await
 }

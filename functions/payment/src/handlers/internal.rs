@@ -9,7 +9,7 @@ use shared::metrics::{self, Metric};
 use shared::{CURRENCY, Problem, Reply};
 
 use super::shown;
-use crate::clients::{GatewayDown, PaymentGateway, Refusal};
+use crate::clients::{Authorization, GatewayDown, PaymentGateway, Refusal};
 use crate::domain::{Operation, Payment, PaymentStatus, fingerprint, gateway_key, validate};
 use crate::moves::{self, Move, MoveError};
 use crate::store::{KeyOutcome, PaymentStore, StoredPayment};
@@ -19,13 +19,16 @@ fn gateway_down(error: GatewayDown) -> Problem {
     Problem::unavailable("the payment gateway did not answer; nothing was captured. Try again with the same key")
 }
 
-fn declined(reason: &str) -> Problem {
+/// A decline, with the provider's decline code (`generic_decline`, `insufficient_funds`, ...)
+/// as its `decline_code`.
+fn declined(decline_code: &str) -> Problem {
     Problem::new(
         StatusCode::PAYMENT_REQUIRED,
         "payment-declined",
         "Payment declined",
-        format!("the payment was declined: {reason}"),
+        format!("the payment was declined: {decline_code}"),
     )
+    .with("decline_code", decline_code)
 }
 
 /// The payment an earlier request with this key authorized, if it still holds money: a
@@ -64,8 +67,8 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
     };
     // Twice at most: a request that loses the race to record the outcome answers with it.
     for _ in 0..2 {
-        let (claimed, payment_id) = match store.claim_key(key, &fresh).await? {
-            None => (fresh.clone(), fresh_id.clone()),
+        let (claimed, payment_id, resumed) = match store.claim_key(key, &fresh).await? {
+            None => (fresh.clone(), fresh_id.clone(), false),
             Some(earlier) if earlier.fingerprint() != fingerprint => {
                 return Err(Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -79,13 +82,20 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
             // Claimed by a request whose answer was lost, or that still runs: resume it. The
             // gateway key is the payment id's, so this is the same authorization.
             Some(KeyOutcome::Pending { since, payment_id, fingerprint }) => {
-                (KeyOutcome::Pending { since, payment_id: payment_id.clone(), fingerprint }, payment_id)
+                (KeyOutcome::Pending { since, payment_id: payment_id.clone(), fingerprint }, payment_id, true)
             }
         };
         let authorize_key = gateway_key(&payment_id, Operation::Authorize);
         // Down: the claim stays, and the retry resumes it under the same key.
-        let answer =
-            gateway.authorize(&authorize_key, &ask.payment_token, ask.amount_cents).await.map_err(gateway_down)?;
+        let charge = Authorization {
+            payment_id: &payment_id,
+            order_id: &ask.order_id,
+            token: &ask.payment_token,
+            amount_cents: ask.amount_cents,
+            currency: CURRENCY,
+            resumed,
+        };
+        let answer = gateway.authorize(&authorize_key, &charge).await.map_err(gateway_down)?;
         let (outcome, stored, reply) = match answer {
             Ok(gateway_ref) => {
                 let now = chrono::Utc::now();
@@ -156,7 +166,7 @@ pub async fn void<S: PaymentStore, G: PaymentGateway>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clients::SandboxGateway;
+    use crate::clients::Fake;
     use crate::handlers::payments::get;
     use crate::store::memory::MemoryStore;
     use shared::events::Role;
@@ -170,7 +180,7 @@ mod tests {
     #[tokio::test]
     async fn the_same_key_authorizes_once() {
         let store = MemoryStore::default();
-        let handler = |r| authorize(&store, &SandboxGateway, r);
+        let handler = |r| authorize(&store, &Fake, r);
         let first = call(&handler, sample("http-post-internal-authorize.json")).await;
         assert_eq!(first.status(), 201);
         let again = call(&handler, sample("http-post-internal-authorize.json")).await;
@@ -182,7 +192,7 @@ mod tests {
     #[tokio::test]
     async fn a_key_reused_for_another_request_is_422() {
         let store = MemoryStore::default();
-        let handler = |r| authorize(&store, &SandboxGateway, r);
+        let handler = |r| authorize(&store, &Fake, r);
         assert_eq!(call(&handler, ask("k", "tok_visa")).await.status(), 201);
         let reused = call(&handler, ask("k", "tok_mastercard")).await;
         assert_eq!(reused.status(), 422);
@@ -193,11 +203,11 @@ mod tests {
     #[tokio::test]
     async fn a_voided_authorization_is_not_replayed_as_success() {
         let store = MemoryStore::default();
-        let handler = |r| authorize(&store, &SandboxGateway, r);
+        let handler = |r| authorize(&store, &Fake, r);
         let payment = body(&call(&handler, ask("k", "tok_visa")).await);
         let id = payment["payment_id"].as_str().unwrap();
         let voiding = with_path(sample("http-post-internal-void.json"), "payment_id", id);
-        assert_eq!(call(&|r| void(&store, &SandboxGateway, r), voiding).await.status(), 200);
+        assert_eq!(call(&|r| void(&store, &Fake, r), voiding).await.status(), 200);
         let again = call(&handler, ask("k", "tok_visa")).await;
         assert_eq!(again.status(), 409, "{:?}", body(&again));
         assert!(body(&again)["type"].as_str().unwrap().ends_with("/payment-not-live"));
@@ -214,19 +224,61 @@ mod tests {
         let claim =
             KeyOutcome::Pending { since: 0, payment_id: "pay_first".into(), fingerprint: fingerprint(&request) };
         assert_eq!(store.claim_key("k", &claim).await.unwrap(), None);
-        let resumed = call(&|r| authorize(&store, &SandboxGateway, r), ask("k", "tok_visa")).await;
+        let gateway = Asked::default();
+        let resumed = call(&|r| authorize(&store, &gateway, r), ask("k", "tok_visa")).await;
         assert_eq!(resumed.status(), 201);
         assert_eq!(body(&resumed)["payment_id"], "pay_first");
+        let fresh = call(&|r| authorize(&store, &gateway, r), ask("k2", "tok_visa")).await;
+        assert_eq!(fresh.status(), 201);
+        let asked = gateway.0.lock().unwrap().clone();
+        assert_eq!(asked[0], ("pay_first".to_owned(), "ord_1".to_owned(), true), "told it resumes");
+        assert_eq!(asked[1], (body(&fresh)["payment_id"].as_str().unwrap().to_owned(), "ord_1".to_owned(), false));
+    }
+
+    /// The fake gateway, noting the payment id, order id and `resumed` of each authorization.
+    #[derive(Default)]
+    struct Asked(std::sync::Mutex<Vec<(String, String, bool)>>);
+
+    impl PaymentGateway for Asked {
+        async fn authorize(
+            &self,
+            key: &str,
+            ask: &Authorization<'_>,
+        ) -> Result<Result<crate::clients::GatewayRef, Refusal>, GatewayDown> {
+            self.0.lock().unwrap().push((ask.payment_id.to_owned(), ask.order_id.to_owned(), ask.resumed));
+            Fake.authorize(key, ask).await
+        }
+        async fn void(&self, key: &str, reference: &crate::clients::GatewayRef) -> Result<(), GatewayDown> {
+            Fake.void(key, reference).await
+        }
+        async fn settle(
+            &self,
+            key: &str,
+            reference: &crate::clients::GatewayRef,
+            token: &str,
+        ) -> Result<Result<(), String>, GatewayDown> {
+            Fake.settle(key, reference, token).await
+        }
+        async fn refund(
+            &self,
+            key: &str,
+            reference: &crate::clients::GatewayRef,
+            cents: u64,
+        ) -> Result<(), GatewayDown> {
+            Fake.refund(key, reference, cents).await
+        }
     }
 
     #[tokio::test]
     async fn declines_are_402_every_time_and_bad_tokens_400() {
         let store = MemoryStore::default();
-        let handler = |r| authorize(&store, &SandboxGateway, r);
+        let handler = |r| authorize(&store, &Fake, r);
         for _ in 0..2 {
             let declined = call(&handler, ask("k-decline", "tok_chargeDeclined")).await;
             assert_eq!(declined.status(), 402);
             assert!(body(&declined)["type"].as_str().unwrap().ends_with("/payment-declined"));
+            // The second answer is the recorded decline: it keeps the code too.
+            assert_eq!(body(&declined)["decline_code"], "generic_decline");
         }
         assert_eq!(call(&handler, ask("k-bad", "tok_nope")).await.status(), 400);
     }
@@ -234,14 +286,12 @@ mod tests {
     #[tokio::test]
     async fn voids_are_idempotent_and_owners_read_their_payments() {
         let store = MemoryStore::default();
-        let payment = body(&call(&|r| authorize(&store, &SandboxGateway, r), ask("k1", "tok_visa")).await);
+        let payment = body(&call(&|r| authorize(&store, &Fake, r), ask("k1", "tok_visa")).await);
         let id = payment["payment_id"].as_str().unwrap();
         for _ in 0..2 {
-            let voided = call(
-                &|r| void(&store, &SandboxGateway, r),
-                with_path(sample("http-post-internal-void.json"), "payment_id", id),
-            )
-            .await;
+            let voided =
+                call(&|r| void(&store, &Fake, r), with_path(sample("http-post-internal-void.json"), "payment_id", id))
+                    .await;
             assert_eq!(body(&voided)["status"], "voided");
         }
         let read =

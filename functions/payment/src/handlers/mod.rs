@@ -1,8 +1,10 @@
 //! The Lambda edge of the Payment service: the internal (IAM) routes checkout calls
-//! ([`internal`]) and the owner's view of a payment ([`payments`]).
+//! ([`internal`]), the owner's view of a payment ([`payments`]), and Stripe's signed
+//! events ([`webhooks`]).
 
 pub mod internal;
 pub mod payments;
+pub mod webhooks;
 
 use shared::Problem;
 

@@ -63,7 +63,8 @@ pub struct StoredPayment {
     #[serde(flatten)]
     pub payment: Payment,
     pub gateway_ref: GatewayRef,
-    /// The sandbox token, for settlement.
+    /// The payment token as authorized; the port hands it to settle (Stripe holds the card and
+    /// ignores it, the test doubles read it).
     pub token: String,
 }
 
