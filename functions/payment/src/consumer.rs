@@ -141,8 +141,6 @@ mod tests {
     use std::time::Duration;
 
     use crate::clients::{Authorization, Fake, GatewayDown, GatewayRef, Refusal};
-    use crate::domain::Payment;
-    use crate::store::KeyOutcome;
     use crate::store::memory::MemoryStore;
     use shared::publisher::MemoryPublisher;
 
@@ -152,25 +150,7 @@ mod tests {
 
     /// A store with the sample's payment in `status`, last changed at `changed`.
     async fn store_at(token: &str, status: PaymentStatus, changed: chrono::DateTime<chrono::Utc>) -> MemoryStore {
-        let store = MemoryStore::default();
-        let now = changed;
-        let payment = Payment {
-            payment_id: "pay_01JD4S5Q2R3S4T5V6W7X8Y9Z0A".into(),
-            order_id: "ord_01JD4S6B1W2X3Y4Z5A6B7C8D9E".into(),
-            user_id: "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A".into(),
-            amount_cents: 7098,
-            currency: "USD".into(),
-            status,
-            created_at: now,
-            updated_at: now,
-        };
-        let stored = StoredPayment { payment, gateway_ref: GatewayRef("pi_test".into()), token: token.into() };
-        let payment_id = stored.payment.payment_id.clone();
-        let claim = KeyOutcome::Pending { since: 0, payment_id: payment_id.clone(), fingerprint: "f".into() };
-        assert_eq!(store.claim_key("k", &claim).await.unwrap(), None);
-        let authorized = KeyOutcome::Authorized { payment_id, fingerprint: "f".into() };
-        assert!(store.settle_key("k", &claim, &authorized, Some(&stored)).await.unwrap());
-        store
+        crate::store::memory::holding_sample(status, changed, "pi_test", token).await
     }
 
     /// The fake gateway, counting the calls that move money and taking a moment over each, so

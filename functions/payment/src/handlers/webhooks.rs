@@ -542,9 +542,6 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    use crate::clients::GatewayRef;
-    use crate::domain::Payment;
-    use crate::store::KeyOutcome;
     use crate::store::memory::MemoryStore;
     use shared::publisher::MemoryPublisher;
     use testkit::requests::{body, call, sample, with_body};
@@ -650,24 +647,7 @@ mod tests {
 
     /// A store holding the sample payment (PaymentIntent [`INTENT`]) in `status`.
     async fn store_at(status: PaymentStatus) -> MemoryStore {
-        let store = MemoryStore::default();
-        let now = chrono::Utc::now();
-        let payment = Payment {
-            payment_id: PAYMENT.into(),
-            order_id: "ord_01JD4S6B1W2X3Y4Z5A6B7C8D9E".into(),
-            user_id: "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A".into(),
-            amount_cents: 7098,
-            currency: "USD".into(),
-            status,
-            created_at: now,
-            updated_at: now,
-        };
-        let stored = StoredPayment { payment, gateway_ref: GatewayRef(INTENT.into()), token: "tok_visa".into() };
-        let claim = KeyOutcome::Pending { since: 0, payment_id: PAYMENT.into(), fingerprint: "f".into() };
-        assert_eq!(store.claim_key("k", &claim).await.unwrap(), None);
-        let authorized = KeyOutcome::Authorized { payment_id: PAYMENT.into(), fingerprint: "f".into() };
-        assert!(store.settle_key("k", &claim, &authorized, Some(&stored)).await.unwrap());
-        store
+        crate::store::memory::holding_sample(status, chrono::Utc::now(), INTENT, "tok_visa").await
     }
 
     async fn status(store: &MemoryStore) -> PaymentStatus {

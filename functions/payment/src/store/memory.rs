@@ -100,3 +100,35 @@ impl PaymentStore for MemoryStore {
         Ok(moved)
     }
 }
+
+/// The sample payment (docs' ids, 7098 cents) in `status`, last changed at `changed`, known to
+/// the provider as `gateway_ref`, held by a store as an authorization records it (under key "k"):
+/// what the consumer's and the webhook's tests start from.
+#[cfg(test)]
+pub(crate) async fn holding_sample(
+    status: crate::domain::PaymentStatus,
+    changed: chrono::DateTime<chrono::Utc>,
+    gateway_ref: &str,
+    token: &str,
+) -> MemoryStore {
+    use crate::clients::GatewayRef;
+    use crate::domain::Payment;
+    let store = MemoryStore::default();
+    let payment = Payment {
+        payment_id: "pay_01JD4S5Q2R3S4T5V6W7X8Y9Z0A".into(),
+        order_id: "ord_01JD4S6B1W2X3Y4Z5A6B7C8D9E".into(),
+        user_id: "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A".into(),
+        amount_cents: 7098,
+        currency: "USD".into(),
+        status,
+        created_at: changed,
+        updated_at: changed,
+    };
+    let payment_id = payment.payment_id.clone();
+    let stored = StoredPayment { payment, gateway_ref: GatewayRef(gateway_ref.into()), token: token.into() };
+    let claim = KeyOutcome::Pending { since: 0, payment_id: payment_id.clone(), fingerprint: "f".into() };
+    assert_eq!(store.claim_key("k", &claim).await.unwrap(), None);
+    let authorized = KeyOutcome::Authorized { payment_id, fingerprint: "f".into() };
+    assert!(store.settle_key("k", &claim, &authorized, Some(&stored)).await.unwrap());
+    store
+}
