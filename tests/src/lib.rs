@@ -190,6 +190,29 @@ pub const TOPICS: [(shared::Topic, &str); 4] = [
     (shared::Topic::InventoryEvents, "InventoryEventsTopic"),
 ];
 
+/// A new queue subscribed (raw delivery, as the services' queues) to `topics` of the served
+/// stack (logical ids): it records every event they carry. Its URL.
+pub async fn recorder(config: &aws_config::SdkConfig, api: &LocalApi, topics: &[&str]) -> String {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let sns = aws_sdk_sns::Client::new(config);
+    let name = format!("recorder-{}", ulid::Ulid::generate().to_string().to_lowercase());
+    let url = sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap();
+    let attributes =
+        sqs.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::QueueArn).send().await.unwrap();
+    let arn = attributes.attributes.unwrap()[&QueueAttributeName::QueueArn].clone();
+    for topic in topics {
+        sns.subscribe()
+            .topic_arn(api.reference(topic))
+            .protocol("sqs")
+            .endpoint(&arn)
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await
+            .unwrap();
+    }
+    url
+}
+
 /// A publisher for the topics of a stack; `arn` gives a topic's ARN from its logical id
 /// (`Stack::reference` after `provision`, `LocalApi::reference` for a served stack).
 pub fn publisher(config: &aws_config::SdkConfig, arn: impl Fn(&str) -> String) -> shared::publisher::SnsPublisher {

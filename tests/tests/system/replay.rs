@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
 use shared::Envelope;
 use shared::publisher::Publish;
@@ -60,35 +59,6 @@ async fn dump(dynamo: &aws_sdk_dynamodb::Client, api: &LocalApi) -> BTreeMap<&'s
 }
 
 const DEADLINE: Duration = Duration::from_secs(90);
-
-/// A queue subscribed (raw delivery, no filter) to every event topic of `api`'s stack.
-async fn recorder(config: &aws_config::SdkConfig, api: &LocalApi) -> String {
-    let sqs = aws_sdk_sqs::Client::new(config);
-    let sns = aws_sdk_sns::Client::new(config);
-    let name = format!("recorder-{}", ulid::Ulid::generate().to_string().to_lowercase());
-    let url = sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap();
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    for (_, topic) in system_tests::TOPICS {
-        sns.subscribe()
-            .topic_arn(api.reference(topic))
-            .protocol("sqs")
-            .endpoint(&arn)
-            .attributes("RawMessageDelivery", "true")
-            .send()
-            .await
-            .unwrap();
-    }
-    url
-}
 
 /// A seeded shuffle (xorshift): the seed is printed, so a failing order can be replayed.
 fn shuffled<T: Clone>(items: &[T], copies: impl Fn(usize) -> usize, seed: u64) -> Vec<T> {
@@ -157,7 +127,8 @@ async fn duplicated_and_shuffled_events_change_nothing_and_converge() {
     // A 2 s visibility timeout: a consumer that fails on an early event retries it soon.
     let parameters = [("QueueVisibilitySeconds", "2")];
     let shop = Shop::open(&parameters).await;
-    let recorded = recorder(&config, &shop.api).await;
+    let topics = system_tests::TOPICS.map(|(_, topic)| topic);
+    let recorded = system_tests::recorder(&config, &shop.api, &topics).await;
 
     // The in-order run: one paid order, one failed settlement, one cancel after payment.
     let seller = shop.register("seller").await;

@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use payment::handlers::webhooks::signature_header;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -48,27 +47,6 @@ async fn stripe_events(kind: &str, since: i64, is: impl Fn(&Value) -> bool) -> V
     listed["data"].as_array().into_iter().flatten().filter(|e| is(&e["data"]["object"])).cloned().collect()
 }
 
-/// A queue subscribed (raw delivery) to the stack's payment topic.
-async fn recorder(api: &LocalApi) -> (aws_sdk_sqs::Client, String) {
-    let config = emulator().await;
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let name = format!("webhooks-{}", ulid::Ulid::generate().to_string().to_lowercase());
-    let url = sqs.create_queue().queue_name(name).send().await.unwrap().queue_url.unwrap();
-    let attributes =
-        sqs.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::QueueArn).send().await.unwrap();
-    let arn = attributes.attributes.unwrap()[&QueueAttributeName::QueueArn].clone();
-    aws_sdk_sns::Client::new(&config)
-        .subscribe()
-        .topic_arn(api.reference("PaymentEventsTopic"))
-        .protocol("sqs")
-        .endpoint(&arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .unwrap();
-    (sqs, url)
-}
-
 /// POSTs `body` to the stack's webhook with `signature` (if any): status and JSON answer.
 async fn post(api: &LocalApi, body: &str, signature: Option<&str>) -> (StatusCode, String, Value) {
     let mut request = reqwest::Client::new()
@@ -93,7 +71,9 @@ async fn payment_status(shop: &Shop, customer: &User, payment_id: &str) -> Strin
 async fn forged_and_stale_webhooks_are_refused_and_real_ones_sent_again_change_nothing_twice() {
     let since = chrono::Utc::now().timestamp();
     let shop = Shop::open(&[]).await;
-    let (sqs, recorded) = recorder(&shop.api).await;
+    let config = emulator().await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let recorded = system_tests::recorder(&config, &shop.api, &["PaymentEventsTopic"]).await;
     let seller = shop.register("seller").await;
     let product = shop.product(&seller, 1299, 5).await;
     let customer = shop.register("customer").await;
