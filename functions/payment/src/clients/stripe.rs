@@ -337,6 +337,24 @@ impl StripeGateway {
         Ok(Answer { status, body, call })
     }
 
+    /// The payment id a PaymentIntent names in its metadata: `None` if it names none, or if
+    /// Stripe knows no such PaymentIntent (another account's: another stack's localstripe).
+    pub async fn payment_of(&self, id: &str) -> Result<Option<String>, GatewayDown> {
+        let answer = self.call(reqwest::Method::GET, &format!("/v1/payment_intents/{id}"), None, &[]).await?;
+        match answer.status {
+            status if status.is_success() => {
+                let named = answer.body["metadata"]["payment_id"].as_str().filter(|id| !id.is_empty());
+                Ok(named.map(str::to_owned))
+            }
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(answer.unexpected()),
+        }
+    }
+
+    pub async fn webhook_secret(&self) -> Result<String, GatewayDown> {
+        self.secrets.webhook_secret().await
+    }
+
     async fn retrieve(&self, id: &str) -> Result<PaymentIntent, GatewayDown> {
         let answer = self.call(reqwest::Method::GET, &format!("/v1/payment_intents/{id}"), None, &[]).await?;
         if !answer.status.is_success() {

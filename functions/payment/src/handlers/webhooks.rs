@@ -26,7 +26,6 @@
 //! here (a store or Stripe down) is worth Stripe's retry.
 
 use std::future::Future;
-use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
 use lambda_http::Request;
@@ -35,17 +34,16 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use shared::config::{self, ConfigError};
+use shared::config::ConfigError;
 use shared::events::{Event, PaymentCompleted, PaymentFailed, PaymentRefunded};
 use shared::http::correlation_id;
 use shared::metrics::{self, Metric};
 use shared::outbox::deliver;
 use shared::publisher::Publish;
 use shared::{CorrelationId, Envelope, Problem, Reply};
-use tokio::sync::OnceCell;
 
 use crate::clients::GatewayDown;
-use crate::clients::stripe::{DEFAULT_API_BASE, StripeSecrets};
+use crate::clients::stripe::{StripeGateway, StripeSecrets};
 use crate::domain::PaymentStatus;
 use crate::store::{PaymentStore, StoreError, StoredPayment};
 
@@ -470,35 +468,26 @@ fn invalid_signature(why: BadSignature) -> Problem {
 // ---------------------------------------------------------------------------------------
 // Stripe
 
-/// One call to Stripe, the whole exchange: the function has 10 s.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-const CALL_TIMEOUT: Duration = Duration::from_millis(2500);
-
-/// Stripe as the webhook reads it: the secret of [`StripeSecrets`] and one GET of a
-/// PaymentIntent (`STRIPE_API_BASE`, localstripe on the local stack), for the charges and
-/// disputes that name no payment themselves.
-pub struct StripeProvider {
-    api_base: String,
-    secrets: StripeSecrets,
-    /// Built on first use: most events name their payment and never call Stripe.
-    http: OnceCell<reqwest::Client>,
-}
+/// Stripe as the webhook reads it: the secret of [`StripeSecrets`] and, for the charges and
+/// disputes that name no payment themselves, their PaymentIntent read through the adapter's
+/// own client (`STRIPE_API_BASE`, localstripe on the local stack).
+pub struct StripeProvider(StripeGateway);
 
 impl StripeProvider {
     /// `STRIPE_API_BASE` (default Stripe's) and the secret named by `STRIPE_SECRET_NAME`;
     /// nothing is fetched yet.
     pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        Ok(Self::new(&config::optional("STRIPE_API_BASE", DEFAULT_API_BASE), StripeSecrets::from_env(sdk)?))
+        Ok(Self(StripeGateway::from_env(sdk)?))
     }
 
     pub fn new(api_base: &str, secrets: StripeSecrets) -> Self {
-        Self { api_base: api_base.trim_end_matches('/').to_owned(), secrets, http: OnceCell::new() }
+        Self(StripeGateway::new(api_base, std::sync::Arc::new(secrets)))
     }
 }
 
 impl Provider for StripeProvider {
     async fn webhook_secret(&self) -> Result<String, GatewayDown> {
-        self.secrets.webhook_secret().await
+        self.0.webhook_secret().await
     }
 
     async fn payment_of(&self, payment_intent: &str) -> Result<Option<String>, GatewayDown> {
@@ -509,31 +498,7 @@ impl Provider for StripeProvider {
         if !id_like || payment_intent.len() > 255 {
             return Ok(None);
         }
-        let call = format!("GET /v1/payment_intents/{payment_intent}");
-        let down = |why: String| GatewayDown(format!("{call}: {why}"));
-        let http = self
-            .http
-            .get_or_try_init(|| async {
-                reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).timeout(CALL_TIMEOUT).build()
-            })
-            .await
-            .map_err(|e| down(e.to_string()))?;
-        let key = self.secrets.secret_key().await?;
-        let response = http
-            .get(format!("{}/v1/payment_intents/{payment_intent}", self.api_base))
-            .bearer_auth(key)
-            .send()
-            .await
-            .map_err(|e| down(e.to_string()))?;
-        match response.status() {
-            status if status.is_success() => {
-                let intent: Value = response.json().await.map_err(|e| down(e.to_string()))?;
-                Ok(payment_id_in(&intent["metadata"]).map(str::to_owned))
-            }
-            // Not this account's (another stack's localstripe, or live and test keys mixed).
-            StatusCode::NOT_FOUND => Ok(None),
-            status => Err(down(format!("answered {status}"))),
-        }
+        self.0.payment_of(payment_intent).await
     }
 }
 
