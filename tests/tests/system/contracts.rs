@@ -198,3 +198,21 @@ fn packaging_points_every_function_at_its_binarys_zip() {
     }
     let _ = std::fs::remove_dir_all(scratch);
 }
+
+/// `shared::http::trim_blank` (which the services use to refuse a blank name or category) calls
+/// white space exactly what the schema's `pattern: \S` does, as a JSON Schema validator reads
+/// it (ECMA-262 `\s`): one of them refusing what the other accepts is a schema-valid request
+/// refused, or a schema-invalid one stored.
+#[test]
+fn blank_is_what_the_schemas_pattern_calls_white_space() {
+    let openapi = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/openapi.yaml")).unwrap();
+    assert!(openapi.contains(r"pattern: '\S'"), "openapi.yaml refuses blank texts with pattern \\S");
+    let not_blank = jsonschema::validator_for(&serde_json::json!({"type": "string", "pattern": r"\S"})).unwrap();
+    let differ: Vec<String> = (0..=0xffff_u32)
+        .filter_map(char::from_u32)
+        .map(String::from)
+        .filter(|text| not_blank.is_valid(&serde_json::json!(text)) == shared::http::trim_blank(text).is_empty())
+        .map(|text| format!("U+{:04X}", u32::from(text.chars().next().unwrap())))
+        .collect();
+    assert!(differ.is_empty(), "the schema and trim_blank disagree on {differ:?}");
+}

@@ -200,6 +200,8 @@ async fn run(api_url: &str, user: &User, name: &str, extra: &[&str], scratch: &P
         .arg(&report)
         .arg("--no-color")
         .args(extra)
+        // A failure's log names its seed; SCHEMATHESIS_SEED replays it.
+        .args(std::env::var("SCHEMATHESIS_SEED").map(|seed| vec!["--seed".to_owned(), seed]).unwrap_or_default())
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log).unwrap())
         .stderr(std::fs::File::create(scratch.join(format!("{name}.stderr"))).unwrap());
