@@ -222,6 +222,9 @@ pub(crate) mod fakes {
         /// Orders stored whose answer is then lost (a timeout after the write), this many times.
         pub(crate) order_answers_lost: AtomicU32,
         pub(crate) slow_payment: AtomicBool,
+        /// The token each payment key was first asked with: the payment service refuses a key
+        /// asked again with another request (422).
+        tokens: Mutex<HashMap<String, String>>,
     }
 
     fn down(service: &str) -> CallError {
@@ -293,6 +296,13 @@ pub(crate) mod fakes {
             if self.slow_payment.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(400)).await;
             }
+            let mut tokens = self.tokens.lock().unwrap();
+            let first = tokens.entry(request.idempotency_key.clone()).or_insert_with(|| request.payment_token.clone());
+            if *first != request.payment_token {
+                let body = "this idempotency_key was used for another request".to_owned();
+                return Err(CallError::Unexpected { service: "payment".into(), status: 422, body });
+            }
+            drop(tokens);
             if request.payment_token == "tok_chargeDeclined" {
                 let declined =
                     Problem::new(StatusCode::PAYMENT_REQUIRED, "payment-declined", "Payment declined", "declined");

@@ -92,7 +92,7 @@ pub async fn run<S: PaymentStore, G: PaymentGateway>(
             }
         } else if status != claimed {
             return Err(MoveError::Elsewhere(status));
-        } else if stored.payment.updated_at + CLAIM_LEASE > chrono::Utc::now() {
+        } else if stored.payment.updated_at + CLAIM_LEASE > store.now() {
             return Err(MoveError::InProgress(status));
         }
         let key = gateway_key(payment_id, operation);

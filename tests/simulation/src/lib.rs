@@ -5,7 +5,8 @@
 //! builds the `lambda_http::Request`s the internal routes get (as `testkit::requests` does)
 //! and hands them to `payment::handlers::internal::{authorize, void}`,
 //! `seller::handlers::inventory::{lookup, reserve, release}`,
-//! `order::handlers::internal::{create, abandon}`, reading their answers as
+//! `order::handlers::internal::{create, abandon}` (and Stripe's webhooks to
+//! `payment::handlers::webhooks::receive`), reading their answers as
 //! `cart::clients::HttpDownstream` does. The events they publish go to a simulated bus
 //! that feeds the real consumers (`payment::consumer`, `order::consumer`,
 //! `seller::consumer`, `cart::consumer`); what is left in an outbox is relayed with
@@ -30,7 +31,13 @@
 //! - A publish may fail before (the event stays in the outbox) or after it went out (it is
 //!   relayed again: a duplicate). Every event reaches each queue subscribed to it 1-3 times
 //!   and is taken out in a random order by two consumers running beside the checkouts; a
-//!   consumer error puts it back, for a later delivery.
+//!   consumer error puts it back, visible again after the queues' visibility timeout.
+//! - The payment provider is the real Stripe adapter (`payment::clients::stripe`) over a
+//!   model of Stripe's API ([`stripe`]): idempotency keys honoured or, drawn per schedule,
+//!   ignored as localstripe does; its calls fail before or after their effect; its webhooks
+//!   reach the real `POST /webhooks/stripe`, signed, 1-2 times, late and in any order, and
+//!   come again after a 5xx. The payment store runs on the simulation's clock, so claims go
+//!   stale as it advances; the reconciler's runs are an hour apart.
 //!
 //! Then, once quiet, [`Sim::check`] checks the invariants (see there). A failure names its
 //! invariant and the seed; `SIM_SEED=<n> cargo test -p money-simulation` replays exactly that
@@ -48,7 +55,7 @@ use cart::store::CartStore;
 use chrono::{DateTime, Utc};
 use lambda_http::Request;
 use order::store::{Abandon, OrderStore, StoredOrder};
-use payment::clients::{Authorization as Charge, GatewayDown, GatewayRef, PaymentGateway, Refusal};
+use payment::clients::GatewayDown;
 use payment::domain::PaymentStatus;
 use payment::store::{PaymentStore, StoredPayment};
 use seller::domain::{NewProduct, ProductChanges, Reservation, ReservationStatus};
@@ -342,81 +349,23 @@ impl OrderStore for Orders {
 }
 
 // ---------------------------------------------------------------------------------------
-// The payment provider: a sandbox of docs/api.md's test tokens, with a log of the calls that
-// move money; the one the consumers use takes a moment over each call, so that they interleave.
+// The payment provider: the real Stripe adapter over a model of Stripe (stripe.rs).
 
-/// The provider's test mode as docs/api.md lists it (and Stripe's test mode does):
-/// `tok_visa` and `tok_mastercard` authorize, `tok_chargeDeclined` is declined,
-/// `tok_settlementFails` authorizes and its capture is refused; any other token is invalid.
-/// Its references derive from the key, so an authorization asked again is the same one, as
-/// with a provider that honours idempotency keys.
-#[derive(Debug, Default, Clone)]
-pub struct SandboxGateway;
+pub mod stripe;
 
-impl PaymentGateway for SandboxGateway {
-    async fn authorize(&self, key: &str, ask: &Charge<'_>) -> Result<Result<GatewayRef, Refusal>, GatewayDown> {
-        Ok(match ask.token {
-            "tok_visa" | "tok_mastercard" | "tok_settlementFails" => {
-                Ok(GatewayRef(format!("sandbox:{}:{key}", ask.token)))
-            }
-            "tok_chargeDeclined" => Err(Refusal::Declined("generic_decline".into())),
-            _ => Err(Refusal::InvalidToken),
-        })
+type Gateway = payment::clients::stripe::StripeGateway<stripe::Stripe>;
+
+/// The webhook's view of the provider: the model's signing secret, and PaymentIntents read
+/// through the adapter.
+struct WebhookProvider<'a>(&'a Gateway);
+
+impl payment::handlers::webhooks::Provider for WebhookProvider<'_> {
+    async fn webhook_secret(&self) -> Result<String, GatewayDown> {
+        Ok(stripe::WEBHOOK_SECRET.to_owned())
     }
 
-    async fn void(&self, _key: &str, _reference: &GatewayRef) -> Result<(), GatewayDown> {
-        Ok(())
-    }
-
-    async fn settle(
-        &self,
-        _key: &str,
-        _reference: &GatewayRef,
-        token: &str,
-    ) -> Result<Result<(), String>, GatewayDown> {
-        Ok(if token == "tok_settlementFails" { Err("charge_expired_for_capture".into()) } else { Ok(()) })
-    }
-
-    async fn refund(&self, _key: &str, _reference: &GatewayRef, _amount_cents: u64) -> Result<(), GatewayDown> {
-        Ok(())
-    }
-}
-
-pub struct Gateway {
-    rng: Option<Mutex<Rng>>,
-    calls: Mutex<Vec<String>>,
-}
-
-impl Gateway {
-    async fn pause(&self) {
-        let ms = self.rng.as_ref().map_or(0, |rng| lock(rng).below(4));
-        if ms > 0 {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
-    }
-}
-
-impl PaymentGateway for Gateway {
-    async fn authorize(&self, key: &str, ask: &Charge<'_>) -> Result<Result<GatewayRef, Refusal>, GatewayDown> {
-        SandboxGateway.authorize(key, ask).await
-    }
-
-    async fn void(&self, key: &str, reference: &GatewayRef) -> Result<(), GatewayDown> {
-        self.pause().await;
-        lock(&self.calls).push(key.to_owned());
-        SandboxGateway.void(key, reference).await
-    }
-
-    async fn settle(&self, key: &str, reference: &GatewayRef, token: &str) -> Result<Result<(), String>, GatewayDown> {
-        self.pause().await;
-        lock(&self.calls).push(key.to_owned());
-        SandboxGateway.settle(key, reference, token).await
-    }
-
-    async fn refund(&self, key: &str, reference: &GatewayRef, amount_cents: u64) -> Result<(), GatewayDown> {
-        self.pause().await;
-        lock(&self.calls).push(key.to_owned());
-        SandboxGateway.refund(key, reference, amount_cents).await
+    async fn payment_of(&self, payment_intent: &str) -> Result<Option<String>, GatewayDown> {
+        self.0.payment_of(payment_intent).await
     }
 }
 
@@ -433,6 +382,10 @@ enum Queue {
 
 const QUEUES: [Queue; 4] = [Queue::Payment, Queue::Order, Queue::Seller, Queue::Cart];
 
+/// How long a message a consumer failed stays invisible (template.yaml's
+/// QueueVisibilitySeconds); also how long Stripe waits before it sends a webhook again.
+const VISIBILITY: Duration = Duration::from_secs(60);
+
 /// The queues subscribed to an event type (template.yaml's filter policies).
 fn subscribers(event_type: &str) -> &'static [Queue] {
     match event_type {
@@ -443,11 +396,14 @@ fn subscribers(event_type: &str) -> &'static [Queue] {
     }
 }
 
+/// A message in a queue: the event, its deliveries so far, and when it is next visible.
+type Message = (Envelope, u32, tokio::time::Instant);
+
 pub struct Bus {
     rng: Mutex<Rng>,
     /// Percent of publishes that fail (half before, half after the event went out).
     failures: AtomicUsize,
-    queues: Mutex<BTreeMap<Queue, Vec<(Envelope, u32)>>>,
+    queues: Mutex<BTreeMap<Queue, Vec<Message>>>,
     /// Every event that went out, as often as it went out.
     log: Mutex<Vec<Envelope>>,
 }
@@ -469,7 +425,7 @@ impl Publish for Bus {
             };
             let waiting = queues.entry(*queue).or_default();
             for _ in 0..copies {
-                waiting.push((envelope.clone(), 0));
+                waiting.push((envelope.clone(), 0, tokio::time::Instant::now()));
             }
         }
         lock(&self.log).push(envelope.clone());
@@ -544,6 +500,10 @@ pub struct Stats {
     pub held_authorizations: u64,
     pub reconciled: u64,
     pub deliveries: u64,
+    /// Webhook deliveries (duplicates and retries included).
+    pub webhooks: u64,
+    /// Schedules whose provider ignored idempotency keys (localstripe's way).
+    pub keys_ignored: u64,
     pub redeliveries: u64,
 }
 
@@ -562,6 +522,8 @@ impl Stats {
         self.held_authorizations += other.held_authorizations;
         self.reconciled += other.reconciled;
         self.deliveries += other.deliveries;
+        self.webhooks += other.webhooks;
+        self.keys_ignored += other.keys_ignored;
         self.redeliveries += other.redeliveries;
     }
 }
@@ -588,10 +550,9 @@ pub struct Sim {
     catalogue: Catalogue,
     orders: Orders,
     bus: Bus,
-    /// The provider as the payment routes (authorize, void) call it.
-    provider: Gateway,
-    /// The provider as the settlement consumer calls it.
-    settler: Gateway,
+    /// The provider, as the payment routes (authorize, void), the settlement consumer and the
+    /// webhook reach it.
+    stripe: Gateway,
     /// (product id, initial stock).
     products: Vec<(String, u32)>,
     intents: Mutex<Vec<Intent>>,
@@ -626,7 +587,7 @@ impl Sim {
             queues: Mutex::new(BTreeMap::new()),
             log: Mutex::new(Vec::new()),
         };
-        let settler = Gateway { rng: Some(Mutex::new(rng.fork())), calls: Mutex::new(Vec::new()) };
+        let stripe = Gateway::over(stripe::Stripe::new(rng.fork(), weather.calls / 2));
         let products = (0..1 + rng.below(3)).map(|i| (format!("prd_sim{i}"), rng.below(4) as u32)).collect();
         Sim {
             rng: Mutex::new(rng),
@@ -635,12 +596,11 @@ impl Sim {
             stats: Mutex::new(Stats::default()),
             violations: Mutex::new(Vec::new()),
             carts: Carts::default(),
-            payments: Default::default(),
+            payments: payment::store::memory::MemoryStore::on_tokio_clock(),
             catalogue: Catalogue::default(),
             orders: Orders::default(),
             bus,
-            provider: Gateway { rng: None, calls: Mutex::new(Vec::new()) },
-            settler,
+            stripe,
             products,
             intents: Mutex::new(Vec::new()),
             customers_done: AtomicBool::new(false),
@@ -717,6 +677,9 @@ impl Sim {
             Fault::Pass | Fault::After => {}
         }
         let (status, body) = answer(handler, request).await;
+        if status >= 409 && service == "payment" {
+            self.note(|_| format!("  {what}: {status} {}", body["detail"]));
+        }
         if let Fault::After = fault {
             tokio::time::sleep(Duration::from_millis(1 + self.below(5))).await;
             return Err(unavailable(service, "timed out after the request was sent"));
@@ -750,7 +713,7 @@ impl Downstream for Sim {
 
     async fn authorize(&self, ask: &AuthorizeRequest, _: &CorrelationId) -> Result<Authorization, CallError> {
         let request = with_body(sample("http-post-internal-authorize.json"), &json!(ask));
-        let handler = |r| payment::handlers::internal::authorize(&self.payments, &self.provider, r);
+        let handler = |r| payment::handlers::internal::authorize(&self.payments, &self.stripe, r);
         self.call("payment", "authorize", handler, request, |status, body| match status {
             200 | 201 => match serde_json::from_value::<Authorized>(body.clone()) {
                 Ok(Authorized { payment_id }) => Ok(Authorization::Authorized { payment_id }),
@@ -765,7 +728,7 @@ impl Downstream for Sim {
 
     async fn void(&self, payment_id: &str, _: &CorrelationId) -> Result<(), CallError> {
         let request = testkit::requests::with_path(sample("http-post-internal-void.json"), "payment_id", payment_id);
-        let handler = |r| payment::handlers::internal::void(&self.payments, &self.provider, r);
+        let handler = |r| payment::handlers::internal::void(&self.payments, &self.stripe, r);
         self.call("payment", "void", handler, request, |status, body| {
             if (200..300).contains(&status) { Ok(()) } else { Err(unexpected("payment", status, body)) }
         })
@@ -990,7 +953,7 @@ impl Sim {
 
     async fn deliver(&self, queue: Queue, envelope: Envelope) -> Result<(), String> {
         match queue {
-            Queue::Payment => payment::consumer::handle(&self.payments, &self.settler, &self.bus, envelope)
+            Queue::Payment => payment::consumer::handle(&self.payments, &self.stripe, &self.bus, envelope)
                 .await
                 .map_err(|e| e.to_string()),
             Queue::Order => order::consumer::handle(&self.orders, &self.bus, envelope).await.map_err(|e| e.to_string()),
@@ -1017,27 +980,51 @@ impl Sim {
         empty
     }
 
-    /// One delivery of a message picked at random, or a relay run; false if nothing was waiting.
+    /// One delivery of a message or a webhook picked at random among those visible, or a
+    /// relay run; if only messages and webhooks not visible yet wait, a wait for the first
+    /// of them. False if nothing was waiting.
     async fn step(&self) -> bool {
+        let now = tokio::time::Instant::now();
+        if self.chance(25)
+            && let Some(event) = self.stripe.transport().take_webhook()
+        {
+            self.webhook(event).await;
+            return true;
+        }
         let picked = {
             let mut queues = lock(&self.bus.queues);
-            let waiting: Vec<Queue> =
-                QUEUES.into_iter().filter(|q| queues.get(q).is_some_and(|m| !m.is_empty())).collect();
-            if waiting.is_empty() || self.chance(10) {
+            let visible: Vec<(Queue, usize)> = QUEUES
+                .into_iter()
+                .flat_map(|q| {
+                    let messages = queues.get(&q).map_or(&[][..], Vec::as_slice);
+                    (0..messages.len()).filter(move |&i| messages[i].2 <= now).map(move |i| (q, i))
+                })
+                .collect();
+            if visible.is_empty() || self.chance(10) {
                 None
             } else {
-                let queue = waiting[self.below(waiting.len() as u64) as usize];
-                let messages = queues.get_mut(&queue).expect("a waiting queue");
-                let at = self.below(messages.len() as u64) as usize;
-                Some((queue, messages.swap_remove(at)))
+                let (queue, at) = visible[self.below(visible.len() as u64) as usize];
+                Some((queue, queues.get_mut(&queue).expect("a waiting queue").swap_remove(at)))
             }
         };
-        let Some((queue, (envelope, tries))) = picked else {
-            if self.outboxes_empty().await {
-                return !lock(&self.bus.queues).values().all(Vec::is_empty);
+        let Some((queue, (envelope, tries, _))) = picked else {
+            if let Some(event) = self.stripe.transport().take_webhook() {
+                self.webhook(event).await;
+                return true;
             }
-            self.relay().await;
-            return true;
+            if !self.outboxes_empty().await {
+                self.relay().await;
+                return true;
+            }
+            let next = lock(&self.bus.queues).values().flatten().map(|m| m.2).min();
+            let next = [next, self.stripe.transport().next_webhook()].into_iter().flatten().min();
+            return match next {
+                Some(at) => {
+                    tokio::time::sleep_until(at.max(now + Duration::from_millis(1))).await;
+                    true
+                }
+                None => false,
+            };
         };
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         self.stat(|s| s.deliveries += 1);
@@ -1066,11 +1053,39 @@ impl Sim {
                     serde_json::to_string(&envelope.event).unwrap_or_default()
                 ));
             } else {
-                lock(&self.bus.queues).entry(queue).or_default().push((envelope, tries + 1));
+                // Back in the queue once its visibility timeout is over.
+                let visible = tokio::time::Instant::now() + VISIBILITY;
+                lock(&self.bus.queues).entry(queue).or_default().push((envelope, tries + 1, visible));
             }
         }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         true
+    }
+
+    /// Stripe delivers a webhook event to `POST /webhooks/stripe` (the real handler), signed
+    /// now; one it does not take (a 5xx) comes again later.
+    async fn webhook(&self, event: Value) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.stat(|s| s.webhooks += 1);
+        let body = event.to_string();
+        let mut request = testkit::requests::with_body(sample("http-post-webhooks-stripe.json"), &body);
+        let signature = payment::handlers::webhooks::signature_header(
+            stripe::WEBHOOK_SECRET,
+            Utc::now().timestamp(),
+            body.as_bytes(),
+        );
+        request.headers_mut().insert("stripe-signature", signature.parse().expect("a header value"));
+        let provider = WebhookProvider(&self.stripe);
+        let handler = |r| payment::handlers::webhooks::receive(&self.payments, &provider, &self.bus, r);
+        let (status, answer) = answer(handler, request).await;
+        let about = event["data"]["object"]["id"].as_str().unwrap_or_default().to_owned();
+        self.note(|_| format!("  webhook {} {about}: {status} {}", event["type"], answer["outcome"]));
+        match status {
+            200 => {}
+            500.. => self.stripe.transport().retry_webhook(event, VISIBILITY),
+            _ => self.violation(format!("[4 events] a signed webhook {event} was answered {status} {answer}")),
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// A consumer beside the checkouts, until they are done and nothing is left.
@@ -1100,11 +1115,14 @@ impl Sim {
     async fn reconcile_abandoned_checkouts(&self) {
         let abandon_after = chrono::Duration::minutes(15);
         for run in 0..4 {
-            // Each run an hour after the last: what a run left abandoning is stale again.
+            // Each run an hour after the last: what a run left abandoning is stale again, and
+            // so is a payment's claim whose holder lost the provider's answer.
             let later = Utc::now() + chrono::Duration::days(1) + chrono::Duration::hours(run);
+            tokio::time::sleep(Duration::from_secs(3600)).await;
             if run == 3 {
                 lock(&self.weather).on = false;
                 self.bus.failures.store(0, Ordering::SeqCst);
+                self.stripe.transport().calm();
             }
             match cart::reconcile::reconcile(&self.carts, self, later, abandon_after).await {
                 Ok(report) => {
@@ -1127,8 +1145,10 @@ impl Sim {
     ///    customer saw has its order stored, with the same order_id;
     /// 2. money: the payments settled add up to the orders paid, each settled payment is
     ///    its paid order's; every other payment is voided, failed or refunded, except
-    ///    authorizations of checkouts still open (after the reconciler: none); no payment
-    ///    both captured and voided at the provider;
+    ///    authorizations of checkouts still open (after the reconciler: none); at the
+    ///    provider, each payment's PaymentIntent is in the state its record says (settled:
+    ///    captured; refunded: captured and refunded; voided or failed: canceled) and no other
+    ///    PaymentIntent holds or took money;
     /// 3. stock: for each product, its initial stock is what the catalogue holds plus the
     ///    units of committed reservations of live orders plus held reservations (of open
     ///    checkouts only; after the reconciler: none);
@@ -1274,15 +1294,48 @@ impl Sim {
                 )),
             }
         }
-        let calls: Vec<String> =
-            lock(&self.provider.calls).iter().chain(lock(&self.settler.calls).iter()).cloned().collect();
-        for id in payments.keys() {
-            let did = |op: &str| calls.contains(&format!("{id}:{op}"));
-            if did("capture") && did("void") {
-                broken.push(format!("[2 money] payment {id} was both captured and voided at the provider"));
+        // At the provider: each payment's PaymentIntent is where its record says, and no
+        // PaymentIntent holds or took money that no payment records.
+        let intents = self.stripe.transport().intents();
+        for intent in &intents {
+            let recorded = payments.get(&intent.payment_id).filter(|p| p.gateway_ref.0 == intent.id);
+            let Some(stored) = recorded else {
+                if intent.holds_money() {
+                    broken.push(format!(
+                        "[2 money: provider] PaymentIntent {} ({} cents, for {}) is {} and no payment records it{}",
+                        intent.id,
+                        intent.amount,
+                        intent.payment_id,
+                        intent.status,
+                        if self.stripe.transport().honours_keys { "" } else { " (keys ignored)" },
+                    ));
+                }
+                continue;
+            };
+            let agrees = match stored.payment.status {
+                PaymentStatus::Authorized => intent.status == "requires_capture",
+                PaymentStatus::Settled => intent.status == "succeeded" && !intent.refunded,
+                PaymentStatus::Refunded => intent.status == "succeeded" && intent.refunded,
+                PaymentStatus::Voided | PaymentStatus::Failed => intent.status == "canceled",
+                _ => false,
+            };
+            if !agrees {
+                broken.push(format!(
+                    "[2 money: provider] payment {} is {:?}, its PaymentIntent {} {}{}",
+                    intent.payment_id,
+                    stored.payment.status,
+                    intent.id,
+                    intent.status,
+                    if intent.refunded { " and refunded" } else { "" },
+                ));
             }
-            if did("refund") && !did("capture") {
-                broken.push(format!("[2 money] payment {id} was refunded at the provider, never captured"));
+        }
+        for (id, stored) in &payments {
+            if !intents.iter().any(|i| i.id == stored.gateway_ref.0 && &i.payment_id == id) {
+                broken.push(format!(
+                    "[2 money: provider] payment {id}'s PaymentIntent {} is not at the provider",
+                    stored.gateway_ref.0
+                ));
             }
         }
         self.stat(|s| s.held_authorizations += held);
@@ -1408,6 +1461,9 @@ impl Sim {
         if !lock(&self.bus.queues).values().all(Vec::is_empty) || !self.outboxes_empty().await {
             broken.push("[4 events] messages left in a queue or an outbox".into());
         }
+        if self.stripe.transport().webhooks_waiting() {
+            broken.push("[4 events] webhooks left undelivered".into());
+        }
 
         // After the reconciler: nothing open.
         if reconciled {
@@ -1443,6 +1499,10 @@ impl Sim {
     }
 
     async fn schedule(&self) {
+        if !self.stripe.transport().honours_keys {
+            self.stat(|s| s.keys_ignored += 1);
+        }
+        self.note(|_| format!("provider honours idempotency keys: {}", self.stripe.transport().honours_keys));
         self.schedule_products().await;
         let customers = 1 + self.below(3) as usize;
         let shoppers = async {
@@ -1476,8 +1536,12 @@ async fn futures_join_all<F: Future<Output = ()>>(futures: Vec<F>) {
 pub fn run(seed: u64) -> Outcome {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("a runtime");
-    let sim = Sim::new(seed);
-    runtime.block_on(sim.schedule());
+    // Made inside the runtime: the payment store's clock is tokio's.
+    let sim = runtime.block_on(async {
+        let sim = Sim::new(seed);
+        sim.schedule().await;
+        sim
+    });
     let trace = std::mem::take(&mut lock(&sim.trace).lines);
     let violations = std::mem::take(&mut *lock(&sim.violations));
     let stats = lock(&sim.stats).clone();

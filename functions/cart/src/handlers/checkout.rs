@@ -60,7 +60,8 @@ pub async fn checkout<S: CartStore, D: Downstream>(
         Begun::Attempt(attempt) => attempt,
     };
     let mut running = attempt;
-    let outcome = run(store, downstream, &mut running, &ask.payment_token, &correlation_id(&request)).await;
+    let token = running.payment_token.clone();
+    let outcome = run(store, downstream, &mut running, &token, &correlation_id(&request)).await;
     finish(store, running, outcome).await
 }
 
@@ -104,14 +105,14 @@ async fn begin<S: CartStore>(store: &S, user_id: &str, key: &str, token: &str) -
                 Checkout::start(user_id, key, token, failed.attempt + 1, now, LEASE)
             }
             // Died half-way, or interrupted by an outage: resume it with the same ids.
-            Some(stale) if stale.lease_until <= now => Checkout { lease_until: now + LEASE, ..stale.clone() },
+            Some(stale) if stale.lease_until <= now => resumed(stale, token, now),
             // Still within its lease: wait for its answer. An attempt that keeps its lease
             // longer either runs on or died before it could give its lease back (its store
             // was down): it is resumed, which is safe even if it still runs, as every step
             // is idempotent on the attempt's ids.
             Some(running) if tokio::time::Instant::now() >= deadline => {
                 tracing::warn!(key, "a checkout kept its lease past the wait; resuming it");
-                Checkout { lease_until: now + LEASE, ..running.clone() }
+                resumed(running, token, now)
             }
             Some(_running) => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -123,6 +124,18 @@ async fn begin<S: CartStore>(store: &S, user_id: &str, key: &str, token: &str) -
         }
         // Another request changed the record first: look again.
     }
+}
+
+/// An attempt taken up again by a request with `token`. Once it has recorded what it buys it
+/// may have asked for the payment under its key, which the payment service holds to that
+/// request: it goes on with the card it began with (a cart's key may be tried with another
+/// card, which the next attempt then takes). Before that, it takes the request's card.
+fn resumed(attempt: &Checkout, token: &str, now: chrono::DateTime<Utc>) -> Checkout {
+    let payment_token = match &attempt.snapshot {
+        Some(_) if !attempt.payment_token.is_empty() => attempt.payment_token.clone(),
+        _ => token.to_owned(),
+    };
+    Checkout { lease_until: now + LEASE, payment_token, ..attempt.clone() }
 }
 
 /// The answer recorded for a finished checkout.
@@ -424,6 +437,23 @@ mod tests {
         assert_eq!(body(&short)["shortages"], json!([{"product_id": "prd_a", "requested": 3, "available": 1}]));
         assert_eq!(fake.voids.load(Ordering::SeqCst), 1);
         assert_eq!(fake.stock_of("prd_a"), 1);
+    }
+
+    /// Defect (issue 16, found by the money-path simulation, seed 2359): a cart's checkout
+    /// interrupted after its authorization was asked, tried again with another card (a cart's
+    /// key allows it), resumed the attempt with the new card: the payment service refuses the
+    /// attempt's key with another request (422), so neither the repeat nor the reconciler
+    /// (which asks with the recorded card) could finish or undo it.
+    #[tokio::test]
+    async fn a_resumed_attempt_pays_with_the_card_it_asked_the_payment_service_with() {
+        let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5)]));
+        put(&store, &fake, "prd_a", 1).await;
+        fake.order_down.store(true, Ordering::SeqCst);
+        assert_eq!(checkout_with(&store, &fake, "tok_visa", None).await.status(), 503, "authorized, no order yet");
+        fake.order_down.store(false, Ordering::SeqCst);
+        let again = checkout_with(&store, &fake, "tok_mastercard", None).await;
+        assert_eq!(again.status(), 201, "the attempt goes through as it began: {:?}", body(&again));
+        assert_eq!(fake.authorizations.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

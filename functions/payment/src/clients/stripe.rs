@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
-use reqwest::StatusCode;
+use lambda_http::http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 use shared::config::{self, ConfigError};
@@ -139,17 +139,94 @@ impl StripeSecrets {
 // ---------------------------------------------------------------------------------------
 // The API
 
-/// Stripe's API (or localstripe's) at `api_base`, with the key from `secrets`.
-pub struct StripeGateway {
+/// One request to Stripe's API: a POST with a form body and its idempotency key, or a GET
+/// with a query.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub method: &'a Method,
+    /// From `/v1/...`.
+    pub path: &'a str,
+    pub idempotency_key: Option<&'a str>,
+    pub params: &'a [(&'a str, &'a str)],
+}
+
+/// How the adapter reaches Stripe: [`Https`] in the functions; the money simulation puts its
+/// model of Stripe here, so that it runs this adapter's code.
+pub trait Transport: Send + Sync {
+    /// A 2xx or 4xx answer with its JSON body. No answer, a 5xx, a 429 or an unreadable answer
+    /// is [`GatewayDown`]: maybe done.
+    fn send(&self, call: Call<'_>) -> impl Future<Output = Result<(StatusCode, Value), GatewayDown>> + Send;
+}
+
+/// Stripe's API (or localstripe's) at `api_base` over HTTPS, with the key from `secrets`.
+pub struct Https {
     api_base: String,
     secrets: Arc<StripeSecrets>,
     /// Built on first use: its TLS set-up (the root certificates) stays out of cold starts.
     http: OnceCell<reqwest::Client>,
 }
 
-impl std::fmt::Debug for StripeGateway {
+impl std::fmt::Debug for Https {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StripeGateway").field("api_base", &self.api_base).finish_non_exhaustive()
+        f.debug_struct("Https").field("api_base", &self.api_base).finish_non_exhaustive()
+    }
+}
+
+impl Transport for Https {
+    async fn send(&self, call: Call<'_>) -> Result<(StatusCode, Value), GatewayDown> {
+        let Call { method, path, idempotency_key, params } = call;
+        let down = |why: String| {
+            tracing::warn!(call = %format!("{method} {path}"), why, "Stripe did not answer");
+            GatewayDown(format!("{method} {path}: {why}"))
+        };
+        let http = self
+            .http
+            .get_or_try_init(|| async {
+                reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).timeout(CALL_TIMEOUT).build()
+            })
+            .await
+            .map_err(|e| down(format!("cannot build the HTTP client: {}", chain(&e))))?;
+        let mut authorization =
+            reqwest::header::HeaderValue::try_from(format!("Bearer {}", self.secrets.secret_key().await?))
+                .map_err(|_| down("the secret key is not a header value".into()))?;
+        authorization.set_sensitive(true);
+        let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+        let url = format!("{}{path}", self.api_base);
+        let mut request = if *method == Method::POST {
+            http.post(url).header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(encoded)
+        } else if params.is_empty() {
+            http.request(method.clone(), url)
+        } else {
+            http.request(method.clone(), format!("{url}?{encoded}"))
+        };
+        request = request.header(reqwest::header::AUTHORIZATION, authorization).header("Stripe-Version", API_VERSION);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.map_err(|e| down(chain(&e)))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| down(chain(&e)))?;
+        let text = || String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(down(format!("answered {status}: {}", text())));
+        }
+        let body: Value =
+            serde_json::from_slice(&bytes).map_err(|_| down(format!("answered {status} with no JSON: {}", text())))?;
+        if !status.is_success() && !status.is_client_error() {
+            return Err(down(format!("answered {status}")));
+        }
+        Ok((status, body))
+    }
+}
+
+/// The payment port over Stripe's API, reached through `T`.
+pub struct StripeGateway<T = Https> {
+    transport: T,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for StripeGateway<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeGateway").field("transport", &self.transport).finish()
     }
 }
 
@@ -281,66 +358,39 @@ impl StripeGateway {
     }
 
     pub fn new(api_base: &str, secrets: Arc<StripeSecrets>) -> Self {
-        Self { api_base: api_base.trim_end_matches('/').to_owned(), secrets, http: OnceCell::new() }
+        Self::over(Https { api_base: api_base.trim_end_matches('/').to_owned(), secrets, http: OnceCell::new() })
     }
 
-    /// One call: a POST with a form body and its idempotency key, or a GET with a query.
+    pub async fn webhook_secret(&self) -> Result<String, GatewayDown> {
+        self.transport.secrets.webhook_secret().await
+    }
+}
+
+impl<T: Transport> StripeGateway<T> {
+    pub fn over(transport: T) -> Self {
+        Self { transport }
+    }
+
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// One call, its answer named for messages.
     async fn call(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
-        key: Option<&str>,
+        idempotency_key: Option<&str>,
         params: &[(&str, &str)],
     ) -> Result<Answer, GatewayDown> {
-        let call = format!("{method} {path}");
-        let down = |why: String| {
-            tracing::warn!(%call, why, "Stripe did not answer");
-            GatewayDown(format!("{call}: {why}"))
-        };
-        let http = self
-            .http
-            .get_or_try_init(|| async {
-                reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).timeout(CALL_TIMEOUT).build()
-            })
-            .await
-            .map_err(|e| down(format!("cannot build the HTTP client: {}", chain(&e))))?;
-        let mut authorization =
-            reqwest::header::HeaderValue::try_from(format!("Bearer {}", self.secrets.secret_key().await?))
-                .map_err(|_| down("the secret key is not a header value".into()))?;
-        authorization.set_sensitive(true);
-        let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
-        let mut request = if method == reqwest::Method::POST {
-            http.post(format!("{}{path}", self.api_base))
-                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(encoded)
-        } else if params.is_empty() {
-            http.request(method, format!("{}{path}", self.api_base))
-        } else {
-            http.request(method, format!("{}{path}?{encoded}", self.api_base))
-        };
-        request = request.header(reqwest::header::AUTHORIZATION, authorization).header("Stripe-Version", API_VERSION);
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        let response = request.send().await.map_err(|e| down(chain(&e)))?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| down(chain(&e)))?;
-        let text = || String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(down(format!("answered {status}: {}", text())));
-        }
-        let body: Value =
-            serde_json::from_slice(&bytes).map_err(|_| down(format!("answered {status} with no JSON: {}", text())))?;
-        if !status.is_success() && !status.is_client_error() {
-            return Err(down(format!("answered {status}")));
-        }
-        Ok(Answer { status, body, call })
+        let (status, body) = self.transport.send(Call { method: &method, path, idempotency_key, params }).await?;
+        Ok(Answer { status, body, call: format!("{method} {path}") })
     }
 
     /// The payment id a PaymentIntent names in its metadata: `None` if it names none, or if
     /// Stripe knows no such PaymentIntent (another account's: another stack's localstripe).
     pub async fn payment_of(&self, id: &str) -> Result<Option<String>, GatewayDown> {
-        let answer = self.call(reqwest::Method::GET, &format!("/v1/payment_intents/{id}"), None, &[]).await?;
+        let answer = self.call(Method::GET, &format!("/v1/payment_intents/{id}"), None, &[]).await?;
         match answer.status {
             status if status.is_success() => {
                 let named = answer.body["metadata"]["payment_id"].as_str().filter(|id| !id.is_empty());
@@ -351,12 +401,8 @@ impl StripeGateway {
         }
     }
 
-    pub async fn webhook_secret(&self) -> Result<String, GatewayDown> {
-        self.secrets.webhook_secret().await
-    }
-
     async fn retrieve(&self, id: &str) -> Result<PaymentIntent, GatewayDown> {
-        let answer = self.call(reqwest::Method::GET, &format!("/v1/payment_intents/{id}"), None, &[]).await?;
+        let answer = self.call(Method::GET, &format!("/v1/payment_intents/{id}"), None, &[]).await?;
         if !answer.status.is_success() {
             return Err(answer.unexpected());
         }
@@ -368,7 +414,7 @@ impl StripeGateway {
     /// earlier attempt's key, which Stripe answers with the earlier answer.
     async fn find(&self, payment_id: &str) -> Result<Option<PaymentIntent>, GatewayDown> {
         let query = format!("metadata['payment_id']:'{}'", payment_id.replace('\'', "\\'"));
-        let answer = self.call(reqwest::Method::GET, "/v1/payment_intents/search", None, &[("query", &query)]).await?;
+        let answer = self.call(Method::GET, "/v1/payment_intents/search", None, &[("query", &query)]).await?;
         if !answer.status.is_success() {
             tracing::warn!(%payment_id, status = %answer.status, "no PaymentIntent search; creating under the same key");
             return Ok(None);
@@ -395,7 +441,7 @@ async fn within<T>(what: &str, work: impl Future<Output = Result<T, GatewayDown>
         .unwrap_or_else(|_| Err(GatewayDown(format!("{what}: no answer from Stripe within {MOVE_BUDGET:?}"))))
 }
 
-impl PaymentGateway for StripeGateway {
+impl<T: Transport> PaymentGateway for StripeGateway<T> {
     async fn authorize(&self, key: &str, ask: &Authorization<'_>) -> Result<Result<GatewayRef, Refusal>, GatewayDown> {
         within("authorize", self.create_and_confirm(key, ask)).await
     }
@@ -414,7 +460,7 @@ impl PaymentGateway for StripeGateway {
 }
 
 /// The port's calls, each as Stripe answers it.
-impl StripeGateway {
+impl<T: Transport> StripeGateway<T> {
     /// Creates and confirms a PaymentIntent with manual capture; a resumed authorization
     /// first takes the one an earlier attempt made.
     async fn create_and_confirm(
@@ -449,7 +495,7 @@ impl StripeGateway {
             }
             PaymentMethod::Method(id) => form.push(("payment_method", id)),
         }
-        let answer = self.call(reqwest::Method::POST, "/v1/payment_intents", Some(key), &form).await?;
+        let answer = self.call(Method::POST, "/v1/payment_intents", Some(key), &form).await?;
         let code = answer.code();
         match answer.status {
             status if status.is_success() => authorized(&answer.payment_intent()?),
@@ -467,8 +513,7 @@ impl StripeGateway {
 
     async fn cancel(&self, key: &str, reference: &GatewayRef) -> Result<(), GatewayDown> {
         let id = intent_id(reference)?;
-        let answer =
-            self.call(reqwest::Method::POST, &format!("/v1/payment_intents/{id}/cancel"), Some(key), &[]).await?;
+        let answer = self.call(Method::POST, &format!("/v1/payment_intents/{id}/cancel"), Some(key), &[]).await?;
         if answer.status.is_success() {
             return Ok(());
         }
@@ -485,8 +530,7 @@ impl StripeGateway {
 
     async fn capture(&self, key: &str, reference: &GatewayRef) -> Result<Result<(), String>, GatewayDown> {
         let id = intent_id(reference)?;
-        let answer =
-            self.call(reqwest::Method::POST, &format!("/v1/payment_intents/{id}/capture"), Some(key), &[]).await?;
+        let answer = self.call(Method::POST, &format!("/v1/payment_intents/{id}/capture"), Some(key), &[]).await?;
         if answer.status.is_success() {
             return Ok(Ok(()));
         }
@@ -515,7 +559,7 @@ impl StripeGateway {
         let id = intent_id(reference)?;
         let amount = amount_cents.to_string();
         let form = [("payment_intent", id), ("amount", amount.as_str())];
-        let answer = self.call(reqwest::Method::POST, "/v1/refunds", Some(key), &form).await?;
+        let answer = self.call(Method::POST, "/v1/refunds", Some(key), &form).await?;
         match answer.code().as_deref() {
             _ if answer.status.is_success() => Ok(()),
             // Our earlier refund, whose answer was lost.

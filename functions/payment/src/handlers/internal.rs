@@ -32,12 +32,32 @@ fn declined(decline_code: &str) -> Problem {
 }
 
 /// The payment an earlier request with this key authorized, if it still holds money: a
-/// voided, failed or refunded one is no success to replay.
-async fn replay<S: PaymentStore>(store: &S, payment_id: &str) -> Result<Reply, Problem> {
+/// voided, failed or refunded one is no success to replay. One being voided is over too: its
+/// void is finished first (resumed if whoever claimed it lost the answer; 409 while its claim
+/// is young), so that a repeat of a checkout that gave the authorization back never builds an
+/// order on it.
+async fn replay<S: PaymentStore, G: PaymentGateway>(
+    store: &S,
+    gateway: &G,
+    payment_id: &str,
+) -> Result<Reply, Problem> {
     let Some(stored) = store.get(payment_id).await? else {
         return Err(Problem::unavailable("the payment is not readable yet; try again shortly"));
     };
-    match stored.payment.status.shown() {
+    let status = match stored.payment.status {
+        PaymentStatus::Voiding => match moves::run(store, gateway, payment_id, Move::Void, |_, _| None).await {
+            Ok(_) => PaymentStatus::Voided,
+            Err(MoveError::Elsewhere(now)) => now.shown(),
+            Err(error @ MoveError::InProgress(_)) => {
+                return Err(Problem::conflict(format!("{error}; try again shortly")).header(header::RETRY_AFTER, "2"));
+            }
+            Err(MoveError::Missing(_)) => return Err(Problem::unavailable("the payment is not readable yet")),
+            Err(MoveError::Gateway(down)) => return Err(gateway_down(down)),
+            Err(MoveError::Store(error)) => return Err(error.into()),
+        },
+        status => status.shown(),
+    };
+    match status {
         PaymentStatus::Authorized | PaymentStatus::Settled => {
             Ok(Reply::json(StatusCode::CREATED, &shown(&stored.payment)))
         }
@@ -61,7 +81,7 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
     let fingerprint = fingerprint(&ask);
     let fresh_id = format!("pay_{}", ulid::Ulid::generate());
     let fresh = KeyOutcome::Pending {
-        since: chrono::Utc::now().timestamp(),
+        since: store.now().timestamp(),
         payment_id: fresh_id.clone(),
         fingerprint: fingerprint.clone(),
     };
@@ -77,12 +97,27 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
                     "this idempotency_key was used for another request",
                 ));
             }
-            Some(KeyOutcome::Authorized { payment_id, .. }) => return replay(store, &payment_id).await,
+            Some(KeyOutcome::Authorized { payment_id, .. }) => return replay(store, gateway, &payment_id).await,
             Some(KeyOutcome::Declined { reason, .. }) => return Err(declined(&reason)),
-            // Claimed by a request whose answer was lost, or that still runs: resume it. The
-            // gateway key is the payment id's, so this is the same authorization.
+            // Claimed moments ago: that request may still be asking the provider, and one that
+            // ignores idempotency keys (localstripe) would make a second PaymentIntent.
+            Some(KeyOutcome::Pending { since, .. })
+                if since + moves::CLAIM_LEASE.num_seconds() > store.now().timestamp() =>
+            {
+                return Err(in_progress());
+            }
+            // Claimed by a request that died or lost its answer: take the claim over (one
+            // taker wins) and resume it. The gateway key is the payment id's, so this is the
+            // same authorization.
             Some(KeyOutcome::Pending { since, payment_id, fingerprint }) => {
-                (KeyOutcome::Pending { since, payment_id: payment_id.clone(), fingerprint }, payment_id, true)
+                let earlier =
+                    KeyOutcome::Pending { since, payment_id: payment_id.clone(), fingerprint: fingerprint.clone() };
+                let renewed =
+                    KeyOutcome::Pending { since: store.now().timestamp(), payment_id: payment_id.clone(), fingerprint };
+                if !store.settle_key(key, &earlier, &renewed, None).await? {
+                    continue; // another request took it over, or recorded its outcome: look again
+                }
+                (renewed, payment_id, true)
             }
         };
         let authorize_key = gateway_key(&payment_id, Operation::Authorize);
@@ -98,7 +133,7 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
         let answer = gateway.authorize(&authorize_key, &charge).await.map_err(gateway_down)?;
         let (outcome, stored, reply) = match answer {
             Ok(gateway_ref) => {
-                let now = chrono::Utc::now();
+                let now = store.now();
                 let payment = Payment {
                     payment_id: payment_id.clone(),
                     order_id: ask.order_id.clone(),
@@ -135,7 +170,12 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
         }
         return reply;
     }
-    Err(Problem::conflict("an authorization with this key is in progress; try again shortly"))
+    Err(in_progress())
+}
+
+fn in_progress() -> Problem {
+    Problem::conflict("an authorization with this key is in progress; try again shortly")
+        .header(header::RETRY_AFTER, "2")
 }
 
 pub async fn void<S: PaymentStore, G: PaymentGateway>(
@@ -188,6 +228,31 @@ mod tests {
         assert_eq!(body(&first)["status"], "authorized");
     }
 
+    /// Defect (issue 16, found by the money-path simulation, seeds 605 and 852): a checkout
+    /// voided its authorization after a shortage and lost the answer (the void claimed,
+    /// Stripe never asked); its repeat asked again under the same key and was told the payment
+    /// was authorized, so, stock having come back meanwhile, it placed an order on a payment
+    /// being voided, and settlement waited for that void for ever.
+    #[tokio::test(start_paused = true)]
+    async fn a_key_asked_again_while_its_payment_is_being_voided_finishes_the_void_and_is_over() {
+        let store = MemoryStore::on_tokio_clock();
+        let handler = |r| authorize(&store, &Fake, r);
+        let first = call(&handler, sample("http-post-internal-authorize.json")).await;
+        let payment_id = body(&first)["payment_id"].as_str().unwrap().to_owned();
+        assert!(store.transition(&payment_id, PaymentStatus::Authorized, PaymentStatus::Voiding).await.unwrap());
+
+        let meanwhile = call(&handler, sample("http-post-internal-authorize.json")).await;
+        assert_eq!(meanwhile.status(), 409, "being voided by whoever claimed it: {:?}", body(&meanwhile));
+        assert!(!body(&meanwhile)["type"].as_str().unwrap().ends_with("/payment-not-live"), "not over yet");
+
+        tokio::time::advance(std::time::Duration::from_secs(13)).await;
+        let later = call(&handler, sample("http-post-internal-authorize.json")).await;
+        assert_eq!(later.status(), 409);
+        assert!(body(&later)["type"].as_str().unwrap().ends_with("/payment-not-live"), "{:?}", body(&later));
+        let stored = store.get(&payment_id).await.unwrap().unwrap();
+        assert_eq!(stored.payment.status, PaymentStatus::Voided, "the void the claim stood for is done");
+    }
+
     /// Defect (issue 14.8): the same key with another request answered the first one's payment.
     #[tokio::test]
     async fn a_key_reused_for_another_request_is_422() {
@@ -214,8 +279,8 @@ mod tests {
     }
 
     /// Defect (issue 14.3): the answer of an authorization was lost after the gateway
-    /// authorized (its outcome not recorded): a retry with the key must resume it under the
-    /// same payment id, not make a second authorization nor wait for the claim to expire.
+    /// authorized (its outcome not recorded): a retry with the key, once the claim is stale,
+    /// must resume it under the same payment id, not make a second authorization.
     #[tokio::test]
     async fn an_authorization_whose_outcome_was_not_recorded_is_resumed() {
         let store = MemoryStore::default();
@@ -233,6 +298,33 @@ mod tests {
         let asked = gateway.0.lock().unwrap().clone();
         assert_eq!(asked[0], ("pay_first".to_owned(), "ord_1".to_owned(), true), "told it resumes");
         assert_eq!(asked[1], (body(&fresh)["payment_id"].as_str().unwrap().to_owned(), "ord_1".to_owned(), false));
+    }
+
+    /// Defect (issue 16, found by the money-path simulation with a provider that ignores
+    /// idempotency keys, as localstripe does; seed 9407): a second request with a key whose
+    /// first request was still asking the provider resumed at once, found no PaymentIntent yet
+    /// and created a second one, which held the customer's money with no payment recording it.
+    #[tokio::test(start_paused = true)]
+    async fn a_key_claimed_moments_ago_is_left_to_its_request_and_taken_over_once_its_lease_is_over() {
+        let store = MemoryStore::on_tokio_clock();
+        let request: AuthorizeRequest =
+            serde_json::from_value(serde_json::json!({"idempotency_key": "k", "order_id": "ord_1", "user_id": "usr_1", "amount_cents": 2500, "payment_token": "tok_visa"})).unwrap();
+        let since = store.now().timestamp();
+        let claim = KeyOutcome::Pending { since, payment_id: "pay_first".into(), fingerprint: fingerprint(&request) };
+        assert_eq!(store.claim_key("k", &claim).await.unwrap(), None, "the first request, still asking");
+        let gateway = Asked::default();
+        let handler = |r| authorize(&store, &gateway, r);
+
+        let meanwhile = call(&handler, ask("k", "tok_visa")).await;
+        assert_eq!(meanwhile.status(), 409, "{:?}", body(&meanwhile));
+        assert_eq!(meanwhile.headers()["retry-after"], "2");
+        assert!(gateway.0.lock().unwrap().is_empty(), "the provider is not asked twice at once");
+
+        tokio::time::advance(std::time::Duration::from_secs(13)).await;
+        let resumed = call(&handler, ask("k", "tok_visa")).await;
+        assert_eq!(resumed.status(), 201);
+        assert_eq!(body(&resumed)["payment_id"], "pay_first");
+        assert_eq!(gateway.0.lock().unwrap().clone(), [("pay_first".to_owned(), "ord_1".to_owned(), true)]);
     }
 
     /// The fake gateway, noting the payment id, order id and `resumed` of each authorization.

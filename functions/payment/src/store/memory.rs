@@ -15,9 +15,26 @@ pub struct MemoryStore {
     keys: Mutex<HashMap<String, KeyOutcome>>,
     payments: Mutex<HashMap<String, StoredPayment>>,
     pub outbox: MemoryOutbox,
+    /// `None`: the system clock.
+    clock: Option<TokioClock>,
+}
+
+/// Time as tokio's clock tells it (paused and advanced by the simulation), from a whole second.
+#[derive(Debug)]
+struct TokioClock {
+    wall: chrono::DateTime<chrono::Utc>,
+    at: tokio::time::Instant,
 }
 
 impl MemoryStore {
+    /// A store whose time ([`PaymentStore::now`]) is tokio's clock, so that leases run out
+    /// as a simulation with a paused clock advances it. Made inside the runtime. Its start is
+    /// a whole second, so whole-second stamps (a key's `since`) fall the same on every run.
+    pub fn on_tokio_clock() -> Self {
+        let wall = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0).unwrap_or_default();
+        Self { clock: Some(TokioClock { wall, at: tokio::time::Instant::now() }), ..Self::default() }
+    }
+
     /// The id of every payment stored, sorted: what the money-path simulation checks.
     pub fn payment_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = lock(&self.payments).keys().cloned().collect();
@@ -28,6 +45,13 @@ impl MemoryStore {
 
 impl PaymentStore for MemoryStore {
     type Outbox = MemoryOutbox;
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        match &self.clock {
+            Some(clock) => clock.wall + clock.at.elapsed(),
+            None => chrono::Utc::now(),
+        }
+    }
 
     fn outbox(&self) -> &MemoryOutbox {
         &self.outbox
@@ -75,11 +99,12 @@ impl PaymentStore for MemoryStore {
     }
 
     async fn transition(&self, payment_id: &str, from: PaymentStatus, to: PaymentStatus) -> Result<bool, StoreError> {
+        let now = self.now();
         let mut payments = lock(&self.payments);
         match payments.get_mut(payment_id) {
             Some(stored) if stored.payment.status == from => {
                 stored.payment.status = to;
-                stored.payment.updated_at = chrono::Utc::now();
+                stored.payment.updated_at = now;
                 Ok(true)
             }
             _ => Ok(false),

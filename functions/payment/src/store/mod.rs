@@ -69,6 +69,11 @@ pub struct StoredPayment {
 }
 
 pub trait PaymentStore: Send + Sync {
+    /// The time claims are stamped and their leases measured in: the function's clock (the
+    /// money-path simulation's memory store runs on its simulated one).
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
     /// Where the events this store writes with its changes wait to be published.
     type Outbox: Outbox;
     fn outbox(&self) -> &Self::Outbox;
