@@ -80,11 +80,12 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
     let key = &ask.idempotency_key;
     let fingerprint = fingerprint(&ask);
     let fresh_id = format!("pay_{}", ulid::Ulid::generate());
-    let fresh = KeyOutcome::Pending {
-        since: store.now().timestamp(),
-        payment_id: fresh_id.clone(),
+    let pending = |since: i64, payment_id: &str| KeyOutcome::Pending {
+        since,
+        payment_id: payment_id.to_owned(),
         fingerprint: fingerprint.clone(),
     };
+    let fresh = pending(store.now().timestamp(), &fresh_id);
     // Twice at most: a request that loses the race to record the outcome answers with it.
     for _ in 0..2 {
         let (claimed, payment_id, resumed) = match store.claim_key(key, &fresh).await? {
@@ -109,11 +110,9 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
             // Claimed by a request that died or lost its answer: take the claim over (one
             // taker wins) and resume it. The gateway key is the payment id's, so this is the
             // same authorization.
-            Some(KeyOutcome::Pending { since, payment_id, fingerprint }) => {
-                let earlier =
-                    KeyOutcome::Pending { since, payment_id: payment_id.clone(), fingerprint: fingerprint.clone() };
-                let renewed =
-                    KeyOutcome::Pending { since: store.now().timestamp(), payment_id: payment_id.clone(), fingerprint };
+            Some(KeyOutcome::Pending { since, payment_id, .. }) => {
+                // The same fingerprint (checked above): this is the claim as stored.
+                let (earlier, renewed) = (pending(since, &payment_id), pending(store.now().timestamp(), &payment_id));
                 if !store.settle_key(key, &earlier, &renewed, None).await? {
                     continue; // another request took it over, or recorded its outcome: look again
                 }
@@ -121,7 +120,6 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
             }
         };
         let authorize_key = gateway_key(&payment_id, Operation::Authorize);
-        // Down: the claim stays, and the retry resumes it under the same key.
         let charge = Authorization {
             payment_id: &payment_id,
             order_id: &ask.order_id,
@@ -130,7 +128,17 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
             currency: CURRENCY,
             resumed,
         };
-        let answer = gateway.authorize(&authorize_key, &charge).await.map_err(gateway_down)?;
+        let answer = match gateway.authorize(&authorize_key, &charge).await {
+            Ok(answer) => answer,
+            Err(down) => {
+                // Maybe done, and no longer asking: the claim stays, stale at once, so the
+                // retry resumes it (looking for what this attempt made) without waiting.
+                if let Err(error) = store.settle_key(key, &claimed, &pending(0, &payment_id), None).await {
+                    tracing::warn!(%error, "could not give the claim's lease up; the retry waits for it");
+                }
+                return Err(gateway_down(down));
+            }
+        };
         let (outcome, stored, reply) = match answer {
             Ok(gateway_ref) => {
                 let now = store.now();
@@ -327,9 +335,27 @@ mod tests {
         assert_eq!(gateway.0.lock().unwrap().clone(), [("pay_first".to_owned(), "ord_1".to_owned(), true)]);
     }
 
-    /// The fake gateway, noting the payment id, order id and `resumed` of each authorization.
+    /// A request that got no answer from the provider is done asking: it gives its claim's
+    /// lease up, so the customer's retry resumes at once instead of waiting out the lease.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_the_provider_did_not_answer_leaves_its_claim_to_the_next_at_once() {
+        let store = MemoryStore::on_tokio_clock();
+        let gateway = Asked::default();
+        gateway.1.store(true, std::sync::atomic::Ordering::SeqCst);
+        let handler = |r| authorize(&store, &gateway, r);
+        assert_eq!(call(&handler, ask("k", "tok_visa")).await.status(), 503);
+        let retry = call(&handler, ask("k", "tok_visa")).await;
+        assert_eq!(retry.status(), 201, "{:?}", body(&retry));
+        let asked = gateway.0.lock().unwrap().clone();
+        assert_eq!(asked.len(), 2);
+        assert_eq!(asked[0].0, asked[1].0, "the same payment id");
+        assert!(asked[1].2, "resumed: the provider is asked for what the first request may have made");
+    }
+
+    /// The fake gateway, noting the payment id, order id and `resumed` of each authorization;
+    /// down for the next authorization while its flag is set.
     #[derive(Default)]
-    struct Asked(std::sync::Mutex<Vec<(String, String, bool)>>);
+    struct Asked(std::sync::Mutex<Vec<(String, String, bool)>>, std::sync::atomic::AtomicBool);
 
     impl PaymentGateway for Asked {
         async fn authorize(
@@ -338,6 +364,9 @@ mod tests {
             ask: &Authorization<'_>,
         ) -> Result<Result<crate::clients::GatewayRef, Refusal>, GatewayDown> {
             self.0.lock().unwrap().push((ask.payment_id.to_owned(), ask.order_id.to_owned(), ask.resumed));
+            if self.1.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                return Err(GatewayDown("no answer".into()));
+            }
             Fake.authorize(key, ask).await
         }
         async fn void(&self, key: &str, reference: &crate::clients::GatewayRef) -> Result<(), GatewayDown> {

@@ -86,6 +86,7 @@ pub trait PaymentStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<KeyOutcome>, StoreError>> + Send;
     /// Records the key's outcome, and the new payment if there is one, in one write, if the
     /// key is still `claimed` (and the payment new); `false` if another request recorded first.
+    /// The outcome may be another `Pending`: a claim taken over, or its lease given up.
     fn settle_key(
         &self,
         key: &str,
