@@ -502,6 +502,8 @@ pub struct Stats {
     pub deliveries: u64,
     /// Webhook deliveries (duplicates and retries included).
     pub webhooks: u64,
+    /// Webhooks that moved a payment before our own call recorded it (its answer lost).
+    pub webhook_moves: u64,
     /// Schedules whose provider ignored idempotency keys (localstripe's way).
     pub keys_ignored: u64,
     pub redeliveries: u64,
@@ -523,6 +525,7 @@ impl Stats {
         self.reconciled += other.reconciled;
         self.deliveries += other.deliveries;
         self.webhooks += other.webhooks;
+        self.webhook_moves += other.webhook_moves;
         self.keys_ignored += other.keys_ignored;
         self.redeliveries += other.redeliveries;
     }
@@ -1081,6 +1084,9 @@ impl Sim {
         let about = event["data"]["object"]["id"].as_str().unwrap_or_default().to_owned();
         self.note(|_| format!("  webhook {} {about}: {status} {}", event["type"], answer["outcome"]));
         match status {
+            200 if matches!(answer["outcome"].as_str(), Some("settled" | "failed" | "voided" | "refunded")) => {
+                self.stat(|s| s.webhook_moves += 1);
+            }
             200 => {}
             500.. => self.stripe.transport().retry_webhook(event, VISIBILITY),
             _ => self.violation(format!("[4 events] a signed webhook {event} was answered {status} {answer}")),
