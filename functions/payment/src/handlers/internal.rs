@@ -48,12 +48,8 @@ async fn replay<S: PaymentStore, G: PaymentGateway>(
         PaymentStatus::Voiding => match moves::run(store, gateway, payment_id, Move::Void, |_, _| None).await {
             Ok(_) => PaymentStatus::Voided,
             Err(MoveError::Elsewhere(now)) => now.shown(),
-            Err(error @ MoveError::InProgress(_)) => {
-                return Err(Problem::conflict(format!("{error}; try again shortly")).header(header::RETRY_AFTER, "2"));
-            }
             Err(MoveError::Missing(_)) => return Err(Problem::unavailable("the payment is not readable yet")),
-            Err(MoveError::Gateway(down)) => return Err(gateway_down(down)),
-            Err(MoveError::Store(error)) => return Err(error.into()),
+            Err(error) => return Err(void_failed(error, payment_id)),
         },
         status => status.shown(),
     };
@@ -195,19 +191,27 @@ pub async fn void<S: PaymentStore, G: PaymentGateway>(
     match moves::run(store, gateway, &payment_id, Move::Void, |_, _| None).await {
         Ok(_) => tracing::info!(%payment_id, "payment voided"),
         Err(MoveError::Elsewhere(PaymentStatus::Voided)) => {}
-        Err(MoveError::Elsewhere(other)) => {
-            return Err(Problem::conflict(format!("a {other:?} payment cannot be voided").to_lowercase()));
-        }
-        Err(error @ MoveError::InProgress(_)) => {
-            return Err(Problem::conflict(format!("{error}; try again shortly")).header(header::RETRY_AFTER, "2"));
-        }
-        Err(MoveError::Missing(_)) => return Err(Problem::not_found(format!("no payment {payment_id}"))),
-        Err(MoveError::Gateway(down)) => return Err(gateway_down(down)),
-        Err(MoveError::Store(error)) => return Err(error.into()),
+        Err(error) => return Err(void_failed(error, &payment_id)),
     }
     match store.get(&payment_id).await? {
         Some(stored) => Ok(Reply::ok(&shown(&stored.payment))),
         None => Err(Problem::not_found(format!("no payment {payment_id}"))),
+    }
+}
+
+/// A void that did not go through, as the internal routes answer it (the void route, and a
+/// replay finishing a void under way).
+fn void_failed(error: MoveError, payment_id: &str) -> Problem {
+    match error {
+        MoveError::Elsewhere(other) => {
+            Problem::conflict(format!("a {other:?} payment cannot be voided").to_lowercase())
+        }
+        MoveError::InProgress(_) => {
+            Problem::conflict(format!("{error}; try again shortly")).header(header::RETRY_AFTER, "2")
+        }
+        MoveError::Missing(_) => Problem::not_found(format!("no payment {payment_id}")),
+        MoveError::Gateway(down) => gateway_down(down),
+        MoveError::Store(error) => error.into(),
     }
 }
 
