@@ -1467,7 +1467,7 @@ impl Sim {
         if !lock(&self.bus.queues).values().all(Vec::is_empty) || !self.outboxes_empty().await {
             broken.push("[4 events] messages left in a queue or an outbox".into());
         }
-        if self.stripe.transport().webhooks_waiting() {
+        if self.stripe.transport().next_webhook().is_some() {
             broken.push("[4 events] webhooks left undelivered".into());
         }
 

@@ -140,10 +140,6 @@ impl Stripe {
         lock(&self.ledger).webhooks.iter().map(|w| w.0).min()
     }
 
-    pub fn webhooks_waiting(&self) -> bool {
-        !lock(&self.ledger).webhooks.is_empty()
-    }
-
     fn send_event(&self, ledger: &mut Ledger, kind: &str, object: Value) {
         ledger.events += 1;
         let event = json!({"id": format!("evt_sim{}", ledger.events), "object": "event", "type": kind, "data": {"object": object}});
