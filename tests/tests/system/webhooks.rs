@@ -62,6 +62,17 @@ async fn post(api: &LocalApi, body: &str, signature: Option<&str>) -> (StatusCod
     (status, content_type, response.json().await.unwrap_or(Value::Null))
 }
 
+/// `event` sent twice more, newly signed each time as Stripe signs its retries: each changes
+/// nothing.
+async fn send_again_twice(api: &LocalApi, secret: &str, event: &Value) {
+    let body = event.to_string();
+    for _ in 0..2 {
+        let signature = signature_header(secret, chrono::Utc::now().timestamp(), body.as_bytes());
+        let (status, _, answer) = post(api, &body, Some(&signature)).await;
+        assert_eq!((status, &answer), (StatusCode::OK, &json!({"received": true, "outcome": "unchanged"})));
+    }
+}
+
 async fn payment_status(shop: &Shop, customer: &User, payment_id: &str) -> String {
     let payment: Value = shop.get(customer, &format!("/payments/{payment_id}")).await.json().await.unwrap();
     payment["status"].as_str().unwrap_or_default().to_owned()
@@ -128,12 +139,7 @@ async fn forged_and_stale_webhooks_are_refused_and_real_ones_sent_again_change_n
     assert_eq!(shop.order(&customer, order_id).await["status"], "paid");
 
     // The real capture event, sent again as Stripe retries it (newly signed, as Stripe does).
-    let body = succeeded.to_string();
-    for _ in 0..2 {
-        let signature = signature_header(&secret, chrono::Utc::now().timestamp(), body.as_bytes());
-        let (status, _, answer) = post(&shop.api, &body, Some(&signature)).await;
-        assert_eq!((status, &answer), (StatusCode::OK, &json!({"received": true, "outcome": "unchanged"})));
-    }
+    send_again_twice(&shop.api, &secret, &succeeded).await;
     assert_eq!(payment_status(&shop, &customer, payment_id).await, "settled");
 
     // A cancel refunds at localstripe, which reports it (charge.refunded); that event again, twice.
@@ -146,12 +152,7 @@ async fn forged_and_stale_webhooks_are_refused_and_real_ones_sent_again_change_n
     })
     .await
     .expect("the payment refunded, and localstripe's charge.refunded for it");
-    let body = refunded.to_string();
-    for _ in 0..2 {
-        let signature = signature_header(&secret, chrono::Utc::now().timestamp(), body.as_bytes());
-        let (status, _, answer) = post(&shop.api, &body, Some(&signature)).await;
-        assert_eq!((status, &answer), (StatusCode::OK, &json!({"received": true, "outcome": "unchanged"})));
-    }
+    send_again_twice(&shop.api, &secret, &refunded).await;
     assert_eq!(payment_status(&shop, &customer, payment_id).await, "refunded");
 
     // Settlement and the webhook each saw the capture and the refund: one event each went out.
