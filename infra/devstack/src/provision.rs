@@ -548,29 +548,46 @@ async fn ensure_table(clients: &Clients, props: &Value) -> Result<(Action, Physi
 /// (`SecretString`). An existing secret keeps its value: tokens signed with it stay valid.
 async fn ensure_secret(clients: &Clients, props: &Value) -> Result<(Action, Physical)> {
     let name = required_str(props, "Name")?;
-    let existing = clients.secrets.describe_secret().secret_id(name).send().await;
-    let (action, arn) = match existing {
-        Ok(found) => (Action::Unchanged, found.arn().unwrap_or_default().to_owned()),
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
-            let value = match props.get("SecretString") {
-                Some(value) => scalar_string(value),
-                None => generated_secret(&props["GenerateSecretString"])?,
-            };
-            let created = clients
-                .secrets
-                .create_secret()
-                .name(name)
-                .set_description(props["Description"].as_str().map(str::to_owned))
-                .secret_string(value)
-                .send()
-                .await
-                .map_err(aws_error)?;
-            (Action::Created, created.arn().unwrap_or_default().to_owned())
-        }
-        Err(e) => return Err(aws_error(e)),
+    let description = props["Description"].as_str();
+    let value = || match props.get("SecretString") {
+        Some(value) => Ok(scalar_string(value)),
+        None => generated_secret(&props["GenerateSecretString"]),
     };
+    let (action, arn) = secret_named(&clients.secrets, name, description, value).await?;
     let attributes = BTreeMap::from([("Id".to_owned(), arn.clone())]);
     Ok((action, Physical { reference: arn, attributes }))
+}
+
+/// Creates the secret `name` with `value()` unless it exists (an existing one keeps its value);
+/// its ARN. Stacks provisioned at once may all find a shared secret missing: one whose create is
+/// refused as existing found it made meanwhile.
+pub(crate) async fn secret_named(
+    secrets: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    description: Option<&str>,
+    value: impl FnOnce() -> Result<String>,
+) -> Result<(Action, String)> {
+    let existing = || async { secrets.describe_secret().secret_id(name).send().await };
+    match existing().await {
+        Ok(found) => return Ok((Action::Unchanged, found.arn().unwrap_or_default().to_owned())),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {}
+        Err(e) => return Err(aws_error(e)),
+    }
+    let created = secrets
+        .create_secret()
+        .name(name)
+        .set_description(description.map(str::to_owned))
+        .secret_string(value()?)
+        .send()
+        .await;
+    match created {
+        Ok(created) => Ok((Action::Created, created.arn().unwrap_or_default().to_owned())),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_exists_exception()) => {
+            let found = existing().await.map_err(aws_error)?;
+            Ok((Action::Unchanged, found.arn().unwrap_or_default().to_owned()))
+        }
+        Err(e) => Err(aws_error(e)),
+    }
 }
 
 /// A String parameter, overwritten when its value differs.

@@ -14,7 +14,7 @@
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 
-use crate::provision::{Action, Stack};
+use crate::provision::Stack;
 use crate::template::Physical;
 
 /// The template parameter with Stripe's API base URL.
@@ -67,30 +67,14 @@ pub async fn provision_secret(secrets: &aws_sdk_secretsmanager::Client, stack: &
         return Ok(());
     };
     let name = name.to_owned();
-    let existing = secrets.describe_secret().secret_id(&name).send().await;
-    let (action, arn) = match existing {
-        Ok(found) => (Action::Unchanged, found.arn().unwrap_or_default().to_owned()),
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
-            let webhook_secret =
-                format!("whsec_{}", crate::provision::generated_secret(&json!({"PasswordLength": 32}))?);
-            let value = json!({"secret_key": LOCAL_SECRET_KEY, "webhook_secret": webhook_secret});
-            let created = secrets
-                .create_secret()
-                .name(&name)
-                .description("Stripe's keys for localstripe (made by devstack; on AWS you make it: README)")
-                .secret_string(value.to_string())
-                .send()
-                .await
-                .map_err(|e| {
-                    anyhow!(
-                        "creating the Stripe secret {name}: {}",
-                        aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                    )
-                })?;
-            (Action::Created, created.arn().unwrap_or_default().to_owned())
-        }
-        Err(e) => bail!("reading the Stripe secret {name}: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)),
+    let value = || {
+        let webhook_secret = format!("whsec_{}", crate::provision::generated_secret(&json!({"PasswordLength": 32}))?);
+        Ok(json!({"secret_key": LOCAL_SECRET_KEY, "webhook_secret": webhook_secret}).to_string())
     };
+    let description = "Stripe's keys for localstripe (made by devstack; on AWS you make it: README)";
+    let (action, arn) = crate::provision::secret_named(secrets, &name, Some(description), value)
+        .await
+        .map_err(|e| anyhow!("the Stripe secret {name}: {e:#}"))?;
     let physical = Physical { reference: arn.clone(), attributes: [("Id".to_owned(), arn)].into() };
     stack.types.insert(LOCAL_SECRET_ID.to_owned(), "AWS::SecretsManager::Secret".to_owned());
     stack.actions.insert(LOCAL_SECRET_ID.to_owned(), action);
