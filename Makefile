@@ -9,6 +9,8 @@ PYTHON ?= python3
 export VENV
 CARGO ?= cargo
 STACK_NAME ?= ecommerce
+# Where `make invoke`'s function reaches the HTTP API for internal calls: `make dev`'s.
+API_URL ?= http://127.0.0.1:3000
 
 # Local runs talk to the emulator with dummy credentials; they never reach AWS.
 # (Used as `env $(LOCAL_ENV) CMD`.)
@@ -99,9 +101,9 @@ test: venv lint fmt-check clippy deny ## Every test: linters, unit, handler and 
 	env $(LOCAL_ENV) infra/scripts/offline.sh infra/scripts/emulator.sh run $(CARGO) test --offline --workspace --no-fail-fast
 
 .PHONY: invoke
-invoke: venv ## Replay one event: make invoke FN=HealthFunction EVENT=events/http-get-health.json
+invoke: venv ## Replay one event: make invoke FN=HealthFunction EVENT=events/http-get-health.json [API_URL=...]
 	$(CARGO) build --quiet --workspace
-	$(EMULATOR_SH) run $(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) invoke $(FN) $(EVENT)
+	$(EMULATOR_SH) run $(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) --api-url $(API_URL) invoke $(FN) $(EVENT)
 
 .PHONY: package
 package: build-arm64 ## .aws-sam/build/template.yaml: the template with each function's arm64 zip

@@ -316,15 +316,7 @@ async fn handle(
             let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
             let uri = format!("http://{host}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
             match crate::iam::verify_invoke(&gateway, &parts.method, &uri, &parts.headers, &body) {
-                Ok(caller) => json!({"iam": {
-                    "accessKey": caller.access_key,
-                    "accountId": gateway.account_id,
-                    "callerId": caller.access_key,
-                    "cognitoIdentity": null,
-                    "principalOrgId": null,
-                    "userArn": format!("arn:aws:iam::{}:user/local", gateway.account_id),
-                    "userId": caller.access_key,
-                }}),
+                Ok(caller) => json!({"iam": crate::iam::caller_context(&gateway.account_id, &caller.access_key)}),
                 Err(reason) => {
                     // API Gateway says no more than this to the caller, whatever the reason.
                     eprintln!("[gateway] {} {path}: IAM authorization failed: {reason}", parts.method);

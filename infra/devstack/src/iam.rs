@@ -397,6 +397,25 @@ pub fn verify_invoke(
     }
 }
 
+/// The `iam` block of a route's event for a verified caller, as API Gateway writes it: a
+/// function calls with its role's temporary credentials, so it is that assumed role (session
+/// named after the function, as Lambda names it); devstack's own key is an IAM user.
+pub fn caller_context(account_id: &str, access_key: &str) -> Value {
+    let arn = match access_key.strip_prefix(KEY_PREFIX) {
+        Some(function) => format!("arn:aws:sts::{account_id}:assumed-role/{function}Role/{function}"),
+        None => format!("arn:aws:iam::{account_id}:user/devstack"),
+    };
+    serde_json::json!({
+        "accessKey": access_key,
+        "accountId": account_id,
+        "callerId": access_key,
+        "cognitoIdentity": null,
+        "principalOrgId": null,
+        "userArn": arn,
+        "userId": access_key,
+    })
+}
+
 /// The address of `Name <address>` or of a bare address.
 fn address(sender: &str) -> &str {
     match (sender.rfind('<'), sender.rfind('>')) {
@@ -526,6 +545,13 @@ Resources:
             Err(Refusal::Denied(message)) => message,
             other => panic!("not denied: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_function_calls_an_iam_route_as_its_assumed_role() {
+        let function = caller_context("000000000000", &access_key("CheckoutFunction"));
+        assert_eq!(function["userArn"], "arn:aws:sts::000000000000:assumed-role/CheckoutFunctionRole/CheckoutFunction");
+        assert_eq!(caller_context("000000000000", "test")["userArn"], "arn:aws:iam::000000000000:user/devstack");
     }
 
     #[test]

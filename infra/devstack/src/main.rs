@@ -24,6 +24,10 @@ struct Cli {
     /// Where cargo put the function binaries (default: $CARGO_TARGET_DIR/debug or target/debug).
     #[arg(long, global = true)]
     bin_dir: Option<PathBuf>,
+    /// Where the functions of `provision` and `invoke` reach the HTTP API for their internal
+    /// calls (a `devstack serve` of the same stack answering there); `serve` uses its own.
+    #[arg(long, default_value = provision::DEFAULT_API_URL, global = true)]
+    api_url: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -101,7 +105,7 @@ async fn main() -> Result<()> {
             let options = Options {
                 stack_name: cli.stack_name.clone(),
                 parameters: parameters.clone(),
-                api_url: provision::DEFAULT_API_URL.to_owned(),
+                api_url: cli.api_url.clone(),
             };
             let stack = provision::provision(&template, &config, &options).await?;
             for (id, action) in &stack.actions {
@@ -149,7 +153,7 @@ async fn main() -> Result<()> {
             serde_json::from_slice::<serde_json::Value>(&body)
                 .with_context(|| format!("{} is not JSON", event.display()))?;
             let options = stack_options(1);
-            match serve::invoke_once(&options, &config, &function, body.into()).await? {
+            match serve::invoke_once(&options, &config, &cli.api_url, &function, body.into()).await? {
                 Ok(invocation) => {
                     if let Some(init) = invocation.init {
                         eprintln!(

@@ -207,10 +207,11 @@ pub fn schedule_event(region: &str, account_id: &str, function: &str) -> Bytes {
 pub async fn invoke_once(
     options: &StackOptions,
     config: &aws_config::SdkConfig,
+    api_url: &str,
     function: &str,
     event: Bytes,
 ) -> Result<Result<Invocation, InvokeError>> {
-    let local = LocalStack::prepare(options, config, "http://127.0.0.1:3000").await?;
+    let local = LocalStack::prepare(options, config, api_url).await?;
     let result = local.runtime.invoke(function, event).await;
     local.runtime.stop().await;
     Ok(result)
