@@ -3,7 +3,7 @@
 //! cancelled (-> `payment.refunded`). Each is a claimed move (`moves`), so a redelivered or
 //! duplicated message finds the move claimed or done and never moves the money twice.
 
-use shared::events::{Event, OrderCancelled, OrderCreated, PaymentCompleted, PaymentFailed, PaymentRefunded};
+use shared::events::{Event, OrderCancelled, OrderCreated, PaymentFailed};
 use shared::metrics::{self, Metric};
 use shared::outbox::deliver;
 use shared::publisher::Publish;
@@ -12,7 +12,7 @@ use shared::{CorrelationId, Envelope, Retry};
 use crate::clients::PaymentGateway;
 use crate::domain::PaymentStatus;
 use crate::moves::{self, Move, MoveError, Outcome};
-use crate::store::{PaymentStore, StoredPayment};
+use crate::store::PaymentStore;
 
 pub async fn handle<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
     store: &S,
@@ -36,25 +36,7 @@ async fn settle<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
     order: &OrderCreated,
     correlation_id: &CorrelationId,
 ) -> Result<(), Retry> {
-    let report = |stored: &StoredPayment, outcome: &Outcome| {
-        let p = &stored.payment;
-        let event = match outcome {
-            Outcome::Failed(reason) => Event::PaymentFailed(PaymentFailed {
-                payment_id: p.payment_id.clone(),
-                order_id: order.order_id.clone(),
-                user_id: p.user_id.clone(),
-                reason: reason.clone(),
-            }),
-            _ => Event::PaymentCompleted(PaymentCompleted {
-                payment_id: p.payment_id.clone(),
-                order_id: order.order_id.clone(),
-                user_id: p.user_id.clone(),
-                amount_cents: p.amount_cents,
-            }),
-        };
-        Some(Envelope::new(event, correlation_id))
-    };
-    match moves::run(store, gateway, &order.payment_id, Move::Capture, report).await {
+    match moves::run(store, gateway, &order.payment_id, Move::Capture, Some(correlation_id)).await {
         Ok(Some((outcome, Some(envelope)))) => {
             tracing::info!(payment_id = %order.payment_id, status = ?outcome.status(), "payment settled");
             if matches!(outcome, Outcome::Failed(_)) {
@@ -94,16 +76,6 @@ async fn cancel<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
     order: &OrderCancelled,
     correlation_id: &CorrelationId,
 ) -> Result<(), Retry> {
-    let report = |stored: &StoredPayment, _: &Outcome| {
-        let p = &stored.payment;
-        let event = PaymentRefunded {
-            payment_id: p.payment_id.clone(),
-            order_id: order.order_id.clone(),
-            user_id: p.user_id.clone(),
-            amount_cents: p.amount_cents,
-        };
-        Some(Envelope::new(Event::PaymentRefunded(event), correlation_id))
-    };
     // Settlement may move the payment meanwhile (both events share a queue): look again.
     for _ in 0..3 {
         let stored = store
@@ -120,7 +92,7 @@ async fn cancel<S: PaymentStore, G: PaymentGateway, P: Publish + Sync>(
             // Failed, voided or refunded: no money to give back.
             PaymentStatus::Failed | PaymentStatus::Voided | PaymentStatus::Refunded => return Ok(()),
         };
-        match moves::run(store, gateway, &order.payment_id, kind, report).await {
+        match moves::run(store, gateway, &order.payment_id, kind, Some(correlation_id)).await {
             Ok(Some((outcome, Some(envelope)))) => {
                 tracing::info!(payment_id = %order.payment_id, status = ?outcome.status(), "payment given back");
                 deliver(store.outbox(), publisher, &[envelope]).await;
@@ -256,6 +228,63 @@ mod tests {
             PaymentStatus::Refunded => assert_eq!((captures, refunds), (1, 1), "captured, then given back"),
             other => panic!("the payment ended {other:?}"),
         }
+    }
+
+    /// A void whose answer the provider lost.
+    struct VoidLost;
+
+    impl PaymentGateway for VoidLost {
+        async fn authorize(
+            &self,
+            key: &str,
+            ask: &Authorization<'_>,
+        ) -> Result<Result<GatewayRef, Refusal>, GatewayDown> {
+            Fake.authorize(key, ask).await
+        }
+        async fn void(&self, _: &str, _: &GatewayRef) -> Result<(), GatewayDown> {
+            Err(GatewayDown("timed out".into()))
+        }
+        async fn settle(
+            &self,
+            key: &str,
+            reference: &GatewayRef,
+            token: &str,
+        ) -> Result<Result<(), String>, GatewayDown> {
+            Fake.settle(key, reference, token).await
+        }
+        async fn refund(&self, key: &str, reference: &GatewayRef, amount: u64) -> Result<(), GatewayDown> {
+            Fake.refund(key, reference, amount).await
+        }
+    }
+
+    /// Defect (issue 16's note): an order's cancel claimed the void of its payment and lost the
+    /// provider's answer; the checkout's void route, resuming that stale claim, recorded the
+    /// payment voided with no event, and the cancel's redelivery then found it voided: the
+    /// customer was never told the money was given back (no payment.refunded).
+    #[tokio::test(start_paused = true)]
+    async fn a_cancels_void_finished_by_someone_else_is_still_reported() {
+        let (store, publisher) = (store_with("tok_visa").await, MemoryPublisher::default());
+        let cancelled = || testkit::requests::sqs_envelope("sqs-order-cancelled.json");
+        assert!(handle(&store, &VoidLost, &publisher, cancelled()).await.is_err(), "maybe voided: retried");
+        assert_eq!(status(&store).await, PaymentStatus::Voiding);
+
+        tokio::time::advance(Duration::from_secs(13)).await;
+        let id = "pay_01JD4S5Q2R3S4T5V6W7X8Y9Z0A";
+        let void_route =
+            testkit::requests::with_path(testkit::requests::sample("http-post-internal-void.json"), "payment_id", id);
+        let voided = testkit::requests::call(&|r| crate::handlers::internal::void(&store, &Fake, r), void_route).await;
+        assert_eq!(voided.status(), 200);
+        assert_eq!(status(&store).await, PaymentStatus::Voided);
+        handle(&store, &Fake, &publisher, cancelled()).await.unwrap();
+
+        shared::outbox::relay(&store.outbox, &publisher).await.unwrap();
+        let types: Vec<_> = publisher.published().iter().map(|e| e.event_type()).collect();
+        assert_eq!(types, ["payment.refunded"], "reported once, by whoever recorded the void");
+        assert_eq!(
+            publisher.published()[0].correlationid,
+            cancelled().correlationid,
+            "under the cancel's correlation id"
+        );
     }
 
     async fn status(store: &MemoryStore) -> PaymentStatus {

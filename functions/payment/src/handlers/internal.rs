@@ -45,7 +45,7 @@ async fn replay<S: PaymentStore, G: PaymentGateway>(
         return Err(Problem::unavailable("the payment is not readable yet; try again shortly"));
     };
     let status = match stored.payment.status {
-        PaymentStatus::Voiding => match moves::run(store, gateway, payment_id, Move::Void, |_, _| None).await {
+        PaymentStatus::Voiding => match moves::run(store, gateway, payment_id, Move::Void, None).await {
             Ok(_) => PaymentStatus::Voided,
             Err(MoveError::Elsewhere(now)) => now.shown(),
             Err(MoveError::Missing(_)) => return Err(Problem::unavailable("the payment is not readable yet")),
@@ -149,7 +149,8 @@ pub async fn authorize<S: PaymentStore, G: PaymentGateway>(
                     updated_at: now,
                 };
                 let reply = Ok(Reply::json(StatusCode::CREATED, &shown(&payment)));
-                let stored = StoredPayment { payment, gateway_ref, token: ask.payment_token.clone() };
+                let stored =
+                    StoredPayment { payment, gateway_ref, token: ask.payment_token.clone(), reported_under: None };
                 (
                     KeyOutcome::Authorized { payment_id: payment_id.clone(), fingerprint: fingerprint.clone() },
                     Some(stored),
@@ -188,7 +189,7 @@ pub async fn void<S: PaymentStore, G: PaymentGateway>(
     request: Request,
 ) -> Result<Reply, Problem> {
     let payment_id = path_parameter(&request, "payment_id")?;
-    match moves::run(store, gateway, &payment_id, Move::Void, |_, _| None).await {
+    match moves::run(store, gateway, &payment_id, Move::Void, None).await {
         Ok(_) => tracing::info!(%payment_id, "payment voided"),
         Err(MoveError::Elsewhere(PaymentStatus::Voided)) => {}
         Err(error) => return Err(void_failed(error, &payment_id)),

@@ -27,6 +27,7 @@
 
 use std::future::Future;
 
+use crate::moves;
 use hmac::{Hmac, KeyInit, Mac};
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
@@ -35,7 +36,6 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use shared::config::ConfigError;
-use shared::events::{Event, PaymentCompleted, PaymentFailed, PaymentRefunded};
 use shared::http::correlation_id;
 use shared::metrics::{self, Metric};
 use shared::outbox::deliver;
@@ -229,37 +229,18 @@ fn step(
     stored: &StoredPayment,
     correlation_id: &CorrelationId,
 ) -> Option<(PaymentStatus, Option<Envelope>)> {
-    let p = &stored.payment;
-    let envelope = |event| Some(Envelope::new(event, correlation_id));
-    match (said, p.status) {
-        (Said::Captured, PaymentStatus::Authorized | PaymentStatus::Settling) => Some((
-            PaymentStatus::Settled,
-            envelope(Event::PaymentCompleted(PaymentCompleted {
-                payment_id: p.payment_id.clone(),
-                order_id: p.order_id.clone(),
-                user_id: p.user_id.clone(),
-                amount_cents: p.amount_cents,
-            })),
-        )),
-        (Said::Cancelled(reason), PaymentStatus::Settling) => Some((
-            PaymentStatus::Failed,
-            envelope(Event::PaymentFailed(PaymentFailed {
-                payment_id: p.payment_id.clone(),
-                order_id: p.order_id.clone(),
-                user_id: p.user_id.clone(),
-                reason: reason.clone(),
-            })),
-        )),
+    let reported = |outcome: moves::Outcome| Some(moves::report(&stored.payment, &outcome, correlation_id));
+    match (said, stored.payment.status) {
+        (Said::Captured, PaymentStatus::Authorized | PaymentStatus::Settling) => {
+            Some((PaymentStatus::Settled, reported(moves::Outcome::Settled)))
+        }
+        (Said::Cancelled(reason), PaymentStatus::Settling) => {
+            Some((PaymentStatus::Failed, reported(moves::Outcome::Failed(reason.clone()))))
+        }
         (Said::Cancelled(_), PaymentStatus::Authorized) => Some((PaymentStatus::Voided, None)),
-        (Said::Refunded, PaymentStatus::Settled | PaymentStatus::Refunding) => Some((
-            PaymentStatus::Refunded,
-            envelope(Event::PaymentRefunded(PaymentRefunded {
-                payment_id: p.payment_id.clone(),
-                order_id: p.order_id.clone(),
-                user_id: p.user_id.clone(),
-                amount_cents: p.amount_cents,
-            })),
-        )),
+        (Said::Refunded, PaymentStatus::Settled | PaymentStatus::Refunding) => {
+            Some((PaymentStatus::Refunded, reported(moves::Outcome::Refunded)))
+        }
         _ => None,
     }
 }
@@ -505,6 +486,7 @@ impl Provider for StripeProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::events::Event;
     use std::collections::HashMap;
 
     use crate::store::memory::MemoryStore;

@@ -37,16 +37,29 @@ impl DynamoStore {
         Ok(Self::new(Table::from_env(sdk)?))
     }
 
-    fn status_change(&self, payment_id: &str, from: PaymentStatus, to: PaymentStatus) -> Result<Update, StoreError> {
+    /// `from` -> `to`, conditionally; `reported_under` is the claim's (none: a change that
+    /// claims nothing, or reports nothing, ends any claim's).
+    fn status_change(
+        &self,
+        payment_id: &str,
+        from: PaymentStatus,
+        to: PaymentStatus,
+        reported_under: Option<&str>,
+    ) -> Result<Update, StoreError> {
         let now = AttributeValue::S(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
         // A status as the item holds it: serialised the way the item was.
         let status = |status: PaymentStatus| -> Result<AttributeValue, DynamoError> {
             serde_dynamo::to_attribute_value(status).map_err(shared::dynamo::error)
         };
-        let update = Update::builder()
+        let update = match reported_under {
+            Some(correlation_id) => Update::builder()
+                .update_expression("SET #s = :to, updated_at = :now, reported_under = :reported")
+                .expression_attribute_values(":reported", AttributeValue::S(correlation_id.to_owned())),
+            None => Update::builder().update_expression("SET #s = :to, updated_at = :now REMOVE reported_under"),
+        };
+        let update = update
             .table_name(&self.table.name)
             .set_key(Some(payment_key(payment_id)))
-            .update_expression("SET #s = :to, updated_at = :now")
             .condition_expression("#s = :from")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":to", status(to)?)
@@ -134,8 +147,19 @@ impl PaymentStore for DynamoStore {
         Ok(self.table.get(payment_key(payment_id)).await?)
     }
 
+    async fn claim(
+        &self,
+        payment_id: &str,
+        from: PaymentStatus,
+        to: PaymentStatus,
+        reported_under: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let change = self.status_change(payment_id, from, to, reported_under)?;
+        Ok(self.table.transact(vec![TransactWriteItem::builder().update(change).build()]).await?)
+    }
+
     async fn transition(&self, payment_id: &str, from: PaymentStatus, to: PaymentStatus) -> Result<bool, StoreError> {
-        let change = TransactWriteItem::builder().update(self.status_change(payment_id, from, to)?).build();
+        let change = TransactWriteItem::builder().update(self.status_change(payment_id, from, to, None)?).build();
         Ok(self.table.transact(vec![change]).await?)
     }
 
@@ -146,7 +170,7 @@ impl PaymentStore for DynamoStore {
         to: PaymentStatus,
         event: &Envelope,
     ) -> Result<bool, StoreError> {
-        let change = TransactWriteItem::builder().update(self.status_change(payment_id, from, to)?).build();
+        let change = TransactWriteItem::builder().update(self.status_change(payment_id, from, to, None)?).build();
         Ok(self.table.transact(vec![change, self.outbox.entry(event).map_err(shared::dynamo::error)?]).await?)
     }
 }

@@ -98,17 +98,28 @@ impl PaymentStore for MemoryStore {
         Ok(lock(&self.payments).get(payment_id).cloned())
     }
 
-    async fn transition(&self, payment_id: &str, from: PaymentStatus, to: PaymentStatus) -> Result<bool, StoreError> {
+    async fn claim(
+        &self,
+        payment_id: &str,
+        from: PaymentStatus,
+        to: PaymentStatus,
+        reported_under: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let now = self.now();
         let mut payments = lock(&self.payments);
         match payments.get_mut(payment_id) {
             Some(stored) if stored.payment.status == from => {
                 stored.payment.status = to;
                 stored.payment.updated_at = now;
+                stored.reported_under = reported_under.map(str::to_owned);
                 Ok(true)
             }
             _ => Ok(false),
         }
+    }
+
+    async fn transition(&self, payment_id: &str, from: PaymentStatus, to: PaymentStatus) -> Result<bool, StoreError> {
+        self.claim(payment_id, from, to, None).await
     }
 
     async fn transition_with(
@@ -138,7 +149,8 @@ pub(crate) async fn holding_sample(
 ) -> MemoryStore {
     use crate::clients::GatewayRef;
     use crate::domain::Payment;
-    let store = MemoryStore::default();
+    // Tokio's clock: the system's unless a test pauses it to let a claim's lease run out.
+    let store = MemoryStore::on_tokio_clock();
     let payment = Payment {
         payment_id: "pay_01JD4S5Q2R3S4T5V6W7X8Y9Z0A".into(),
         order_id: "ord_01JD4S6B1W2X3Y4Z5A6B7C8D9E".into(),
@@ -150,7 +162,12 @@ pub(crate) async fn holding_sample(
         updated_at: changed,
     };
     let payment_id = payment.payment_id.clone();
-    let stored = StoredPayment { payment, gateway_ref: GatewayRef(gateway_ref.into()), token: token.into() };
+    let stored = StoredPayment {
+        payment,
+        gateway_ref: GatewayRef(gateway_ref.into()),
+        token: token.into(),
+        reported_under: None,
+    };
     let claim = KeyOutcome::Pending { since: 0, payment_id: payment_id.clone(), fingerprint: "f".into() };
     assert_eq!(store.claim_key("k", &claim).await.unwrap(), None);
     let authorized = KeyOutcome::Authorized { payment_id, fingerprint: "f".into() };

@@ -66,6 +66,11 @@ pub struct StoredPayment {
     /// The payment token as authorized; the port hands it to settle (Stripe holds the card and
     /// ignores it, the test doubles read it).
     pub token: String,
+    /// Set while a move is claimed for an order's event (its settlement or cancel): the
+    /// correlation id its outcome is reported under, whoever records it. A checkout's void
+    /// reports nothing and leaves it unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_under: Option<String>,
 }
 
 pub trait PaymentStore: Send + Sync {
@@ -97,7 +102,17 @@ pub trait PaymentStore: Send + Sync {
     /// Forgets a key still `claimed` (the token was not valid: nothing was authorized).
     fn drop_key(&self, key: &str, claimed: &KeyOutcome) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn get(&self, payment_id: &str) -> impl Future<Output = Result<Option<StoredPayment>, StoreError>> + Send;
-    /// Moves a payment from `from` to `to`; `false` if it was not in `from`.
+    /// Claims a move: `from` to `to` as [`PaymentStore::transition`], recording whether (and
+    /// under which correlation id) its outcome is to be reported.
+    fn claim(
+        &self,
+        payment_id: &str,
+        from: PaymentStatus,
+        to: PaymentStatus,
+        reported_under: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Moves a payment from `from` to `to`; `false` if it was not in `from`. Ends a claim's
+    /// [`StoredPayment::reported_under`].
     fn transition(
         &self,
         payment_id: &str,
