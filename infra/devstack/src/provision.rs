@@ -482,8 +482,7 @@ async fn ensure_table(clients: &Clients, props: &Value) -> Result<(Action, Physi
             }
         }
         Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
-            create_table(clients, name, props).await?;
-            Action::Created
+            if create_table(clients, name, props).await? { Action::Created } else { Action::Unchanged }
         }
         Err(e) => return Err(aws_error(e)),
     };
@@ -657,7 +656,10 @@ impl Action {
     }
 }
 
-async fn create_table(clients: &Clients, name: &str, props: &Value) -> Result<()> {
+/// `false` if the table was made meanwhile: by this very create, whose first attempt the
+/// emulator carried out but answered late or with a transient error so that the SDK tried
+/// again, or by another provisioning of the same stack.
+async fn create_table(clients: &Clients, name: &str, props: &Value) -> Result<bool> {
     let list = |key: &str| props[key].as_array().cloned().unwrap_or_default();
     let mut request = clients
         .dynamodb
@@ -708,8 +710,11 @@ async fn create_table(clients: &Clients, name: &str, props: &Value) -> Result<()
             ddb::SseSpecification::builder().enabled(scalar_string(&sse["SSEEnabled"]) == "true").build(),
         );
     }
-    request.send().await.map_err(aws_error)?;
-    Ok(())
+    match request.send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => Ok(false),
+        Err(e) => Err(aws_error(e)),
+    }
 }
 
 /// Creates the template's global secondary indexes that `existing` lacks; `true` if any.
