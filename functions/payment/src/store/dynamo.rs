@@ -159,8 +159,7 @@ impl PaymentStore for DynamoStore {
     }
 
     async fn transition(&self, payment_id: &str, from: PaymentStatus, to: PaymentStatus) -> Result<bool, StoreError> {
-        let change = TransactWriteItem::builder().update(self.status_change(payment_id, from, to, None)?).build();
-        Ok(self.table.transact(vec![change]).await?)
+        self.claim(payment_id, from, to, None).await
     }
 
     async fn transition_with(
