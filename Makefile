@@ -105,6 +105,11 @@ invoke: venv ## Replay one event: make invoke FN=HealthFunction EVENT=events/htt
 	$(CARGO) build --quiet --workspace
 	$(EMULATOR_SH) run $(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) --api-url $(API_URL) invoke $(FN) $(EVENT)
 
+.PHONY: admin
+admin: ## On AWS: create the stack's admin account (ADMIN_EMAIL, ADMIN_PASSWORD; STACK_NAME); idempotent
+	@test -n "$$ADMIN_PASSWORD" || { echo "make admin: set ADMIN_PASSWORD (and ADMIN_EMAIL) for the deployed stack"; exit 1; }
+	$(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) create-admin
+
 .PHONY: package
 package: build-arm64 ## .aws-sam/build/template.yaml: the template with each function's arm64 zip
 	$(VENV)/bin/python infra/scripts/package.py template.yaml $(TARGET_DIR) .aws-sam/build/template.yaml

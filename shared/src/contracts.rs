@@ -163,6 +163,73 @@ pub struct NewOrder {
     pub currency: String,
     pub payment_id: String,
     pub reservation_id: String,
+    /// Where the order goes (the checkout's `shipping_address`): each shipment's `ship_to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<ShippingAddress>,
+}
+
+/// A checkout's `shipping_address` and a shipment's `ship_to` (docs/api.md, Cart). Checkout
+/// (400 to the customer) and the Order service (400 to its caller) hold it to the same rules,
+/// [`ShippingAddress::checked`], so the rule lives with the shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShippingAddress {
+    pub name: String,
+    pub line1: String,
+    #[serde(default)]
+    pub line2: Option<String>,
+    pub city: String,
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2, upper case.
+    pub country: String,
+}
+
+/// The longest each field of a [`ShippingAddress`] may be, in characters (infra/openapi.yaml).
+pub const ADDRESS_LIMITS: [(&str, usize); 5] =
+    [("name", 100), ("line1", 200), ("line2", 200), ("city", 100), ("postal_code", 20)];
+
+impl ShippingAddress {
+    /// The address with its lines trimmed, or why it is not one: a line that is empty or
+    /// blank (`line2` too, when given: leave it out instead) or longer than [`ADDRESS_LIMITS`]
+    /// (as sent, as the OpenAPI schema's `maxLength` counts), a country that is not an upper
+    /// case ISO 3166-1 alpha-2 code (the schema's `enum`, [`country_codes`]).
+    pub fn checked(self) -> Result<Self, crate::Invalid> {
+        fn line(field: &str, value: &str) -> Result<String, crate::Invalid> {
+            let limit = ADDRESS_LIMITS.iter().find(|(name, _)| *name == field).map_or(0, |(_, limit)| *limit);
+            if value.chars().count() > limit {
+                return Err(crate::Invalid(format!("shipping_address.{field} is longer than {limit} characters")));
+            }
+            let value = crate::http::trim_blank(value);
+            if value.is_empty() {
+                return Err(crate::Invalid(format!("shipping_address.{field} must not be empty")));
+            }
+            Ok(value.to_owned())
+        }
+        if !is_country_code(&self.country) {
+            return Err(crate::Invalid("shipping_address.country must be an ISO 3166-1 alpha-2 code, like US".into()));
+        }
+        Ok(Self {
+            name: line("name", &self.name)?,
+            line1: line("line1", &self.line1)?,
+            line2: self.line2.as_deref().map(|l| line("line2", l)).transpose()?,
+            city: line("city", &self.city)?,
+            postal_code: line("postal_code", &self.postal_code)?,
+            country: self.country,
+        })
+    }
+}
+
+/// Whether `code` is an ISO 3166-1 alpha-2 code as the standard writes it (upper case): the
+/// 249 assigned ones and `XK` (Kosovo: user-assigned, and used by carriers and Stripe).
+pub fn is_country_code(code: &str) -> bool {
+    code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()) && celes::Country::from_alpha2(code).is_ok()
+}
+
+/// Every ISO 3166-1 alpha-2 code, sorted: the OpenAPI schema's `enum` of `country`.
+pub fn country_codes() -> Vec<String> {
+    let mut codes: Vec<String> = celes::Country::get_countries().iter().map(|c| c.alpha2.to_owned()).collect();
+    codes.sort();
+    codes.dedup();
+    codes
 }
 
 /// One line of an order, priced when the order was made.
@@ -202,5 +269,41 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(order.currency, "USD");
+        assert_eq!(order.shipping_address, None, "an address is optional");
+    }
+
+    fn address() -> ShippingAddress {
+        ShippingAddress {
+            name: " Ada Lovelace ".into(),
+            line1: "12 St James's Square".into(),
+            line2: None,
+            city: "London".into(),
+            postal_code: "SW1Y 4JH".into(),
+            country: "GB".into(),
+        }
+    }
+
+    #[test]
+    fn an_address_is_trimmed_and_its_country_an_iso_code() {
+        let checked = address().checked().unwrap();
+        assert_eq!((checked.name.as_str(), checked.country.as_str()), ("Ada Lovelace", "GB"));
+        assert_eq!(country_codes().len(), 250, "ISO 3166-1's 249 and XK");
+        assert!(is_country_code("XK"), "Kosovo's user-assigned code, which carriers and Stripe take");
+        assert!(country_codes().iter().all(|c| is_country_code(c)));
+        for country in ["XX", "GBR", "", "U1", "ÜS", "UK", "gb"] {
+            let wrong = ShippingAddress { country: country.into(), ..address() };
+            assert!(wrong.checked().is_err(), "{country:?} is no ISO 3166-1 alpha-2 code");
+        }
+        for (field, limit) in ADDRESS_LIMITS {
+            let set = |value: &str| {
+                let mut a = serde_json::to_value(address()).unwrap();
+                a[field] = value.into();
+                serde_json::from_value::<ShippingAddress>(a).unwrap().checked()
+            };
+            assert!(set(&"é".repeat(limit)).is_ok(), "{field}: {limit} characters are fine");
+            assert!(set(&"é".repeat(limit + 1)).is_err(), "{field}: longer than {limit}");
+            assert!(set("   ").is_err(), "{field}: blank");
+            assert!(set("").is_err(), "{field}: empty");
+        }
     }
 }

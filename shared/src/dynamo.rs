@@ -35,9 +35,10 @@ pub fn error(e: impl std::error::Error + Send + Sync + 'static) -> DynamoError {
 }
 
 /// Whether DynamoDB could hold an item at `key`: it refuses a partition key over 2048 bytes
-/// or a sort key over 1024 with a ValidationException, so no item is there. Reads check it:
-/// an over-long id (from a path, say) is then not found, rather than a 5xx.
-fn storable(key: &Item) -> bool {
+/// or a sort key over 1024 with a ValidationException, so no item is there. Reads check it,
+/// and so must a conditional write on an item that must exist: an over-long id (from a path,
+/// say) is then not found, rather than a 5xx.
+pub fn storable(key: &Item) -> bool {
     let size = |name: &str| key.get(name).and_then(|v| v.as_s().ok()).map_or(0, String::len);
     size("pk") <= 2048 && size("sk") <= 1024
 }

@@ -46,17 +46,19 @@ impl Envelope {
     }
 }
 
-/// The four SNS topics of docs/events.md.
+/// The five SNS topics of docs/events.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {
     UserEvents,
     OrderEvents,
     PaymentEvents,
     InventoryEvents,
+    SellerEvents,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 4] = [Topic::UserEvents, Topic::OrderEvents, Topic::PaymentEvents, Topic::InventoryEvents];
+    pub const ALL: [Topic; 5] =
+        [Topic::UserEvents, Topic::OrderEvents, Topic::PaymentEvents, Topic::InventoryEvents, Topic::SellerEvents];
 
     /// The environment variable that carries this topic's ARN (set in template.yaml).
     pub fn arn_env_var(self) -> &'static str {
@@ -65,6 +67,7 @@ impl Topic {
             Topic::OrderEvents => "ORDER_EVENTS_TOPIC_ARN",
             Topic::PaymentEvents => "PAYMENT_EVENTS_TOPIC_ARN",
             Topic::InventoryEvents => "INVENTORY_EVENTS_TOPIC_ARN",
+            Topic::SellerEvents => "SELLER_EVENTS_TOPIC_ARN",
         }
     }
 }
@@ -106,10 +109,14 @@ catalogue! {
     "order.created" => OrderCreated on OrderEvents,
     "order.completed" => OrderCompleted on OrderEvents,
     "order.cancelled" => OrderCancelled on OrderEvents,
+    "order.shipped" => OrderShipped on OrderEvents,
+    "order.delivered" => OrderDelivered on OrderEvents,
     "payment.completed" => PaymentCompleted on PaymentEvents,
     "payment.failed" => PaymentFailed on PaymentEvents,
     "payment.refunded" => PaymentRefunded on PaymentEvents,
     "inventory.updated" => InventoryUpdated on InventoryEvents,
+    "seller.approved" => SellerApproved on SellerEvents,
+    "seller.suspended" => SellerSuspended on SellerEvents,
 }
 
 impl Event {
@@ -119,7 +126,7 @@ impl Event {
             Topic::UserEvents => "ecommerce.auth",
             Topic::OrderEvents => "ecommerce.order",
             Topic::PaymentEvents => "ecommerce.payment",
-            Topic::InventoryEvents => "ecommerce.seller",
+            Topic::InventoryEvents | Topic::SellerEvents => "ecommerce.seller",
         }
     }
 }
@@ -130,6 +137,8 @@ impl Event {
 pub enum Role {
     Customer,
     Seller,
+    // Approves and suspends sellers; never self-registered (one per stack, made by devstack).
+    Admin,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +188,28 @@ pub struct OrderCancelled {
     pub reservation_id: String,
 }
 
+/// One shipment of an order shipped by its seller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct OrderShipped {
+    pub order_id: String,
+    pub user_id: String,
+    pub shipment_id: String,
+    pub seller_id: String,
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
+/// One shipment of an order delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct OrderDelivered {
+    pub order_id: String,
+    pub user_id: String,
+    pub shipment_id: String,
+    pub seller_id: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PaymentCompleted {
@@ -213,6 +244,25 @@ pub struct InventoryUpdated {
     pub seller_id: String,
     /// Units that can still be bought after the change.
     pub stock: u32,
+    pub reason: String,
+}
+
+/// An admin approved a seller (first approval, or again after a suspension).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SellerApproved {
+    pub seller_id: String,
+    pub name: String,
+    pub email: String,
+}
+
+/// An admin suspended a seller: their products are off sale until approved again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SellerSuspended {
+    pub seller_id: String,
+    pub name: String,
+    pub email: String,
     pub reason: String,
 }
 
@@ -253,7 +303,7 @@ mod tests {
 
     #[test]
     fn every_type_name_is_the_envelopes_type_of_its_event() {
-        assert_eq!(Event::TYPES.len(), 8);
+        assert_eq!(Event::TYPES.len(), 12);
         let event = sample().event;
         assert!(Event::TYPES.contains(&event.event_type()));
         assert_eq!(serde_json::to_value(&event).unwrap()["type"], event.event_type());

@@ -152,7 +152,7 @@ fn sample_envelopes() -> Vec<Value> {
 fn message_body() -> impl Strategy<Value = Option<String>> {
     let samples = sample_envelopes();
     let mut types: Vec<String> = Event::TYPES.iter().map(|t| (*t).to_owned()).collect();
-    types.extend(["order.shipped", "", "ORDER.CREATED", "order.created "].map(str::to_owned));
+    types.extend(["order.teleported", "", "ORDER.CREATED", "order.created "].map(str::to_owned));
     let retyped = (prop::sample::select(samples.clone()), prop::sample::select(types)).prop_map(|(mut envelope, t)| {
         envelope["type"] = t.into();
         envelope

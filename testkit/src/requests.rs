@@ -51,6 +51,16 @@ pub fn with_path(request: Request, name: &str, value: &str) -> Request {
     request.with_path_parameters(std::collections::HashMap::from([(name.to_owned(), value.to_owned())]))
 }
 
+/// `request` with one query string parameter set (the others as they were).
+pub fn with_query(request: Request, name: &str, value: &str) -> Request {
+    let mut query: std::collections::HashMap<String, String> = request
+        .query_string_parameters_ref()
+        .map(|q| q.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+        .unwrap_or_default();
+    query.insert(name.to_owned(), value.to_owned());
+    request.with_query_string_parameters(query)
+}
+
 /// Runs `handler` on `request` through the functions' HTTP edge.
 pub async fn call<F, Fut>(handler: &F, request: Request) -> Response<Body>
 where

@@ -183,11 +183,12 @@ pub fn sample_envelopes() -> Vec<shared::Envelope> {
 }
 
 /// The event topics, with their logical ids in template.yaml.
-pub const TOPICS: [(shared::Topic, &str); 4] = [
+pub const TOPICS: [(shared::Topic, &str); 5] = [
     (shared::Topic::UserEvents, "UserEventsTopic"),
     (shared::Topic::OrderEvents, "OrderEventsTopic"),
     (shared::Topic::PaymentEvents, "PaymentEventsTopic"),
     (shared::Topic::InventoryEvents, "InventoryEventsTopic"),
+    (shared::Topic::SellerEvents, "SellerEventsTopic"),
 ];
 
 /// A new queue subscribed (raw delivery, as the services' queues) to `topics` of the served

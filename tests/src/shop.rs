@@ -20,6 +20,8 @@ pub struct ShopClient {
     pub http: reqwest::Client,
     /// How often the `wait_for_*` methods look again.
     pub poll_every: Duration,
+    /// The stack's admin's access token, once logged in.
+    admin_token: std::sync::Mutex<Option<String>>,
 }
 
 /// A registered user's bearer token and id.
@@ -51,17 +53,71 @@ impl Deref for Shop {
 impl ShopClient {
     pub fn new(base_url: &str) -> Self {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Self { base_url: base_url.trim_end_matches('/').to_owned(), http, poll_every: Duration::from_millis(200) }
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            http,
+            poll_every: Duration::from_millis(200),
+            admin_token: std::sync::Mutex::new(None),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
 
-    /// A new user with a fresh email address.
+    /// A new user with a fresh email address; a seller is approved by the admin, so that they
+    /// can list products at once (`sign_up` leaves a seller pending).
     pub async fn register(&self, role: &str) -> User {
         let email = format!("{role}.{}@example.com", ulid::Ulid::generate().to_string().to_lowercase());
-        self.sign_up(&email, "correct horse", role).await
+        let user = self.sign_up(&email, "correct horse", role).await;
+        if role == "seller" {
+            self.approve(&user.id).await;
+        }
+        user
+    }
+
+    /// The stack's admin (devstack made it from ADMIN_EMAIL / ADMIN_PASSWORD, or the defaults).
+    pub async fn admin(&self) -> User {
+        if let Some(token) = self.admin_token.lock().unwrap().clone() {
+            return User { token, id: String::new() };
+        }
+        let account = auth::admin::AdminAccount::from_env();
+        let login = json!({"email": account.email, "password": account.password});
+        let answer = self.http.post(self.url("/auth/login")).json(&login).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "the admin logs in");
+        let session: Value = answer.json().await.unwrap();
+        let token = session["access_token"].as_str().unwrap().to_owned();
+        *self.admin_token.lock().unwrap() = Some(token.clone());
+        User { token, id: session["user"]["user_id"].as_str().unwrap().to_owned() }
+    }
+
+    /// The admin approves a seller, once their profile exists (made from `user.registered`).
+    pub async fn approve(&self, seller_id: &str) -> Value {
+        self.seller_status(seller_id, "approve", None).await
+    }
+
+    /// The admin suspends a seller.
+    pub async fn suspend(&self, seller_id: &str, reason: &str) -> Value {
+        self.seller_status(seller_id, "suspend", Some(json!({"reason": reason}))).await
+    }
+
+    async fn seller_status(&self, seller_id: &str, action: &str, body: Option<Value>) -> Value {
+        let admin = self.admin().await;
+        let url = self.url(&format!("/admin/sellers/{seller_id}/{action}"));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut request = self.http.post(&url).bearer_auth(&admin.token);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let answer = request.send().await.unwrap();
+            if answer.status() == StatusCode::NOT_FOUND && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(self.poll_every).await;
+                continue;
+            }
+            assert_eq!(answer.status(), StatusCode::OK, "{action} {seller_id}");
+            return answer.json().await.unwrap();
+        }
     }
 
     pub async fn sign_up(&self, email: &str, password: &str, role: &str) -> User {
@@ -173,5 +229,37 @@ impl ShopClient {
             .send()
             .await
             .unwrap()
+    }
+
+    /// A seller's shipments in `status` (one page).
+    pub async fn shipments(&self, seller: &User, status: &str) -> Vec<Value> {
+        let listed = self.get(seller, &format!("/seller/shipments?status={status}")).await;
+        assert_eq!(listed.status(), StatusCode::OK);
+        let page: Value = listed.json().await.unwrap();
+        page["items"].as_array().unwrap().clone()
+    }
+
+    /// A seller's one pending shipment of `order_id`, once the order is paid.
+    pub async fn pending_shipment(&self, seller: &User, order_id: &str) -> Value {
+        let found = crate::eventually(Duration::from_secs(30), || async {
+            self.shipments(seller, "pending").await.into_iter().find(|s| s["order_id"] == order_id)
+        })
+        .await;
+        found.unwrap_or_else(|| panic!("no pending shipment of {order_id}"))
+    }
+
+    /// `POST /seller/shipments/{id}/ship` with UPS and `tracking`: the status and the body.
+    pub async fn ship(&self, seller: &User, shipment_id: &str, tracking: &str) -> (StatusCode, Value) {
+        let url = self.url(&format!("/seller/shipments/{shipment_id}/ship"));
+        let body = json!({"carrier": "UPS", "tracking_number": tracking});
+        let answer = self.http.post(url).bearer_auth(&seller.token).json(&body).send().await.unwrap();
+        (answer.status(), answer.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST /seller/shipments/{id}/deliver`: the status and the body.
+    pub async fn deliver(&self, seller: &User, shipment_id: &str) -> (StatusCode, Value) {
+        let url = self.url(&format!("/seller/shipments/{shipment_id}/deliver"));
+        let answer = self.http.post(url).bearer_auth(&seller.token).send().await.unwrap();
+        (answer.status(), answer.json().await.unwrap_or(Value::Null))
     }
 }

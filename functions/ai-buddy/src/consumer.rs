@@ -106,7 +106,16 @@ async fn learn<S: AiStore, X: Services>(
         Event::OrderCancelled(order) => set_status(store, &order.order_id, "cancelled").await,
         Event::PaymentFailed(payment) => set_status(store, &payment.order_id, "payment_failed").await,
         Event::PaymentRefunded(payment) => set_status(store, &payment.order_id, "refunded").await,
-        Event::PaymentCompleted(_) | Event::InventoryUpdated(_) => Ok(()),
+        // A purchase counts once it is paid (`order.completed`), not at delivery: a paid order
+        // is bought (only a cancel gives it back, and shipping rules that out), and sellers
+        // need not record deliveries for their sales to count. The events are per shipment,
+        // not per order, so they say nothing of the order's status either.
+        Event::OrderShipped(_) | Event::OrderDelivered(_) => Ok(()),
+        // Nothing to learn (ai-events-queue does not even subscribe to seller-events).
+        Event::PaymentCompleted(_)
+        | Event::InventoryUpdated(_)
+        | Event::SellerApproved(_)
+        | Event::SellerSuspended(_) => Ok(()),
     }
 }
 

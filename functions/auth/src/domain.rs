@@ -84,7 +84,11 @@ impl Registration {
         if name.is_empty() {
             return Err(Invalid("name must not be blank".into()));
         }
-        Ok(NewAccount { email, password: self.password, name, role: self.role.unwrap_or(Role::Customer) })
+        let role = self.role.unwrap_or(Role::Customer);
+        if role == Role::Admin {
+            return Err(Invalid("role must be customer or seller: admin accounts are never self-registered".into()));
+        }
+        Ok(NewAccount { email, password: self.password, name, role })
     }
 }
 
@@ -180,12 +184,10 @@ mod tests {
             serde_json::from_str(r#"{"email":"s@example.com","password":"12345678","name":"S","role":"seller"}"#)
                 .unwrap();
         assert_eq!(seller.validate().unwrap().role, Role::Seller);
-        assert!(
-            serde_json::from_str::<Registration>(
-                r#"{"email":"s@example.com","password":"12345678","name":"S","role":"admin"}"#
-            )
-            .is_err()
-        );
+        let admin: Registration =
+            serde_json::from_str(r#"{"email":"s@example.com","password":"12345678","name":"S","role":"admin"}"#)
+                .unwrap();
+        assert!(admin.validate().is_err(), "admin is never self-registered");
         let unsaid: Registration =
             serde_json::from_str(r#"{"email":"s@example.com","password":"12345678","name":"S"}"#).unwrap();
         assert_eq!(unsaid.validate().unwrap().role, Role::Customer, "customer by default");

@@ -2,6 +2,7 @@
 //! tokens (HS256 JWTs signed with a key from Secrets Manager), the token authorizer of the
 //! HTTP API, login throttling and `user.registered`.
 
+pub mod admin;
 pub mod clients;
 pub mod domain;
 pub mod handlers;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::contracts::{OrderLine, Product, ReservationLine, ReservationRequest};
+use shared::contracts::{OrderLine, Product, ReservationLine, ReservationRequest, ShippingAddress};
 use shared::{CURRENCY, Invalid};
 
 pub const MAX_QUANTITY: u32 = 99;
@@ -205,6 +205,16 @@ impl PricedCart {
 #[derive(Debug, Deserialize)]
 pub struct CheckoutRequest {
     pub payment_token: String,
+    #[serde(default)]
+    pub shipping_address: Option<ShippingAddress>,
+}
+
+impl CheckoutRequest {
+    /// The request with its address checked (trimmed, country in upper case), or why not.
+    pub fn checked(self) -> Result<Self, Invalid> {
+        let shipping_address = self.shipping_address.map(ShippingAddress::checked).transpose()?;
+        Ok(Self { shipping_address, ..self })
+    }
 }
 
 /// The `Idempotency-Key` header: 1-64 visible ASCII characters.
@@ -265,6 +275,10 @@ pub struct Checkout {
     /// The request's payment token: a client's key reused with another request is refused.
     #[serde(default)]
     pub payment_token: String,
+    /// The request's shipping address (checked): part of the request a client's key is
+    /// bound to, like the token, and what the order is sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<ShippingAddress>,
 }
 
 impl Checkout {
@@ -286,13 +300,17 @@ impl Checkout {
             lease_until: now + lease,
             answer: None,
             snapshot: None,
+            shipping_address: None,
         }
     }
 
-    /// Whether a request with `payment_token` is this checkout again. Only a client's own key
-    /// binds the request: a cart's key is the same cart, whatever the token.
-    pub fn is_same_request(&self, payment_token: &str) -> bool {
-        !self.is_explicit() || self.payment_token.is_empty() || self.payment_token == payment_token
+    /// Whether a request with `payment_token` and `address` is this checkout again. Only a
+    /// client's own key binds the request: a cart's key is the same cart, whatever the token
+    /// and the address.
+    pub fn is_same_request(&self, payment_token: &str, address: Option<&ShippingAddress>) -> bool {
+        !self.is_explicit()
+            || ((self.payment_token.is_empty() || self.payment_token == payment_token)
+                && self.shipping_address.as_ref() == address)
     }
 
     /// Whether it may still hold an authorization or a reservation: running or being undone.
@@ -411,9 +429,21 @@ mod tests {
         let second = Checkout::start("u", "key:k", "tok_visa", 2, now, chrono::Duration::seconds(30));
         assert_ne!(first.payment_key(), second.payment_key());
         assert_ne!(first.reservation_id(), second.reservation_id());
-        assert!(first.is_same_request("tok_visa"));
-        assert!(!first.is_same_request("tok_mastercard"), "a client's key is bound to its request");
+        assert!(first.is_same_request("tok_visa", None));
+        assert!(!first.is_same_request("tok_mastercard", None), "a client's key is bound to its request");
+        let home = ShippingAddress {
+            name: "Ada".into(),
+            line1: "1 Main St".into(),
+            line2: None,
+            city: "Springfield".into(),
+            postal_code: "12345".into(),
+            country: "US".into(),
+        };
+        assert!(!first.is_same_request("tok_visa", Some(&home)), "and to its address");
+        let shipped = Checkout { shipping_address: Some(home.clone()), ..first.clone() };
+        assert!(shipped.is_same_request("tok_visa", Some(&home)));
+        assert!(!shipped.is_same_request("tok_visa", None));
         let cart = Checkout::start("u", "cart:v3", "tok_visa", 1, now, chrono::Duration::seconds(30));
-        assert!(cart.is_same_request("tok_mastercard"), "a cart's key is the cart");
+        assert!(cart.is_same_request("tok_mastercard", Some(&home)), "a cart's key is the cart");
     }
 }

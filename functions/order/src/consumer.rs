@@ -5,12 +5,11 @@
 //! for an order not visible yet is retried by the queue. `inventory.updated` needs nothing.
 
 use shared::events::Event;
-use shared::outbox::deliver;
 use shared::publisher::Publish;
 use shared::{CorrelationId, Envelope, Retry};
 
 use crate::domain::OrderStatus;
-use crate::store::{OrderStore, StoreError, StoredOrder};
+use crate::store::{OrderStore, record};
 
 pub async fn handle<S: OrderStore, P: Publish + Sync>(
     store: &S,
@@ -36,17 +35,12 @@ pub async fn handle<S: OrderStore, P: Publish + Sync>(
         OrderStatus::Paid => moved.completed(&correlation_id),
         _ => moved.cancelled("payment_failed", &current.reservation_id, &correlation_id),
     };
-    let stored = StoredOrder { order: moved, reservation_id: current.reservation_id };
-    match store.replace(&stored, OrderStatus::Placed, &event).await {
-        Ok(()) => {
-            tracing::info!(%order_id, status = ?to, "order updated by its payment");
-            deliver(store.outbox(), publisher, &[event]).await;
-            Ok(())
-        }
-        // Moved meanwhile (e.g. cancelled): nothing to do; a retry would see the new state.
-        Err(StoreError::Conflict) => Err(Retry::because(format!("order {order_id} changed meanwhile"))),
-        Err(error) => Err(Retry::because(error)),
+    // Moved meanwhile (e.g. cancelled): a retry sees the new state.
+    if record(store, publisher, &current, moved, event).await.map_err(Retry::because)?.is_none() {
+        return Err(Retry::because(format!("order {order_id} changed meanwhile")));
     }
+    tracing::info!(%order_id, status = ?to, "order updated by its payment");
+    Ok(())
 }
 
 #[cfg(test)]

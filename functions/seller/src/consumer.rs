@@ -2,21 +2,30 @@
 //! `order.cancelled` releases it (held or committed units go back); either way each product
 //! touched gets an `inventory.updated` with its stock now. The reservation's conditional
 //! status change makes a redelivery change no stock; the stock events are re-sent then,
-//! which consumers take as they are (the latest stock).
+//! which consumers take as they are (the latest stock). `user.registered` of a seller makes
+//! their `pending` profile, on the condition that there is none: a redelivery changes nothing.
 
 use shared::events::{Event, InventoryUpdated};
 use shared::publisher::Publish;
 use shared::{CorrelationId, Envelope, Retry};
 
-use crate::store::CatalogueStore;
+use crate::domain::Seller;
+use crate::store::{CatalogueStore, SellerStore};
 
-pub async fn handle<S: CatalogueStore, P: Publish + Sync>(
+pub async fn handle<S: CatalogueStore + SellerStore, P: Publish + Sync>(
     store: &S,
     publisher: &P,
     envelope: Envelope,
 ) -> Result<(), Retry> {
     let correlation_id = CorrelationId::from_header(Some(&envelope.correlationid));
     let (reservation, reason) = match &envelope.event {
+        Event::UserRegistered(user) => {
+            if let Some(seller) = Seller::pending(user, envelope.time) {
+                let created = store.create_seller(&seller).await.map_err(Retry::because)?;
+                tracing::info!(seller_id = %seller.seller_id, created, "seller profile pending approval");
+            }
+            return Ok(());
+        }
         Event::OrderCreated(order) => {
             (store.commit(&order.reservation_id).await.map_err(Retry::because)?, "reservation_committed")
         }
@@ -96,6 +105,26 @@ mod tests {
         let last = publisher.published().last().cloned().unwrap();
         let Event::InventoryUpdated(update) = last.event else { panic!("not inventory.updated") };
         assert_eq!(update.reason, "reservation_released");
+    }
+
+    #[tokio::test]
+    async fn a_sellers_registration_makes_one_pending_profile_and_a_customers_none() {
+        let (store, publisher) = (MemoryStore::default(), MemoryPublisher::default());
+        let mut envelope = testkit::requests::sqs_envelope("sqs-user-registered.json");
+        handle(&store, &publisher, envelope.clone()).await.unwrap();
+        let Event::UserRegistered(user) = &mut envelope.event else { panic!("not user.registered") };
+        assert!(store.seller(&user.user_id).await.unwrap().is_none(), "the sample is a customer's");
+        user.role = shared::events::Role::Seller;
+        let seller_id = user.user_id.clone();
+        handle(&store, &publisher, envelope.clone()).await.unwrap();
+        store
+            .move_seller(&seller_id, crate::domain::SellerStatus::Approved, None, &shared::CorrelationId::generate())
+            .await
+            .unwrap();
+        handle(&store, &publisher, envelope).await.unwrap();
+        let profile = store.seller(&seller_id).await.unwrap().unwrap();
+        assert_eq!(profile.status, crate::domain::SellerStatus::Approved, "a redelivery changes nothing");
+        assert!(publisher.published().is_empty());
     }
 
     #[tokio::test]

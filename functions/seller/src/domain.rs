@@ -1,14 +1,16 @@
 //! The catalogue and its stock: what a valid product and change are, and how a
-//! reservation request is read (the shapes are `shared::contracts`'). Pure rules: no AWS,
-//! no HTTP.
+//! reservation request is read (the shapes are `shared::contracts`'); and the sellers:
+//! a profile made `pending` when a seller registers, approved or suspended by the admin.
+//! Pure rules: no AWS, no HTTP.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::contracts::{Product, ReservationLine, ReservationRequest};
+use shared::events::{Event, SellerApproved, SellerSuspended, UserRegistered};
 use shared::http::not_null;
-use shared::{CURRENCY, Invalid};
+use shared::{CURRENCY, CorrelationId, Envelope, Invalid};
 
 pub const MAX_TEXT_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
@@ -182,6 +184,100 @@ pub struct Shortage {
     pub available: u32,
 }
 
+/// Where a seller stands (docs/api.md, Sellers): only `approved` sellers list products; a
+/// `suspended` seller's products behave like deleted ones until approved again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SellerStatus {
+    Pending,
+    Approved,
+    Suspended,
+}
+
+impl SellerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SellerStatus::Pending => "pending",
+            SellerStatus::Approved => "approved",
+            SellerStatus::Suspended => "suspended",
+        }
+    }
+
+    /// `?status=` of `GET /admin/sellers`.
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        match text {
+            "pending" => Ok(SellerStatus::Pending),
+            "approved" => Ok(SellerStatus::Approved),
+            "suspended" => Ok(SellerStatus::Suspended),
+            other => Err(Invalid(format!("status must be pending, approved or suspended, not {other:?}"))),
+        }
+    }
+}
+
+/// A seller's profile, as the API shows it; `seller_id` is the seller's `user_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Seller {
+    pub seller_id: String,
+    pub name: String,
+    pub email: String,
+    pub status: SellerStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Seller {
+    /// The profile a seller's registration makes; `None` for anyone else's registration.
+    pub fn pending(registered: &UserRegistered, now: DateTime<Utc>) -> Option<Self> {
+        (registered.role == shared::events::Role::Seller).then(|| Self {
+            seller_id: registered.user_id.clone(),
+            name: registered.name.clone(),
+            email: registered.email.clone(),
+            status: SellerStatus::Pending,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// The profile moved to `to`; `None` if it is there already (approving an approved
+    /// seller changes nothing and says nothing).
+    pub fn moved(&self, to: SellerStatus, now: DateTime<Utc>) -> Option<Self> {
+        (self.status != to).then(|| Self { status: to, updated_at: now, ..self.clone() })
+    }
+
+    /// The events a move to this profile's status publishes: `seller.approved`, or
+    /// `seller.suspended` with `reason`; none for `pending`, which no move leads to.
+    pub fn status_events(&self, reason: Option<&str>, correlation_id: &CorrelationId) -> Vec<Envelope> {
+        let (seller_id, name, email) = (self.seller_id.clone(), self.name.clone(), self.email.clone());
+        let event = match self.status {
+            SellerStatus::Approved => Event::SellerApproved(SellerApproved { seller_id, name, email }),
+            SellerStatus::Suspended => Event::SellerSuspended(SellerSuspended {
+                seller_id,
+                name,
+                email,
+                reason: reason.unwrap_or_default().to_owned(),
+            }),
+            SellerStatus::Pending => return Vec::new(),
+        };
+        vec![Envelope::new(event, correlation_id)]
+    }
+}
+
+/// `POST /admin/sellers/{seller_id}/suspend`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suspension {
+    pub reason: String,
+}
+
+pub const MAX_REASON_CHARS: usize = 500;
+
+impl Suspension {
+    /// The reason, trimmed; 1-500 characters as sent, not blank.
+    pub fn reason(&self) -> Result<String, Invalid> {
+        text("reason", &self.reason, MAX_REASON_CHARS)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +315,25 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn sellers_start_pending_and_move_only_when_their_status_changes() {
+        let registered =
+            |role| UserRegistered { user_id: "usr_s".into(), email: "s@example.com".into(), name: "S".into(), role };
+        assert!(Seller::pending(&registered(shared::events::Role::Customer), Utc::now()).is_none());
+        let seller = Seller::pending(&registered(shared::events::Role::Seller), Utc::now()).unwrap();
+        assert_eq!((seller.seller_id.as_str(), seller.status), ("usr_s", SellerStatus::Pending));
+        let approved = seller.moved(SellerStatus::Approved, Utc::now()).unwrap();
+        assert_eq!(approved.status, SellerStatus::Approved);
+        assert!(approved.moved(SellerStatus::Approved, Utc::now()).is_none(), "a no-op");
+        assert_eq!(SellerStatus::parse("suspended").unwrap(), SellerStatus::Suspended);
+        assert!(SellerStatus::parse("Approved").is_err());
+        let reason = |r: &str| Suspension { reason: r.into() }.reason();
+        assert_eq!(reason(" fake goods ").unwrap(), "fake goods");
+        assert!(reason("  ").is_err());
+        assert!(reason(&"x".repeat(501)).is_err());
+        assert!(reason(&"x".repeat(500)).is_ok());
     }
 
     #[test]

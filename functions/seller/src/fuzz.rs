@@ -57,7 +57,7 @@ proptest! {
     /// `POST /products`: 403 for a customer; 201 or 400 for a seller.
     #[test]
     fn fuzz_create_product(body_text in body(json_of(&sample("http-post-products.json"))), role in role()) {
-        let store = MemoryStore::default();
+        let store = MemoryStore::with_seller(SELLER, crate::domain::SellerStatus::Approved);
         let request = as_caller(with_body(sample("http-post-products.json"), &body_text), SELLER, role);
         let response = run(|r| products::create(&store, r), request);
         assert_contract(&response)?;

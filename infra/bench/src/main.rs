@@ -94,7 +94,14 @@ async fn main() -> Result<()> {
 
     let mut shop = ShopClient::new(&api_url);
     shop.poll_every = std::time::Duration::from_millis(5);
-    let setup = system::Setup::create(&shop).await?;
+    // The seller's profile is made from `user.registered` by a queue consumer before the admin
+    // approves it: the consumers run for that, and only that.
+    let event_sources = local.start_event_sources(&config);
+    let seller = shop.register("seller").await;
+    for task in event_sources {
+        task.abort();
+    }
+    let setup = system::Setup::create(&shop, seller).await?;
     let mut report = Report::default();
 
     println!("bench: checkout ({} runs per cart size)", cli.checkouts);

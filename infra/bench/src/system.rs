@@ -31,8 +31,8 @@ const SAMPLE_PASSWORD: &str = "correct horse";
 const STOCK: u32 = 1_000_000;
 
 impl Setup {
-    pub async fn create(shop: &ShopClient) -> Result<Self> {
-        let seller = shop.register("seller").await;
+    /// The rest of the world around an approved `seller`.
+    pub async fn create(shop: &ShopClient, seller: User) -> Result<Self> {
         let customer = shop.sign_up(SAMPLE_EMAIL, SAMPLE_PASSWORD, "customer").await;
         let mut products = Vec::new();
         for i in 0..LINE_COUNTS[2] {

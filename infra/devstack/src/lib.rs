@@ -2,6 +2,7 @@
 //! its resources on an AWS emulator, and runs the functions as API Gateway, Lambda and the
 //! SQS event source mappings would: the same binaries that `sam deploy` ships.
 
+pub mod admin;
 pub mod asyncapi;
 pub mod functions;
 pub mod gateway;

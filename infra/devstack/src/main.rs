@@ -1,4 +1,5 @@
-//! `devstack provision | serve | invoke | asyncapi`: template.yaml on an AWS emulator.
+//! `devstack provision | serve | invoke | asyncapi | create-admin`: template.yaml on an AWS
+//! emulator, and the one-off admin account of a deployed stack.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -61,6 +62,15 @@ enum Command {
         function: String,
         /// The event, e.g. events/http-get-health.json.
         event: PathBuf,
+    },
+    /// Create the stack's admin account from ADMIN_EMAIL / ADMIN_PASSWORD (defaults
+    /// admin@example.com / admin-password-change-me) in the Auth table, with the AWS
+    /// credentials and region of the environment (a deployed stack; `serve` does this locally).
+    /// Idempotent: an existing admin is left as it is.
+    CreateAdmin {
+        /// The Auth table (default: the template's AuthTable name for --stack-name).
+        #[arg(long)]
+        table: Option<String>,
     },
     /// Write the AsyncAPI document of the events (infra/asyncapi.yaml) from the Rust types,
     /// the template and the samples.
@@ -168,6 +178,15 @@ async fn main() -> Result<()> {
                 }
                 Err(error) => anyhow::bail!("{function} failed: {error}"),
             }
+        }
+        Command::CreateAdmin { table } => {
+            let table = match table {
+                Some(table) => table,
+                None => devstack::admin::auth_table_name(&Template::load(&cli.template)?, &cli.stack_name)?,
+            };
+            let account = auth::admin::AdminAccount::from_env();
+            // Its user.registered goes out with the Auth outbox relay's next run (every minute).
+            println!("{}", devstack::admin::ensure(&config, &table, None, &account).await?);
         }
         Command::Asyncapi { events, output } => {
             let text = devstack::asyncapi::yaml(&Template::load(&cli.template)?, &events)?;

@@ -54,6 +54,12 @@ impl LocalStack {
         };
         let stack = provision::provision(&template, config, &provision_options).await?;
         crate::stripe::register_webhook(&aws_sdk_secretsmanager::Client::new(config), &stack, api_url).await?;
+        // The stack's one admin (docs/api.md, Auth), before any function can be called.
+        if let Ok(table) = stack.reference(crate::admin::AUTH_TABLE) {
+            let account = auth::admin::AdminAccount::from_env();
+            let user_events = stack.reference("UserEventsTopic").ok();
+            eprintln!("devstack: {}", crate::admin::ensure(config, table, user_events, &account).await?);
+        }
         let local = LocalEnvironment::for_emulator(config, api_url).await?;
         let mut functions = functions::functions(&template, &stack, &local)?;
         let iam = Arc::new(Iam::from_template(&template, &stack, &local.credentials().access_key)?);

@@ -28,13 +28,22 @@ impl Reply {
         Self::json(StatusCode::OK, body)
     }
 
+    /// 204: done, nothing to say (no body, no content type).
+    pub fn no_content() -> Self {
+        Self { status: StatusCode::NO_CONTENT, body: String::new(), headers: Vec::new() }
+    }
+
     pub fn header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
     }
 
     pub fn into_response(self, correlation_id: &CorrelationId) -> Response<Body> {
-        respond(self.status, "application/json", self.body, &self.headers, correlation_id)
+        let mut response = respond(self.status, "application/json", self.body, &self.headers, correlation_id);
+        if response.status() == StatusCode::NO_CONTENT {
+            response.headers_mut().remove(header::CONTENT_TYPE);
+        }
+        response
     }
 }
 

@@ -59,7 +59,7 @@ use payment::clients::GatewayDown;
 use payment::domain::PaymentStatus;
 use payment::store::{PaymentStore, StoredPayment};
 use seller::domain::{NewProduct, ProductChanges, Reservation, ReservationStatus};
-use seller::store::CatalogueStore;
+use seller::store::{CatalogueStore, SellerStore};
 use serde_json::{Value, json};
 use shared::contracts::{
     self, AuthorizeRequest, Authorized, NewOrder, Product, ProductLookup, Products, ReservationLine, ReservationRequest,
@@ -244,6 +244,10 @@ impl CatalogueStore for Catalogue {
         self.inner.get(product_id).await
     }
 
+    async fn delete(&self, product_id: &str, seller_id: &str) -> Result<(), seller::store::StoreError> {
+        self.inner.delete(product_id, seller_id).await
+    }
+
     async fn update(
         &self,
         product_id: &str,
@@ -296,6 +300,42 @@ impl CatalogueStore for Catalogue {
     }
 }
 
+/// The sellers' profiles, as the catalogue keeps them (the consumer makes them from
+/// `user.registered`).
+impl SellerStore for Catalogue {
+    type Outbox = MemoryOutbox;
+
+    fn outbox(&self) -> &MemoryOutbox {
+        self.inner.outbox()
+    }
+
+    async fn create_seller(&self, seller: &seller::domain::Seller) -> Result<bool, seller::store::StoreError> {
+        self.inner.create_seller(seller).await
+    }
+
+    async fn seller(&self, seller_id: &str) -> Result<Option<seller::domain::Seller>, seller::store::StoreError> {
+        self.inner.seller(seller_id).await
+    }
+
+    async fn sellers(
+        &self,
+        status: Option<seller::domain::SellerStatus>,
+        page: &PageRequest,
+    ) -> Result<Page<seller::domain::Seller>, seller::store::StoreError> {
+        self.inner.sellers(status, page).await
+    }
+
+    async fn move_seller(
+        &self,
+        seller_id: &str,
+        to: seller::domain::SellerStatus,
+        reason: Option<&str>,
+        correlation_id: &shared::CorrelationId,
+    ) -> Result<seller::store::Moved, seller::store::StoreError> {
+        self.inner.move_seller(seller_id, to, reason, correlation_id).await
+    }
+}
+
 /// The order store; remembers the id of every order it made.
 #[derive(Default)]
 pub struct Orders {
@@ -341,10 +381,23 @@ impl OrderStore for Orders {
     async fn replace(
         &self,
         order: &StoredOrder,
-        expected: order::domain::OrderStatus,
+        expected_version: u64,
         event: &Envelope,
     ) -> Result<(), order::store::StoreError> {
-        self.inner.replace(order, expected, event).await
+        self.inner.replace(order, expected_version, event).await
+    }
+
+    async fn shipment(&self, shipment_id: &str) -> Result<Option<order::store::ShipmentRef>, order::store::StoreError> {
+        self.inner.shipment(shipment_id).await
+    }
+
+    async fn shipments(
+        &self,
+        seller_id: &str,
+        status: order::domain::ShipmentStatus,
+        page: &PageRequest,
+    ) -> Result<Page<order::domain::Shipment>, order::store::StoreError> {
+        self.inner.shipments(seller_id, status, page).await
     }
 }
 
@@ -1425,7 +1478,8 @@ impl Sim {
         for (id, order) in &orders {
             let mut want = vec![("order.created", 1usize)];
             match order.order.status {
-                OrderStatus::Paid => {
+                // The simulation never ships; a shipped or delivered order was paid first.
+                OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered => {
                     want.extend([("payment.completed", 1), ("order.completed", 1)]);
                     if !purchases.contains_key(id) {
                         broken.push(format!("[4 events] paid order {id} is not among the cart's purchases"));

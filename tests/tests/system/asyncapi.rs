@@ -63,15 +63,15 @@ fn the_document_covers_every_event_topic_and_consumer_queue() {
     let expected: BTreeSet<String> = shared::Event::TYPES.iter().map(|t| t.replace('.', "-")).collect();
     assert_eq!(messages, expected);
     let channels: BTreeSet<&str> = document["channels"].as_object().unwrap().keys().map(String::as_str).collect();
-    for name in ["user-events", "order-events", "payment-events", "inventory-events"] {
+    for name in ["user-events", "order-events", "payment-events", "inventory-events", "seller-events"] {
         assert!(channels.contains(name), "topic {name}");
         assert_eq!(document["operations"][format!("publish-{name}")]["action"], "send");
     }
     // docs/events.md's queue table: which event types each queue receives.
     let expected_queues = [
-        ("notification-queue", &["order.", "payment.", "user."][..]),
+        ("notification-queue", &["order.", "payment.", "user.", "seller."][..]),
         ("ai-events-queue", &["order.", "payment.", "user."]),
-        ("seller-updates-queue", &["order.created", "order.cancelled"]),
+        ("seller-updates-queue", &["order.created", "order.cancelled", "user.registered"]),
         ("payment-settlement-queue", &["order.created", "order.cancelled"]),
         ("cart-events-queue", &["user.registered", "order.completed"]),
         ("order-updates-queue", &["payment.completed", "payment.failed", "inventory.updated"]),

@@ -169,7 +169,7 @@ async fn the_internal_user_route_takes_only_signed_requests() {
 }
 
 #[tokio::test]
-async fn user_registered_reaches_notification_ai_and_cart_queues() {
+async fn user_registered_reaches_notification_ai_cart_and_seller_queues() {
     let api = LocalApi::start().await;
     let registered = post(
         &api,
@@ -220,8 +220,12 @@ async fn user_registered_reaches_notification_ai_and_cart_queues() {
     let profile = appears("AiBuddyTable", format!("USER#{user_id}"), "PROFILE").await;
     assert!(profile.is_some(), "AiEventsQueue: no profile was made for the new user");
 
+    // The Seller service's effect: the seller's pending profile.
+    let seller = appears("SellerTable", format!("SELLER#{user_id}"), "PROFILE").await;
+    assert!(seller.is_some(), "SellerUpdatesQueue: no seller profile was made for the new seller");
+
     let sqs = aws_sdk_sqs::Client::new(&config);
-    for queue in ["SellerUpdatesQueue", "PaymentSettlementQueue", "OrderUpdatesQueue"] {
+    for queue in ["PaymentSettlementQueue", "OrderUpdatesQueue"] {
         assert!(system_tests::drain(&sqs, &api.reference(queue)).await.unwrap().is_empty(), "{queue}");
     }
 }

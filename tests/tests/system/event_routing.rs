@@ -9,14 +9,15 @@ use system_tests::{QUEUES, drain, emulator, provision, publisher, sample_envelop
 
 /// docs/events.md, "Queues and subscriptions": which event types each queue receives.
 fn expected_routes() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
-    let order = ["order.created", "order.completed", "order.cancelled"];
+    let order = ["order.created", "order.completed", "order.cancelled", "order.shipped", "order.delivered"];
     let payment = ["payment.completed", "payment.failed", "payment.refunded"];
     let user = ["user.registered"];
-    let everything_but_inventory: BTreeSet<_> = order.iter().chain(&payment).chain(&user).copied().collect();
+    let seller = ["seller.approved", "seller.suspended"];
+    let learned: BTreeSet<_> = order.iter().chain(&payment).chain(&user).copied().collect();
     BTreeMap::from([
-        ("NotificationQueue", everything_but_inventory.clone()),
-        ("AiEventsQueue", everything_but_inventory),
-        ("SellerUpdatesQueue", BTreeSet::from(["order.created", "order.cancelled"])),
+        ("NotificationQueue", learned.iter().chain(&seller).copied().collect()),
+        ("AiEventsQueue", learned),
+        ("SellerUpdatesQueue", BTreeSet::from(["order.created", "order.cancelled", "user.registered"])),
         ("PaymentSettlementQueue", BTreeSet::from(["order.created", "order.cancelled"])),
         ("CartEventsQueue", BTreeSet::from(["user.registered", "order.completed"])),
         ("OrderUpdatesQueue", BTreeSet::from(["payment.completed", "payment.failed", "inventory.updated"])),

@@ -281,7 +281,8 @@ fn roles(api: &LocalApi) -> devstack::iam::Iam {
 }
 
 /// What the shop does, once each: sign-up, login, catalogue, cart, checkout, settlement,
-/// cancel, notifications, AI Buddy, and the scheduled relays and reconciler.
+/// shipping and delivery, cancel, notifications, AI Buddy, and the scheduled relays and
+/// reconciler.
 async fn run_every_flow(shop: &Shop) {
     let http = &shop.http;
     let seller = shop.register("seller").await;
@@ -325,6 +326,21 @@ async fn run_every_flow(shop: &Shop) {
     assert_eq!(payment.status(), StatusCode::OK);
     assert_eq!(shop.get(&customer, "/orders").await.status(), StatusCode::OK);
 
+    // The seller ships the paid order and records its delivery.
+    let shipment_id = system_tests::eventually(DEADLINE, || async {
+        let listed: Value = shop.get(&seller, "/seller/shipments").await.json().await.ok()?;
+        let items = listed["items"].as_array()?.clone();
+        items.iter().find(|s| s["order_id"] == order_id.as_str())?["shipment_id"].as_str().map(str::to_owned)
+    })
+    .await
+    .expect("the paid order's shipment in the seller's list");
+    let shipment_url = |step: &str| shop.url(&format!("/seller/shipments/{shipment_id}/{step}"));
+    let how = json!({"carrier": "UPS", "tracking_number": "1Z999AA10123456784"});
+    let shipped = http.post(shipment_url("ship")).bearer_auth(&seller.token).json(&how).send().await.unwrap();
+    assert_eq!(shipped.status(), StatusCode::OK);
+    let delivered = http.post(shipment_url("deliver")).bearer_auth(&seller.token).send().await.unwrap();
+    assert_eq!(delivered.status(), StatusCode::OK);
+
     // A second order, cancelled: refund and restock.
     shop.put_in_cart(&customer, &product, 1).await;
     let placed = shop.checkout(&customer, "tok_visa", None).await;
@@ -341,6 +357,17 @@ async fn run_every_flow(shop: &Shop) {
     for message in ["what is the status of my order?", "can you recommend something?", "hello"] {
         assert_eq!(ask(shop, &customer, message).await, StatusCode::OK, "{message}");
     }
+
+    // Sellers: the profile, the admin's list, a suspension (an approval made `seller`).
+    assert_eq!(shop.get(&seller, "/sellers/me").await.status(), StatusCode::OK);
+    let admin = shop.admin().await;
+    assert_eq!(shop.get(&admin, "/admin/sellers?status=approved").await.status(), StatusCode::OK);
+    let dropped = shop.product(&seller, 100, 1).await;
+    let deleted =
+        http.delete(shop.url(&format!("/products/{dropped}"))).bearer_auth(&seller.token).send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let rogue = shop.register("seller").await;
+    assert_eq!(shop.suspend(&rogue.id, "the iam run").await["status"], "suspended");
 }
 
 async fn ask(shop: &Shop, who: &User, message: &str) -> StatusCode {
@@ -395,9 +422,12 @@ async fn run_failures(shop: &Shop, proxy: &AwsProxy) {
     let placed = shop.checkout(&newcomer, "tok_visa", None).await;
     assert_eq!(placed.status(), StatusCode::CREATED);
     let order_id = placed.json::<Value>().await.unwrap()["order_id"].as_str().unwrap().to_owned();
+    // The seller suspended and approved again: both events wait in the Seller outbox.
+    assert_eq!(shop.suspend(&seller.id, "a lost publish").await["status"], "suspended");
+    assert_eq!(shop.approve(&seller.id).await["status"], "approved");
     proxy.restore();
     let admin = aws_sdk_dynamodb::Client::new(&system_tests::emulator().await);
-    for table in ["AuthTable", "OrderTable", "PaymentTable"] {
+    for table in ["AuthTable", "OrderTable", "PaymentTable", "SellerTable"] {
         let poison = [("pk", "OUTBOX"), ("sk", "01POISON"), ("envelope", "not an event")];
         let item = poison.iter().map(|(k, v)| (k.to_string(), AttributeValue::S(v.to_string()))).collect();
         admin.put_item().table_name(shop.api.reference(table)).set_item(Some(item)).send().await.unwrap();
@@ -406,6 +436,9 @@ async fn run_failures(shop: &Shop, proxy: &AwsProxy) {
     shop.wait_for_notifications(&newcomer, &["order_confirmation"], DEADLINE).await;
     shop.api.run_schedule("AuthOutboxRelayFunction").await;
     shop.api.run_schedule("PaymentOutboxRelayFunction").await;
+    shop.api.run_schedule("SellerOutboxRelayFunction").await;
+    let told = shop.wait_for_notifications(&seller, &["seller_suspended", "seller_approved"], DEADLINE).await;
+    assert!(told.iter().any(|t| t == "seller_suspended") && told.iter().any(|t| t == "seller_approved"), "{told:?}");
     let paid = shop.wait_for_order(&newcomer, &order_id, DEADLINE, |o| o["status"] == "paid").await;
     assert_eq!(paid["status"], "paid", "{paid}");
 }

@@ -24,5 +24,7 @@ mod replay;
 mod samples;
 mod schemathesis;
 mod security;
+mod sellers;
+mod shipments;
 mod stripe;
 mod webhooks;

@@ -22,6 +22,11 @@ async fn poison_beside_real_work_ends_in_the_dlq_and_is_counted_and_the_work_is_
         QUEUES.iter().flat_map(|queue| devstack::asyncapi::consumers_of(&template, queue)).collect();
     assert_eq!(consumers.len(), QUEUES.len(), "one consumer per queue: {consumers:?}");
 
+    // The seller first, consumers running: the admin approves a seller once the Seller service
+    // made their profile from `user.registered`.
+    let seller = shop.register("seller").await;
+    let product = shop.product(&seller, 1299, 5).await;
+
     // Consumers paused (their event sources disabled): the poison and a checkout's events wait
     // together, so the first batches hold both.
     for consumer in &consumers {
@@ -31,8 +36,6 @@ async fn poison_beside_real_work_ends_in_the_dlq_and_is_counted_and_the_work_is_
     for queue in QUEUES {
         sqs.send_message().queue_url(shop.api.reference(queue)).message_body(POISON).send().await.unwrap();
     }
-    let seller = shop.register("seller").await;
-    let product = shop.product(&seller, 1299, 5).await;
     let customer = shop.register("customer").await;
     shop.put_in_cart(&customer, &product, 1).await;
     let placed: Value = shop.checkout(&customer, "tok_visa", None).await.json().await.unwrap();

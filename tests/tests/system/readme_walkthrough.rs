@@ -125,7 +125,7 @@ fn run_bash(script: &str, dir: &Path, api: &str, limit: Duration) -> (Option<Exi
 }
 
 #[test]
-fn the_readme_walkthrough_runs_as_written_and_the_order_gets_paid() {
+fn the_readme_walkthrough_runs_as_written_and_the_order_gets_paid_and_shipped() {
     let readme = std::fs::read_to_string(devstack::repo_root().join("README.md")).expect("README.md");
     let blocks = walkthrough_blocks(&readme);
     assert!(blocks.len() >= 2, "README.md marks the curl session and the log grep, found {} blocks", blocks.len());
@@ -151,6 +151,18 @@ fn the_readme_walkthrough_runs_as_written_and_the_order_gets_paid() {
     for template in ["welcome", "order_confirmation", "payment_receipt"] {
         assert!(printed(&format!("{template}  ")), "no {template} notification listed\n{context}");
     }
+    // Steps 7 and 8: the seller ships it; the customer sees `shipped` and the notification.
+    assert!(printed(r#"{"status":"shipped","carrier":"UPS","tracking_number":"1Z999AA10123456784"}"#), "{context}");
+    assert!(
+        lines.iter().any(|line| line.starts_with("order ord_") && line.ends_with(": shipped")),
+        "the order did not become shipped\n{context}"
+    );
+    assert!(
+        lines.iter().any(|line| line.starts_with("order_shipped  ") && line.contains("1Z999AA10123456784")),
+        "no order_shipped notification with the tracking number\n{context}"
+    );
+    // Step 9: the admin lists the demo seller, approved when the stack was seeded.
+    assert!(printed("seller demo.seller@example.com: approved"), "the admin does not see the demo seller\n{context}");
     // The grep: the checkout's lines in the functions of the synchronous chain and in the
     // consumers that settled it (all done once the order is paid and the receipt stored).
     for function in [

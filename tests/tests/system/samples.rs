@@ -36,7 +36,13 @@ const SAMPLES: &[(&str, &str)] = &[
     ("http-get-product.json", "GetProductFunction"),
     ("http-get-products.json", "ListProductsFunction"),
     ("http-patch-product.json", "UpdateProductFunction"),
+    ("http-delete-product.json", "DeleteProductFunction"),
     ("http-post-internal-lookup.json", "LookupProductsFunction"),
+    ("http-get-seller-me.json", "GetMySellerFunction"),
+    ("http-get-admin-sellers.json", "ListSellersFunction"),
+    ("http-post-admin-suspend-seller.json", "SuspendSellerFunction"),
+    ("http-post-admin-approve-seller.json", "ApproveSellerFunction"),
+    ("sqs-user-registered.json", "SettleReservationsFunction"),
     ("http-put-cart-item.json", "SetCartItemFunction"),
     ("http-get-cart.json", "GetCartFunction"),
     ("http-delete-cart-item.json", "RemoveCartItemFunction"),
@@ -52,6 +58,15 @@ const SAMPLES: &[(&str, &str)] = &[
     ("http-get-orders.json", "ListOrdersFunction"),
     ("http-get-payment.json", "GetPaymentFunction"),
     ("http-post-cancel-order.json", "CancelOrderFunction"),
+    ("http-get-seller-shipments.json", "ListShipmentsFunction"),
+    ("http-post-ship-shipment.json", "ShipShipmentFunction"),
+    ("http-post-deliver-shipment.json", "DeliverShipmentFunction"),
+    ("sqs-order-shipped.json", "NotifyFunction"),
+    ("sqs-order-delivered.json", "NotifyFunction"),
+    ("sqs-seller-approved.json", "NotifyFunction"),
+    ("sqs-seller-suspended.json", "NotifyFunction"),
+    ("sqs-order-shipped.json", "LearnFunction"),
+    ("sqs-order-delivered.json", "LearnFunction"),
     ("sqs-user-registered.json", "NotifyFunction"),
     ("http-get-notifications.json", "ListNotificationsFunction"),
     ("sqs-order-created.json", "SettleReservationsFunction"),
@@ -70,6 +85,7 @@ const SAMPLES: &[(&str, &str)] = &[
     ("schedule-auth-outbox-relay.json", "AuthOutboxRelayFunction"),
     ("schedule-order-outbox-relay.json", "OrderOutboxRelayFunction"),
     ("schedule-payment-outbox-relay.json", "PaymentOutboxRelayFunction"),
+    ("schedule-seller-outbox-relay.json", "SellerOutboxRelayFunction"),
     ("schedule-reconcile-checkouts.json", "ReconcileCheckoutsFunction"),
 ];
 
@@ -81,6 +97,8 @@ const OTHER_PRODUCT: &str = "prd_01JD4RZX9Z8Y7X6W5V4T3S2R1Q";
 const ORDER: &str = "ord_01JD4S6B1W2X3Y4Z5A6B7C8D9E";
 const PAYMENT: &str = "pay_01JD4S5Q2R3S4T5V6W7X8Y9Z0A";
 const RESERVATION: &str = "rsv_01JD4S5V0B1C2D3E4F5G6H7J8K";
+/// The samples' shipment (the seeded order's, once it is paid).
+const SHIPMENT: &str = "shp_01JD4S6C7D8E9F0G1H2J3K4M5N";
 const TOKEN: &str = "Bearer <token>";
 /// The webhook sample's PaymentIntent (replaced by the one the seeded payment records) and its
 /// signature, a placeholder: a signature goes stale in 5 minutes, so the replay signs it anew.
@@ -110,8 +128,20 @@ struct Seed {
 }
 
 impl Seed {
-    async fn create(shop: &ShopClient) -> Self {
-        let seller = shop.register("seller").await;
+    async fn create(shop: &ShopClient, sellers: &seller::store::dynamo::DynamoStore) -> Self {
+        // No queue is polled here: the seller's profile is made as its consumer makes it from
+        // user.registered, then the admin approves it through its route.
+        let email = format!("seller.{}@example.com", ulid::Ulid::generate().to_string().to_lowercase());
+        let seller = shop.sign_up(&email, CUSTOMER_PASSWORD, "seller").await;
+        let registered = shared::events::UserRegistered {
+            user_id: seller.id.clone(),
+            email,
+            name: "seller".into(),
+            role: shared::events::Role::Seller,
+        };
+        let profile = seller::domain::Seller::pending(&registered, chrono::Utc::now()).unwrap();
+        assert!(seller::store::SellerStore::create_seller(sellers, &profile).await.unwrap());
+        shop.approve(&seller.id).await;
         let customer = shop.sign_up(CUSTOMER_EMAIL, CUSTOMER_PASSWORD, "customer").await;
         let products = [shop.product(&seller, PRICE, 50).await, shop.product(&seller, OTHER_PRICE, 50).await];
         let order = checkout(shop, &customer, &products).await;
@@ -359,7 +389,11 @@ async fn every_sample_in_events_replays_against_a_seeded_stack_with_the_answer_i
     let service = local.gateway.clone().service();
     tokio::spawn(async move { axum::serve(listener, service).await });
     let shop = ShopClient::new(&api_url);
-    let seed = Seed::create(&shop).await;
+    let sellers = seller::store::dynamo::DynamoStore::new(shared::dynamo::Table::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        local.stack.reference("SellerTable").unwrap().to_owned(),
+    ));
+    let seed = Seed::create(&shop, &sellers).await;
     let (authorizers, _) = devstack::functions::http_api_auth(&template()).unwrap();
     let authorizers = authorizers.into_iter().map(|a| a.function).collect();
     let mut replay = Replay { ids: seed.ids(), local, config, shop, authorizers, replayed: BTreeSet::new() };
@@ -416,6 +450,31 @@ async fn every_sample_in_events_replays_against_a_seeded_stack_with_the_answer_i
     assert_eq!(looked_up.status, 200);
     let found: Vec<_> = looked_up.body["items"].as_array().unwrap().iter().map(|p| text(&p["product_id"])).collect();
     assert_eq!(found, [product]);
+
+    // A product of the seeded seller's own, deleted by them: gone from the catalogue.
+    let doomed = replay.shop.product(&seed.seller, PRICE, 1).await;
+    let deleted = replay.http("http-delete-product.json", "DeleteProductFunction", &[(PRODUCT, &doomed)]).await;
+    assert_eq!((deleted.status, &deleted.body), (204, &Value::Null));
+    let gone = replay.shop.http.get(replay.shop.url(&format!("/products/{doomed}"))).send().await.unwrap();
+    assert_eq!(gone.status(), 404);
+
+    // Sellers: the seeded seller (approved as it was seeded), suspended, then approved again.
+    let me = replay.http("http-get-seller-me.json", "GetMySellerFunction", &[]).await;
+    assert_eq!((me.status, &me.body["seller_id"], &me.body["status"]), (200, &json!(seller), &json!("approved")));
+    let pending = replay.http("http-get-admin-sellers.json", "ListSellersFunction", &[]).await;
+    assert_eq!(pending.status, 200, "{}", pending.body);
+    assert!(pending.body["items"].as_array().unwrap().iter().all(|s| s["status"] == "pending"), "{}", pending.body);
+    let suspended = replay.http("http-post-admin-suspend-seller.json", "SuspendSellerFunction", &[]).await;
+    assert_eq!((suspended.status, &suspended.body["status"]), (200, &json!("suspended")), "{}", suspended.body);
+    let approved = replay.http("http-post-admin-approve-seller.json", "ApproveSellerFunction", &[]).await;
+    assert_eq!((approved.status, &approved.body["status"]), (200, &json!("approved")), "{}", approved.body);
+    // A seller's registration (the sample, as a new seller's) makes their pending profile.
+    let newcomer_seller = fresh("usr");
+    let as_seller = [(CUSTOMER, newcomer_seller.as_str()), (r#"role\":\"customer"#, r#"role\":\"seller"#)];
+    replay.sqs("sqs-user-registered.json", "SettleReservationsFunction", &as_seller).await;
+    let admin = replay.shop.admin().await;
+    let listed: Value = replay.shop.get(&admin, "/admin/sellers?status=pending&limit=100").await.json().await.unwrap();
+    assert!(listed["items"].as_array().unwrap().iter().any(|s| s["seller_id"] == newcomer_seller.as_str()), "{listed}");
 
     // Cart and checkout.
     let cart_lines = |cart: &Value| -> Vec<(String, u64)> {
@@ -505,6 +564,25 @@ async fn every_sample_in_events_replays_against_a_seeded_stack_with_the_answer_i
     assert_eq!(replay.order_status(order).await, "paid");
     replay.sqs("sqs-inventory-updated.json", "ApplyPaymentsFunction", &[]).await;
     assert_eq!(replay.order_status(order).await, "paid", "inventory.updated needs nothing of orders");
+
+    // The paid order's shipment, as its seller lists, ships and delivers it.
+    let listed = replay.http("http-get-seller-shipments.json", "ListShipmentsFunction", &[]).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let pending = listed.body["items"].as_array().unwrap();
+    let of_orders: Vec<_> = pending.iter().map(|s| text(&s["order_id"])).collect();
+    assert_eq!(of_orders, [order], "only the paid order's shipment is the seller's to ship");
+    let shipment = text(&pending[0]["shipment_id"]);
+    let shipped = replay.http("http-post-ship-shipment.json", "ShipShipmentFunction", &[(SHIPMENT, &shipment)]).await;
+    assert_eq!((shipped.status, &shipped.body["status"]), (200, &json!("shipped")), "{}", shipped.body);
+    assert_eq!(
+        (&shipped.body["carrier"], &shipped.body["tracking_number"]),
+        (&json!("UPS"), &json!("1Z999AA10123456784"))
+    );
+    assert_eq!(replay.order_status(order).await, "shipped", "its one shipment shipped");
+    let delivered =
+        replay.http("http-post-deliver-shipment.json", "DeliverShipmentFunction", &[(SHIPMENT, &shipment)]).await;
+    assert_eq!((delivered.status, &delivered.body["status"]), (200, &json!("delivered")), "{}", delivered.body);
+    assert_eq!(replay.order_status(order).await, "delivered");
     replay.sqs("sqs-order-completed.json", "CartEventsFunction", &[]).await;
     let purchase = replay
         .dynamo()
@@ -524,10 +602,25 @@ async fn every_sample_in_events_replays_against_a_seeded_stack_with_the_answer_i
     assert_eq!(replay.reservation_status(&reservation_of(second)).await, "released");
     replay.sqs("sqs-payment-refunded.json", "NotifyFunction", &[]).await;
     assert_eq!(replay.notifications(&seed.customer).await, ["welcome"], "payment.refunded sends nothing");
+    let shipment_ids = [(SHIPMENT, shipment.as_str())];
+    replay.sqs("sqs-order-shipped.json", "NotifyFunction", &shipment_ids).await;
+    replay.sqs("sqs-order-delivered.json", "NotifyFunction", &shipment_ids).await;
+    let mut sent = replay.notifications(&seed.customer).await;
+    sent.sort();
+    assert_eq!(sent, ["order_delivered", "order_shipped", "welcome"], "one each");
+    replay.sqs("sqs-seller-suspended.json", "NotifyFunction", &[]).await;
+    replay.sqs("sqs-seller-approved.json", "NotifyFunction", &[]).await;
+    let to_seller = replay.notifications(&seed.seller).await;
+    for template in ["seller_suspended", "seller_approved"] {
+        assert_eq!(to_seller.iter().filter(|t| *t == template).count(), 1, "{template} once: {to_seller:?}");
+    }
 
     // AI Buddy learns the order, then answers from it.
     replay.sqs("sqs-order-created.json", "LearnFunction", &[]).await;
     replay.sqs("sqs-order-completed.json", "LearnFunction", &[]).await;
+    // A purchase counts when it is paid (order.completed); shipping and delivery change no count.
+    replay.sqs("sqs-order-shipped.json", "LearnFunction", &shipment_ids).await;
+    replay.sqs("sqs-order-delivered.json", "LearnFunction", &shipment_ids).await;
     let analytics = replay.http("http-get-analytics.json", "AnalyticsFunction", &[]).await;
     assert_eq!(analytics.status, 200, "{}", analytics.body);
     let sales = (&analytics.body["orders"], &analytics.body["units_sold"], &analytics.body["revenue_cents"]);
@@ -573,6 +666,15 @@ async fn every_sample_in_events_replays_against_a_seeded_stack_with_the_answer_i
             "sqs-payment-completed.json",
             "PaymentTable",
             "OrderUpdatesQueue",
+        )
+        .await;
+    replay
+        .relay(
+            "schedule-seller-outbox-relay.json",
+            "SellerOutboxRelayFunction",
+            "sqs-seller-approved.json",
+            "SellerTable",
+            "NotificationQueue",
         )
         .await;
     // A checkout whose function died two hours ago, mid-way: the reconciler undoes it.

@@ -45,7 +45,7 @@ pub async fn checkout<S: CartStore, D: Downstream>(
     request: Request,
 ) -> Result<Reply, Problem> {
     let customer = caller(&request)?;
-    let ask: CheckoutRequest = json_body(&request)?;
+    let ask = json_body::<CheckoutRequest>(&request)?.checked()?;
     let key = match request.headers().get("idempotency-key").map(HeaderValue::to_str) {
         Some(Ok(header)) => idempotency_key(header)?,
         Some(Err(_)) => return Err(Problem::bad_request("Idempotency-Key must be visible ASCII")),
@@ -55,7 +55,7 @@ pub async fn checkout<S: CartStore, D: Downstream>(
         }
     };
 
-    let attempt = match begin(store, &customer.user_id, &key, &ask.payment_token).await? {
+    let attempt = match begin(store, &customer.user_id, &key, &ask).await? {
         Begun::Answered(reply) => return reply,
         Begun::Attempt(attempt) => attempt,
     };
@@ -81,16 +81,21 @@ fn key_reused() -> Problem {
 }
 
 /// Finds or starts this key's attempt.
-async fn begin<S: CartStore>(store: &S, user_id: &str, key: &str, token: &str) -> Result<Begun, Problem> {
+async fn begin<S: CartStore>(store: &S, user_id: &str, key: &str, ask: &CheckoutRequest) -> Result<Begun, Problem> {
     let deadline = tokio::time::Instant::now() + WAIT_FOR_RUNNING;
+    let (token, address) = (ask.payment_token.as_str(), ask.shipping_address.as_ref());
+    let start = |attempt: u32, now| Checkout {
+        shipping_address: address.cloned(),
+        ..Checkout::start(user_id, key, token, attempt, now, LEASE)
+    };
     loop {
         let now = Utc::now();
         let previous = store.checkout(user_id, key).await?;
-        if previous.as_ref().is_some_and(|p| !p.is_same_request(token)) {
+        if previous.as_ref().is_some_and(|p| !p.is_same_request(token, address)) {
             return Err(key_reused());
         }
         let next = match &previous {
-            None => Checkout::start(user_id, key, token, 1, now, LEASE),
+            None => start(1, now),
             // Being undone by the reconciler: a new attempt may start once it is done.
             Some(undoing) if undoing.status == CheckoutStatus::Abandoning => {
                 if tokio::time::Instant::now() >= deadline {
@@ -101,18 +106,16 @@ async fn begin<S: CartStore>(store: &S, user_id: &str, key: &str, token: &str) -
                 continue;
             }
             Some(done) if done.status == CheckoutStatus::Done => return Ok(Begun::Answered(replay(done))),
-            Some(failed) if failed.status == CheckoutStatus::Retryable => {
-                Checkout::start(user_id, key, token, failed.attempt + 1, now, LEASE)
-            }
+            Some(failed) if failed.status == CheckoutStatus::Retryable => start(failed.attempt + 1, now),
             // Died half-way, or interrupted by an outage: resume it with the same ids.
-            Some(stale) if stale.lease_until <= now => resumed(stale, token, now),
+            Some(stale) if stale.lease_until <= now => resumed(stale, ask, now),
             // Still within its lease: wait for its answer. An attempt that keeps its lease
             // longer either runs on or died before it could give its lease back (its store
             // was down): it is resumed, which is safe even if it still runs, as every step
             // is idempotent on the attempt's ids.
             Some(running) if tokio::time::Instant::now() >= deadline => {
                 tracing::warn!(key, "a checkout kept its lease past the wait; resuming it");
-                resumed(running, token, now)
+                resumed(running, ask, now)
             }
             Some(_running) => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -126,16 +129,21 @@ async fn begin<S: CartStore>(store: &S, user_id: &str, key: &str, token: &str) -
     }
 }
 
-/// An attempt taken up again by a request with `token`. Once it has recorded what it buys it
-/// may have asked for the payment under its key, which the payment service holds to that
-/// request: it goes on with the card it began with (a cart's key may be tried with another
-/// card, which the next attempt then takes). Before that, it takes the request's card.
-fn resumed(attempt: &Checkout, token: &str, now: chrono::DateTime<Utc>) -> Checkout {
+/// An attempt taken up again by request `ask`. Once it has recorded what it buys it may have
+/// asked for the payment under its key, which the payment service holds to that request, and
+/// for the order: it goes on with the card and the address it began with (a cart's key may
+/// be tried with another card or address, which the next attempt then takes). Before that,
+/// it takes the request's.
+fn resumed(attempt: &Checkout, ask: &CheckoutRequest, now: chrono::DateTime<Utc>) -> Checkout {
     let payment_token = match &attempt.snapshot {
         Some(_) if !attempt.payment_token.is_empty() => attempt.payment_token.clone(),
-        _ => token.to_owned(),
+        _ => ask.payment_token.clone(),
     };
-    Checkout { lease_until: now + LEASE, payment_token, ..attempt.clone() }
+    let shipping_address = match &attempt.snapshot {
+        Some(_) => attempt.shipping_address.clone(),
+        None => ask.shipping_address.clone(),
+    };
+    Checkout { lease_until: now + LEASE, payment_token, shipping_address, ..attempt.clone() }
 }
 
 /// The answer recorded for a finished checkout.
@@ -334,6 +342,7 @@ async fn run<S: CartStore, D: Downstream>(
         currency: CURRENCY.to_owned(),
         payment_id,
         reservation_id,
+        shipping_address: attempt.shipping_address.clone(),
     };
     let order = match downstream.create_order(&request, correlation_id).await {
         Ok(order) => order,
@@ -386,7 +395,7 @@ mod tests {
 
     use super::*;
     use crate::clients::fakes::Fake;
-    use crate::handlers::test_support::{USER, cart_of, checkout_with, put};
+    use crate::handlers::test_support::{USER, cart_of, checkout_to, checkout_with, put};
     use crate::store::memory::MemoryStore;
 
     #[tokio::test]
@@ -589,6 +598,68 @@ mod tests {
         let reused = checkout_with(&store, &fake, "tok_mastercard", Some("k")).await;
         assert_eq!(reused.status(), 422);
         assert!(body(&reused)["type"].as_str().unwrap().ends_with("/idempotency-key-reused"));
+        assert_eq!(fake.authorizations.load(Ordering::SeqCst), 1);
+    }
+
+    fn address(country: &str) -> serde_json::Value {
+        json!({"name": "Ada Lovelace", "line1": "12 Analytical Row", "city": "London", "postal_code": "EC1A 1BB",
+               "country": country})
+    }
+
+    #[tokio::test]
+    async fn the_shipping_address_is_checked_sent_with_the_order_and_bound_to_the_key() {
+        let (store, fake) = (MemoryStore::default(), Fake::with(&[("prd_a", 1299, 5)]));
+        put(&store, &fake, "prd_a", 1).await;
+        for bad in [
+            address("XX"),
+            address("gb"),
+            json!({"name": "Ada"}),
+            {
+                let mut blank = address("GB");
+                blank["line1"] = json!("   ");
+                blank
+            },
+            {
+                let mut long = address("GB");
+                long["postal_code"] = json!("9".repeat(21));
+                long
+            },
+        ] {
+            let refused =
+                checkout_to(&store, &fake, json!({"payment_token": "tok_visa", "shipping_address": bad}), Some("k"))
+                    .await;
+            assert_eq!(refused.status(), 400, "{bad}");
+            assert_eq!(refused.headers()["content-type"], "application/problem+json");
+        }
+        assert_eq!(fake.authorizations.load(Ordering::SeqCst), 0, "nothing charged");
+
+        let mut home = address("GB");
+        home["name"] = json!("  Ada Lovelace ");
+        let placed =
+            checkout_to(&store, &fake, json!({"payment_token": "tok_visa", "shipping_address": home}), Some("k")).await;
+        assert_eq!(placed.status(), 201, "{:?}", body(&placed));
+        let sent = fake.orders.lock().unwrap().values().next().unwrap().clone();
+        let mut expected = address("GB");
+        expected["line2"] = serde_json::Value::Null;
+        assert_eq!(sent["shipping_address"], expected, "checked and trimmed, to the order");
+        let again = checkout_to(
+            &store,
+            &fake,
+            json!({"payment_token": "tok_visa", "shipping_address": address("GB")}),
+            Some("k"),
+        )
+        .await;
+        assert_eq!(again.status(), 201, "the same request");
+        let elsewhere = checkout_to(
+            &store,
+            &fake,
+            json!({"payment_token": "tok_visa", "shipping_address": address("FR")}),
+            Some("k"),
+        )
+        .await;
+        assert_eq!(elsewhere.status(), 422, "the same key with another address is another request");
+        let nowhere = checkout_with(&store, &fake, "tok_visa", Some("k")).await;
+        assert_eq!(nowhere.status(), 422, "or with none");
         assert_eq!(fake.authorizations.load(Ordering::SeqCst), 1);
     }
 

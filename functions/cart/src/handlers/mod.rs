@@ -45,7 +45,17 @@ pub(crate) mod test_support {
         token: &str,
         key: Option<&str>,
     ) -> Response<Body> {
-        let mut request = with_body(sample("http-post-checkout.json"), &json!({"payment_token": token}).to_string());
+        checkout_to(store, fake, json!({"payment_token": token}), key).await
+    }
+
+    /// `POST /cart/checkout` with `body`, and `key` as its `Idempotency-Key` (if any).
+    pub(crate) async fn checkout_to(
+        store: &MemoryStore,
+        fake: &Fake,
+        body: Value,
+        key: Option<&str>,
+    ) -> Response<Body> {
+        let mut request = with_body(sample("http-post-checkout.json"), &body.to_string());
         request.headers_mut().remove("idempotency-key");
         if let Some(key) = key {
             request.headers_mut().insert("idempotency-key", key.parse().unwrap());

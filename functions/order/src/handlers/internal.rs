@@ -21,7 +21,7 @@ pub async fn create<S: OrderStore, P: Publish + Sync>(
     let new: NewOrder = json_body(&request)?;
     let (order, reservation_id) = into_order(new, chrono::Utc::now())?;
     let event = order.created(&reservation_id, &correlation_id(&request));
-    let stored = StoredOrder { order, reservation_id };
+    let stored = StoredOrder { order, reservation_id, version: 0 };
     let (status, order) = match store.create(&stored, &event).await? {
         None => {
             deliver(store.outbox(), publisher, &[event]).await;

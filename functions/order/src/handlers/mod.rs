@@ -1,8 +1,9 @@
 //! The Lambda edge of the Order service: the internal (IAM) routes checkout calls
-//! ([`internal`]) and the owner's routes ([`orders`]).
+//! ([`internal`]), the owner's routes ([`orders`]) and the sellers' ([`shipments`]).
 
 pub mod internal;
 pub mod orders;
+pub mod shipments;
 
 use lambda_http::http::StatusCode;
 use shared::Problem;

@@ -4,12 +4,11 @@
 use lambda_http::Request;
 use shared::caller::caller;
 use shared::http::{correlation_id, path_parameter};
-use shared::outbox::deliver;
 use shared::pagination::page_request;
 use shared::publisher::Publish;
 use shared::{Problem, Reply};
 
-use crate::store::{OrderStore, StoreError, StoredOrder};
+use crate::store::{OrderStore, StoreError, StoredOrder, record};
 
 /// The caller's order, or 404 (another user's order is not found, not forbidden).
 async fn own_order<S: OrderStore>(store: &S, request: &Request) -> Result<StoredOrder, Problem> {
@@ -45,15 +44,9 @@ pub async fn cancel<S: OrderStore, P: Publish + Sync>(
         // Not a bad request: the order is in a state that cannot be cancelled.
         let cancelled = current.order.cancel(chrono::Utc::now()).map_err(|e| Problem::conflict(e.0))?;
         let event = cancelled.cancelled("cancelled_by_customer", &current.reservation_id, &correlation_id);
-        let stored = StoredOrder { order: cancelled, reservation_id: current.reservation_id };
-        match store.replace(&stored, current.order.status, &event).await {
-            Ok(()) => {
-                deliver(store.outbox(), publisher, &[event]).await;
-                tracing::info!(order_id = %stored.order.order_id, "order cancelled");
-                return Ok(Reply::ok(&stored.order));
-            }
-            Err(StoreError::Conflict) => continue,
-            Err(error) => return Err(error.into()),
+        if let Some(stored) = record(store, publisher, &current, cancelled, event).await? {
+            tracing::info!(order_id = %stored.order.order_id, "order cancelled");
+            return Ok(Reply::ok(&stored.order));
         }
     }
     Err(StoreError::Conflict.into())
@@ -62,11 +55,10 @@ pub async fn cancel<S: OrderStore, P: Publish + Sync>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Order, OrderStatus};
+    use crate::domain::OrderStatus;
     use crate::handlers::internal::create;
-    use crate::store::memory::MemoryStore;
+    use crate::store::memory::{Meanwhile, MemoryStore};
     use shared::events::Role;
-    use shared::pagination::{Page, PageRequest};
     use shared::publisher::MemoryPublisher;
     use testkit::requests::{as_caller, body, call, sample, with_path};
 
@@ -103,64 +95,15 @@ mod tests {
         assert_eq!(mine["items"].as_array().unwrap().len(), 1);
     }
 
-    /// An order store where settlement (placed -> paid) lands right after the first read.
-    struct SettledMeanwhile {
-        inner: MemoryStore,
-        settled: std::sync::atomic::AtomicBool,
-    }
-
-    impl OrderStore for SettledMeanwhile {
-        type Outbox = shared::outbox::MemoryOutbox;
-
-        fn outbox(&self) -> &Self::Outbox {
-            self.inner.outbox()
-        }
-
-        async fn create(
-            &self,
-            order: &StoredOrder,
-            event: &shared::Envelope,
-        ) -> Result<Option<StoredOrder>, StoreError> {
-            self.inner.create(order, event).await
-        }
-
-        async fn get(&self, order_id: &str) -> Result<Option<StoredOrder>, StoreError> {
-            let read = self.inner.get(order_id).await?;
-            if let Some(placed) = &read
-                && !self.settled.swap(true, std::sync::atomic::Ordering::SeqCst)
-            {
-                let mut paid = placed.clone();
-                paid.order.status = OrderStatus::Paid;
-                let event = testkit::requests::sqs_envelope("sqs-order-completed.json");
-                self.inner.replace(&paid, OrderStatus::Placed, &event).await?;
-            }
-            Ok(read)
-        }
-
-        async fn abandon(&self, order_id: &str) -> Result<crate::store::Abandon, StoreError> {
-            self.inner.abandon(order_id).await
-        }
-
-        async fn list(&self, user_id: &str, page: &PageRequest) -> Result<Page<Order>, StoreError> {
-            self.inner.list(user_id, page).await
-        }
-
-        async fn replace(
-            &self,
-            order: &StoredOrder,
-            expected: OrderStatus,
-            event: &shared::Envelope,
-        ) -> Result<(), StoreError> {
-            self.inner.replace(order, expected, event).await
-        }
-    }
-
     #[tokio::test]
     async fn a_cancel_that_races_the_settlement_decides_again_instead_of_a_409() {
-        let store = SettledMeanwhile { inner: MemoryStore::default(), settled: true.into() };
+        let store = Meanwhile::around(MemoryStore::default());
         let publisher = MemoryPublisher::default();
         let order = body(&call(&|r| create(&store, &publisher, r), sample("http-post-internal-order.json")).await);
-        store.settled.store(false, std::sync::atomic::Ordering::SeqCst);
+        // Settlement (placed -> paid) lands right after the cancel's first read.
+        let placed = store.inner.get(order["order_id"].as_str().unwrap()).await.unwrap().unwrap();
+        let paid = placed.order.after_payment(OrderStatus::Paid, chrono::Utc::now()).unwrap();
+        *store.meanwhile.lock().unwrap() = Some(paid);
         let request = as_caller(
             with_path(sample("http-post-cancel-order.json"), "order_id", order["order_id"].as_str().unwrap()),
             CUSTOMER,
@@ -171,6 +114,7 @@ mod tests {
         let history: Vec<String> =
             body(&cancelled)["history"].as_array().unwrap().iter().map(|h| h["status"].to_string()).collect();
         assert_eq!(history.last().map(String::as_str), Some("\"cancelled\""));
-        assert!(store.settled.load(std::sync::atomic::Ordering::SeqCst), "the race happened");
+        assert!(store.meanwhile.lock().unwrap().is_none(), "the race happened");
+        assert!(history.iter().any(|h| h == "\"paid\""), "cancelled after it was paid: {history:?}");
     }
 }

@@ -3,6 +3,11 @@
 //!   `gsi1pk = USER#{user_id}`, `gsi1sk = {order_id}` (ULIDs: newest last);
 //! - `ORDER#{id}` / `ABANDONED`: the tombstone of an id its checkout gave up; creating an
 //!   order is conditioned on its absence, and abandoning on the order's;
+//! - `SHIPMENT#{id}` / `SHIPMENT`: a copy of one shipment of an order (the order item holds
+//!   the truth, and every change of either is written to both, in one transaction conditioned
+//!   on the order's `version`), indexed `BySeller` on `gsi2pk = SELLER#{seller_id}#{status}`,
+//!   `gsi2sk = {shipment_id}` (ULIDs: newest last) only while its order is paid or beyond,
+//!   so a seller never lists the shipment of an order not paid or cancelled;
 //! - `OUTBOX` / `{event id}`: events written with the change they report.
 
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
@@ -12,8 +17,8 @@ use shared::dynamo::{Item, PageError, Partition, Table, item, key};
 use shared::outbox::DynamoOutbox;
 use shared::pagination::{Page, PageRequest};
 
-use super::{Abandon, OrderStore, StoreError, StoredOrder};
-use crate::domain::{Order, OrderStatus};
+use super::{Abandon, OrderStore, ShipmentRef, StoreError, StoredOrder};
+use crate::domain::{Order, Shipment, ShipmentStatus};
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -27,6 +32,24 @@ struct OrderItem {
     stored: StoredOrder,
     gsi1pk: String,
     gsi1sk: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ShipmentItem {
+    #[serde(flatten)]
+    shipment: Shipment,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2sk: Option<String>,
+}
+
+fn shipment_key(id: &str) -> Item {
+    key(format!("SHIPMENT#{id}"), "SHIPMENT")
+}
+
+fn seller_partition(seller_id: &str, status: ShipmentStatus) -> String {
+    format!("SELLER#{seller_id}#{}", status.as_str())
 }
 
 fn order_key(id: &str) -> Item {
@@ -47,26 +70,44 @@ impl DynamoStore {
         Ok(Self::new(Table::from_env(sdk)?))
     }
 
-    fn put(
+    /// The writes of `order`: the order item on `condition` (with `version` as `:v`, when
+    /// given), and each shipment's item, indexed for its seller once the order is theirs to
+    /// fulfil.
+    fn writes(
         &self,
         order: &StoredOrder,
         condition: &str,
-        expected: Option<OrderStatus>,
-    ) -> Result<TransactWriteItem, StoreError> {
+        version: Option<u64>,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let indexed = OrderItem {
             stored: order.clone(),
             gsi1pk: format!("USER#{}", order.order.user_id),
             gsi1sk: order.order.order_id.clone(),
         };
-        let item = item(order_key(&order.order.order_id), &indexed)?;
-        let mut put = Put::builder().table_name(&self.table.name).set_item(Some(item)).condition_expression(condition);
-        if let Some(expected) = expected {
-            // The status as the item holds it: serialised the way the item was.
-            let status: AttributeValue = serde_dynamo::to_attribute_value(expected).map_err(shared::dynamo::error)?;
-            put = put.expression_attribute_names("#s", "status").expression_attribute_values(":expected", status);
+        let order_item = item(order_key(&order.order.order_id), &indexed)?;
+        let mut put =
+            Put::builder().table_name(&self.table.name).set_item(Some(order_item)).condition_expression(condition);
+        if let Some(version) = version {
+            put = put.expression_attribute_names("#v", "version").expression_attribute_values(":v", number(version));
         }
-        Ok(TransactWriteItem::builder().put(put.build().map_err(shared::dynamo::error)?).build())
+        let mut writes = vec![TransactWriteItem::builder().put(put.build().map_err(shared::dynamo::error)?).build()];
+        let visible = order.order.status.is_fulfilled_by_sellers();
+        for shipment in &order.order.shipments {
+            let indexed = ShipmentItem {
+                shipment: shipment.clone(),
+                gsi2pk: visible.then(|| seller_partition(&shipment.seller_id, shipment.status)),
+                gsi2sk: visible.then(|| shipment.shipment_id.clone()),
+            };
+            let shipment_item = item(shipment_key(&shipment.shipment_id), &indexed)?;
+            let put = Put::builder().table_name(&self.table.name).set_item(Some(shipment_item)).build();
+            writes.push(TransactWriteItem::builder().put(put.map_err(shared::dynamo::error)?).build());
+        }
+        Ok(writes)
     }
+}
+
+fn number(n: u64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
 }
 
 impl DynamoStore {
@@ -91,11 +132,9 @@ impl OrderStore for DynamoStore {
 
     async fn create(&self, order: &StoredOrder, event: &Envelope) -> Result<Option<StoredOrder>, StoreError> {
         let id = &order.order.order_id;
-        let items = vec![
-            self.absent(tombstone_key(id))?,
-            self.put(order, "attribute_not_exists(pk)", None)?,
-            self.outbox.entry(event).map_err(shared::dynamo::error)?,
-        ];
+        let mut items = vec![self.absent(tombstone_key(id))?];
+        items.extend(self.writes(order, "attribute_not_exists(pk)", None)?);
+        items.push(self.outbox.entry(event).map_err(shared::dynamo::error)?);
         if self.table.transact(items).await? {
             return Ok(None);
         }
@@ -142,11 +181,40 @@ impl OrderStore for DynamoStore {
         Ok(found.map(|i| i.stored.order))
     }
 
-    async fn replace(&self, order: &StoredOrder, expected: OrderStatus, event: &Envelope) -> Result<(), StoreError> {
-        let items = vec![
-            self.put(order, "#s = :expected", Some(expected))?,
-            self.outbox.entry(event).map_err(shared::dynamo::error)?,
-        ];
+    async fn replace(&self, order: &StoredOrder, expected_version: u64, event: &Envelope) -> Result<(), StoreError> {
+        // Orders stored before versions were kept have none: they are at version 0.
+        let condition = if expected_version == 0 {
+            "attribute_exists(pk) AND (attribute_not_exists(#v) OR #v = :v)"
+        } else {
+            "#v = :v"
+        };
+        let mut items = self.writes(order, condition, Some(expected_version))?;
+        items.push(self.outbox.entry(event).map_err(shared::dynamo::error)?);
         if self.table.transact(items).await? { Ok(()) } else { Err(StoreError::Conflict) }
+    }
+
+    async fn shipment(&self, shipment_id: &str) -> Result<Option<ShipmentRef>, StoreError> {
+        let found = self.table.get::<ShipmentItem>(shipment_key(shipment_id)).await?;
+        Ok(found.map(|i| ShipmentRef { order_id: i.shipment.order_id, seller_id: i.shipment.seller_id }))
+    }
+
+    async fn shipments(
+        &self,
+        seller_id: &str,
+        status: ShipmentStatus,
+        page: &PageRequest,
+    ) -> Result<Page<Shipment>, StoreError> {
+        let partition = Partition {
+            index: Some("BySeller"),
+            attribute: "gsi2pk",
+            value: seller_partition(seller_id, status),
+            sort_attribute: "gsi2sk",
+            sort_prefix: None,
+        };
+        let found = self.table.page::<ShipmentItem>(partition, page).await.map_err(|e| match e {
+            PageError::ForeignCursor => StoreError::BadCursor,
+            PageError::Dynamo(e) => StoreError::Unavailable(e),
+        })?;
+        Ok(found.map(|i| i.shipment))
     }
 }

@@ -11,8 +11,9 @@ use shared::Envelope;
 use shared::dynamo::DynamoError;
 use shared::outbox::Outbox;
 use shared::pagination::{Page, PageRequest};
+use shared::publisher::Publish;
 
-use crate::domain::{Order, OrderStatus};
+use crate::domain::{Order, Shipment, ShipmentStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -42,6 +43,48 @@ pub struct StoredOrder {
     #[serde(flatten)]
     pub order: Order,
     pub reservation_id: String,
+    /// Counts the order's changes: each is written on condition that the order is still at
+    /// the version it was decided on, so two moves decided on the same state (a cancel and a
+    /// ship, two sellers shipping the last two shipments) never both land. 0 for orders
+    /// stored before it was kept.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// Writes `moved` (`current` after one move) with the `event` that reports it, on condition
+/// that the order is still as `current` was read, then publishes the event (the outbox relay
+/// does, if that fails): the order as stored now. `None`: the order moved meanwhile, nothing
+/// was written; decide again on what it is now.
+pub async fn record<S: OrderStore, P: Publish + Sync>(
+    store: &S,
+    publisher: &P,
+    current: &StoredOrder,
+    moved: Order,
+    event: Envelope,
+) -> Result<Option<StoredOrder>, StoreError> {
+    let stored = current.next(moved);
+    match store.replace(&stored, current.version, &event).await {
+        Ok(()) => {
+            shared::outbox::deliver(store.outbox(), publisher, &[event]).await;
+            Ok(Some(stored))
+        }
+        Err(StoreError::Conflict) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+impl StoredOrder {
+    /// `order`, the next change of this stored order.
+    pub fn next(&self, order: Order) -> StoredOrder {
+        StoredOrder { order, reservation_id: self.reservation_id.clone(), version: self.version + 1 }
+    }
+}
+
+/// Whose a shipment is and which order it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipmentRef {
+    pub order_id: String,
+    pub seller_id: String,
 }
 
 pub trait OrderStore: Send + Sync {
@@ -61,11 +104,21 @@ pub trait OrderStore: Send + Sync {
     fn abandon(&self, order_id: &str) -> impl Future<Output = Result<Abandon, StoreError>> + Send;
     /// A user's orders, newest first.
     fn list(&self, user_id: &str, page: &PageRequest) -> impl Future<Output = Result<Page<Order>, StoreError>> + Send;
-    /// Replaces an order that is still in `expected` status, with its event, in one write.
+    /// Replaces an order that is still at `expected_version` (and its shipments, as sellers
+    /// see them), with its event, in one write; [`StoreError::Conflict`] if it moved.
     fn replace(
         &self,
         order: &StoredOrder,
-        expected: OrderStatus,
+        expected_version: u64,
         event: &Envelope,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Which order and seller the shipment `shipment_id` belongs to.
+    fn shipment(&self, shipment_id: &str) -> impl Future<Output = Result<Option<ShipmentRef>, StoreError>> + Send;
+    /// `seller_id`'s shipments in `status` of orders that are paid (or beyond), newest first.
+    fn shipments(
+        &self,
+        seller_id: &str,
+        status: ShipmentStatus,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<Shipment>, StoreError>> + Send;
 }

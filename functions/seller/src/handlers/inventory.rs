@@ -46,6 +46,7 @@ pub async fn lookup<S: CatalogueStore>(store: &S, request: Request) -> Result<Re
 mod tests {
     use super::*;
     use crate::domain::NewProduct;
+    use crate::store::SellerStore;
     use crate::store::memory::MemoryStore;
     use serde_json::json;
     use testkit::requests::{body, call, sample, with_body, with_path};
@@ -91,6 +92,37 @@ mod tests {
             reserve_body(&store, r#"{"reservation_id":"r2","items":[{"product_id":"prd_a","quantity":3}]}"#).await;
         assert_eq!(again.status(), 201);
         assert_eq!(store.get("prd_a").await.unwrap().unwrap().stock, 2, "the same reservation is not taken twice");
+    }
+
+    #[tokio::test]
+    async fn products_not_on_sale_have_nothing_to_reserve() {
+        let store = store_with(&[("prd_a", 5), ("prd_b", 5)]).await;
+        store.delete("prd_b", "usr_s").await.unwrap();
+        let short = reserve_body(&store, r#"{"reservation_id":"r1","items":[{"product_id":"prd_a","quantity":1},{"product_id":"prd_b","quantity":1}]}"#).await;
+        assert_eq!(short.status(), 409);
+        assert_eq!(body(&short)["shortages"], json!([{"product_id":"prd_b","requested":1,"available":0}]));
+        assert_eq!(store.get("prd_a").await.unwrap().unwrap().stock, 5, "nothing taken");
+        let suspended = store_with(&[("prd_a", 5)]).await;
+        suspended.create_seller(&seller("usr_s")).await.unwrap();
+        suspended
+            .move_seller("usr_s", crate::domain::SellerStatus::Suspended, Some("x"), &shared::CorrelationId::generate())
+            .await
+            .unwrap();
+        let short =
+            reserve_body(&suspended, r#"{"reservation_id":"r2","items":[{"product_id":"prd_a","quantity":1}]}"#).await;
+        assert_eq!(body(&short)["shortages"], json!([{"product_id":"prd_a","requested":1,"available":0}]));
+    }
+
+    fn seller(seller_id: &str) -> crate::domain::Seller {
+        let now = chrono::Utc::now();
+        crate::domain::Seller {
+            seller_id: seller_id.into(),
+            name: "S".into(),
+            email: "s@example.com".into(),
+            status: crate::domain::SellerStatus::Approved,
+            created_at: now,
+            updated_at: now,
+        }
     }
 
     #[tokio::test]

@@ -1,8 +1,10 @@
-//! The Lambda edge of the Seller service: the catalogue's routes ([`products`]) and the
-//! internal (IAM) inventory routes checkout calls ([`inventory`]).
+//! The Lambda edge of the Seller service: the catalogue's routes ([`products`]), the
+//! sellers' profiles and the admin's routes ([`sellers`]) and the internal (IAM) inventory
+//! routes checkout calls ([`inventory`]).
 
 pub mod inventory;
 pub mod products;
+pub mod sellers;
 
 use shared::Problem;
 

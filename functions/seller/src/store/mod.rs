@@ -1,17 +1,19 @@
-//! The port the Seller handlers keep the catalogue and stock through; [`dynamo::DynamoStore`]
-//! on AWS, [`memory::MemoryStore`] in tests.
+//! The ports the Seller handlers keep the catalogue and stock ([`CatalogueStore`]) and the
+//! sellers' profiles ([`SellerStore`]) through; [`dynamo::DynamoStore`] on AWS,
+//! [`memory::MemoryStore`] in tests.
 
 pub mod dynamo;
 pub mod memory;
 
 use std::future::Future;
 
-use shared::Invalid;
 use shared::contracts::{Product, ReservationLine};
 use shared::dynamo::DynamoError;
+use shared::outbox::Outbox;
 use shared::pagination::{Page, PageRequest};
+use shared::{CorrelationId, Envelope, Invalid};
 
-use crate::domain::{ProductChanges, Reservation, Shortage};
+use crate::domain::{ProductChanges, Reservation, Seller, SellerStatus, Shortage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -33,10 +35,21 @@ pub enum StoreError {
     BadCursor,
 }
 
+/// Products on sale are those not deleted whose seller is not suspended (docs/api.md): the
+/// catalogue's reads ([`CatalogueStore::get`], [`CatalogueStore::list`],
+/// [`CatalogueStore::lookup`]) see only those, and a reservation takes units only of those.
+/// Whether a seller's products are on sale is read from the seller's profile when a product is
+/// read, so a suspension and an approval take all of a seller's products away or back in one
+/// write. A product with no seller profile (made before profiles existed) is on sale.
 pub trait CatalogueStore: Send + Sync {
     fn create(&self, product: &Product) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn get(&self, product_id: &str) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
-    /// Applies `changes` to a product of `seller_id`; [`StoreError::NotFound`] for anyone else's.
+    /// Takes a product of `seller_id` out of the catalogue for good (a conditional write: its
+    /// units are sold no more, placed orders keep their lines); [`StoreError::NotFound`] for
+    /// anyone else's, an unknown or a deleted one.
+    fn delete(&self, product_id: &str, seller_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Applies `changes` to a product of `seller_id`; [`StoreError::NotFound`] for anyone
+    /// else's or a deleted one.
     fn update(
         &self,
         product_id: &str,
@@ -49,7 +62,7 @@ pub trait CatalogueStore: Send + Sync {
         category: Option<&str>,
         page: &PageRequest,
     ) -> impl Future<Output = Result<Page<Product>, StoreError>> + Send;
-    /// The products of `ids` that exist.
+    /// The products of `ids` that are on sale.
     fn lookup(&self, ids: &[String]) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
     /// Takes the units of every line, all or none; the same `reservation_id` again returns
     /// the reservation made the first time, if it still holds ([`StoreError::Released`] if not).
@@ -70,4 +83,40 @@ pub trait CatalogueStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<Reservation>, StoreError>> + Send;
     /// Makes a held reservation final (its order was placed); `None` if there is none.
     fn commit(&self, reservation_id: &str) -> impl Future<Output = Result<Option<Reservation>, StoreError>> + Send;
+}
+
+/// What moving a seller to a status did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Moved {
+    /// No such seller.
+    Unknown,
+    /// The seller was in that status already: nothing written.
+    Unchanged(Seller),
+    /// Written, conditionally on the profile being as it was read, with the event that reports
+    /// it in the outbox (the same transaction): the caller delivers it.
+    Changed(Seller, Vec<Envelope>),
+}
+
+/// Sellers' profiles, and the events their changes owe (the outbox).
+pub trait SellerStore: Send + Sync {
+    type Outbox: Outbox;
+    fn outbox(&self) -> &Self::Outbox;
+    /// Stores a new profile; `false` (nothing written) if the seller has one already.
+    fn create_seller(&self, seller: &Seller) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn seller(&self, seller_id: &str) -> impl Future<Output = Result<Option<Seller>, StoreError>> + Send;
+    /// Newest first; all sellers, or those in `status`.
+    fn sellers(
+        &self,
+        status: Option<SellerStatus>,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<Seller>, StoreError>> + Send;
+    /// Moves a seller to `to` (a suspension with its reason), unless it is there already; the
+    /// move and its event (`seller.approved` / `seller.suspended`) are written together.
+    fn move_seller(
+        &self,
+        seller_id: &str,
+        to: SellerStatus,
+        reason: Option<&str>,
+        correlation_id: &CorrelationId,
+    ) -> impl Future<Output = Result<Moved, StoreError>> + Send;
 }

@@ -29,6 +29,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use system_tests::LocalApi;
+use system_tests::shop::ShopClient;
 
 /// The body size docs/api.md allows; one byte more is a 413.
 const MAX_BODY: usize = 64 * 1024;
@@ -207,12 +208,14 @@ struct Client {
     url: String,
     http: reqwest::Client,
     seen: Mutex<Vec<Answer>>,
+    /// The shop's own client, for what only the admin does (approving a seller).
+    shop: ShopClient,
 }
 
 impl Client {
     fn new(api: &LocalApi) -> Self {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Self { url: api.url.clone(), http, seen: Mutex::new(Vec::new()) }
+        Self { url: api.url.clone(), http, seen: Mutex::new(Vec::new()), shop: ShopClient::new(&api.url) }
     }
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
@@ -267,10 +270,15 @@ impl Client {
         let email = format!("{role}.{}@example.com", ulid::Ulid::generate().to_string().to_lowercase());
         let body = json!({"email": email, "password": PASSWORD, "name": role, "role": role});
         let session = self.call(None, Method::POST, "/auth/register", Some(body)).await.expect(StatusCode::CREATED);
-        User {
+        let user = User {
             id: session["user"]["user_id"].as_str().unwrap().to_owned(),
             token: session["access_token"].as_str().unwrap().to_owned(),
+        };
+        // A seller lists products only once the admin approved them.
+        if role == "seller" {
+            self.shop.approve(&user.id).await;
         }
+        user
     }
 
     async fn product(&self, seller: &User, price_cents: u64, stock: u64) -> String {
@@ -497,7 +505,7 @@ impl Forger {
             ("another audience", bearer(self.sign(Algorithm::HS256, &claims(json!({"aud": "another-api"}))))),
             ("no expiry", bearer(self.sign(Algorithm::HS256, &claims(json!({"exp": null}))))),
             ("no subject", bearer(self.sign(Algorithm::HS256, &claims(json!({"sub": null}))))),
-            ("a role that does not exist", bearer(self.sign(Algorithm::HS256, &claims(json!({"role": "admin"}))))),
+            ("a role that does not exist", bearer(self.sign(Algorithm::HS256, &claims(json!({"role": "superuser"}))))),
             ("a real token with its role raised", bearer(format!("{header}.{raised}.{signature}"))),
             ("a real token with another subject", bearer(format!("{header}.{swapped}.{signature}"))),
             ("a real token without its signature", bearer(format!("{header}.{payload}."))),
