@@ -41,6 +41,15 @@ pub fn with_authorizer(request: Request, context: &AuthorizerContext) -> Request
     request.with_request_context(RequestContext::ApiGatewayV2(v2))
 }
 
+/// `request` from the client address `ip` (API Gateway's `sourceIp`).
+pub fn from_address(request: Request, ip: &str) -> Request {
+    let Some(RequestContext::ApiGatewayV2(mut v2)) = request.request_context_ref().cloned() else {
+        panic!("not an HTTP API request");
+    };
+    v2.http.source_ip = Some(ip.to_owned());
+    request.with_request_context(RequestContext::ApiGatewayV2(v2))
+}
+
 /// `request` made by `user_id` with `role`.
 pub fn as_caller(request: Request, user_id: &str, role: Role) -> Request {
     with_authorizer(request, &AuthorizerContext::caller(user_id, role))

@@ -120,10 +120,16 @@ impl ShopClient {
         }
     }
 
+    /// Registers from an address of its own: each user is another client, as customers are
+    /// (registrations are throttled per client address; auth.rs tests that).
     pub async fn sign_up(&self, email: &str, password: &str, role: &str) -> User {
+        static CLIENTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = CLIENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let address = std::net::Ipv4Addr::new(127, 1, (n / 250 % 250) as u8, (n % 250 + 1) as u8);
+        let http = reqwest::Client::builder().local_address(std::net::IpAddr::V4(address)).build().unwrap();
         let body = json!({"email": email, "password": password, "name": role, "role": role});
         let session: Value =
-            self.http.post(self.url("/auth/register")).json(&body).send().await.unwrap().json().await.unwrap();
+            http.post(self.url("/auth/register")).json(&body).send().await.unwrap().json().await.unwrap();
         User {
             token: session["access_token"].as_str().unwrap().to_owned(),
             id: session["user"]["user_id"].as_str().unwrap().to_owned(),

@@ -6,9 +6,36 @@ use serde::{Deserialize, Serialize};
 use shared::Invalid;
 pub use shared::events::Role;
 
-/// Failed logins for one email, within [`THROTTLE_WINDOW`], after which logins are refused.
-pub const MAX_FAILED_LOGINS: u32 = 5;
+/// The window every throttle counts attempts in (docs/api.md, Auth).
 pub const THROTTLE_WINDOW: Duration = Duration::minutes(15);
+
+/// A sliding-window count of attempts, keyed by what it throttles, with its limit within
+/// [`THROTTLE_WINDOW`]. Every key names the client address (API Gateway's `sourceIp`), so
+/// what one client does never refuses another: nobody locks a customer out by knowing their
+/// email.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Throttle {
+    pub key: String,
+    pub limit: usize,
+}
+
+impl Throttle {
+    /// Failed logins for one email from one address: 5.
+    pub fn login(email: &Email, address: &str) -> Self {
+        Self { key: format!("LOGIN#{}#{address}", email.as_str()), limit: 5 }
+    }
+
+    /// Failed logins from one address, whatever the emails: 20.
+    pub fn logins_from(address: &str) -> Self {
+        Self { key: format!("ADDRESS#{address}"), limit: 20 }
+    }
+
+    /// Registrations from one address (each costs an argon2 hash): `limit`, the template's
+    /// `RegistrationsPerAddress` (10 by default).
+    pub fn registrations_from(address: &str, limit: usize) -> Self {
+        Self { key: format!("REGISTER#{address}"), limit }
+    }
+}
 
 /// An email address, validated and lower-cased: addresses are unique case-insensitively.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -138,20 +165,29 @@ impl From<User> for shared::contracts::User {
     }
 }
 
-/// Whether a login attempt may go ahead, given the times (epoch seconds) of the recent
-/// failed attempts for its email: `Ok(attempts to store)` with this one added, or how long
-/// logins stay refused. A sliding window: 5 failures within any 15 minutes lock the email.
-pub fn admit(previous: &[i64], now: DateTime<Utc>) -> Result<Vec<i64>, std::time::Duration> {
+/// Whether an attempt may go ahead, given the times (epoch seconds) of the recent attempts
+/// `limit` allows: `Ok(attempts to store)` with this one added, or how long attempts stay
+/// refused. A sliding window: `limit` attempts within any 15 minutes lock.
+pub fn admit(previous: &[i64], limit: usize, now: DateTime<Utc>) -> Result<Vec<i64>, std::time::Duration> {
     let now = now.timestamp();
     let window = THROTTLE_WINDOW.num_seconds();
     let mut recent: Vec<i64> = previous.iter().copied().filter(|t| now - t < window).collect();
     recent.sort_unstable();
-    if recent.len() >= MAX_FAILED_LOGINS as usize {
-        let unlocks_at = recent[recent.len() - MAX_FAILED_LOGINS as usize] + window;
+    if recent.len() >= limit {
+        let unlocks_at = recent[recent.len() - limit] + window;
         return Err(std::time::Duration::from_secs((unlocks_at - now).max(1) as u64));
     }
     recent.push(now);
     Ok(recent)
+}
+
+/// `previous` without one attempt made at `at` (an attempt taken back), if it is there.
+pub fn forgiven(previous: &[i64], at: DateTime<Utc>) -> Vec<i64> {
+    let mut kept = previous.to_vec();
+    if let Some(i) = kept.iter().position(|t| *t == at.timestamp()) {
+        kept.remove(i);
+    }
+    kept
 }
 
 #[cfg(test)]
@@ -206,14 +242,14 @@ mod tests {
         let at = |minutes: i64| start + Duration::minutes(minutes);
         let mut attempts = Vec::new();
         for minute in [0, 1, 2, 3, 4] {
-            attempts = admit(&attempts, at(minute)).unwrap();
+            attempts = admit(&attempts, 5, at(minute)).unwrap();
         }
-        let locked = admit(&attempts, at(5)).unwrap_err();
+        let locked = admit(&attempts, 5, at(5)).unwrap_err();
         assert_eq!(locked.as_secs(), 10 * 60, "until the first failure is 15 minutes old");
-        assert!(admit(&attempts, at(15)).is_ok(), "the oldest has left the window");
+        assert!(admit(&attempts, 5, at(15)).is_ok(), "the oldest has left the window");
         // Sliding, not fixed: 4 failures just before a boundary and 1 after still lock.
         let straddling: Vec<i64> = [14, 14, 14, 14].iter().map(|m| at(*m).timestamp()).collect();
-        let straddling = admit(&straddling, at(16)).unwrap();
-        assert!(admit(&straddling, at(17)).is_err());
+        let straddling = admit(&straddling, 5, at(16)).unwrap();
+        assert!(admit(&straddling, 5, at(17)).is_err());
     }
 }

@@ -231,6 +231,7 @@ proptest! {
             publisher: MemoryPublisher::default(),
             passwords: Passwords::new().unwrap(),
             tokens: tokens(),
+            registrations_per_address: crate::handlers::register::REGISTRATIONS_PER_ADDRESS,
         };
         let request = with_body(sample("http-post-auth-register.json"), &body_text);
         let response = block_on(call(&|request| service.handle(request), request));

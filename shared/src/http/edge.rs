@@ -31,6 +31,18 @@ pub fn path_parameter(request: &Request, name: &str) -> Result<String, Problem> 
         .ok_or_else(|| Problem::not_found(format!("missing path parameter {name}")))
 }
 
+/// The client's address: API Gateway's `requestContext.http.sourceIp` (the TCP peer on the
+/// local stack). A request without one (only a hand-made event) is from "unknown": the
+/// throttles that key on it then count such requests together.
+pub fn source_ip(request: &Request) -> String {
+    match request.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        _ => None,
+    }
+    .filter(|ip| !ip.is_empty())
+    .unwrap_or_else(|| "unknown".to_owned())
+}
+
 /// The request's correlation id, as the edge read it (the caller's, or a new one); for a
 /// request that did not come through the edge, read from its headers the same way.
 pub fn correlation_id(request: &Request) -> CorrelationId {

@@ -9,7 +9,7 @@ mod problem;
 mod reply;
 
 pub use body::{json_body, not_null, trim_blank};
-pub use edge::{correlation_id, handle, path_parameter, run};
+pub use edge::{correlation_id, handle, path_parameter, run, source_ip};
 pub use problem::{MAX_BODY_BYTES, Problem};
 pub use reply::Reply;
 

@@ -1,5 +1,6 @@
 //! The Auth service through the local stack: register -> login -> me, duplicate emails,
-//! every forged token, login throttling, the internal user route, and `user.registered`
+//! every forged token, login and registration throttling per client address (from
+//! 127.0.0.2, 127.0.0.3, ...), the internal user route, and `user.registered`
 //! reaching its three queues.
 
 use std::time::{Duration, SystemTime};
@@ -120,26 +121,70 @@ async fn every_forged_token_is_401_problem_json() {
     }
 }
 
+/// `path` with `body`, sent from the loopback address `ip` (all of 127.0.0.0/8 is loopback):
+/// another client, as API Gateway's `sourceIp` sees it.
+async fn post_from(api: &LocalApi, ip: &str, path: &str, body: Value) -> reqwest::Response {
+    let address: std::net::IpAddr = ip.parse().unwrap();
+    let client = reqwest::Client::builder().local_address(address).timeout(Duration::from_secs(20)).build().unwrap();
+    client.post(format!("{}{path}", api.url)).json(&body).send().await.unwrap()
+}
+
+fn retry_after(answer: &reqwest::Response) -> u64 {
+    answer.headers()["retry-after"].to_str().unwrap().parse().unwrap()
+}
+
 #[tokio::test]
-async fn five_failed_logins_lock_the_email_with_retry_after() {
+async fn failed_logins_lock_an_email_only_from_the_address_that_failed_and_twenty_lock_that_address() {
     let api = LocalApi::start().await;
     let email = unique_email("locked");
     post(&api, "/auth/register", json!({"email": email, "password": "correct horse", "name": "L"})).await;
-    let unknown = post(&api, "/auth/login", json!({"email": unique_email("ghost"), "password": "whatever1"})).await;
-    let wrong = post(&api, "/auth/login", json!({"email": email, "password": "wrong horse"})).await;
+    let (attacker, owner) = ("127.0.0.2", "127.0.0.3");
+    let login = |ip: &'static str, email: String, password: &'static str| {
+        let api = &api;
+        async move { post_from(api, ip, "/auth/login", json!({"email": email, "password": password})).await }
+    };
+    let unknown = login(attacker, unique_email("ghost"), "whatever1").await;
+    let wrong = login(attacker, email.clone(), "wrong horse").await;
     assert_eq!((unknown.status(), wrong.status()), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
     let detail = |v: Value| v["detail"].clone();
     assert_eq!(detail(unknown.json().await.unwrap()), detail(wrong.json().await.unwrap()), "indistinguishable");
     for _ in 2..=5 {
-        assert_eq!(
-            post(&api, "/auth/login", json!({"email": email, "password": "wrong horse"})).await.status(),
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(login(attacker, email.clone(), "wrong horse").await.status(), StatusCode::UNAUTHORIZED);
     }
-    let locked = post(&api, "/auth/login", json!({"email": email, "password": "correct horse"})).await;
-    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = locked.headers()["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    let locked = login(attacker, email.clone(), "correct horse").await;
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS, "the address that failed waits");
+    assert!((1..=900).contains(&retry_after(&locked)));
+    let owners = login(owner, email.clone(), "correct horse").await;
+    assert_eq!(owners.status(), StatusCode::OK, "nobody locks the owner out by knowing their email");
+
+    // 20 failures from one address, whatever the emails, refuse that address; only that one.
+    let spraying = "127.0.0.4";
+    for i in 0..20 {
+        let answer = login(spraying, unique_email(&format!("spray{i}")), "wrong horse").await;
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "failure {i}");
+    }
+    let refused = login(spraying, email.clone(), "correct horse").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let problem: Value = refused.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("from this address"), "{problem}");
+    assert_eq!(login(owner, email.clone(), "correct horse").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn registrations_are_throttled_per_address() {
+    let api = LocalApi::start().await;
+    let register = |ip: &'static str| {
+        let api = &api;
+        let body = json!({"email": unique_email("many"), "password": "correct horse", "name": "M"});
+        async move { post_from(api, ip, "/auth/register", body).await }
+    };
+    for n in 0..auth::handlers::register::REGISTRATIONS_PER_ADDRESS {
+        assert_eq!(register("127.0.0.5").await.status(), StatusCode::CREATED, "registration {n}");
+    }
+    let refused = register("127.0.0.5").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!((1..=900).contains(&retry_after(&refused)));
+    assert_eq!(register("127.0.0.6").await.status(), StatusCode::CREATED, "another address is not refused");
 }
 
 #[tokio::test]

@@ -9,6 +9,10 @@ async fn main() -> Result<(), lambda_http::Error> {
         publisher: shared::publisher::SnsPublisher::from_env(aws_sdk_sns::Client::new(&sdk))?,
         passwords: auth::passwords::Passwords::new()?,
         tokens: auth::clients::load_tokens(&sdk).await?,
+        registrations_per_address: shared::config::parsed(
+            "REGISTRATIONS_PER_ADDRESS",
+            auth::handlers::register::REGISTRATIONS_PER_ADDRESS,
+        )?,
     };
     shared::http::run(|request| service.handle(request)).await
 }

@@ -41,6 +41,14 @@ impl From<StoreError> for Problem {
     }
 }
 
+/// A throttle's refusal (`type` `/problems/{kind}`), with `Retry-After` for the time left.
+fn throttled(wait: std::time::Duration, kind: &'static str, title: &'static str, what: &str) -> Problem {
+    use lambda_http::http::{StatusCode, header};
+    let seconds = wait.as_secs().max(1);
+    Problem::new(StatusCode::TOO_MANY_REQUESTS, kind, title, format!("{what}; try again in {seconds} seconds"))
+        .header(header::RETRY_AFTER, seconds.to_string())
+}
+
 fn key_failure(error: KeyError) -> Problem {
     tracing::error!(%error, "cannot sign tokens");
     Problem::internal()

@@ -2,14 +2,14 @@
 
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
-use shared::http::json_body;
+use shared::http::{json_body, source_ip};
 use shared::publisher::Publish;
 use shared::{Problem, Reply};
 
 use super::Session;
-use crate::domain::{Registration, User};
+use crate::domain::{Registration, Throttle, User};
 use crate::passwords::Passwords;
-use crate::store::UserStore;
+use crate::store::{Admission, UserStore};
 use crate::tokens::Tokens;
 
 pub struct Register<S, P> {
@@ -17,11 +17,22 @@ pub struct Register<S, P> {
     pub publisher: P,
     pub passwords: Passwords,
     pub tokens: Tokens,
+    /// Registrations one client address may make within 15 minutes.
+    pub registrations_per_address: usize,
 }
+
+/// `RegistrationsPerAddress`' default, as in template.yaml.
+pub const REGISTRATIONS_PER_ADDRESS: usize = 10;
 
 impl<S: UserStore, P: Publish + Sync> Register<S, P> {
     pub async fn handle(&self, request: Request) -> Result<Reply, Problem> {
         let account = json_body::<Registration>(&request)?.validate()?;
+        // Counted before the argon2 hash it costs, per client address.
+        let from_address = Throttle::registrations_from(&source_ip(&request), self.registrations_per_address);
+        if let Admission::Locked(wait) = self.store.admit(&from_address, chrono::Utc::now()).await? {
+            let what = "too many registrations from this address";
+            return Err(super::throttled(wait, "too-many-registrations", "Too many registrations", what));
+        }
         let hash = self.passwords.hash(&account.password).map_err(|e| {
             tracing::error!(%e, "hashing failed");
             Problem::internal()
@@ -46,7 +57,13 @@ mod tests {
     use testkit::requests::{body, sample, with_body};
 
     fn service<P>(publisher: P) -> Register<MemoryStore, P> {
-        Register { store: MemoryStore::default(), publisher, passwords: Passwords::new().unwrap(), tokens: tokens() }
+        Register {
+            store: MemoryStore::default(),
+            publisher,
+            passwords: Passwords::new().unwrap(),
+            tokens: tokens(),
+            registrations_per_address: REGISTRATIONS_PER_ADDRESS,
+        }
     }
 
     async fn call<P: Publish + Sync>(
@@ -85,6 +102,25 @@ mod tests {
         assert_eq!(again.status(), 409);
         assert_eq!(again.headers()["content-type"], "application/problem+json");
         assert_eq!(service.publisher.published().len(), 1, "one event for one account");
+    }
+
+    #[tokio::test]
+    async fn ten_registrations_from_one_address_then_429_and_other_addresses_go_on() {
+        let service = service(MemoryPublisher::default());
+        let register_from = |address: &'static str, n: usize| {
+            let body_text = format!(r#"{{"email":"u{n}.{address}@example.com","password":"12345678","name":"U"}}"#);
+            testkit::requests::from_address(with_body(sample("http-post-auth-register.json"), &body_text), address)
+        };
+        for n in 0..10 {
+            let answer = testkit::requests::call(&|r| service.handle(r), register_from("203.0.113.5", n)).await;
+            assert_eq!(answer.status(), 201, "registration {n}");
+        }
+        let refused = testkit::requests::call(&|r| service.handle(r), register_from("203.0.113.5", 10)).await;
+        assert_eq!(refused.status(), 429);
+        assert!(refused.headers().contains_key("retry-after"));
+        assert!(body(&refused)["type"].as_str().unwrap().ends_with("/too-many-registrations"));
+        let elsewhere = testkit::requests::call(&|r| service.handle(r), register_from("203.0.113.6", 10)).await;
+        assert_eq!(elsewhere.status(), 201);
     }
 
     #[tokio::test]

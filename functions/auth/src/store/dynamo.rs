@@ -3,7 +3,9 @@
 //! - `EMAIL#{email}` / `CREDENTIALS`: who owns the email, and the password hash. Written in
 //!   one transaction with the profile, on the condition that it does not exist: that
 //!   condition is what makes emails unique, with no read-then-write race;
-//! - `LOGINFAIL#{email}` / `ATTEMPTS`: recent failed logins, expiring with the window;
+//! - `THROTTLE#{throttle key}` / `ATTEMPTS`: recent attempts one throttle counts (failed
+//!   logins per email and address, per address; registrations per address), expiring with
+//!   the window;
 //! - `OUTBOX` / `{event id}`: events not yet published (see `shared::outbox`).
 
 use aws_sdk_dynamodb::error::SdkError;
@@ -17,7 +19,7 @@ use shared::dynamo::{DynamoError, Item, Table, item, key};
 use shared::outbox::DynamoOutbox;
 
 use super::{Admission, Credentials, StoreError, UserStore};
-use crate::domain::{Email, THROTTLE_WINDOW, User, admit};
+use crate::domain::{Email, THROTTLE_WINDOW, Throttle, User, admit, forgiven};
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -44,8 +46,8 @@ fn email_key(email: &Email) -> Item {
     key(format!("EMAIL#{}", email.as_str()), "CREDENTIALS")
 }
 
-fn failures_key(email: &Email) -> Item {
-    key(format!("LOGINFAIL#{}", email.as_str()), "ATTEMPTS")
+fn attempts_key(throttle: &Throttle) -> Item {
+    key(format!("THROTTLE#{}", throttle.key), "ATTEMPTS")
 }
 
 #[derive(Serialize, Deserialize)]
@@ -65,6 +67,37 @@ struct AttemptsItem {
 
 /// Optimistic writes of the attempts item that lose to a concurrent one, before giving up.
 const ADMIT_TRIES: usize = 5;
+
+impl DynamoStore {
+    /// A throttle's attempts and the version of their item (a consistent read: the item is
+    /// read-modified-written under a condition).
+    async fn attempts(&self, throttle: &Throttle) -> Result<(Vec<i64>, u64), StoreError> {
+        let current: Option<AttemptsItem> = self.table.get(attempts_key(throttle)).await?;
+        Ok(current.map(|c| (c.attempts, c.version)).unwrap_or_default())
+    }
+
+    /// Writes `attempts` if the item is still at `version`; `false` if it moved meanwhile.
+    async fn write_attempts(&self, throttle: &Throttle, attempts: Vec<i64>, version: u64) -> Result<bool, StoreError> {
+        let newest = attempts.iter().max().copied().unwrap_or_else(|| Utc::now().timestamp());
+        let expires_at = newest + THROTTLE_WINDOW.num_seconds();
+        let new = item(attempts_key(throttle), &AttemptsItem { attempts, version: version + 1, expires_at })?;
+        let written = self
+            .table
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .set_item(Some(new))
+            .condition_expression("attribute_not_exists(pk) OR version = :version")
+            .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(e) => Err(shared::dynamo::error(e).into()),
+        }
+    }
+}
 
 impl UserStore for DynamoStore {
     type Outbox = DynamoOutbox;
@@ -119,38 +152,32 @@ impl UserStore for DynamoStore {
         Ok(self.table.get(user_key(user_id)).await?)
     }
 
-    async fn admit_login(&self, email: &Email, now: DateTime<Utc>) -> Result<Admission, StoreError> {
+    async fn admit(&self, throttle: &Throttle, now: DateTime<Utc>) -> Result<Admission, StoreError> {
         for _ in 0..ADMIT_TRIES {
-            // A consistent read: the attempts counter is read-modified-written under a condition.
-            let current: Option<AttemptsItem> = self.table.get(failures_key(email)).await?;
-            let (previous, version) = current.map(|c| (c.attempts, c.version)).unwrap_or_default();
-            let attempts = match admit(&previous, now) {
+            let (previous, version) = self.attempts(throttle).await?;
+            let attempts = match admit(&previous, throttle.limit, now) {
                 Ok(attempts) => attempts,
                 Err(wait) => return Ok(Admission::Locked(wait)),
             };
-            let expires_at = attempts.iter().max().copied().unwrap_or(now.timestamp()) + THROTTLE_WINDOW.num_seconds();
-            let new = item(failures_key(email), &AttemptsItem { attempts, version: version + 1, expires_at })?;
-            let written = self
-                .table
-                .client
-                .put_item()
-                .table_name(&self.table.name)
-                .set_item(Some(new))
-                .condition_expression("attribute_not_exists(pk) OR version = :version")
-                .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
-                .send()
-                .await;
-            match written {
-                Ok(_) => return Ok(Admission::Allowed),
-                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => continue,
-                Err(e) => return Err(shared::dynamo::error(e).into()),
+            if self.write_attempts(throttle, attempts, version).await? {
+                return Ok(Admission::Allowed);
             }
         }
-        // So many concurrent attempts on one email that none got through: an attack.
+        // So many concurrent attempts on one counter that none got through: an attack.
         Ok(Admission::Locked(std::time::Duration::from_secs(1)))
     }
 
-    async fn clear_login_attempts(&self, email: &Email) -> Result<(), StoreError> {
-        Ok(self.table.delete(failures_key(email)).await?)
+    async fn forgive(&self, throttle: &Throttle, at: Option<DateTime<Utc>>) -> Result<(), StoreError> {
+        let Some(at) = at else { return Ok(self.table.delete(attempts_key(throttle)).await?) };
+        for _ in 0..ADMIT_TRIES {
+            let (previous, version) = self.attempts(throttle).await?;
+            let kept = forgiven(&previous, at);
+            if kept.len() == previous.len() || self.write_attempts(throttle, kept, version).await? {
+                return Ok(());
+            }
+        }
+        // Lost to concurrent attempts every time: the attempt stays counted, which only errs
+        // on the side of refusing sooner.
+        Ok(())
     }
 }

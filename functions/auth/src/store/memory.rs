@@ -9,13 +9,13 @@ use shared::memory::lock;
 use shared::outbox::MemoryOutbox;
 
 use super::{Admission, Credentials, StoreError, UserStore};
-use crate::domain::{Email, User, admit};
+use crate::domain::{Email, Throttle, User, admit, forgiven};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     users: Mutex<HashMap<String, User>>,
     credentials: Mutex<HashMap<Email, Credentials>>,
-    attempts: Mutex<HashMap<Email, Vec<i64>>>,
+    attempts: Mutex<HashMap<Throttle, Vec<i64>>>,
     pub outbox: MemoryOutbox,
 }
 
@@ -46,10 +46,10 @@ impl UserStore for MemoryStore {
         Ok(lock(&self.users).get(user_id).cloned())
     }
 
-    async fn admit_login(&self, email: &Email, now: DateTime<Utc>) -> Result<Admission, StoreError> {
+    async fn admit(&self, throttle: &Throttle, now: DateTime<Utc>) -> Result<Admission, StoreError> {
         let mut attempts = lock(&self.attempts);
-        let entry = attempts.entry(email.clone()).or_default();
-        match admit(entry, now) {
+        let entry = attempts.entry(throttle.clone()).or_default();
+        match admit(entry, throttle.limit, now) {
             Ok(updated) => {
                 *entry = updated;
                 Ok(Admission::Allowed)
@@ -58,8 +58,16 @@ impl UserStore for MemoryStore {
         }
     }
 
-    async fn clear_login_attempts(&self, email: &Email) -> Result<(), StoreError> {
-        lock(&self.attempts).remove(email);
+    async fn forgive(&self, throttle: &Throttle, at: Option<DateTime<Utc>>) -> Result<(), StoreError> {
+        let mut attempts = lock(&self.attempts);
+        match at {
+            None => drop(attempts.remove(throttle)),
+            Some(at) => {
+                if let Some(entry) = attempts.get_mut(throttle) {
+                    *entry = forgiven(entry, at);
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use shared::Envelope;
 use shared::dynamo::DynamoError;
 use shared::outbox::Outbox;
 
-use crate::domain::{Email, User};
+use crate::domain::{Email, Throttle, User};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,13 +51,18 @@ pub trait UserStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn credentials(&self, email: &Email) -> impl Future<Output = Result<Option<Credentials>, StoreError>> + Send;
     fn user(&self, user_id: &str) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
-    /// Counts an attempt for `email` before its password is checked (so parallel guesses
-    /// are counted too), or refuses it (see [`crate::domain::admit`]).
-    fn admit_login(
+    /// Counts an attempt at `now` against `throttle` before the work it guards (so parallel
+    /// attempts are counted too), or refuses it (see [`crate::domain::admit`]).
+    fn admit(
         &self,
-        email: &Email,
+        throttle: &Throttle,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
-    /// Forgets the attempts of an email after a successful login.
-    fn clear_login_attempts(&self, email: &Email) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Takes back the attempt counted at `at` (it succeeded, so it was no failure), or all
+    /// of them (`None`).
+    fn forgive(
+        &self,
+        throttle: &Throttle,
+        at: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -214,7 +214,14 @@ struct Client {
 
 impl Client {
     fn new(api: &LocalApi) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Self::from_address(api, "127.0.0.1")
+    }
+
+    /// A client connecting from the loopback address `ip`: another client address, as the
+    /// API sees it (`sourceIp`).
+    fn from_address(api: &LocalApi, ip: &str) -> Self {
+        let address: std::net::IpAddr = ip.parse().unwrap();
+        let http = reqwest::Client::builder().local_address(address).timeout(Duration::from_secs(30)).build().unwrap();
         Self { url: api.url.clone(), http, seen: Mutex::new(Vec::new()), shop: ShopClient::new(&api.url) }
     }
 
