@@ -37,30 +37,53 @@ impl Throttle {
     }
 }
 
-/// An email address, validated and lower-cased: addresses are unique case-insensitively.
+/// An email address in its canonical form, so that one mailbox cannot hold two accounts:
+/// Unicode NFKC, lower case, the domain in IDNA ASCII (`bücher.example` is
+/// `xn--bcher-kva.example`). Quoted local parts, and local parts that mix scripts (a Cyrillic
+/// `а` among Latin letters) are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let trimmed = raw.trim();
-        let valid = trimmed.len() <= 254
+        let invalid = || Invalid(format!("{raw:?} is not a valid email address"));
+        let normalized: String = unicode_normalization::UnicodeNormalization::nfkc(raw.trim()).collect();
+        let (local, domain) = normalized.rsplit_once('@').ok_or_else(invalid)?;
+        if local.contains('"') || !one_script(local) {
+            return Err(invalid());
+        }
+        let domain = idna::domain_to_ascii(domain).map_err(|_| invalid())?;
+        let canonical = format!("{}@{domain}", local.to_lowercase());
+        let valid = canonical.len() <= 254
             && email_address::EmailAddress::parse_with_options(
-                trimmed,
+                &canonical,
                 email_address::Options::default().without_display_text(),
             )
             .is_ok_and(|address| address.domain().contains('.'));
-        if valid {
-            Ok(Self(trimmed.to_lowercase()))
-        } else {
-            Err(Invalid(format!("{raw:?} is not a valid email address")))
-        }
+        if valid { Ok(Self(canonical)) } else { Err(invalid()) }
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether `text`'s letters are of one script, or of one of the mixes a single writing
+/// system uses (UTS #39's "highly restrictive" level: Latin with Han and Japanese kana, with
+/// Han and Bopomofo, or with Han and Hangul). Digits and punctuation belong to every script.
+fn one_script(text: &str) -> bool {
+    use unicode_script::{Script, UnicodeScript};
+    let scripts: std::collections::HashSet<Script> = text
+        .chars()
+        .map(|c| c.script())
+        .filter(|s| !matches!(s, Script::Common | Script::Inherited | Script::Unknown))
+        .collect();
+    let within = |allowed: &[Script]| scripts.iter().all(|s| allowed.contains(s));
+    scripts.len() <= 1
+        || within(&[Script::Latin, Script::Han, Script::Hiragana, Script::Katakana])
+        || within(&[Script::Latin, Script::Han, Script::Bopomofo])
+        || within(&[Script::Latin, Script::Han, Script::Hangul])
 }
 
 /// `POST /auth/register`'s body.
@@ -196,6 +219,26 @@ mod tests {
 
     fn registration(email: &str, password: &str, name: &str) -> Registration {
         Registration { email: email.into(), password: password.into(), name: name.into(), role: None }
+    }
+
+    #[test]
+    fn one_mailbox_has_one_canonical_form() {
+        let canonical = |raw: &str| Email::parse(raw).map(|e| e.as_str().to_owned());
+        // Full-width letters and a ligature are their NFKC forms; the domain is IDNA ASCII.
+        assert_eq!(canonical("ＡＤＡ@example.com").unwrap(), "ada@example.com");
+        assert_eq!(canonical("ﬁona@example.com").unwrap(), "fiona@example.com");
+        assert_eq!(canonical("ada@BÜCHER.example").unwrap(), "ada@xn--bcher-kva.example");
+        assert_eq!(canonical("ada@xn--bcher-kva.example").unwrap(), "ada@xn--bcher-kva.example");
+        assert_eq!(canonical("ada@ｅｘａｍｐｌｅ.com").unwrap(), "ada@example.com");
+        // One script per local part: a Cyrillic "а" (U+0430) among Latin letters is refused,
+        // all-Cyrillic and Latin with Japanese are not.
+        assert!(canonical("\u{430}da@example.com").is_err());
+        assert_eq!(canonical("иван@example.com").unwrap(), "иван@example.com");
+        assert!(canonical("tanaka.たなか@example.jp").is_ok());
+        // Quoted local parts are refused, whatever they hold.
+        for quoted in [r#""ada"@example.com"#, r#""a b"@example.com"#, r#""ada@x"@example.com"#] {
+            assert!(canonical(quoted).is_err(), "{quoted}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The Auth service through the local stack: register -> login -> me, duplicate emails,
-//! every forged token, login and registration throttling per client address (from
+//! every forged token, one account per mailbox (canonical emails), login and registration
+//! throttling per client address (from
 //! 127.0.0.2, 127.0.0.3, ...), the internal user route, and `user.registered`
 //! reaching its three queues.
 
@@ -168,6 +169,31 @@ async fn failed_logins_lock_an_email_only_from_the_address_that_failed_and_twent
     let problem: Value = refused.json().await.unwrap();
     assert!(problem["detail"].as_str().unwrap().contains("from this address"), "{problem}");
     assert_eq!(login(owner, email.clone(), "correct horse").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn one_mailbox_holds_one_account_whatever_its_spelling() {
+    let api = LocalApi::start().await;
+    let id = ulid::Ulid::generate().to_string().to_lowercase();
+    let register = |email: String| {
+        let api = &api;
+        async move { post(api, "/auth/register", json!({"email": email, "password": "correct horse", "name": "D"})).await }
+    };
+    // Full-width letters (NFKC) and a Unicode domain (IDNA) are one mailbox with the plain one.
+    let first = register(format!("ｄｕｐ{id}@bücher.example")).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let session: Value = first.json().await.unwrap();
+    assert_eq!(session["user"]["email"], format!("dup{id}@xn--bcher-kva.example"));
+    for twin in [format!("DUP{id}@xn--bcher-kva.example"), format!("dup{id}@BÜCHER.example")] {
+        assert_eq!(register(twin.clone()).await.status(), StatusCode::CONFLICT, "{twin}");
+    }
+    let login =
+        post(&api, "/auth/login", json!({"email": format!("Dup{id}@Bücher.example"), "password": "correct horse"}));
+    assert_eq!(login.await.status(), StatusCode::OK, "any spelling logs in");
+    // A Cyrillic "а" among Latin letters, and a quoted local part, are no addresses.
+    for bad in [format!("\u{430}da{id}@example.com"), format!("\"d {id}\"@example.com")] {
+        assert_eq!(register(bad.clone()).await.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
 }
 
 #[tokio::test]
