@@ -10,7 +10,7 @@
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -60,8 +60,6 @@ struct CredentialsItem {
 struct AttemptsItem {
     /// Epoch seconds of recent failed attempts.
     attempts: Vec<i64>,
-    /// Bumped on every write: the condition that makes concurrent attempts count one by one.
-    version: u64,
     expires_at: i64,
 }
 
@@ -70,32 +68,17 @@ const ADMIT_TRIES: usize = 5;
 
 impl DynamoStore {
     /// A throttle's attempts and the version of their item (a consistent read: the item is
-    /// read-modified-written under a condition).
+    /// read-modified-written under a condition, so concurrent attempts count one by one).
     async fn attempts(&self, throttle: &Throttle) -> Result<(Vec<i64>, u64), StoreError> {
-        let current: Option<AttemptsItem> = self.table.get(attempts_key(throttle)).await?;
-        Ok(current.map(|c| (c.attempts, c.version)).unwrap_or_default())
+        let current = self.table.get_versioned::<AttemptsItem>(attempts_key(throttle)).await?;
+        Ok(current.map(|(c, version)| (c.attempts, version)).unwrap_or_default())
     }
 
     /// Writes `attempts` if the item is still at `version`; `false` if it moved meanwhile.
     async fn write_attempts(&self, throttle: &Throttle, attempts: Vec<i64>, version: u64) -> Result<bool, StoreError> {
         let newest = attempts.iter().max().copied().unwrap_or_else(|| Utc::now().timestamp());
         let expires_at = newest + THROTTLE_WINDOW.num_seconds();
-        let new = item(attempts_key(throttle), &AttemptsItem { attempts, version: version + 1, expires_at })?;
-        let written = self
-            .table
-            .client
-            .put_item()
-            .table_name(&self.table.name)
-            .set_item(Some(new))
-            .condition_expression("attribute_not_exists(pk) OR version = :version")
-            .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
-            Err(e) => Err(shared::dynamo::error(e).into()),
-        }
+        Ok(self.table.put_versioned(attempts_key(throttle), &AttemptsItem { attempts, expires_at }, version).await?)
     }
 }
 
