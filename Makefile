@@ -114,12 +114,23 @@ admin: ## On AWS: create the stack's admin account (ADMIN_EMAIL, ADMIN_PASSWORD;
 package: build-arm64 ## .aws-sam/build/template.yaml: the template with each function's arm64 zip
 	$(VENV)/bin/python infra/scripts/package.py template.yaml $(TARGET_DIR) .aws-sam/build/template.yaml
 
-# `sam deploy` reads samconfig.toml and deploys what `make package` wrote.
-# First time on AWS: make deploy DEPLOY_ARGS=--guided
+# `sam deploy` reads samconfig.toml and deploys what `make package` wrote, with the signing
+# keys' parameters (JwtPublicKeys, JwtSigningKeyId) from the stack's key secret, made on the
+# first deploy (docs/operations.md, Signing keys). First time on AWS: make deploy DEPLOY_ARGS=--guided
 CONFIG_ENV ?= default
+PARAMETER_OVERRIDES ?= LogLevel=INFO
 .PHONY: deploy
 deploy: package ## Deploy to AWS with sam (samconfig.toml's CONFIG_ENV); DEPLOY_ARGS=--guided the first time
-	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam deploy --config-env $(CONFIG_ENV) $(DEPLOY_ARGS)
+	keys="$$($(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) jwt-keys parameters)" && \
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam deploy --config-env $(CONFIG_ENV) \
+		--parameter-overrides $$keys $(PARAMETER_OVERRIDES) $(DEPLOY_ARGS)
+
+# Rotation of the signing keys, one step at a time with a deploy between (docs/operations.md):
+# make jwt-keys STEP=add | STEP="sign KID" | STEP="retire KID" | STEP=show
+STEP ?= show
+.PHONY: jwt-keys
+jwt-keys: ## The deployed stack's token-signing keys: STEP=show|add|"sign KID"|"retire KID"
+	$(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) jwt-keys $(STEP)
 
 # A fresh emulator of its own, so that nothing else loads it while it is measured.
 BENCH_ENDPOINT ?= http://127.0.0.1:4599

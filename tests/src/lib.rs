@@ -2,6 +2,7 @@
 //! provisioned copy of template.yaml under a unique stack name, so tests never share state.
 
 pub mod shop;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::time::Duration;

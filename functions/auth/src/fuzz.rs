@@ -7,7 +7,7 @@ use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::Utc;
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::Algorithm;
 use lambda_http::http::HeaderValue;
 use proptest::prelude::*;
 use proptest::strategy::LazyJust;
@@ -15,14 +15,15 @@ use serde_json::{Value, json};
 use shared::publisher::MemoryPublisher;
 use testkit::requests::{call, sample, with_body};
 
+use crate::clients::SigningKey;
 use crate::domain::Role;
 use crate::handlers::authorizer::authorize;
 use crate::handlers::login::LogIn;
 use crate::handlers::register::Register;
 use crate::passwords::Passwords;
 use crate::store::memory::MemoryStore;
-use crate::tokens::tests::{KEY, tokens, user};
-use crate::tokens::{Claims, Rejection, TOKEN_TTL_SECONDS};
+use crate::tokens::tests::{forge, keys, private_key, signer, user, verifier};
+use crate::tokens::{Claims, KeySet, Rejection, TOKEN_TTL_SECONDS};
 
 use testkit::props::{any_json, assert_contract, block_on, body, json_of, mutated, persisted, text};
 
@@ -38,7 +39,7 @@ fn segment() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| B64.encode(b)),
         any_json().prop_map(|v| B64.encode(v.to_string())),
-        mutated(json!({"alg": "HS256", "typ": "JWT"})).prop_map(|v| B64.encode(v.to_string())),
+        LazyJust::new(our_header).prop_flat_map(mutated).prop_map(|v| B64.encode(v.to_string())),
         "[A-Za-z0-9_=+/.-]{0,40}",
         text(),
     ]
@@ -64,7 +65,7 @@ proptest! {
     /// authorizer, which always answers (with the rejection for the 401).
     #[test]
     fn fuzz_authorization_headers(header in authorization()) {
-        let tokens = tokens();
+        let tokens = verifier();
         let verdict = tokens.verify_header(header.as_deref());
         prop_assert!(verdict.is_err(), "{:?}", verdict);
         if header.as_deref().is_none_or(|h| h.trim().is_empty()) {
@@ -83,27 +84,61 @@ proptest! {
     }
 }
 
-/// A JWT of `header` and `claims`, HS256-signed with `key` whatever the header says.
-fn signed(header: &Value, claims: &Value, key: &[u8]) -> String {
-    let message = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
-    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &EncodingKey::from_secret(key), Algorithm::HS256)
-        .expect("HMAC signs anything");
-    format!("{message}.{signature}")
+/// What signs a forged token, whatever its header says.
+#[derive(Debug, Clone, PartialEq)]
+enum Key {
+    /// The test key set's signing key.
+    Ours,
+    /// An Ed25519 key of another key set.
+    Foreign,
+    /// HMAC with these bytes (HS256).
+    Hmac(Vec<u8>),
+}
+
+fn signed(header: &Value, claims: &Value, key: &Key) -> String {
+    static FOREIGN: OnceLock<Vec<u8>> = OnceLock::new();
+    match key {
+        Key::Ours => forge(header, claims, Algorithm::EdDSA, &private_key()),
+        Key::Foreign => {
+            let foreign = FOREIGN.get_or_init(|| {
+                let set = KeySet::generate().unwrap();
+                B64.decode(&set.keys[&set.signing]).unwrap()
+            });
+            forge(header, claims, Algorithm::EdDSA, foreign)
+        }
+        Key::Hmac(secret) => forge(header, claims, Algorithm::HS256, secret),
+    }
+}
+
+fn our_header() -> Value {
+    json!({"alg": "EdDSA", "typ": "JWT", "kid": keys().signing})
+}
+
+fn any_key() -> impl Strategy<Value = Key> {
+    prop_oneof![
+        6 => Just(Key::Ours),
+        2 => Just(Key::Foreign),
+        // HMAC keyed with the public key too: the classic algorithm-confusion forgery.
+        1 => LazyJust::new(|| Key::Hmac(B64.decode(&keys().public_keys().unwrap()[0].x).unwrap())),
+        1 => prop::collection::vec(any::<u8>(), 0..64).prop_map(Key::Hmac),
+    ]
 }
 
 fn valid_claims() -> Value {
     let now = Utc::now().timestamp();
-    json!({"sub": "usr_1", "role": "seller", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600})
+    json!({"sub": "usr_1", "role": "seller", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600, "jti": "j-1"})
 }
 
-/// Headers: HS256 as `issue` writes it, other and odd `alg`s, edited headers, any JSON.
+/// Headers: as `issue` writes them, other and odd `alg`s and `kid`s, edited headers, any JSON.
 fn jwt_header() -> impl Strategy<Value = Value> {
     let algs =
-        vec!["HS256", "none", "None", "NONE", "", "HS384", "HS512", "RS256", "ES256", "EdDSA", "hs256", "HS256 "];
+        vec!["HS256", "none", "None", "NONE", "", "HS384", "HS512", "RS256", "ES256", "EdDSA", "eddsa", "EdDSA "];
+    let kids = vec![json!(null), json!(""), json!("ed25519-other"), json!(keys().signing.to_uppercase()), json!(1)];
     prop_oneof![
-        3 => Just(json!({"alg": "HS256", "typ": "JWT"})),
-        2 => prop::sample::select(algs).prop_map(|alg| json!({"alg": alg, "typ": "JWT"})),
-        2 => mutated(json!({"alg": "HS256", "typ": "JWT"})),
+        3 => LazyJust::new(our_header),
+        2 => prop::sample::select(algs).prop_map(|alg| json!({"alg": alg, "typ": "JWT", "kid": keys().signing})),
+        1 => prop::sample::select(kids).prop_map(|kid| json!({"alg": "EdDSA", "typ": "JWT", "kid": kid})),
+        2 => LazyJust::new(our_header).prop_flat_map(mutated),
         1 => any_json(),
     ]
 }
@@ -116,7 +151,7 @@ fn jwt_claims() -> impl Strategy<Value = Value> {
     let change = prop_oneof![
         (prop::sample::select(vec!["iat", "exp", "nbf"]), time),
         (prop::sample::select(vec!["iss", "aud", "role"]), prop::sample::select(near)),
-        (prop::sample::select(vec!["sub", "role", "iss", "aud", "iat", "exp", "nbf"]), any_json()),
+        (prop::sample::select(vec!["sub", "role", "iss", "aud", "iat", "exp", "nbf", "jti"]), any_json()),
     ];
     let set = prop::collection::vec(change, 1..3).prop_map(|changes| {
         let mut claims = valid_claims();
@@ -135,8 +170,8 @@ fn jwt_claims() -> impl Strategy<Value = Value> {
 
 /// A token `issue` did not make: dotted base64url, or a well-formed JWT with another key.
 fn forged_token() -> impl Strategy<Value = String> {
-    let other_key = b"another-key-another-key-another-key";
-    let signed = (jwt_header(), jwt_claims()).prop_map(move |(header, claims)| signed(&header, &claims, other_key));
+    let other = prop_oneof![Just(Key::Foreign), prop::collection::vec(any::<u8>(), 0..64).prop_map(Key::Hmac)];
+    let signed = (jwt_header(), jwt_claims(), other).prop_map(|(header, claims, key)| signed(&header, &claims, &key));
     prop_oneof![prop::collection::vec(segment(), 0..5).prop_map(|parts| parts.join(".")), signed]
 }
 
@@ -146,36 +181,31 @@ proptest! {
     #[test]
     fn fuzz_three_part_tokens(parts in prop::collection::vec(segment(), 3..=3)) {
         let token = parts.join(".");
-        let verdict = tokens().verify(&token);
+        let verdict = verifier().verify(&token);
         prop_assert!(verdict.is_err(), "{}: {:?}", token, verdict);
     }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1024, ..persisted() })]
-    /// Well-formed JWTs: refused when signed with another key or not declared HS256 as
-    /// `issue` declares it; with the right key, accepted only with claims every rule allows,
-    /// and then read exactly as signed.
+    /// Well-formed JWTs: refused when signed with another key or not declared EdDSA with the
+    /// published `kid` as `issue` declares it; with the right key, accepted only with claims
+    /// every rule allows, and then read exactly as signed.
     #[test]
-    fn fuzz_signed_tokens(
-        header in jwt_header(),
-        claims in jwt_claims(),
-        other_key in prop::option::weighted(0.3, prop::collection::vec(any::<u8>(), 32..64)),
-    ) {
-        let key = other_key.filter(|k| k != KEY).unwrap_or_else(|| KEY.to_vec());
+    fn fuzz_signed_tokens(header in jwt_header(), claims in jwt_claims(), key in any_key()) {
         let token = signed(&header, &claims, &key);
         // Around the verification, so that a second ticking over cannot fail the time checks.
         let before = Utc::now().timestamp();
-        let verdict = tokens().verify(&token);
+        let verdict = verifier().verify(&token);
         let after = Utc::now().timestamp();
-        let declared_hs256 = header["alg"] == "HS256";
-        if key != KEY || !declared_hs256 {
+        let declared_ours = header["alg"] == "EdDSA" && header["kid"] == keys().signing.as_str();
+        if key != Key::Ours || !declared_ours {
             prop_assert!(verdict.is_err(), "{} {}: {:?}", header, claims, verdict);
         }
         if let Ok(read) = verdict {
             prop_assert_eq!(serde_json::to_value(&read).unwrap(), json!({
                 "sub": claims["sub"], "role": claims["role"], "iss": ISSUER, "aud": AUDIENCE,
-                "iat": claims["iat"], "exp": claims["exp"],
+                "iat": claims["iat"], "exp": claims["exp"], "jti": claims["jti"],
             }));
             // The validation's 5 s of leeway.
             prop_assert!(read.exp >= before - 5, "expired: {}", claims);
@@ -197,8 +227,8 @@ fn valid_yet(claims: &Value, now: i64) -> bool {
 fn a_float_nbf_long_past_is_valid_yet() {
     let mut claims = valid_claims();
     claims["nbf"] = json!(0.0);
-    let token = signed(&json!({"alg": "HS256", "typ": "JWT"}), &claims, KEY);
-    assert!(tokens().verify(&token).is_ok(), "{claims}");
+    let token = signed(&our_header(), &claims, &Key::Ours);
+    assert!(verifier().verify(&token).is_ok(), "{claims}");
     assert!(valid_yet(&claims, Utc::now().timestamp()), "{claims}");
 }
 
@@ -207,14 +237,16 @@ proptest! {
     /// Whatever the user id and role, an issued token verifies to them.
     #[test]
     fn fuzz_issued_tokens_round_trip(user_id in text(), role in role()) {
-        let tokens = tokens();
+        let tokens = verifier();
         let mut user = user(role);
         user.user_id = user_id.clone();
         let now = Utc::now();
-        let token = tokens.issue(&user, now).expect("signs");
+        let token = signer().issue(&user, now).expect("signs");
+        let jti = tokens.verify(&token).map(|c| c.jti).unwrap_or_default();
+        prop_assert_eq!(jti.len(), 26, "a ULID");
         let expected = Claims {
             sub: user_id, role, iss: ISSUER.into(), aud: AUDIENCE.into(),
-            iat: now.timestamp(), exp: now.timestamp() + TOKEN_TTL_SECONDS,
+            iat: now.timestamp(), exp: now.timestamp() + TOKEN_TTL_SECONDS, jti,
         };
         prop_assert_eq!(tokens.verify(&token), Ok(expected.clone()));
         prop_assert_eq!(tokens.verify_header(Some(&format!("Bearer {token}"))), Ok(expected));
@@ -230,7 +262,7 @@ proptest! {
             store: MemoryStore::default(),
             publisher: MemoryPublisher::default(),
             passwords: Passwords::new().unwrap(),
-            tokens: tokens(),
+            key: SigningKey::ready(signer()),
             registrations_per_address: crate::handlers::register::REGISTRATIONS_PER_ADDRESS,
         };
         let request = with_body(sample("http-post-auth-register.json"), &body_text);

@@ -7,6 +7,7 @@ pub mod asyncapi;
 pub mod functions;
 pub mod gateway;
 pub mod iam;
+pub mod jwt;
 pub mod pollers;
 pub mod provision;
 pub mod proxy;

@@ -1,5 +1,5 @@
-//! `devstack provision | serve | invoke | asyncapi | create-admin`: template.yaml on an AWS
-//! emulator, and the one-off admin account of a deployed stack.
+//! `devstack provision | serve | invoke | asyncapi | create-admin | jwt-keys`: template.yaml on
+//! an AWS emulator, and the one-off admin account and the signing keys of a deployed stack.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -71,6 +71,12 @@ enum Command {
         /// The Auth table (default: the template's AuthTable name for --stack-name).
         #[arg(long)]
         table: Option<String>,
+    },
+    /// The stack's token-signing keys (docs/operations.md, Signing keys), with the AWS
+    /// credentials and region of the environment: a deployed stack's, or the emulator's.
+    JwtKeys {
+        #[command(subcommand)]
+        step: devstack::jwt::Step,
     },
     /// Write the AsyncAPI document of the events (infra/asyncapi.yaml) from the Rust types,
     /// the template and the samples.
@@ -187,6 +193,12 @@ async fn main() -> Result<()> {
             let account = auth::admin::AdminAccount::from_env();
             // Its user.registered goes out with the Auth outbox relay's next run (every minute).
             println!("{}", devstack::admin::ensure(&config, &table, None, &account).await?);
+        }
+        Command::JwtKeys { step } => {
+            println!(
+                "{}",
+                devstack::jwt::run(&aws_sdk_secretsmanager::Client::new(&config), &cli.stack_name, step).await?
+            );
         }
         Command::Asyncapi { events, output } => {
             let text = devstack::asyncapi::yaml(&Template::load(&cli.template)?, &events)?;

@@ -106,7 +106,6 @@ pub async fn provision(template: &Template, config: &aws_config::SdkConfig, opti
         .await
         .context("asking the emulator who we are (is it running at AWS_ENDPOINT_URL?)")?;
     let account_id = identity.account().unwrap_or_default().to_owned();
-    let parameters = parameter_values(template, options, &region, &account_id)?;
     let clients = Clients {
         secrets: aws_sdk_secretsmanager::Client::new(config),
         ssm: aws_sdk_ssm::Client::new(config),
@@ -114,6 +113,9 @@ pub async fn provision(template: &Template, config: &aws_config::SdkConfig, opti
         sqs: aws_sdk_sqs::Client::new(config),
         dynamodb: aws_sdk_dynamodb::Client::new(config),
     };
+    // The signing keys come first: the template's key parameters are taken from them.
+    let (keys_action, keys_arn, keys) = crate::jwt::ensure(&clients.secrets, &options.stack_name).await?;
+    let parameters = parameter_values(template, options, &crate::jwt::parameters(&keys)?, &region, &account_id)?;
     let mut stack = Stack {
         stack_name: options.stack_name.clone(),
         region,
@@ -158,12 +160,16 @@ pub async fn provision(template: &Template, config: &aws_config::SdkConfig, opti
         stack.resources.insert(id, result);
     }
     crate::stripe::provision_secret(&clients.secrets, &mut stack).await?;
+    crate::jwt::record(&mut stack, keys_action, keys_arn);
     Ok(stack)
 }
 
+/// Each parameter's value: given (`options`), from the environment (Stripe's base), derived
+/// (`derived`: the signing keys'), or its Default.
 fn parameter_values(
     template: &Template,
     options: &Options,
+    derived: &HashMap<String, String>,
     region: &str,
     account_id: &str,
 ) -> Result<HashMap<String, String>> {
@@ -179,14 +185,19 @@ fn parameter_values(
         ),
     ]);
     for (name, spec) in &template.parameters {
-        let value =
-            match options.parameters.get(name).cloned().or_else(|| crate::stripe::parameter_from_environment(name)) {
-                Some(value) => value,
-                None => spec
-                    .get("Default")
-                    .map(scalar_string)
-                    .ok_or_else(|| anyhow!("parameter {name} has no Default; pass it"))?,
-            };
+        let value = match options
+            .parameters
+            .get(name)
+            .cloned()
+            .or_else(|| crate::stripe::parameter_from_environment(name))
+            .or_else(|| derived.get(name).cloned())
+        {
+            Some(value) => value,
+            None => spec
+                .get("Default")
+                .map(scalar_string)
+                .ok_or_else(|| anyhow!("parameter {name} has no Default; pass it"))?,
+        };
         values.insert(name.clone(), value);
     }
     for name in options.parameters.keys() {

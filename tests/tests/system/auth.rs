@@ -6,9 +6,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Algorithm;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use system_tests::tokens::{Forger, foreign_key, forge};
 use system_tests::{LocalApi, emulator};
 
 fn client() -> reqwest::Client {
@@ -65,51 +66,40 @@ async fn register_login_me_and_duplicate_emails() {
 #[tokio::test]
 async fn every_forged_token_is_401_problem_json() {
     let api = LocalApi::start().await;
-    // The real signing key, as only the Auth functions read it, to forge tokens that are
-    // wrong in exactly one way.
-    let secrets = aws_sdk_secretsmanager::Client::new(&emulator().await);
-    let secret = secrets.get_secret_value().secret_id(api.reference("JwtSigningSecret")).send().await.unwrap();
-    let key = secret.secret_string().unwrap().as_bytes().to_owned();
-    let now = chrono::Utc::now().timestamp();
-    let claims = |changes: Value| {
-        let mut claims = json!({"sub": "usr_forged", "role": "customer", "iss": "ecommerce-auth", "aud": "ecommerce-api", "iat": now, "exp": now + 600});
-        for (name, value) in changes.as_object().unwrap() {
-            claims[name] = value.clone();
-        }
-        claims
-    };
-    let sign = |algorithm, claims: Value, key: &[u8]| {
-        jsonwebtoken::encode(&Header::new(algorithm), &claims, &EncodingKey::from_secret(key)).unwrap()
-    };
-    let valid = sign(Algorithm::HS256, claims(json!({})), &key);
+    let forger = Forger::of(&api).await;
+    let claims = |changes: Value| forger.claims("usr_forged", changes);
+    let valid = forger.sign(&claims(json!({})));
     assert_eq!(me(&api, Some(&format!("Bearer {valid}"))).await.status(), StatusCode::UNAUTHORIZED, "no such account");
 
     use base64::Engine;
     let b64 = |text: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
     let unsigned = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#.into()), b64(claims(json!({})).to_string()));
+    let (foreign, foreign_kid) = foreign_key();
+    let hs256 = json!({"alg": "HS256", "typ": "JWT", "kid": forger.kid});
+    let bearer = |token: String| Some(format!("Bearer {token}"));
     let cases = [
         ("missing header", None),
         ("wrong scheme", Some(format!("Basic {valid}"))),
         ("malformed", Some("Bearer not-a-token".to_owned())),
+        ("bad signature", bearer(forge(&forger.header(), &claims(json!({})), Algorithm::EdDSA, &foreign))),
         (
-            "bad signature",
-            Some(format!(
-                "Bearer {}",
-                sign(Algorithm::HS256, claims(json!({})), b"some-other-key-of-enough-length-000")
-            )),
+            "foreign kid",
+            bearer(forge(&json!({"alg": "EdDSA", "kid": foreign_kid}), &claims(json!({})), Algorithm::EdDSA, &foreign)),
         ),
         ("alg none", Some(format!("Bearer {unsigned}"))),
-        ("another algorithm", Some(format!("Bearer {}", sign(Algorithm::HS512, claims(json!({})), &key)))),
+        (
+            "HS256 keyed with the public key",
+            bearer(forge(&hs256, &claims(json!({})), Algorithm::HS256, &forger.public_key)),
+        ),
         (
             "expired",
-            Some(format!(
-                "Bearer {}",
-                sign(Algorithm::HS256, claims(json!({"iat": now - 7200, "exp": now - 3600})), &key)
-            )),
+            bearer(forger.sign(&claims(
+                json!({"iat": chrono::Utc::now().timestamp() - 7200, "exp": chrono::Utc::now().timestamp() - 3600}),
+            ))),
         ),
-        ("not yet valid", Some(format!("Bearer {}", sign(Algorithm::HS256, claims(json!({"nbf": now + 3600})), &key)))),
-        ("wrong issuer", Some(format!("Bearer {}", sign(Algorithm::HS256, claims(json!({"iss": "evil"})), &key)))),
-        ("wrong audience", Some(format!("Bearer {}", sign(Algorithm::HS256, claims(json!({"aud": "other"})), &key)))),
+        ("not yet valid", bearer(forger.sign(&claims(json!({"nbf": chrono::Utc::now().timestamp() + 3600}))))),
+        ("wrong issuer", bearer(forger.sign(&claims(json!({"iss": "evil"}))))),
+        ("wrong audience", bearer(forger.sign(&claims(json!({"aud": "other"}))))),
     ];
     for (case, header) in cases {
         let response = me(&api, header.as_deref()).await;

@@ -7,7 +7,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let service = LogIn {
         store: auth::store::dynamo::DynamoStore::from_env(&sdk)?,
         passwords: auth::passwords::Passwords::new()?,
-        tokens: auth::clients::load_tokens(&sdk).await?,
+        key: auth::clients::SigningKey::from_env(&sdk)?,
     };
     shared::http::run(|request| service.handle(request)).await
 }

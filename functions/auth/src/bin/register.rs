@@ -8,7 +8,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         store: auth::store::dynamo::DynamoStore::from_env(&sdk)?,
         publisher: shared::publisher::SnsPublisher::from_env(aws_sdk_sns::Client::new(&sdk))?,
         passwords: auth::passwords::Passwords::new()?,
-        tokens: auth::clients::load_tokens(&sdk).await?,
+        key: auth::clients::SigningKey::from_env(&sdk)?,
         registrations_per_address: shared::config::parsed(
             "REGISTRATIONS_PER_ADDRESS",
             auth::handlers::register::REGISTRATIONS_PER_ADDRESS,

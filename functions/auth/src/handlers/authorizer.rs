@@ -4,10 +4,10 @@
 use aws_lambda_events::apigw::{ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request};
 use shared::caller::AuthorizerContext;
 
-use crate::tokens::Tokens;
+use crate::tokens::Verifier;
 
 pub fn authorize(
-    tokens: &Tokens,
+    tokens: &Verifier,
     request: &ApiGatewayV2CustomAuthorizerV2Request,
 ) -> ApiGatewayV2CustomAuthorizerSimpleResponse<AuthorizerContext> {
     let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
@@ -32,7 +32,7 @@ pub fn authorize(
 mod tests {
     use super::*;
     use crate::domain::Role;
-    use crate::tokens::tests::{tokens, user};
+    use crate::tokens::tests::{signer, user, verifier};
 
     fn sample() -> ApiGatewayV2CustomAuthorizerV2Request {
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/authorizer-request.json");
@@ -41,9 +41,9 @@ mod tests {
 
     #[test]
     fn a_valid_token_becomes_the_caller_and_anything_else_a_rejection() {
-        let tokens = tokens();
+        let tokens = verifier();
         let mut request = sample();
-        let token = tokens.issue(&user(Role::Seller), chrono::Utc::now()).unwrap();
+        let token = signer().issue(&user(Role::Seller), chrono::Utc::now()).unwrap();
         request.headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
         let response = authorize(&tokens, &request);
         assert!(response.is_authorized);

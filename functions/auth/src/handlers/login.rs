@@ -12,15 +12,15 @@ use shared::http::{json_body, source_ip};
 use shared::{Problem, Reply};
 
 use super::Session;
+use crate::clients::SigningKey;
 use crate::domain::{Email, Login, Throttle};
 use crate::passwords::Passwords;
 use crate::store::{Admission, UserStore};
-use crate::tokens::Tokens;
 
 pub struct LogIn<S> {
     pub store: S,
     pub passwords: Passwords,
-    pub tokens: Tokens,
+    pub key: SigningKey,
 }
 
 fn bad_credentials() -> Problem {
@@ -61,7 +61,7 @@ impl<S: UserStore> LogIn<S> {
         })?;
         self.store.forgive(&for_email, None).await?;
         self.store.forgive(&from_address, Some(now)).await?;
-        Ok(Reply::json(StatusCode::OK, &Session::start(user, &self.tokens)?))
+        Ok(Reply::json(StatusCode::OK, &Session::start(user, &self.key, &self.store).await?))
     }
 }
 
@@ -79,12 +79,16 @@ pub(crate) mod tests {
     use super::*;
     use crate::domain::{NewAccount, Role, User};
     use crate::store::memory::MemoryStore;
-    use crate::tokens::tests::tokens;
+    use crate::tokens::tests::{signer, verifier};
     use testkit::requests::{body, from_address, sample, with_body};
 
     /// A login service that knows Ada (`ada@example.com`, "correct horse").
     pub(crate) async fn service_with_ada() -> LogIn<MemoryStore> {
-        let service = LogIn { store: MemoryStore::default(), passwords: Passwords::new().unwrap(), tokens: tokens() };
+        let service = LogIn {
+            store: MemoryStore::default(),
+            passwords: Passwords::new().unwrap(),
+            key: SigningKey::ready(signer()),
+        };
         let account = NewAccount {
             email: Email::parse("ada@example.com").unwrap(),
             password: "correct horse".into(),
@@ -116,7 +120,9 @@ pub(crate) mod tests {
         assert_eq!(response.status(), 200);
         let session = body(&response);
         assert_eq!(session["user"]["email"], "ada@example.com");
-        assert!(tokens().verify(session["access_token"].as_str().unwrap()).is_ok());
+        assert!(verifier().verify(session["access_token"].as_str().unwrap()).is_ok());
+        assert!(session["refresh_token"].as_str().unwrap().starts_with("rt_"));
+        assert_eq!(session["expires_in"], 900);
     }
 
     #[tokio::test]

@@ -7,16 +7,16 @@ use shared::publisher::Publish;
 use shared::{Problem, Reply};
 
 use super::Session;
+use crate::clients::SigningKey;
 use crate::domain::{Registration, Throttle, User};
 use crate::passwords::Passwords;
 use crate::store::{Admission, UserStore};
-use crate::tokens::Tokens;
 
 pub struct Register<S, P> {
     pub store: S,
     pub publisher: P,
     pub passwords: Passwords,
-    pub tokens: Tokens,
+    pub key: SigningKey,
     /// Registrations one client address may make within 15 minutes.
     pub registrations_per_address: usize,
 }
@@ -43,7 +43,7 @@ impl<S: UserStore, P: Publish + Sync> Register<S, P> {
         self.store.create(&user, &hash, &event).await?;
         shared::outbox::deliver(self.store.outbox(), &self.publisher, &[event]).await;
         tracing::info!(user_id = %user.user_id, role = ?user.role, "user registered");
-        Ok(Reply::json(StatusCode::CREATED, &Session::start(user, &self.tokens)?))
+        Ok(Reply::json(StatusCode::CREATED, &Session::start(user, &self.key, &self.store).await?))
     }
 }
 
@@ -51,7 +51,7 @@ impl<S: UserStore, P: Publish + Sync> Register<S, P> {
 mod tests {
     use super::*;
     use crate::store::memory::MemoryStore;
-    use crate::tokens::tests::tokens;
+    use crate::tokens::tests::{signer, verifier};
     use shared::Envelope;
     use shared::publisher::{MemoryPublisher, PublishError};
     use testkit::requests::{body, sample, with_body};
@@ -61,7 +61,7 @@ mod tests {
             store: MemoryStore::default(),
             publisher,
             passwords: Passwords::new().unwrap(),
-            tokens: tokens(),
+            key: SigningKey::ready(signer()),
             registrations_per_address: REGISTRATIONS_PER_ADDRESS,
         }
     }
@@ -82,10 +82,11 @@ mod tests {
         assert_eq!(response.status(), 201);
         let session = body(&response);
         assert_eq!(session["token_type"], "Bearer");
-        assert_eq!(session["expires_in"], 3600);
+        assert_eq!(session["expires_in"], 900);
+        assert!(session["refresh_token"].as_str().unwrap().starts_with("rt_"), "a refresh token of its own family");
         assert_eq!(session["user"]["email"], "ada@example.com", "lower-cased");
         assert_eq!(session["user"]["role"], "customer");
-        let claims = tokens().verify(session["access_token"].as_str().unwrap()).unwrap();
+        let claims = verifier().verify(session["access_token"].as_str().unwrap()).unwrap();
         assert_eq!(claims.sub, session["user"]["user_id"].as_str().unwrap());
         let published = service.publisher.published();
         assert_eq!(published.len(), 1);

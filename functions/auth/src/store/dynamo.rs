@@ -6,11 +6,16 @@
 //! - `THROTTLE#{throttle key}` / `ATTEMPTS`: recent attempts one throttle counts (failed
 //!   logins per email and address, per address; registrations per address), expiring with
 //!   the window;
+//! - `REFRESH#{sha256 of the token}` / `TOKEN`: a refresh token (never the token itself),
+//!   whether it is spent, its family; expiring after 30 days;
+//! - `FAMILY#{family}` / `FAMILY`: the tokens of one login, whether revoked; expiring with
+//!   its newest token. A refresh spends its token, writes the next one and checks the family
+//!   in one transaction, each under a condition: two refreshes of one token have one winner;
 //! - `OUTBOX` / `{event id}`: events not yet published (see `shared::outbox`).
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +25,7 @@ use shared::outbox::DynamoOutbox;
 
 use super::{Admission, Credentials, StoreError, UserStore};
 use crate::domain::{Email, THROTTLE_WINDOW, Throttle, User, admit, forgiven};
+use crate::refresh::{Family, Stored};
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -48,6 +54,14 @@ fn email_key(email: &Email) -> Item {
 
 fn attempts_key(throttle: &Throttle) -> Item {
     key(format!("THROTTLE#{}", throttle.key), "ATTEMPTS")
+}
+
+fn refresh_key(hash: &str) -> Item {
+    key(format!("REFRESH#{hash}"), "TOKEN")
+}
+
+fn family_key(family: &str) -> Item {
+    key(format!("FAMILY#{family}"), "FAMILY")
 }
 
 #[derive(Serialize, Deserialize)]
@@ -82,6 +96,39 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    fn put_new(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table.name)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(shared::dynamo::error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// `SET {set}` on the item at `key` if `{condition}` holds there (`:t` is true, `:f` false).
+    fn update(
+        &self,
+        key: Item,
+        set: &str,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.table.name)
+            .set_key(Some(key))
+            .update_expression(format!("SET {set}"))
+            .condition_expression(condition)
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":f", AttributeValue::Bool(false));
+        for (name, value) in values {
+            update = update.expression_attribute_values(*name, value.clone());
+        }
+        Ok(TransactWriteItem::builder().update(update.build().map_err(shared::dynamo::error)?).build())
+    }
+}
+
 impl UserStore for DynamoStore {
     type Outbox = DynamoOutbox;
 
@@ -91,21 +138,12 @@ impl UserStore for DynamoStore {
 
     async fn create(&self, user: &User, password_hash: &str, event: &Envelope) -> Result<(), StoreError> {
         let credentials = CredentialsItem { user_id: user.user_id.clone(), password_hash: password_hash.to_owned() };
-        let put = |item: Item| {
-            Put::builder()
-                .table_name(&self.table.name)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map(|put| TransactWriteItem::builder().put(put).build())
-                .map_err(shared::dynamo::error)
-        };
         let result = self
             .table
             .client
             .transact_write_items()
-            .transact_items(put(item(email_key(&user.email), &credentials)?)?)
-            .transact_items(put(item(user_key(&user.user_id), user)?)?)
+            .transact_items(self.put_new(item(email_key(&user.email), &credentials)?)?)
+            .transact_items(self.put_new(item(user_key(&user.user_id), user)?)?)
             .transact_items(self.outbox.entry(event).map_err(shared::dynamo::error)?)
             .send()
             .await;
@@ -162,5 +200,61 @@ impl UserStore for DynamoStore {
         // Lost to concurrent attempts every time: the attempt stays counted, which only errs
         // on the side of refusing sooner.
         Ok(())
+    }
+
+    async fn start_family(&self, first: &Stored) -> Result<(), StoreError> {
+        let family = Family {
+            family: first.family.clone(),
+            user_id: first.user_id.clone(),
+            revoked: false,
+            expires_at: first.expires_at,
+        };
+        let items = vec![
+            self.put_new(item(family_key(&family.family), &family)?)?,
+            self.put_new(item(refresh_key(&first.hash), first)?)?,
+        ];
+        match self.table.transact(items).await? {
+            true => Ok(()),
+            // Fresh ULIDs and 256 random bits: a clash is a bug, not a race.
+            false => Err(DynamoError(format!("family {} or its first token exists already", first.family)).into()),
+        }
+    }
+
+    async fn refresh_token(&self, hash: &str) -> Result<Option<Stored>, StoreError> {
+        Ok(self.table.get(refresh_key(hash)).await?)
+    }
+
+    async fn family(&self, family: &str) -> Result<Option<Family>, StoreError> {
+        Ok(self.table.get(family_key(family)).await?)
+    }
+
+    async fn rotate(&self, spent: &Stored, next: &Stored) -> Result<bool, StoreError> {
+        let expires = (":e", AttributeValue::N(next.expires_at.to_string()));
+        let items = vec![
+            self.update(refresh_key(&spent.hash), "spent = :t", "spent = :f", &[])?,
+            self.put_new(item(refresh_key(&next.hash), next)?)?,
+            self.update(family_key(&spent.family), "expires_at = :e", "revoked = :f", &[expires])?,
+        ];
+        Ok(self.table.transact(items).await?)
+    }
+
+    async fn revoke_family(&self, family: &str) -> Result<(), StoreError> {
+        let revoke = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .set_key(Some(family_key(family)))
+            .update_expression("SET revoked = :t")
+            // Never a stub family for an id that was not one.
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match revoke {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(shared::dynamo::error(e).into()),
+        }
     }
 }

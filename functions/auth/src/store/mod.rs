@@ -12,6 +12,7 @@ use shared::dynamo::DynamoError;
 use shared::outbox::Outbox;
 
 use crate::domain::{Email, Throttle, User};
+use crate::refresh::{Family, Stored};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -65,4 +66,15 @@ pub trait UserStore: Send + Sync {
         throttle: &Throttle,
         at: Option<DateTime<Utc>>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores the first refresh token of a new family (a login), with the family.
+    fn start_family(&self, first: &Stored) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The refresh token whose hash is `hash`.
+    fn refresh_token(&self, hash: &str) -> impl Future<Output = Result<Option<Stored>, StoreError>> + Send;
+    fn family(&self, family: &str) -> impl Future<Output = Result<Option<Family>, StoreError>> + Send;
+    /// In one transaction: spends `spent` if it is still unspent, and stores `next` in its
+    /// family if the family is not revoked. `false` if either had moved (a concurrent refresh
+    /// spent it first, or the family was revoked): then nothing is written.
+    fn rotate(&self, spent: &Stored, next: &Stored) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Revokes the family: none of its tokens refreshes again.
+    fn revoke_family(&self, family: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -25,11 +25,12 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use futures_util::{StreamExt, stream};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Algorithm;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use system_tests::LocalApi;
 use system_tests::shop::ShopClient;
+use system_tests::tokens::{Forger, foreign_key, forge};
 
 /// The body size docs/api.md allows; one byte more is a 413.
 const MAX_BODY: usize = 64 * 1024;
@@ -319,7 +320,7 @@ impl Client {
     /// a bug or bad input that reached AWS), errors as problem+json with the request's
     /// correlation id, and nothing of our insides in a body or a header.
     async fn assert_clean(&self, api: &LocalApi) {
-        let jwt_key = signing_key(api).await;
+        let jwt_key = Forger::of(api).await.private_text;
         let stack_name = api.stack["stack_name"].as_str().unwrap().to_owned();
         let seen = self.seen.lock().unwrap();
         assert!(!seen.is_empty());
@@ -355,13 +356,6 @@ impl Client {
         }
         assert!(wrong.is_empty(), "{} of {} answers are wrong:\n{}", wrong.len(), seen.len(), wrong.join("\n"));
     }
-}
-
-/// The key that signs the stack's access tokens, as only the Auth functions read it.
-async fn signing_key(api: &LocalApi) -> String {
-    let secrets = aws_sdk_secretsmanager::Client::new(&system_tests::emulator().await);
-    let secret = secrets.get_secret_value().secret_id(api.reference("JwtSigningSecret")).send().await.unwrap();
-    secret.secret_string().expect("a string secret").to_owned()
 }
 
 /// What no answer may contain: panics and stack traces, source paths, Debug-printed errors,
@@ -429,46 +423,12 @@ impl Signer {
 
 // ---------------------------------------------------------------- forged tokens
 
-/// Signs tokens with the stack's real key, wrong in exactly the way a case asks.
-struct Forger {
-    key: Vec<u8>,
-    issuer: String,
-    audience: String,
+/// Every way a bearer token can be wrong, signed with the stack's real key where a case needs it.
+trait Forgeries {
+    fn forgeries(&self, user: &User, real: &str) -> Vec<(&'static str, Option<String>)>;
 }
 
-impl Forger {
-    async fn of(api: &LocalApi) -> Self {
-        let parameter = |name: &str| api.stack["parameters"][name].as_str().unwrap().to_owned();
-        Self {
-            key: signing_key(api).await.into_bytes(),
-            issuer: parameter("JwtIssuer"),
-            audience: parameter("JwtAudience"),
-        }
-    }
-
-    /// Valid claims for `sub`, with `changes` applied (`null` removes a claim).
-    fn claims(&self, sub: &str, changes: Value) -> Value {
-        let now = chrono::Utc::now().timestamp();
-        let mut claims = json!({"sub": sub, "role": "customer", "iss": self.issuer, "aud": self.audience, "iat": now, "exp": now + 600});
-        let fields = claims.as_object_mut().unwrap();
-        for (name, value) in changes.as_object().unwrap() {
-            if value.is_null() {
-                fields.remove(name);
-            } else {
-                fields.insert(name.clone(), value.clone());
-            }
-        }
-        claims
-    }
-
-    fn sign(&self, algorithm: Algorithm, claims: &Value) -> String {
-        self.sign_with(algorithm, claims, &self.key)
-    }
-
-    fn sign_with(&self, algorithm: Algorithm, claims: &Value, key: &[u8]) -> String {
-        jsonwebtoken::encode(&Header::new(algorithm), claims, &EncodingKey::from_secret(key)).unwrap()
-    }
-
+impl Forgeries for Forger {
     /// Every way a bearer token can be wrong, each as an `Authorization` header (None: no
     /// header). `real` is a genuine token of `user`, for the forgeries made from one.
     fn forgeries(&self, user: &User, real: &str) -> Vec<(&'static str, Option<String>)> {
@@ -483,6 +443,9 @@ impl Forger {
         real_claims["role"] = json!("customer");
         real_claims["sub"] = json!("usr_someone_else");
         let swapped = encode(&real_claims);
+        let (foreign, foreign_kid) = foreign_key();
+        let foreign_header = json!({"alg": "EdDSA", "typ": "JWT", "kid": foreign_kid});
+        let hs256 = json!({"alg": "HS256", "typ": "JWT", "kid": self.kid});
         vec![
             ("no Authorization header", None),
             ("an empty Authorization header", Some(String::new())),
@@ -492,27 +455,45 @@ impl Forger {
             ("not a JWT", bearer("not-a-token".into())),
             ("three garbage segments", bearer("a.b.c".into())),
             ("a huge header", bearer("x".repeat(6000))),
-            ("signed with another key", bearer(self.sign_with(Algorithm::HS256, &claims(json!({})), &[7u8; 64]))),
+            ("signed with another key", bearer(forge(&self.header(), &claims(json!({})), Algorithm::EdDSA, &foreign))),
+            (
+                "a key this API does not publish",
+                bearer(forge(&foreign_header, &claims(json!({})), Algorithm::EdDSA, &foreign)),
+            ),
+            (
+                "no kid",
+                bearer(forge(
+                    &json!({"alg": "EdDSA", "typ": "JWT"}),
+                    &claims(json!({})),
+                    Algorithm::EdDSA,
+                    &self.private_key,
+                )),
+            ),
             ("alg none, unsigned", bearer(format!("{none_header}.{}.", encode(&claims(json!({})))))),
             ("alg none with the real signature", bearer(format!("{none_header}.{payload}.{signature}"))),
-            ("HS512 with the real key", bearer(self.sign(Algorithm::HS512, &claims(json!({}))))),
             (
-                "an RS256 header on an HS256 signature",
-                bearer(format!("{}.{payload}.{signature}", encode(&json!({"alg": "RS256", "typ": "JWT"})))),
+                "HS256 keyed with the public key",
+                bearer(forge(&hs256, &claims(json!({})), Algorithm::HS256, &self.public_key)),
             ),
             (
-                "expired",
-                bearer(self.sign(Algorithm::HS256, &claims(json!({"iat": 1_600_000_000, "exp": 1_600_000_600})))),
+                "HS256 keyed with the private key",
+                bearer(forge(&hs256, &claims(json!({})), Algorithm::HS256, &self.private_key)),
             ),
             (
-                "not valid yet",
-                bearer(self.sign(Algorithm::HS256, &claims(json!({"nbf": chrono::Utc::now().timestamp() + 3600})))),
+                "an RS256 header on the real signature",
+                bearer(format!(
+                    "{}.{payload}.{signature}",
+                    encode(&json!({"alg": "RS256", "typ": "JWT", "kid": self.kid}))
+                )),
             ),
-            ("another issuer", bearer(self.sign(Algorithm::HS256, &claims(json!({"iss": "https://evil.example"}))))),
-            ("another audience", bearer(self.sign(Algorithm::HS256, &claims(json!({"aud": "another-api"}))))),
-            ("no expiry", bearer(self.sign(Algorithm::HS256, &claims(json!({"exp": null}))))),
-            ("no subject", bearer(self.sign(Algorithm::HS256, &claims(json!({"sub": null}))))),
-            ("a role that does not exist", bearer(self.sign(Algorithm::HS256, &claims(json!({"role": "superuser"}))))),
+            ("expired", bearer(self.sign(&claims(json!({"iat": 1_600_000_000, "exp": 1_600_000_600}))))),
+            ("not valid yet", bearer(self.sign(&claims(json!({"nbf": chrono::Utc::now().timestamp() + 3600}))))),
+            ("another issuer", bearer(self.sign(&claims(json!({"iss": "https://evil.example"}))))),
+            ("another audience", bearer(self.sign(&claims(json!({"aud": "another-api"}))))),
+            ("no expiry", bearer(self.sign(&claims(json!({"exp": null}))))),
+            ("no subject", bearer(self.sign(&claims(json!({"sub": null}))))),
+            ("no jti", bearer(self.sign(&claims(json!({"jti": null}))))),
+            ("a role that does not exist", bearer(self.sign(&claims(json!({"role": "superuser"}))))),
             ("a real token with its role raised", bearer(format!("{header}.{raised}.{signature}"))),
             ("a real token with another subject", bearer(format!("{header}.{swapped}.{signature}"))),
             ("a real token without its signature", bearer(format!("{header}.{payload}."))),

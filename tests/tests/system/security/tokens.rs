@@ -45,7 +45,7 @@ async fn every_token_route_answers_every_forged_token_with_401() {
 
     // A genuine token for an account that does not exist (the key is the only way to make
     // one): never a 5xx (assert_clean), and /auth/me refuses it.
-    let ghost = forger.sign(Algorithm::HS256, &forger.claims("usr_01ZZZZZZZZZZZZZZZZZZZZZZZZ", json!({})));
+    let ghost = forger.sign(&forger.claims("usr_01ZZZZZZZZZZZZZZZZZZZZZZZZ", json!({})));
     let ghost = User { id: "usr_01ZZZZZZZZZZZZZZZZZZZZZZZZ".into(), token: ghost };
     let answers = client
         .all(
