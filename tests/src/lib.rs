@@ -246,17 +246,26 @@ impl LocalApi {
     /// Starts the stack reaching the emulator at `endpoint` (e.g. a fault proxy's URL), not at
     /// `AWS_ENDPOINT_URL`: devstack and every function it runs.
     pub async fn start_through(endpoint: Option<&str>, parameters: &[(&str, &str)]) -> Self {
+        Self::start_stack(&unique_stack_name(), endpoint, parameters).await
+    }
+
+    /// Starts (another instance of) the stack `stack_name`: what a deploy brings up beside the
+    /// instances of the version before it, which serve until the deploy is done.
+    pub async fn start_named(stack_name: &str) -> Self {
+        Self::start_stack(stack_name, None, &[]).await
+    }
+
+    async fn start_stack(stack_name: &str, endpoint: Option<&str>, parameters: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let stack_name = unique_stack_name();
-        let state = std::env::temp_dir().join(format!("devstack-{stack_name}.json"));
-        let log = std::env::temp_dir().join(format!("devstack-{stack_name}.log"));
+        let state = std::env::temp_dir().join(format!("devstack-{stack_name}-{port}.json"));
+        let log = std::env::temp_dir().join(format!("devstack-{stack_name}-{port}.log"));
         let output = std::fs::File::create(&log).expect("a log file");
         let mut command = devstack_command();
         if let Some(endpoint) = endpoint {
             command.env("AWS_ENDPOINT_URL", endpoint);
         }
         let process = command
-            .args(["--stack-name", &stack_name, "serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--stack-name", stack_name, "serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(parameters.iter().flat_map(|(k, v)| ["--parameter".to_owned(), format!("{k}={v}")]))
             .arg("--output")
             .arg(&state)

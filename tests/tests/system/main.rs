@@ -25,6 +25,7 @@ mod samples;
 mod schemathesis;
 mod security;
 mod sellers;
+mod sessions;
 mod shipments;
 mod stripe;
 mod webhooks;

@@ -107,7 +107,7 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// `SET {set}` on the item at `key` if `{condition}` holds there (`:t` is true, `:f` false).
+    /// `SET {set}` on the item at `key` if `{condition}` holds there.
     fn update(
         &self,
         key: Item,
@@ -119,9 +119,8 @@ impl DynamoStore {
             .table_name(&self.table.name)
             .set_key(Some(key))
             .update_expression(format!("SET {set}"))
-            .condition_expression(condition)
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
-            .expression_attribute_values(":f", AttributeValue::Bool(false));
+            .condition_expression(condition);
+        // DynamoDB refuses values an expression does not use: only these.
         for (name, value) in values {
             update = update.expression_attribute_values(*name, value.clone());
         }
@@ -229,11 +228,12 @@ impl UserStore for DynamoStore {
     }
 
     async fn rotate(&self, spent: &Stored, next: &Stored) -> Result<bool, StoreError> {
+        let (yes, no) = ((":t", AttributeValue::Bool(true)), (":f", AttributeValue::Bool(false)));
         let expires = (":e", AttributeValue::N(next.expires_at.to_string()));
         let items = vec![
-            self.update(refresh_key(&spent.hash), "spent = :t", "spent = :f", &[])?,
+            self.update(refresh_key(&spent.hash), "spent = :t", "spent = :f", &[yes, no.clone()])?,
             self.put_new(item(refresh_key(&next.hash), next)?)?,
-            self.update(family_key(&spent.family), "expires_at = :e", "revoked = :f", &[expires])?,
+            self.update(family_key(&spent.family), "expires_at = :e", "revoked = :f", &[expires, no])?,
         ];
         Ok(self.table.transact(items).await?)
     }
