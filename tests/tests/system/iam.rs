@@ -99,12 +99,18 @@ async fn a_call_its_role_does_not_allow_is_refused_as_aws_refuses_it() {
     let published = orders.publish().topic_arn(&topic).message("{}").send().await;
     assert!(published.is_ok(), "{published:?}");
 
-    // Secrets Manager: only the Auth functions read the signing key.
-    let secret = api.reference("JwtSigningSecret");
-    let me = aws_sdk_secretsmanager::Client::new(&as_function(&api, "MeFunction"));
-    assert_eq!(code(me.get_secret_value().secret_id(&secret).send().await).as_deref(), Some("AccessDeniedException"));
-    let login = aws_sdk_secretsmanager::Client::new(&as_function(&api, "LoginFunction"));
-    assert!(login.get_secret_value().secret_id(&secret).send().await.is_ok());
+    // Secrets Manager: only the functions that issue tokens read the private keys; the ones
+    // that verify tokens do not (they hold the public keys only), nor does any other.
+    let secret = api.reference("JwtSigningKeys");
+    for function in ["MeFunction", "AuthorizerFunction", "JwksFunction", "LogoutFunction"] {
+        let client = aws_sdk_secretsmanager::Client::new(&as_function(&api, function));
+        let read = client.get_secret_value().secret_id(&secret).send().await;
+        assert_eq!(code(read).as_deref(), Some("AccessDeniedException"), "{function}");
+    }
+    for function in ["LoginFunction", "RegisterFunction", "RefreshFunction"] {
+        let client = aws_sdk_secretsmanager::Client::new(&as_function(&api, function));
+        assert!(client.get_secret_value().secret_id(&secret).send().await.is_ok(), "{function}");
+    }
 
     // A key that is no function's is no identity at all.
     let nobody = aws_sdk_dynamodb::Client::new(&as_function(&api, "NoSuchFunction"));
@@ -296,6 +302,18 @@ async fn run_every_flow(shop: &Shop) {
         .unwrap();
     assert_eq!(login.status(), StatusCode::OK);
     assert_eq!(shop.get(&customer, "/auth/me").await.status(), StatusCode::OK);
+    // A session: refreshed, a spent token presented again (its family revoked), logout, keys.
+    let session: Value = login.json().await.unwrap();
+    let refresh = |token: Value| http.post(shop.url("/auth/refresh")).json(&json!({"refresh_token": token})).send();
+    let next: Value = refresh(session["refresh_token"].clone()).await.unwrap().json().await.unwrap();
+    assert!(next["refresh_token"].is_string(), "{next}");
+    assert_eq!(refresh(session["refresh_token"].clone()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let logout = http
+        .post(shop.url("/auth/logout"))
+        .bearer_auth(&customer.token)
+        .json(&json!({"refresh_token": next["refresh_token"]}));
+    assert_eq!(logout.send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(shop.get(&customer, "/.well-known/jwks.json").await.status(), StatusCode::OK);
 
     let product = shop.product(&seller, 1299, 10).await;
     let patched = http

@@ -31,13 +31,18 @@ const SERVICES: &[(&str, &[&str])] = &[
         &[
             "handlers/authorizer.rs",
             "handlers/get_user.rs",
+            "handlers/jwks.rs",
             "handlers/login.rs",
+            "handlers/logout.rs",
             "handlers/me.rs",
+            "handlers/refresh.rs",
             "handlers/register.rs",
             "clients.rs",
             "fuzz.rs",
-            // Its own: argon2id hashing and JWTs are rules, but with their own keys and costs.
+            // Its own: argon2id hashing, JWTs and refresh tokens are rules, but with their own
+            // keys and costs.
             "passwords.rs",
+            "refresh.rs",
             "tokens.rs",
             // Its own: the one admin account, made by an operator's tool (devstack), not a route.
             "admin.rs",

@@ -163,6 +163,8 @@ fn the_readme_walkthrough_runs_as_written_and_the_order_gets_paid_and_shipped() 
     );
     // Step 9: the admin lists the demo seller, approved when the stack was seeded.
     assert!(printed("seller demo.seller@example.com: approved"), "the admin does not see the demo seller\n{context}");
+    // Step 10: a refresh, then logout ends the login.
+    assert!(printed("logout: 204") && printed("refresh after logout: 401"), "sessions\n{context}");
     // The grep: the checkout's lines in the functions of the synchronous chain and in the
     // consumers that settled it (all done once the order is paid and the receipt stored).
     for function in [

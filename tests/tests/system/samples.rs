@@ -31,6 +31,9 @@ const SAMPLES: &[(&str, &str)] = &[
     ("http-post-auth-register.json", "RegisterFunction"),
     ("http-post-auth-login.json", "LoginFunction"),
     ("http-get-auth-me.json", "MeFunction"),
+    ("http-post-auth-refresh.json", "RefreshFunction"),
+    ("http-post-auth-logout.json", "LogoutFunction"),
+    ("http-get-jwks.json", "JwksFunction"),
     ("http-get-internal-user.json", "GetUserFunction"),
     ("http-post-products.json", "CreateProductFunction"),
     ("http-get-product.json", "GetProductFunction"),
@@ -100,6 +103,8 @@ const RESERVATION: &str = "rsv_01JD4S5V0B1C2D3E4F5G6H7J8K";
 /// The samples' shipment (the seeded order's, once it is paid).
 const SHIPMENT: &str = "shp_01JD4S6C7D8E9F0G1H2J3K4M5N";
 const TOKEN: &str = "Bearer <token>";
+/// The refresh and logout samples' refresh token (of no login), replaced by a real one.
+const SAMPLE_REFRESH_TOKEN: &str = "rt_3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 /// The webhook sample's PaymentIntent (replaced by the one the seeded payment records) and its
 /// signature, a placeholder: a signature goes stale in 5 minutes, so the replay signs it anew.
 const INTENT: &str = "pi_3QWebhookSample0001";
@@ -427,6 +432,19 @@ async fn every_sample_in_events_replays_against_a_seeded_stack_with_the_answer_i
     assert_eq!(login.body["user"]["user_id"], customer);
     let me = replay.http("http-get-auth-me.json", "MeFunction", &[]).await;
     assert_eq!((me.status, &me.body["user_id"], &me.body["email"]), (200, &json!(customer), &json!(CUSTOMER_EMAIL)));
+    // Sessions: the login's refresh token for the next one, which logout then revokes.
+    let spent = text(&login.body["refresh_token"]);
+    let refreshed =
+        replay.http("http-post-auth-refresh.json", "RefreshFunction", &[(SAMPLE_REFRESH_TOKEN, &spent)]).await;
+    assert_eq!((refreshed.status, &refreshed.body["user"]["user_id"]), (200, &json!(customer)), "{}", refreshed.body);
+    let next = text(&refreshed.body["refresh_token"]);
+    let logout = replay.http("http-post-auth-logout.json", "LogoutFunction", &[(SAMPLE_REFRESH_TOKEN, &next)]).await;
+    assert_eq!(logout.status, 204, "{}", logout.body);
+    let after = replay.http("http-post-auth-refresh.json", "RefreshFunction", &[(SAMPLE_REFRESH_TOKEN, &next)]).await;
+    assert_eq!(after.status, 401, "logged out: {}", after.body);
+    let jwks = replay.http("http-get-jwks.json", "JwksFunction", &[]).await;
+    assert_eq!((jwks.status, &jwks.headers["cache-control"]), (200, &json!("public, max-age=300")));
+    assert_eq!(jwks.body["keys"][0]["kty"], "OKP", "{}", jwks.body);
     let user = replay.http("http-get-internal-user.json", "GetUserFunction", &[]).await;
     assert_eq!((user.status, &user.body["user_id"]), (200, &json!(customer)));
 
