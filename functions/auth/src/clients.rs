@@ -49,10 +49,16 @@ impl SigningKey {
         Self { signer: OnceCell::new_with(Some(signer)), source: None }
     }
 
+    /// A key that cannot be read (tests: a secret gone or unreadable).
+    #[cfg(test)]
+    pub(crate) fn unreadable() -> Self {
+        Self { signer: OnceCell::new(), source: None }
+    }
+
     pub async fn signer(&self) -> Result<&Signer, KeyError> {
         self.signer
             .get_or_try_init(|| async {
-                let source = self.source.as_ref().ok_or_else(|| KeyError::NoSuchKey("(no source)".into()))?;
+                let source = self.source.as_ref().ok_or_else(|| KeyError::Unavailable("no secret to read".into()))?;
                 let secret =
                     source.client.get_secret_value().secret_id(&source.secret_id).send().await.map_err(|e| {
                         KeyError::Unavailable(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())

@@ -37,6 +37,9 @@ impl<S: UserStore, P: Publish + Sync> Register<S, P> {
             tracing::error!(%e, "hashing failed");
             Problem::internal()
         })?;
+        // The signing key first: if it cannot be read, no account is made that the client
+        // would find taken when it tries again.
+        self.key.signer().await.map_err(super::key_failure)?;
         let user = User::new(&account, chrono::Utc::now());
         let event = user.registered(&shared::http::correlation_id(&request));
         // The account and its event are one write; the event goes out now or via the relay.
@@ -72,6 +75,20 @@ mod tests {
     ) -> lambda_http::Response<lambda_http::Body> {
         let request = with_body(sample("http-post-auth-register.json"), body_text);
         testkit::requests::call(&|request| service.handle(request), request).await
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_signing_key_makes_no_account_so_the_retry_registers() {
+        let mut service = service(MemoryPublisher::default());
+        service.key = SigningKey::unreadable();
+        let request = sample("http-post-auth-register.json");
+        let failed = testkit::requests::call(&|request| service.handle(request), request).await;
+        assert_eq!(failed.status(), 503);
+        assert!(service.publisher.published().is_empty());
+        service.key = SigningKey::ready(signer());
+        let request = sample("http-post-auth-register.json");
+        let retried = testkit::requests::call(&|request| service.handle(request), request).await;
+        assert_eq!(retried.status(), 201, "not 409: the failed attempt left no account");
     }
 
     #[tokio::test]
