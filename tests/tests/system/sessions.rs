@@ -226,7 +226,7 @@ async fn signing_keys_rotate_deploy_by_deploy_without_a_single_401() {
     // 3. Once the old key's last token expired (15 minutes after it stopped signing), it goes.
     assert!(jwt_keys(&stack, &["retire", &old]).contains(&old));
     let fourth = LocalApi::start_named(&stack).await;
-    assert_eq!(published(&fourth).await, [new.clone()]);
+    assert_eq!(published(&fourth).await, [new.as_str()]);
     all_accepted(&[&third, &fourth], &[text(&by_third, "access_token"), text(&refreshed, "access_token")], "retire")
         .await;
     assert_eq!(
