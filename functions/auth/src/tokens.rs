@@ -262,22 +262,24 @@ impl KeySet {
         self.keys
             .keys()
             .map(|kid| {
-                let pair = self.pair(kid)?;
+                let (_, pair) = self.pair(kid)?;
                 Ok(PublicKey { kid: kid.clone(), x: B64.encode(pair.public_key().as_ref()) })
             })
             .collect()
     }
 
-    fn pair(&self, kid: &str) -> Result<aws_lc_rs::signature::Ed25519KeyPair, KeyError> {
+    /// Key `kid`'s PKCS#8 bytes, checked to be an Ed25519 key, and the key pair.
+    fn pair(&self, kid: &str) -> Result<(Vec<u8>, aws_lc_rs::signature::Ed25519KeyPair), KeyError> {
         let encoded = self.keys.get(kid).ok_or_else(|| KeyError::NoSuchKey(kid.to_owned()))?;
         let der = B64.decode(encoded).map_err(|_| KeyError::BadPrivateKey(kid.to_owned()))?;
-        aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&der).map_err(|_| KeyError::BadPrivateKey(kid.to_owned()))
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&der)
+            .map_err(|_| KeyError::BadPrivateKey(kid.to_owned()))?;
+        Ok((der, pair))
     }
 
     /// A signer with the key `kid`.
     pub fn signer(&self, kid: &str, issuer: &str, audience: &str) -> Result<Signer, KeyError> {
-        self.pair(kid)?;
-        let der = B64.decode(&self.keys[kid]).map_err(|_| KeyError::BadPrivateKey(kid.to_owned()))?;
+        let (der, _) = self.pair(kid)?;
         Ok(Signer {
             kid: kid.to_owned(),
             key: EncodingKey::from_ed_der(&der),

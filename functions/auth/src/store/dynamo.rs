@@ -94,9 +94,8 @@ impl DynamoStore {
         let expires_at = newest + THROTTLE_WINDOW.num_seconds();
         Ok(self.table.put_versioned(attempts_key(throttle), &AttemptsItem { attempts, expires_at }, version).await?)
     }
-}
 
-impl DynamoStore {
+    /// A transaction's put of `item`, on the condition that no item is at its key.
     fn put_new(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.table.name)
