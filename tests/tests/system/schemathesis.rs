@@ -29,10 +29,7 @@ const PASSWORD: &str = "correct horse";
 
 #[tokio::test]
 async fn every_operation_conforms_to_the_openapi_document() {
-    // A bucket one run cannot empty: how fast Schemathesis sends depends on the machine, and
-    // a 429 (documented on every route, tested in security::inputs) would only hide the answer
-    // the run is there to check.
-    let shop = Shop::open(&[("ApiThrottlingBurstLimit", "1000000"), ("ApiThrottlingRateLimit", "1000000")]).await;
+    let shop = Shop::open(&system_tests::UNTHROTTLED).await;
     let seller = shop.register("seller").await;
     let product = shop.product(&seller, 1299, 1_000_000).await;
     let email = format!("schemathesis.{}@example.com", ulid::Ulid::generate().to_string().to_lowercase());
