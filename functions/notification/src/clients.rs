@@ -1,17 +1,14 @@
-//! What the service calls outside itself: the channels a message goes out on, and Auth for
-//! the contacts it has not seen.
-//!
-//! Channels are behind one trait, chosen in the template (`NOTIFICATION_SENDER`), not in
-//! code: `ses` (email through SES v2, from `SENDER_EMAIL`), `sns-sms` (SMS through SNS to a
-//! phone number, where the contact has one), `recording` (no delivery: the stored
-//! notification is the record; for local runs and tests).
+//! What the service calls outside itself: the channels a message goes out on (email through
+//! SES, SMS through SNS), and Auth for the contacts it has not seen.
 
 use std::future::Future;
 
+use aws_sdk_ses::error::ProvideErrorMetadata;
 use shared::CorrelationId;
 use shared::internal::{CallError, InternalClient};
 
-use crate::domain::{Channel, Contact, Notification};
+use crate::domain::Contact;
+use crate::messages::Rendered;
 
 /// Where contacts not seen in `user.registered` are looked up: Auth's internal route.
 pub trait Directory: Send + Sync {
@@ -31,122 +28,77 @@ impl Directory for AuthDirectory {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("sending failed: {0}")]
-pub struct SendError(pub String);
-
-pub trait Sender: Send + Sync {
-    fn channel(&self) -> Channel;
-    fn send(&self, notification: &Notification, to: &Contact) -> impl Future<Output = Result<(), SendError>> + Send;
+/// Why a send did not happen.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SendError {
+    /// The provider refused this message for good (a rejected address, an invalid number):
+    /// recorded as failed, never retried.
+    #[error("refused for good: {0}")]
+    Permanent(String),
+    /// Throttling, an outage, a timeout: the queue retries it.
+    #[error("not sent this time: {0}")]
+    Transient(String),
 }
 
-pub struct RecordingSender;
-
-impl Sender for RecordingSender {
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    async fn send(&self, notification: &Notification, to: &Contact) -> Result<(), SendError> {
-        tracing::info!(template = ?notification.template, to = %to.user_id, subject = %notification.subject, "notification recorded (not delivered)");
-        Ok(())
-    }
+/// The channels; each send answers the provider's message id.
+pub trait Channels: Send + Sync {
+    fn email(&self, to: &str, message: &Rendered) -> impl Future<Output = Result<String, SendError>> + Send;
+    fn sms(&self, phone_number: &str, text: &str) -> impl Future<Output = Result<String, SendError>> + Send;
 }
 
-pub struct SesSender {
-    pub client: aws_sdk_sesv2::Client,
+/// Email through SES (v1's `SendEmail`: what LocalStack emulates, and AWS serves alike) from
+/// `SENDER_EMAIL`, SMS through SNS `Publish` to a phone number.
+pub struct AwsChannels {
+    pub ses: aws_sdk_ses::Client,
+    pub sns: aws_sdk_sns::Client,
     pub from: String,
 }
 
-impl Sender for SesSender {
-    fn channel(&self) -> Channel {
-        Channel::Email
-    }
-
-    async fn send(&self, notification: &Notification, to: &Contact) -> Result<(), SendError> {
-        use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
-        let text =
-            |data: &str| Content::builder().data(data).charset("UTF-8").build().map_err(|e| SendError(e.to_string()));
-        let message = Message::builder()
-            .subject(text(&notification.subject)?)
-            .body(Body::builder().text(text(&notification.body)?).build())
-            .build();
-        self.client
-            .send_email()
-            .from_email_address(&self.from)
-            .destination(Destination::builder().to_addresses(&to.email).build())
-            .content(EmailContent::builder().simple(message).build())
-            .send()
-            .await
-            .map_err(|e| SendError(aws_sdk_sesv2::error::DisplayErrorContext(e).to_string()))?;
-        Ok(())
-    }
-}
-
-pub struct SmsSender {
-    pub client: aws_sdk_sns::Client,
-}
-
-impl Sender for SmsSender {
-    fn channel(&self) -> Channel {
-        Channel::Sms
-    }
-
-    async fn send(&self, notification: &Notification, to: &Contact) -> Result<(), SendError> {
-        // Contacts carry no phone number yet: SMS can only go to an address given as one.
-        if !to.email.starts_with('+') {
-            tracing::warn!(user_id = %to.user_id, "no phone number; SMS not sent");
-            return Ok(());
-        }
-        self.client
-            .publish()
-            .phone_number(&to.email)
-            .message(format!("{}: {}", notification.subject, notification.body))
-            .send()
-            .await
-            .map_err(|e| SendError(aws_sdk_sns::error::DisplayErrorContext(e).to_string()))?;
-        Ok(())
-    }
-}
-
-/// One of the senders, as configured.
-pub enum Configured {
-    Recording(RecordingSender),
-    Ses(SesSender),
-    Sms(SmsSender),
-}
-
-impl Configured {
+impl AwsChannels {
     pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, shared::config::ConfigError> {
-        match shared::config::optional("NOTIFICATION_SENDER", "recording").as_str() {
-            "recording" => Ok(Self::Recording(RecordingSender)),
-            "ses" => Ok(Self::Ses(SesSender {
-                client: aws_sdk_sesv2::Client::new(sdk),
-                from: shared::config::required("SENDER_EMAIL")?,
-            })),
-            "sns-sms" => Ok(Self::Sms(SmsSender { client: aws_sdk_sns::Client::new(sdk) })),
-            other => Err(shared::config::ConfigError {
-                name: "NOTIFICATION_SENDER".into(),
-                problem: format!("{other:?} is not recording, ses or sns-sms"),
-            }),
-        }
+        Ok(Self {
+            ses: aws_sdk_ses::Client::new(sdk),
+            sns: aws_sdk_sns::Client::new(sdk),
+            from: shared::config::required("SENDER_EMAIL")?,
+        })
     }
 }
 
-impl Sender for Configured {
-    fn channel(&self) -> Channel {
-        match self {
-            Self::Recording(s) => s.channel(),
-            Self::Ses(s) => s.channel(),
-            Self::Sms(s) => s.channel(),
-        }
+/// The error codes that say a message can never go out as it is (SES: a rejected message or
+/// sender; SNS: an invalid number, an opted-out or disabled destination). Anything else —
+/// throttling, 5xx, a timeout — may pass on a retry.
+const PERMANENT: [&str; 5] = ["MessageRejected", "MailFromDomainNotVerifiedException", "InvalidParameter", "EndpointDisabled", "OptedOut"];
+
+fn send_error<E, R>(error: aws_sdk_ses::error::SdkError<E, R>) -> SendError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let permanent = error.as_service_error().and_then(|e| e.code()).is_some_and(|code| PERMANENT.contains(&code));
+    let text = aws_sdk_ses::error::DisplayErrorContext(&error).to_string();
+    if permanent { SendError::Permanent(text) } else { SendError::Transient(text) }
+}
+
+impl Channels for AwsChannels {
+    async fn email(&self, to: &str, message: &Rendered) -> Result<String, SendError> {
+        use aws_sdk_ses::types::{Body, Content, Destination, Message};
+        let content =
+            |data: &str| Content::builder().data(data).charset("UTF-8").build().map_err(|e| SendError::Permanent(e.to_string()));
+        let body = Body::builder().text(content(&message.text)?).html(content(&message.html)?).build();
+        let sent = self
+            .ses
+            .send_email()
+            .source(&self.from)
+            .destination(Destination::builder().to_addresses(to).build())
+            .message(Message::builder().subject(content(&message.subject)?).body(body).build())
+            .send()
+            .await
+            .map_err(send_error)?;
+        Ok(sent.message_id().to_owned())
     }
 
-    async fn send(&self, notification: &Notification, to: &Contact) -> Result<(), SendError> {
-        match self {
-            Self::Recording(s) => s.send(notification, to).await,
-            Self::Ses(s) => s.send(notification, to).await,
-            Self::Sms(s) => s.send(notification, to).await,
-        }
+    async fn sms(&self, phone_number: &str, text: &str) -> Result<String, SendError> {
+        let sent = self.sns.publish().phone_number(phone_number).message(text).send().await.map_err(send_error)?;
+        Ok(sent.message_id().unwrap_or_default().to_owned())
     }
 }

@@ -1,94 +1,174 @@
-//! The notification-queue consumer: each event that calls for a message gets exactly one,
-//! sent through the configured `Sender` and stored for `GET /notifications`. The event id
-//! is claimed first (shared::idempotency), so a redelivered event sends nothing again; and
-//! the notification's id is the event's, so an attempt whose claim was lost after the work
-//! (an outage at the wrong moment) finds it stored and sends nothing either.
+//! The notification-queue consumer: each event that calls for a message gets one notification
+//! (its id is the event's, so a redelivered event finds it made), and each of its deliveries —
+//! one per channel the user enabled when it was made — goes out at most once:
+//!
+//! 1. claim: `pending` → `sending` (a conditional write; a second attempt that loses it is
+//!    retried by the queue and then finds the outcome);
+//! 2. send;
+//! 3. record: `sent` with the provider's message id, or `failed` if the provider refused it
+//!    for good; a transient refusal puts it back to `pending` and the queue retries it.
+//!
+//! A claim older than an invocation can live is an attempt that ended between claim and
+//! record: it may have sent, so it is recorded `failed` and not sent again.
 
-use std::time::Duration;
-
+use chrono::{TimeDelta, Utc};
 use shared::events::Event;
-use shared::idempotency::{IdempotencyStore, OnceError, key, once};
 use shared::metrics::{self, Metric};
 use shared::{CorrelationId, Envelope, Retry};
 
-use crate::clients::{Directory, Sender};
-use crate::domain::{Contact, Notification, message_for};
+use crate::clients::{Channels, Directory, SendError};
+use crate::domain::{Channel, Contact, Delivery, DeliveryStatus, Message, Notification, Recipient, channels, message_for};
+use crate::messages::{Rendered, render};
 use crate::store::NotificationStore;
 
-/// At most; in Lambda a claim lasts until its invocation ends (see `shared::idempotency::once`).
-const LEASE: Duration = Duration::from_secs(60);
+/// Longer than an invocation lives (the template's Timeout, 10 s): a claim this old is dead.
+const LEASE: TimeDelta = TimeDelta::seconds(15);
 
-pub async fn handle<S, I, X, D>(
-    store: &S,
-    claims: &I,
-    sender: &X,
-    directory: &D,
-    envelope: Envelope,
-) -> Result<(), Retry>
+pub async fn handle<S, C, D>(store: &S, channels: &C, directory: &D, envelope: Envelope) -> Result<(), Retry>
 where
     S: NotificationStore,
-    I: IdempotencyStore,
-    X: Sender,
+    C: Channels,
     D: Directory,
 {
     if let Event::UserRegistered(user) = &envelope.event {
         let contact = Contact { user_id: user.user_id.clone(), email: user.email.clone(), name: user.name.clone() };
         store.save_contact(&contact).await.map_err(Retry::because)?;
     }
-    let Some((user_id, template, subject, body)) = message_for(&envelope) else { return Ok(()) };
-    let correlation_id = CorrelationId::from_header(Some(&envelope.correlationid));
-    let work = || async {
-        let contact = match store.contact(&user_id).await.map_err(Retry::because)? {
-            Some(contact) => contact,
-            None => {
-                let found = directory.user(&user_id, &correlation_id).await.map_err(Retry::because)?;
-                let contact = found.ok_or_else(|| Retry::because(format!("no user {user_id}")))?;
-                store.save_contact(&contact).await.map_err(Retry::because)?;
-                contact
-            }
-        };
-        let notification = Notification {
-            notification_id: format!("ntf_{}", envelope.id),
-            user_id: user_id.clone(),
-            channel: sender.channel(),
-            template,
-            subject,
-            body,
-            event_id: envelope.id.clone(),
-            created_at: chrono::Utc::now(),
-        };
-        // Stored first, once per event: a later attempt that finds it stored does not send again
-        // (the price: a crash between storing and sending loses that one message).
-        if !store.save(&notification).await.map_err(Retry::because)? {
-            tracing::info!(notification_id = %notification.notification_id, "notification already stored and sent");
-            return Ok(());
+    let Some(message) = message_for(&envelope) else { return Ok(()) };
+    let notification = notification(store, directory, &message, &envelope).await?;
+    let mut retry = Ok(());
+    for (&channel, delivery) in &notification.deliveries {
+        if let Err(error) = deliver(store, channels, &notification, channel, delivery).await {
+            retry = Err(error);
         }
-        if let Err(error) = sender.send(&notification, &contact).await {
-            store.remove(&notification).await.map_err(Retry::because)?;
-            return Err(Retry::because(error));
-        }
-        metrics::count(Metric::NotificationsSent, ("Service", "notification"), 1);
-        Ok(())
-    };
-    match once(claims, &key("notify", &envelope.id), LEASE, work).await {
-        Ok(_) => Ok(()),
-        Err(OnceError::Work(retry)) => Err(retry),
-        Err(OnceError::Idempotency(error)) => Err(Retry::because(error)),
     }
+    retry
 }
 
-/// The consumer against in-memory stores: samples replayed twice notify once.
+/// The event's notification: stored already, or made now from the user's contact and
+/// preferences.
+async fn notification<S: NotificationStore, D: Directory>(
+    store: &S,
+    directory: &D,
+    message: &Message,
+    envelope: &Envelope,
+) -> Result<Notification, Retry> {
+    let user_id = &message.user_id;
+    let notification_id = format!("ntf_{}", envelope.id);
+    if let Some(made) = store.notification(user_id, &notification_id).await.map_err(Retry::because)? {
+        return Ok(made);
+    }
+    let contact = match store.contact(user_id).await.map_err(Retry::because)? {
+        Some(contact) => contact,
+        None => {
+            let correlation_id = CorrelationId::from_header(Some(&envelope.correlationid));
+            let found = directory.user(user_id, &correlation_id).await.map_err(Retry::because)?;
+            let contact = found.ok_or_else(|| Retry::because(format!("no user {user_id}")))?;
+            store.save_contact(&contact).await.map_err(Retry::because)?;
+            contact
+        }
+    };
+    let preferences = store.preferences(user_id).await.map_err(Retry::because)?.unwrap_or_default();
+    let rendered = render(message, &contact.name).map_err(Retry::because)?;
+    let now = Utc::now();
+    let notification = Notification {
+        notification_id,
+        user_id: user_id.clone(),
+        template: message.template,
+        subject: rendered.subject,
+        body: rendered.text,
+        html: rendered.html,
+        short: rendered.short,
+        event_id: envelope.id.clone(),
+        created_at: now,
+        deliveries: channels(&preferences).into_iter().map(|c| (c, Delivery::new(DeliveryStatus::Pending, now))).collect(),
+        to: Recipient { email: Some(contact.email), phone_number: preferences.phone_number },
+    };
+    if store.save(&notification).await.map_err(Retry::because)? {
+        return Ok(notification);
+    }
+    // Another attempt made it meanwhile: its deliveries are the ones.
+    let made = store.notification(user_id, &notification.notification_id).await.map_err(Retry::because)?;
+    made.ok_or_else(|| Retry::because(format!("notification {} was made and is gone", notification.notification_id)))
+}
+
+/// `channel`'s delivery of `notification`, at most once.
+async fn deliver<S: NotificationStore, C: Channels>(
+    store: &S,
+    channels: &C,
+    notification: &Notification,
+    channel: Channel,
+    delivery: &Delivery,
+) -> Result<(), Retry> {
+    let id = &notification.notification_id;
+    let now = Utc::now();
+    match delivery.status {
+        DeliveryStatus::Sent | DeliveryStatus::Failed => return Ok(()),
+        DeliveryStatus::Sending if now - delivery.at < LEASE => {
+            return Err(Retry::because(format!("the {channel:?} delivery of {id} is being sent by another attempt")));
+        }
+        DeliveryStatus::Sending => {
+            let reason = "the attempt that claimed it ended before recording the outcome: it may have gone out, so it is not sent again";
+            tracing::warn!(notification_id = %id, ?channel, "{reason}");
+            let failed = Delivery { reason: Some(reason.into()), ..Delivery::new(DeliveryStatus::Failed, now) };
+            store.move_delivery(notification, channel, delivery, &failed).await.map_err(Retry::because)?;
+            return Ok(());
+        }
+        DeliveryStatus::Pending => {}
+    }
+    let claim = Delivery::new(DeliveryStatus::Sending, now);
+    if !store.move_delivery(notification, channel, delivery, &claim).await.map_err(Retry::because)? {
+        return Err(Retry::because(format!("the {channel:?} delivery of {id} was claimed by another attempt")));
+    }
+    let rendered = Rendered {
+        subject: notification.subject.clone(),
+        text: notification.body.clone(),
+        html: notification.html.clone(),
+        short: notification.short.clone(),
+    };
+    let missing = |what: &str| Err(SendError::Permanent(format!("no {what} to send to")));
+    let sent = match (channel, &notification.to) {
+        (Channel::Email, Recipient { email: Some(to), .. }) => channels.email(to, &rendered).await,
+        (Channel::Email, _) => missing("email address"),
+        (Channel::Sms, Recipient { phone_number: Some(to), .. }) => channels.sms(to, &rendered.short).await,
+        (Channel::Sms, _) => missing("phone number"),
+        (Channel::Push, _) => missing("device"),
+    };
+    let outcome = match sent {
+        Ok(message_id) => {
+            metrics::count(Metric::NotificationsSent, ("Service", "notification"), 1);
+            Delivery { provider_message_id: Some(message_id), ..Delivery::new(DeliveryStatus::Sent, Utc::now()) }
+        }
+        Err(SendError::Permanent(reason)) => {
+            tracing::warn!(notification_id = %id, ?channel, %reason, "delivery refused for good");
+            Delivery { reason: Some(reason), ..Delivery::new(DeliveryStatus::Failed, Utc::now()) }
+        }
+        Err(SendError::Transient(reason)) => {
+            // Not sent: back to pending, for the queue's next attempt.
+            let pending = Delivery::new(DeliveryStatus::Pending, Utc::now());
+            store.move_delivery(notification, channel, &claim, &pending).await.map_err(Retry::because)?;
+            return Err(Retry::because(reason));
+        }
+    };
+    store.move_delivery(notification, channel, &claim, &outcome).await.map_err(Retry::because)?;
+    Ok(())
+}
+
+/// The consumer against in-memory stores and channels.
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use shared::events::Role;
-    use shared::idempotency::MemoryIdempotency;
     use shared::internal::CallError;
     use testkit::requests::{as_caller, body, call, sample};
 
     use super::*;
-    use crate::clients::RecordingSender;
-    use crate::domain::Template;
+    use crate::domain::{Preferences, Template};
     use crate::store::memory::MemoryStore;
+
+    const USER: &str = "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A";
+    const PHONE: &str = "+14155550123";
 
     struct NoDirectory;
 
@@ -98,18 +178,55 @@ mod tests {
         }
     }
 
-    /// The sample `name`'s event, as the queue delivers it.
-    async fn deliver(store: &MemoryStore, claims: &MemoryIdempotency, name: &str) -> Result<(), Retry> {
-        handle(store, claims, &RecordingSender, &NoDirectory, testkit::requests::sqs_envelope(name)).await
+    /// Records what it sends; answers each send with the next scripted error, if any.
+    #[derive(Default)]
+    struct Recorded {
+        sent: Mutex<Vec<(Channel, String, String)>>,
+        errors: Mutex<Vec<SendError>>,
     }
 
-    fn templates(store: &MemoryStore) -> Vec<Template> {
-        store.notifications.lock().unwrap().iter().map(|n| n.template).collect()
+    impl Recorded {
+        fn send(&self, channel: Channel, to: &str, text: &str) -> Result<String, SendError> {
+            if let Some(error) = self.errors.lock().unwrap().pop() {
+                return Err(error);
+            }
+            let mut sent = self.sent.lock().unwrap();
+            sent.push((channel, to.to_owned(), text.to_owned()));
+            Ok(format!("msg-{}", sent.len()))
+        }
+
+        fn sent(&self) -> Vec<(Channel, String, String)> {
+            self.sent.lock().unwrap().clone()
+        }
+    }
+
+    impl Channels for Recorded {
+        async fn email(&self, to: &str, message: &Rendered) -> Result<String, SendError> {
+            self.send(Channel::Email, to, &message.subject)
+        }
+
+        async fn sms(&self, phone_number: &str, text: &str) -> Result<String, SendError> {
+            self.send(Channel::Sms, phone_number, text)
+        }
+    }
+
+    async fn deliver(store: &MemoryStore, channels: &Recorded, name: &str) -> Result<(), Retry> {
+        handle(store, channels, &NoDirectory, testkit::requests::sqs_envelope(name)).await
+    }
+
+    fn stored(store: &MemoryStore) -> Vec<Notification> {
+        store.notifications.lock().unwrap().clone()
+    }
+
+    async fn with_sms(store: &MemoryStore) {
+        let preferences = Preferences { sms: true, phone_number: Some(PHONE.into()), ..Preferences::default() };
+        store.save_preferences(USER, &preferences).await.unwrap();
     }
 
     #[tokio::test]
-    async fn every_sample_twice_notifies_once_each() {
-        let (store, claims) = (MemoryStore::default(), MemoryIdempotency::default());
+    async fn every_sample_twice_notifies_once_each_on_every_chosen_channel() {
+        let (store, channels) = (MemoryStore::default(), Recorded::default());
+        with_sms(&store).await;
         let samples = [
             "sqs-user-registered.json",
             "sqs-order-created.json",
@@ -119,40 +236,84 @@ mod tests {
         ];
         for _ in 0..2 {
             for name in samples {
-                deliver(&store, &claims, name).await.unwrap();
+                deliver(&store, &channels, name).await.unwrap();
             }
         }
-        assert_eq!(templates(&store), [Template::Welcome, Template::OrderConfirmation, Template::PaymentReceipt]);
+        let templates: Vec<Template> = stored(&store).iter().map(|n| n.template).collect();
+        assert_eq!(templates, [Template::Welcome, Template::OrderConfirmation, Template::PaymentReceipt]);
+        let sent = channels.sent();
+        assert_eq!(sent.len(), 6, "email and SMS of each: {sent:?}");
+        assert_eq!(sent.iter().filter(|(c, to, _)| *c == Channel::Sms && to == PHONE).count(), 3);
+        assert!(stored(&store).iter().all(|n| n.deliveries.values().all(|d| d.status == DeliveryStatus::Sent)));
 
         let listed = call(
             &|request| crate::handlers::notifications::list(&store, request),
-            as_caller(sample("http-get-notifications.json"), "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A", Role::Customer),
+            as_caller(sample("http-get-notifications.json"), USER, Role::Customer),
         )
         .await;
         let listed = body(&listed);
         assert_eq!(listed["items"].as_array().unwrap().len(), 3);
-        assert_eq!(listed["items"][0]["template"], "payment_receipt", "newest first");
-        assert!(listed["items"][0].get("user_id").is_none());
+        let newest = &listed["items"][0];
+        assert_eq!(newest["template"], "payment_receipt", "newest first");
+        assert_eq!(newest["channel"], "email");
+        assert_eq!(newest["deliveries"][1]["channel"], "sms");
+        assert_eq!(newest["deliveries"][1]["status"], "sent");
+        assert!(newest["deliveries"][1]["provider_message_id"].is_string());
+        assert!(newest.get("user_id").is_none() && newest.get("html").is_none() && newest.get("to").is_none());
     }
 
     #[tokio::test]
-    async fn an_attempt_whose_claim_was_lost_after_the_work_notifies_nothing_again() {
-        let store = MemoryStore::default();
-        let samples = ["sqs-user-registered.json", "sqs-order-created.json"];
-        // The second run claims afresh, as after an outage that kept the first from recording
-        // its claims as done: the stored notifications still stop a second message.
-        for claims in [MemoryIdempotency::default(), MemoryIdempotency::default()] {
-            for name in samples {
-                deliver(&store, &claims, name).await.unwrap();
-            }
-        }
-        assert_eq!(templates(&store), [Template::Welcome, Template::OrderConfirmation]);
+    async fn a_channel_turned_off_sends_nothing_on_it() {
+        let (store, channels) = (MemoryStore::default(), Recorded::default());
+        let preferences = Preferences { email: false, sms: true, phone_number: Some(PHONE.into()), push: false };
+        store.save_preferences(USER, &preferences).await.unwrap();
+        deliver(&store, &channels, "sqs-user-registered.json").await.unwrap();
+        assert_eq!(channels.sent().iter().map(|s| s.0).collect::<Vec<_>>(), [Channel::Sms]);
+    }
+
+    #[tokio::test]
+    async fn a_transient_refusal_is_retried_and_a_permanent_one_recorded_failed() {
+        let (store, channels) = (MemoryStore::default(), Recorded::default());
+        with_sms(&store).await;
+        // Popped last first: the email is throttled, the SMS refused for good.
+        *channels.errors.lock().unwrap() =
+            vec![SendError::Permanent("InvalidParameter".into()), SendError::Transient("Throttling".into())];
+        assert!(deliver(&store, &channels, "sqs-user-registered.json").await.is_err(), "the email is retried");
+        let deliveries = &stored(&store)[0].deliveries;
+        assert_eq!(deliveries[&Channel::Email].status, DeliveryStatus::Pending);
+        assert_eq!(deliveries[&Channel::Sms].status, DeliveryStatus::Failed);
+        deliver(&store, &channels, "sqs-user-registered.json").await.unwrap();
+        let deliveries = &stored(&store)[0].deliveries;
+        assert_eq!(deliveries[&Channel::Email].status, DeliveryStatus::Sent);
+        assert_eq!(deliveries[&Channel::Sms].status, DeliveryStatus::Failed, "never retried");
+        assert_eq!(channels.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_claim_held_by_another_attempt_is_retried_and_a_dead_one_is_not_sent_again() {
+        let (store, channels) = (MemoryStore::default(), Recorded::default());
+        // An attempt that claimed the email and has not recorded it yet.
+        *channels.errors.lock().unwrap() = vec![SendError::Transient("first attempt".into())];
+        assert!(deliver(&store, &channels, "sqs-user-registered.json").await.is_err());
+        let notification = stored(&store).remove(0);
+        let pending = notification.deliveries[&Channel::Email].clone();
+        let live = Delivery::new(DeliveryStatus::Sending, Utc::now());
+        assert!(store.move_delivery(&notification, Channel::Email, &pending, &live).await.unwrap());
+        assert!(deliver(&store, &channels, "sqs-user-registered.json").await.is_err(), "held: retried later");
+        assert!(channels.sent().is_empty());
+
+        // That attempt died: its claim outlives any invocation.
+        let dead = Delivery::new(DeliveryStatus::Sending, Utc::now() - LEASE - TimeDelta::seconds(1));
+        assert!(store.move_delivery(&notification, Channel::Email, &live, &dead).await.unwrap());
+        deliver(&store, &channels, "sqs-user-registered.json").await.unwrap();
+        assert!(channels.sent().is_empty(), "maybe sent: never twice");
+        assert_eq!(stored(&store)[0].deliveries[&Channel::Email].status, DeliveryStatus::Failed);
     }
 
     #[tokio::test]
     async fn an_unknown_contact_is_retried_when_auth_cannot_answer() {
-        let (store, claims) = (MemoryStore::default(), MemoryIdempotency::default());
-        assert!(deliver(&store, &claims, "sqs-payment-failed.json").await.is_err());
-        assert!(store.notifications.lock().unwrap().is_empty());
+        let (store, channels) = (MemoryStore::default(), Recorded::default());
+        assert!(deliver(&store, &channels, "sqs-payment-failed.json").await.is_err());
+        assert!(stored(&store).is_empty());
     }
 }

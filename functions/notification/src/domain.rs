@@ -1,9 +1,16 @@
-//! Notifications: which event gets which message, and what a message says. Pure rules.
+//! Notifications: which event gets which message, who gets it on which channel, and what a
+//! delivery's record holds. Pure rules; the words are in `templates/` (crate::messages).
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use shared::Envelope;
 use shared::events::Event;
+
+/// Longest user-provided text (a name) a message quotes, in characters.
+pub const MAX_QUOTED_CHARS: usize = 80;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -19,7 +26,25 @@ pub enum Template {
     SellerSuspended,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+impl Template {
+    /// Its name in the API and in `templates/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Welcome => "welcome",
+            Self::OrderConfirmation => "order_confirmation",
+            Self::PaymentReceipt => "payment_receipt",
+            Self::PaymentFailed => "payment_failed",
+            Self::OrderCancelled => "order_cancelled",
+            Self::OrderShipped => "order_shipped",
+            Self::OrderDelivered => "order_delivered",
+            Self::SellerApproved => "seller_approved",
+            Self::SellerSuspended => "seller_suspended",
+        }
+    }
+}
+
+/// In the order a notification goes out on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Email,
@@ -27,7 +52,7 @@ pub enum Channel {
     Push,
 }
 
-/// Where a user is reached.
+/// Who a user is, from `user.registered` or Auth.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Contact {
     pub user_id: String,
@@ -35,100 +60,196 @@ pub struct Contact {
     pub name: String,
 }
 
-/// A notification as the API shows it (docs/api.md, Notifications).
+/// The channels a user chose (docs/api.md, Notification service), and their phone number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preferences {
+    pub email: bool,
+    pub sms: bool,
+    pub push: bool,
+    pub phone_number: Option<String>,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Self { email: true, sms: false, push: false, phone_number: None }
+    }
+}
+
+impl Preferences {
+    /// Why these preferences cannot be kept, if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        if let Some(phone) = &self.phone_number
+            && !is_e164(phone)
+        {
+            return Some(format!("phone_number {phone:?} is not an E.164 number such as +14155550123"));
+        }
+        (self.sms && self.phone_number.is_none()).then(|| "sms needs a phone_number".to_owned())
+    }
+}
+
+/// `+`, a country code that does not start with 0, at most 15 digits in all.
+fn is_e164(phone: &str) -> bool {
+    phone.strip_prefix('+').is_some_and(|digits| {
+        (2..=15).contains(&digits.len()) && !digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Planned, not yet claimed.
+    Pending,
+    /// Claimed by an attempt that is sending it (since `at`).
+    Sending,
+    Sent,
+    Failed,
+}
+
+/// One channel's delivery of a notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub status: DeliveryStatus,
+    pub provider_message_id: Option<String>,
+    /// Why it failed, for whoever reads the table.
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl Delivery {
+    pub fn new(status: DeliveryStatus, at: DateTime<Utc>) -> Self {
+        Self { status, provider_message_id: None, reason: None, at }
+    }
+
+    pub fn is_settled(&self) -> bool {
+        matches!(self.status, DeliveryStatus::Sent | DeliveryStatus::Failed)
+    }
+}
+
+/// Where a notification goes: fixed when it is made, so that a retry sends to the same place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Recipient {
+    pub email: Option<String>,
+    pub phone_number: Option<String>,
+}
+
+/// A notification as stored: one per event, its deliveries one per channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     pub notification_id: String,
-    #[serde(skip_serializing)]
-    #[serde(default)]
     pub user_id: String,
-    pub channel: Channel,
     pub template: Template,
     pub subject: String,
+    /// The plain-text body (the email's text part, and what `GET /notifications` shows).
     pub body: String,
+    pub html: String,
+    /// The SMS (and push) text.
+    pub short: String,
     pub event_id: String,
     pub created_at: DateTime<Utc>,
+    pub to: Recipient,
+    pub deliveries: BTreeMap<Channel, Delivery>,
 }
 
-fn dollars(cents: u64) -> String {
+/// The channels a notification goes out on for a user with `preferences`.
+pub fn channels(preferences: &Preferences) -> Vec<Channel> {
+    let mut channels = Vec::new();
+    if preferences.email {
+        channels.push(Channel::Email);
+    }
+    if preferences.sms && preferences.phone_number.is_some() {
+        channels.push(Channel::Sms);
+    }
+    channels
+}
+
+/// Money as a customer reads it.
+pub fn dollars(cents: u64) -> String {
     format!("${}.{:02}", cents / 100, cents % 100)
 }
 
-/// The user an event is about and the message it calls for; `None` if it calls for none
-/// (`order.completed` and `payment.refunded` follow a message already sent). `order.shipped`
-/// and `order.delivered` are one per shipment, so an order from two sellers gets two of each.
-pub fn message_for(envelope: &Envelope) -> Option<(String, Template, String, String)> {
-    Some(match &envelope.event {
-        Event::UserRegistered(e) => (
-            e.user_id.clone(),
-            Template::Welcome,
-            "Welcome to the shop".into(),
-            format!("Hello {}, your account is ready.", e.name),
-        ),
-        Event::OrderCreated(e) => (
-            e.user_id.clone(),
-            Template::OrderConfirmation,
-            format!("Order {} confirmed", e.order_id),
-            format!(
-                "We have your order {} of {} items, {} in all.",
-                e.order_id,
-                e.items.iter().map(|i| i.quantity).sum::<u32>(),
-                dollars(e.total_cents)
-            ),
-        ),
+/// `text` cut to [`MAX_QUOTED_CHARS`] characters (an ellipsis says it was cut).
+pub fn quoted(text: &str) -> String {
+    let text = text.trim();
+    if text.chars().count() <= MAX_QUOTED_CHARS {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(MAX_QUOTED_CHARS - 1).collect();
+    format!("{}…", cut.trim_end())
+}
+
+/// What an event calls for: the user it is about, the template and the template's values
+/// (the contact's `name` is added when it is known).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub user_id: String,
+    pub template: Template,
+    pub values: Value,
+}
+
+/// The message an event calls for; `None` if it calls for none (`order.completed` and
+/// `payment.refunded` follow a message already sent). `order.shipped` and `order.delivered`
+/// are one per shipment, so an order from two sellers gets two of each.
+pub fn message_for(envelope: &Envelope) -> Option<Message> {
+    let (user_id, template, values) = match &envelope.event {
+        Event::UserRegistered(e) => (&e.user_id, Template::Welcome, json!({"name": quoted(&e.name)})),
+        Event::OrderCreated(e) => {
+            let lines: Vec<Value> = e
+                .items
+                .iter()
+                .map(|i| {
+                    json!({
+                        "product_id": i.product_id,
+                        "quantity": i.quantity,
+                        "unit_price": dollars(i.unit_price_cents),
+                        "total": dollars(i.unit_price_cents * u64::from(i.quantity)),
+                    })
+                })
+                .collect();
+            let units: u32 = e.items.iter().map(|i| i.quantity).sum();
+            (
+                &e.user_id,
+                Template::OrderConfirmation,
+                json!({"order_id": e.order_id, "lines": lines, "units": units, "total": dollars(e.total_cents)}),
+            )
+        }
         Event::PaymentCompleted(e) => (
-            e.user_id.clone(),
+            &e.user_id,
             Template::PaymentReceipt,
-            format!("Receipt for order {}", e.order_id),
-            format!("We received {} for order {} (payment {}).", dollars(e.amount_cents), e.order_id, e.payment_id),
+            json!({"order_id": e.order_id, "payment_id": e.payment_id, "amount": dollars(e.amount_cents)}),
         ),
-        Event::PaymentFailed(e) => (
-            e.user_id.clone(),
-            Template::PaymentFailed,
-            format!("Payment for order {} failed", e.order_id),
-            format!(
-                "We could not take the payment for order {}: {}. The order is cancelled; nothing was charged.",
-                e.order_id, e.reason
-            ),
-        ),
+        Event::PaymentFailed(e) => {
+            (&e.user_id, Template::PaymentFailed, json!({"order_id": e.order_id, "reason": quoted(&e.reason)}))
+        }
         Event::OrderCancelled(e) => (
-            e.user_id.clone(),
+            &e.user_id,
             Template::OrderCancelled,
-            format!("Order {} cancelled", e.order_id),
-            format!("Order {} is cancelled ({}). Any payment is given back.", e.order_id, e.reason.replace('_', " ")),
+            json!({"order_id": e.order_id, "reason": quoted(&e.reason.replace('_', " "))}),
         ),
         Event::OrderShipped(e) => (
-            e.user_id.clone(),
+            &e.user_id,
             Template::OrderShipped,
-            format!("Order {} shipped", e.order_id),
-            format!(
-                "A parcel of your order {} is on its way with {}, tracking number {} (shipment {}).",
-                e.order_id, e.carrier, e.tracking_number, e.shipment_id
-            ),
+            json!({
+                "order_id": e.order_id,
+                "shipment_id": e.shipment_id,
+                "carrier": quoted(&e.carrier),
+                "tracking_number": quoted(&e.tracking_number),
+            }),
         ),
         Event::OrderDelivered(e) => (
-            e.user_id.clone(),
+            &e.user_id,
             Template::OrderDelivered,
-            format!("Order {} delivered", e.order_id),
-            format!("A parcel of your order {} was delivered (shipment {}).", e.order_id, e.shipment_id),
+            json!({"order_id": e.order_id, "shipment_id": e.shipment_id}),
         ),
-        Event::SellerApproved(e) => (
-            e.seller_id.clone(),
-            Template::SellerApproved,
-            "Your seller account is approved".into(),
-            format!("Hello {}, your seller account is approved: the products you list are on sale.", e.name),
-        ),
+        Event::SellerApproved(e) => (&e.seller_id, Template::SellerApproved, json!({"name": quoted(&e.name)})),
         Event::SellerSuspended(e) => (
-            e.seller_id.clone(),
+            &e.seller_id,
             Template::SellerSuspended,
-            "Your seller account is suspended".into(),
-            format!(
-                "Hello {}, your seller account is suspended ({}). Your products are off sale until it is approved again.",
-                e.name, e.reason
-            ),
+            json!({"name": quoted(&e.name), "reason": quoted(&e.reason)}),
         ),
         Event::OrderCompleted(_) | Event::PaymentRefunded(_) | Event::InventoryUpdated(_) => return None,
-    })
+    };
+    Some(Message { user_id: user_id.clone(), template, values })
 }
 
 #[cfg(test)]
@@ -151,15 +272,35 @@ mod tests {
             ("sqs-payment-refunded.json", None),
         ];
         for (name, template) in expected {
-            assert_eq!(message_for(&testkit::requests::sqs_envelope(name)).map(|m| m.1), template, "{name}");
+            assert_eq!(message_for(&testkit::requests::sqs_envelope(name)).map(|m| m.template), template, "{name}");
         }
-        let (_, _, _, body) = message_for(&testkit::requests::sqs_envelope("sqs-order-created.json")).unwrap();
-        assert!(body.contains("$70.98"), "{body}");
-        let (_, _, subject, body) = message_for(&testkit::requests::sqs_envelope("sqs-order-shipped.json")).unwrap();
-        assert!(subject.contains("ord_01JD4S6B1W2X3Y4Z5A6B7C8D9E"), "{subject}");
-        assert!(body.contains("UPS") && body.contains("1Z999AA10123456784"), "carrier and tracking number: {body}");
-        let (user_id, _, _, body) = message_for(&testkit::requests::sqs_envelope("sqs-seller-suspended.json")).unwrap();
-        assert_eq!(user_id, "usr_01JD4RY9K8J7H6G5F4E3D2C1B0", "the seller");
-        assert!(body.contains("counterfeit"), "the reason: {body}");
+        let suspended = message_for(&testkit::requests::sqs_envelope("sqs-seller-suspended.json")).unwrap();
+        assert_eq!(suspended.user_id, "usr_01JD4RY9K8J7H6G5F4E3D2C1B0", "the seller");
+    }
+
+    #[test]
+    fn preferences_need_an_e164_number_for_sms() {
+        let with = |sms, phone: Option<&str>| Preferences {
+            sms,
+            phone_number: phone.map(str::to_owned),
+            ..Preferences::default()
+        };
+        assert_eq!(with(true, Some("+14155550123")).problem(), None);
+        assert_eq!(with(false, None).problem(), None);
+        assert!(with(true, None).problem().unwrap().contains("sms needs"));
+        for bad in ["14155550123", "+04155550123", "+1", "+1415555012345678", "+1 415 555 0123", "+1415555012a"] {
+            assert!(with(false, Some(bad)).problem().is_some(), "{bad}");
+        }
+        assert_eq!(channels(&with(true, Some("+14155550123"))), [Channel::Email, Channel::Sms]);
+        assert_eq!(channels(&Preferences { email: false, ..Preferences::default() }), []);
+    }
+
+    #[test]
+    fn quoted_text_is_cut_at_the_limit() {
+        assert_eq!(quoted("  Ada  "), "Ada");
+        let long = "é".repeat(200);
+        let cut = quoted(&long);
+        assert_eq!(cut.chars().count(), MAX_QUOTED_CHARS);
+        assert!(cut.ends_with('…'));
     }
 }

@@ -1,9 +1,11 @@
 //! The Notification service: one message per event that calls for one (welcome, order
-//! confirmation, payment receipt, payment failed, order cancelled), sent through the
-//! configured channel and kept for `GET /notifications`.
+//! confirmation, payment receipt and failure, cancellation, shipped, delivered, seller
+//! approved and suspended), delivered once on each channel its user chose (email through SES,
+//! SMS through SNS) and kept for `GET /notifications`.
 
 pub mod clients;
 pub mod consumer;
 pub mod domain;
 pub mod handlers;
+pub mod messages;
 pub mod store;

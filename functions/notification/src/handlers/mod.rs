@@ -1,6 +1,8 @@
-//! What API Gateway calls: `GET /notifications` ([`notifications`]).
+//! What API Gateway calls: `GET /notifications` ([`notifications`]), the caller's channels
+//! ([`preferences`]).
 
 pub mod notifications;
+pub mod preferences;
 
 use shared::Problem;
 

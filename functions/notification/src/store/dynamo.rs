@@ -1,12 +1,15 @@
-//! Notifications and contacts in the Notification table (pk/sk):
-//! `USER#{id}` / `CONTACT` (from `user.registered`, or looked up from Auth) and
-//! `USER#{id}` / `NOTIF#{notification_id}` (ULIDs: newest last).
+//! Notifications, contacts and preferences in the Notification table (pk/sk):
+//! `USER#{id}` / `CONTACT` (from `user.registered`, or looked up from Auth),
+//! `USER#{id}` / `PREFERENCES` (`PUT /notifications/preferences`) and
+//! `USER#{id}` / `NOTIF#{notification_id}` (ULIDs: newest last), its `deliveries` a map by
+//! channel that each attempt moves with a conditional update.
 
-use shared::dynamo::{Item, PageError, Partition, Table, key};
+use aws_sdk_dynamodb::types::AttributeValue;
+use shared::dynamo::{Item, PageError, Partition, Table, error, key};
 use shared::pagination::{Page, PageRequest};
 
 use super::{NotificationStore, StoreError};
-use crate::domain::{Contact, Notification};
+use crate::domain::{Channel, Contact, Delivery, Notification, Preferences};
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -28,48 +31,83 @@ impl DynamoStore {
     }
 }
 
-fn notification_key(notification: &Notification) -> Item {
-    key(format!("USER#{}", notification.user_id), format!("NOTIF#{}", notification.notification_id))
+fn user(user_id: &str) -> String {
+    format!("USER#{user_id}")
 }
 
-/// A stored notification keeps its user (the API view does not show it).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Stored {
-    #[serde(flatten)]
-    notification: Notification,
-    user: String,
+fn notification_key(user_id: &str, notification_id: &str) -> Item {
+    key(user(user_id), format!("NOTIF#{notification_id}"))
+}
+
+fn value(of: &impl serde::Serialize) -> Result<AttributeValue, StoreError> {
+    Ok(serde_dynamo::to_attribute_value(of).map_err(error)?)
 }
 
 impl NotificationStore for DynamoStore {
     async fn save_contact(&self, contact: &Contact) -> Result<(), StoreError> {
-        Ok(self.table.put(key(format!("USER#{}", contact.user_id), "CONTACT"), contact).await?)
+        Ok(self.table.put(key(user(&contact.user_id), "CONTACT"), contact).await?)
     }
 
     async fn contact(&self, user_id: &str) -> Result<Option<Contact>, StoreError> {
-        Ok(self.table.get(key(format!("USER#{user_id}"), "CONTACT")).await?)
+        Ok(self.table.get(key(user(user_id), "CONTACT")).await?)
+    }
+
+    async fn save_preferences(&self, user_id: &str, preferences: &Preferences) -> Result<(), StoreError> {
+        Ok(self.table.put(key(user(user_id), "PREFERENCES"), preferences).await?)
+    }
+
+    async fn preferences(&self, user_id: &str) -> Result<Option<Preferences>, StoreError> {
+        Ok(self.table.get(key(user(user_id), "PREFERENCES")).await?)
     }
 
     async fn save(&self, notification: &Notification) -> Result<bool, StoreError> {
-        let stored = Stored { notification: notification.clone(), user: notification.user_id.clone() };
-        Ok(self.table.put_new(notification_key(notification), &stored).await?)
+        let key = notification_key(&notification.user_id, &notification.notification_id);
+        Ok(self.table.put_new(key, notification).await?)
     }
 
-    async fn remove(&self, notification: &Notification) -> Result<(), StoreError> {
-        Ok(self.table.delete(notification_key(notification)).await?)
+    async fn notification(&self, user_id: &str, notification_id: &str) -> Result<Option<Notification>, StoreError> {
+        Ok(self.table.get(notification_key(user_id, notification_id)).await?)
+    }
+
+    async fn move_delivery(
+        &self,
+        notification: &Notification,
+        channel: Channel,
+        from: &Delivery,
+        to: &Delivery,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .set_key(Some(notification_key(&notification.user_id, &notification.notification_id)))
+            .update_expression("SET deliveries.#c = :to")
+            .condition_expression("deliveries.#c.#s = :status AND deliveries.#c.#at = :at")
+            .expression_attribute_names("#c", value(&channel)?.as_s().cloned().unwrap_or_default())
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_values(":to", value(to)?)
+            .expression_attribute_values(":status", value(&from.status)?)
+            .expression_attribute_values(":at", value(&from.at)?);
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(error(e).into()),
+        }
     }
 
     async fn list(&self, user_id: &str, page: &PageRequest) -> Result<Page<Notification>, StoreError> {
         let partition = Partition {
             index: None,
             attribute: "pk",
-            value: format!("USER#{user_id}"),
+            value: user(user_id),
             sort_attribute: "sk",
             sort_prefix: Some("NOTIF#"),
         };
-        let found = self.table.page::<Stored>(partition, page).await.map_err(|e| match e {
+        self.table.page::<Notification>(partition, page).await.map_err(|e| match e {
             PageError::ForeignCursor => StoreError::BadCursor,
             PageError::Dynamo(e) => e.into(),
-        })?;
-        Ok(found.map(|s| Notification { user_id: s.user, ..s.notification }))
+        })
     }
 }

@@ -1,4 +1,4 @@
-//! The notifications and contacts in memory, for tests.
+//! The notifications, contacts and preferences in memory, for tests.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -7,11 +7,12 @@ use shared::memory::lock;
 use shared::pagination::{Page, PageRequest};
 
 use super::{NotificationStore, StoreError};
-use crate::domain::{Contact, Notification};
+use crate::domain::{Channel, Contact, Delivery, Notification, Preferences};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     contacts: Mutex<HashMap<String, Contact>>,
+    preferences: Mutex<HashMap<String, Preferences>>,
     pub notifications: Mutex<Vec<Notification>>,
 }
 
@@ -25,6 +26,15 @@ impl NotificationStore for MemoryStore {
         Ok(lock(&self.contacts).get(user_id).cloned())
     }
 
+    async fn save_preferences(&self, user_id: &str, preferences: &Preferences) -> Result<(), StoreError> {
+        lock(&self.preferences).insert(user_id.to_owned(), preferences.clone());
+        Ok(())
+    }
+
+    async fn preferences(&self, user_id: &str) -> Result<Option<Preferences>, StoreError> {
+        Ok(lock(&self.preferences).get(user_id).cloned())
+    }
+
     async fn save(&self, notification: &Notification) -> Result<bool, StoreError> {
         let mut all = lock(&self.notifications);
         if all.iter().any(|n| n.notification_id == notification.notification_id) {
@@ -34,9 +44,26 @@ impl NotificationStore for MemoryStore {
         Ok(true)
     }
 
-    async fn remove(&self, notification: &Notification) -> Result<(), StoreError> {
-        lock(&self.notifications).retain(|n| n.notification_id != notification.notification_id);
-        Ok(())
+    async fn notification(&self, user_id: &str, notification_id: &str) -> Result<Option<Notification>, StoreError> {
+        let all = lock(&self.notifications);
+        Ok(all.iter().find(|n| n.user_id == user_id && n.notification_id == notification_id).cloned())
+    }
+
+    async fn move_delivery(
+        &self,
+        notification: &Notification,
+        channel: Channel,
+        from: &Delivery,
+        to: &Delivery,
+    ) -> Result<bool, StoreError> {
+        let mut all = lock(&self.notifications);
+        let stored = all.iter_mut().find(|n| n.notification_id == notification.notification_id);
+        let Some(delivery) = stored.and_then(|n| n.deliveries.get_mut(&channel)) else { return Ok(false) };
+        if (delivery.status, delivery.at) != (from.status, from.at) {
+            return Ok(false);
+        }
+        *delivery = to.clone();
+        Ok(true)
     }
 
     async fn list(&self, user_id: &str, page: &PageRequest) -> Result<Page<Notification>, StoreError> {

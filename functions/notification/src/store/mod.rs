@@ -1,5 +1,5 @@
-//! The port to the notifications and contacts: [`dynamo::DynamoStore`] for the functions,
-//! [`memory::MemoryStore`] for tests.
+//! The port to the notifications, contacts and preferences: [`dynamo::DynamoStore`] for the
+//! functions, [`memory::MemoryStore`] for tests.
 
 pub mod dynamo;
 pub mod memory;
@@ -9,7 +9,7 @@ use std::future::Future;
 use shared::dynamo::DynamoError;
 use shared::pagination::{Page, PageRequest};
 
-use crate::domain::{Contact, Notification};
+use crate::domain::{Channel, Contact, Delivery, Notification, Preferences};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,10 +22,30 @@ pub enum StoreError {
 pub trait NotificationStore: Send + Sync {
     fn save_contact(&self, contact: &Contact) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn contact(&self, user_id: &str) -> impl Future<Output = Result<Option<Contact>, StoreError>> + Send;
+    fn save_preferences(
+        &self,
+        user_id: &str,
+        preferences: &Preferences,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The user's preferences; `None` if they never set any.
+    fn preferences(&self, user_id: &str) -> impl Future<Output = Result<Option<Preferences>, StoreError>> + Send;
     /// Stores a new notification; false if one with its id is stored already.
     fn save(&self, notification: &Notification) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Takes back a notification that could not be sent.
-    fn remove(&self, notification: &Notification) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn notification(
+        &self,
+        user_id: &str,
+        notification_id: &str,
+    ) -> impl Future<Output = Result<Option<Notification>, StoreError>> + Send;
+    /// Replaces the delivery on `channel` with `to` if it is still `from` (same status, same
+    /// time); false if another attempt moved it first. Claims, outcomes and releases all go
+    /// through here, so two attempts never both move one delivery.
+    fn move_delivery(
+        &self,
+        notification: &Notification,
+        channel: Channel,
+        from: &Delivery,
+        to: &Delivery,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// A user's notifications, newest first.
     fn list(
         &self,

@@ -1,0 +1,7 @@
+//! `PUT /notifications/preferences`.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    let sdk = shared::config::start().await;
+    let store = notification::store::dynamo::DynamoStore::from_env(&sdk)?;
+    shared::http::run(|request| notification::handlers::preferences::put(&store, request)).await
+}
