@@ -92,6 +92,7 @@ impl Stack {
 struct Clients {
     secrets: aws_sdk_secretsmanager::Client,
     ssm: aws_sdk_ssm::Client,
+    ses: aws_sdk_ses::Client,
     sns: aws_sdk_sns::Client,
     sqs: aws_sdk_sqs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
@@ -109,6 +110,7 @@ pub async fn provision(template: &Template, config: &aws_config::SdkConfig, opti
     let clients = Clients {
         secrets: aws_sdk_secretsmanager::Client::new(config),
         ssm: aws_sdk_ssm::Client::new(config),
+        ses: aws_sdk_ses::Client::new(config),
         sns: aws_sdk_sns::Client::new(config),
         sqs: aws_sdk_sqs::Client::new(config),
         dynamodb: aws_sdk_dynamodb::Client::new(config),
@@ -141,6 +143,7 @@ pub async fn provision(template: &Template, config: &aws_config::SdkConfig, opti
             "AWS::SNS::Subscription" => ensure_subscription(&clients, &props()?).await,
             "AWS::DynamoDB::Table" => ensure_table(&clients, &props()?).await,
             "AWS::SecretsManager::Secret" => ensure_secret(&clients, &props()?).await,
+            "AWS::SES::EmailIdentity" => ensure_email_identity(&clients, &props()?).await,
             "AWS::SSM::Parameter" => {
                 let mut props = props()?;
                 props["Value"] = Value::String(stack.localize(&scalar_string(&props["Value"]), &options.api_url));
@@ -598,6 +601,20 @@ pub(crate) async fn secret_named(
         }
         Err(e) => Err(aws_error(e)),
     }
+}
+
+/// An SES identity for an address, through SES v1 (what LocalStack emulates), which verifies
+/// it at once; on AWS, SES would mail the address a link.
+async fn ensure_email_identity(clients: &Clients, props: &Value) -> Result<(Action, Physical)> {
+    let address = required_str(props, "EmailIdentity")?;
+    let listed = clients.ses.list_identities().send().await.map_err(aws_error)?;
+    let action = if listed.identities().iter().any(|i| i == address) {
+        Action::Unchanged
+    } else {
+        clients.ses.verify_email_identity().email_address(address).send().await.map_err(aws_error)?;
+        Action::Created
+    };
+    Ok((action, Physical { reference: address.to_owned(), attributes: BTreeMap::new() }))
 }
 
 /// A String parameter, overwritten when its value differs.

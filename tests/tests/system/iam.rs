@@ -163,28 +163,6 @@ const UNUSED_ON_PURPOSE: &[(&str, &str, &str, &str)] = &[
          in a healthy run",
     ),
     (
-        "NotifyFunction",
-        "dynamodb:DeleteItem",
-        "arn:aws:dynamodb:{region}:{account}:table/{stack}-notification",
-        "releases an idempotency claim after its work failed, for the redelivery: Notify's work does not fail \
-         in a healthy run",
-    ),
-    (
-        "NotifyFunction",
-        "ses:SendEmail",
-        "arn:aws:ses:{region}:{account}:identity/*",
-        "the ses sender (SES v2), which LocalStack's community edition does not serve (501): local runs \
-         record notifications or send SMS",
-    ),
-    (
-        "NotifyFunction",
-        "sns:Publish",
-        "*",
-        "SMS goes only to a contact whose address is a phone number, and users register with email \
-         addresses (notification/src/clients.rs): the sns-sms sender publishes nothing here. The test above publishes an SMS \
-         as Notify",
-    ),
-    (
         "PaymentOutboxRelayFunction",
         "sns:Publish",
         "arn:aws:sns:{region}:{account}:{stack}-payment-events",
@@ -233,11 +211,11 @@ const UNUSED_ON_PURPOSE: &[(&str, &str, &str, &str)] = &[
 
 #[tokio::test]
 async fn every_grant_is_used_by_the_shops_flows_or_listed_with_its_reason() {
-    // Behind a fault proxy, to make publishing fail (the outbox relays' work); SMS as the
-    // sender, which looks each user up; checkouts abandoned at once, for the reconciler.
+    // Behind a fault proxy, to make publishing fail (the outbox relays' work); checkouts
+    // abandoned at once, for the reconciler.
     let emulator = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
     let proxy = AwsProxy::start(&emulator).await.expect("the proxy starts");
-    let parameters = [("NotificationSender", "sns-sms"), ("CheckoutAbandonSeconds", "0"), ("CircuitOpenSeconds", "1")];
+    let parameters = [("CheckoutAbandonSeconds", "0"), ("CircuitOpenSeconds", "1")];
     let mut shop = Shop::around(LocalApi::start_through(Some(&proxy.url), &parameters).await);
     run_every_flow(&shop).await;
     run_failures(&shop, &proxy).await;
@@ -314,6 +292,11 @@ async fn run_every_flow(shop: &Shop) {
         .json(&json!({"refresh_token": next["refresh_token"]}));
     assert_eq!(logout.send().await.unwrap().status(), StatusCode::NO_CONTENT);
     assert_eq!(shop.get(&customer, "/.well-known/jwks.json").await.status(), StatusCode::OK);
+    // Notifications by email and SMS, chosen by the customer.
+    let preferences = json!({"email": true, "sms": true, "push": false, "phone_number": "+14155550100"});
+    let put = http.put(shop.url("/notifications/preferences")).bearer_auth(&customer.token).json(&preferences);
+    assert_eq!(put.send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(shop.get(&customer, "/notifications/preferences").await.status(), StatusCode::OK);
 
     let product = shop.product(&seller, 1299, 10).await;
     let patched = http

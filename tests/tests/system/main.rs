@@ -14,6 +14,7 @@ mod faults;
 mod iam;
 mod idempotency;
 mod layout;
+mod notifications;
 mod local_stack;
 mod order_lifecycle;
 mod oversell;

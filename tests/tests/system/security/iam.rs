@@ -91,7 +91,7 @@ const ALLOWED: &[Allowed] = &[
         owner: "NotifyFunction",
         source: "inline",
         what: "sns:Publish on *",
-        reason: "SMS (NotificationSender=sns-sms) publishes to phone numbers, which have no ARN: IAM only \
+        reason: "SMS publishes to phone numbers, which have no ARN: IAM only \
                  accepts * for them; a Deny beside it takes every SNS ARN (topics, endpoints) away, so * is \
                  phone numbers only (tests/tests/system/iam.rs shows a topic refused)",
     },

@@ -1,0 +1,141 @@
+//! Notifications delivered for real, read back from the emulator's records of what it sent
+//! (LocalStack: `/_aws/ses` for mail, `/_aws/sns/sms-messages` for SMS): one per channel the
+//! customer chose, however often the event is delivered, and nothing on a channel turned off.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shared::Envelope;
+use shared::publisher::Publish;
+use system_tests::shop::{Shop, User};
+use system_tests::{emulator, eventually};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
+}
+
+/// A number no other test uses (the emulator records every stack's SMS together).
+fn phone_number() -> String {
+    let n = ulid::Ulid::generate().random() % 10_000_000;
+    format!("+1415{n:07}")
+}
+
+/// The order confirmations the emulator mailed to `to` for `order_id`.
+async fn mails(to: &str, order_id: &str) -> Vec<Value> {
+    let all: Value = reqwest::get(format!("{}/_aws/ses", endpoint())).await.unwrap().json().await.unwrap();
+    let to_them = |m: &&Value| m["Destination"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|a| a == to));
+    let about = |m: &&Value| m["Subject"].as_str() == Some(&format!("Order {order_id} confirmed"));
+    all["messages"].as_array().unwrap().iter().filter(to_them).filter(about).cloned().collect()
+}
+
+/// The order confirmations the emulator texted to `phone` for `order_id`.
+async fn texts(phone: &str, order_id: &str) -> Vec<Value> {
+    let url = format!("{}/_aws/sns/sms-messages?phoneNumber={}", endpoint(), phone.replace('+', "%2B"));
+    let all: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    let about = |m: &&Value| m["Message"].as_str().is_some_and(|s| s.starts_with(&format!("Order {order_id} confirmed")));
+    all["sms_messages"][phone].as_array().into_iter().flatten().filter(about).cloned().collect()
+}
+
+async fn choose(shop: &Shop, who: &User, preferences: &Value) {
+    let put = shop.http.put(shop.url("/notifications/preferences")).bearer_auth(&who.token).json(preferences);
+    let answer = put.send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(&answer.json::<Value>().await.unwrap(), preferences);
+}
+
+async fn customer(shop: &Shop) -> (User, String) {
+    let email = format!("notified.{}@example.com", ulid::Ulid::generate().to_string().to_lowercase());
+    (shop.sign_up(&email, "correct horse", "customer").await, email)
+}
+
+#[tokio::test]
+async fn each_chosen_channel_gets_one_confirmation_however_often_the_event_comes_and_none_when_off() {
+    let shop = Shop::open(&[]).await;
+    let config = emulator().await;
+    let recorded = system_tests::recorder(&config, &shop.api, &["OrderEventsTopic"]).await;
+    let seller = shop.register("seller").await;
+    let product = shop.product(&seller, 1299, 10).await;
+
+    let (all_on, all_on_email) = customer(&shop).await;
+    let all_on_phone = phone_number();
+    choose(&shop, &all_on, &json!({"email": true, "sms": true, "push": false, "phone_number": all_on_phone})).await;
+    let (email_off, email_off_email) = customer(&shop).await;
+    let email_off_phone = phone_number();
+    choose(&shop, &email_off, &json!({"email": false, "sms": true, "push": false, "phone_number": email_off_phone}))
+        .await;
+    let (sms_off, sms_off_email) = customer(&shop).await;
+    let sms_off_phone = phone_number();
+    // A number but SMS off: nothing goes to it.
+    choose(&shop, &sms_off, &json!({"email": true, "sms": false, "push": false, "phone_number": sms_off_phone})).await;
+
+    let mut orders = Vec::new();
+    for who in [&all_on, &email_off, &sms_off] {
+        shop.put_in_cart(who, &product, 1).await;
+        let placed = shop.checkout(who, "tok_visa", None).await;
+        assert_eq!(placed.status(), StatusCode::CREATED);
+        let order: Value = placed.json().await.unwrap();
+        orders.push(order["order_id"].as_str().unwrap().to_owned());
+    }
+    for who in [&all_on, &email_off, &sms_off] {
+        shop.wait_for_notifications(who, &["order_confirmation"], DEADLINE).await;
+    }
+
+    // Every order.created again, three more times.
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let created: Vec<Envelope> = system_tests::drain(&sqs, &recorded)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| serde_json::from_str::<Envelope>(m.body().unwrap()).unwrap())
+        .filter(|e| e.event_type() == "order.created")
+        .collect();
+    assert_eq!(created.len(), 3);
+    let publisher = system_tests::publisher(&config, |id| shop.api.reference(id));
+    for _ in 0..3 {
+        for envelope in &created {
+            publisher.publish(envelope).await.unwrap();
+        }
+    }
+    system_tests::wait_for_quiet(&sqs, &shop.api, DEADLINE).await;
+
+    let [all_on_order, email_off_order, sms_off_order] = &orders[..] else { unreachable!() };
+    let sent = eventually(DEADLINE, || async {
+        let (mail, text) = (mails(&all_on_email, all_on_order).await, texts(&all_on_phone, all_on_order).await);
+        (!mail.is_empty() && !text.is_empty()).then_some((mail, text))
+    })
+    .await
+    .expect("an email and an SMS for the order");
+    assert_eq!(sent.0.len(), 1, "one email: {:?}", sent.0);
+    assert_eq!(sent.1.len(), 1, "one SMS: {:?}", sent.1);
+    let mail = &sent.0[0];
+    assert!(mail["Body"]["html_part"].as_str().unwrap().contains("$12.99"), "{mail}");
+    assert!(mail["Body"]["text_part"].as_str().unwrap().contains(all_on_order.as_str()), "{mail}");
+
+    // What GET /notifications says went out is what the emulator received.
+    let listed: Value = shop.get(&all_on, "/notifications").await.json().await.unwrap();
+    let confirmation = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["template"] == "order_confirmation")
+        .unwrap()
+        .clone();
+    let deliveries = confirmation["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 2, "{confirmation}");
+    assert_eq!(deliveries[0]["channel"], "email");
+    assert_eq!(deliveries[0]["status"], "sent");
+    assert_eq!(deliveries[0]["provider_message_id"], mail["Id"], "{confirmation}");
+    assert_eq!(deliveries[1]["channel"], "sms");
+    assert_eq!(deliveries[1]["status"], "sent");
+
+    // Email off: the SMS only. SMS off: the email only, nothing to the number.
+    assert_eq!(texts(&email_off_phone, email_off_order).await.len(), 1);
+    assert!(mails(&email_off_email, email_off_order).await.is_empty());
+    assert_eq!(mails(&sms_off_email, sms_off_order).await.len(), 1);
+    assert!(texts(&sms_off_phone, sms_off_order).await.is_empty());
+    let dead = system_tests::dead_letters(&sqs, &shop.api).await;
+    assert!(dead.values().all(|n| *n == 0), "{dead:?}");
+}
