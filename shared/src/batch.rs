@@ -43,6 +43,41 @@ where
     .await
 }
 
+/// [`run`] for a queue of messages that are no envelopes (a provider's notifications, such as
+/// SES feedback): `handler` gets each body as it is.
+pub async fn run_bodies<F, Fut, E>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+        let handler = &handler;
+        let batch = handle_each(event.payload, move |message| handle_body(message, handler));
+        async move { Ok::<_, std::convert::Infallible>(DEADLINE.scope(deadline, batch).await) }
+    }))
+    .await
+}
+
+async fn handle_body<F, Fut, E>(message: SqsMessage, handler: &F) -> Result<(), String>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let failed = failure_of(&message);
+    let message_id = message.message_id.unwrap_or_default();
+    let span = logging::request_span(&message_id, "");
+    match handler(message.body.unwrap_or_default()).instrument(span.clone()).await {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            span.in_scope(|| tracing::error!(%error, "handling failed; the message will be retried"));
+            failed(message_id)
+        }
+    }
+}
+
 /// Handles one batch, in order, and reports the messages that failed.
 pub async fn handle_batch<F, Fut, E>(event: SqsEvent, handler: &F) -> SqsBatchResponse
 where
@@ -50,12 +85,20 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
+    handle_each(event, |message| handle_message(message, handler)).await
+}
+
+/// Each message of `event` through `handle`, in order; the ids of those that failed.
+async fn handle_each<'a, H, Fut>(event: SqsEvent, handle: H) -> SqsBatchResponse
+where
+    H: Fn(SqsMessage) -> Fut,
+    Fut: Future<Output = Result<(), String>> + 'a,
+{
     let mut response = SqsBatchResponse::default();
     for message in event.records {
         // Type-erased, so a consumer's deeply nested future does not nest into every caller's
         // type (which would need a raised `recursion_limit` in each consumer's `main`).
-        let handled: std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + '_>> =
-            Box::pin(handle_message(message, handler));
+        let handled: std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + 'a>> = Box::pin(handle(message));
         if let Err(message_id) = handled.await {
             // An empty identifier makes Lambda retry the whole batch: the safe answer for a
             // message that SQS did not give an id (which it always does).
@@ -71,15 +114,8 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
-    let max_receive_count = crate::config::parsed("MAX_RECEIVE_COUNT", 0u64).unwrap_or(0);
-    let last_attempt = is_last_attempt(&message, max_receive_count);
-    let queue = message.event_source_arn.as_deref().and_then(|arn| arn.rsplit(':').next()).unwrap_or("").to_owned();
-    let failed = |message_id: String| {
-        if last_attempt {
-            metrics::count(Metric::DlqRedrives, ("Queue", &queue), 1);
-        }
-        Err(message_id)
-    };
+    let last_attempt = is_last_attempt(&message, max_receive_count());
+    let failed = failure_of(&message);
     let message_id = message.message_id.unwrap_or_default();
     let body = message.body.unwrap_or_default();
     // A type this build does not know (a newer publisher, a prefix filter) is not poison:
@@ -107,6 +143,23 @@ where
             );
             failed(message_id)
         }
+    }
+}
+
+fn max_receive_count() -> u64 {
+    crate::config::parsed("MAX_RECEIVE_COUNT", 0u64).unwrap_or(0)
+}
+
+/// How a failure of `message` is answered: its id, for `batchItemFailures`, counted as a DLQ
+/// redrive when this was its last attempt.
+fn failure_of(message: &SqsMessage) -> impl Fn(String) -> Result<(), String> + use<> {
+    let last_attempt = is_last_attempt(message, max_receive_count());
+    let queue = message.event_source_arn.as_deref().and_then(|arn| arn.rsplit(':').next()).unwrap_or("").to_owned();
+    move |message_id: String| {
+        if last_attempt {
+            metrics::count(Metric::DlqRedrives, ("Queue", &queue), 1);
+        }
+        Err(message_id)
     }
 }
 

@@ -52,6 +52,8 @@ pub struct AwsChannels {
     pub ses: aws_sdk_ses::Client,
     pub sns: aws_sdk_sns::Client,
     pub from: String,
+    /// Sent with it, so that SES publishes the bounces and complaints (crate::feedback).
+    pub configuration_set: String,
 }
 
 impl AwsChannels {
@@ -60,6 +62,7 @@ impl AwsChannels {
             ses: aws_sdk_ses::Client::new(sdk),
             sns: aws_sdk_sns::Client::new(sdk),
             from: shared::config::required("SENDER_EMAIL")?,
+            configuration_set: shared::config::required("SES_CONFIGURATION_SET")?,
         })
     }
 }
@@ -67,7 +70,8 @@ impl AwsChannels {
 /// The error codes that say a message can never go out as it is (SES: a rejected message or
 /// sender; SNS: an invalid number, an opted-out or disabled destination). Anything else —
 /// throttling, 5xx, a timeout — may pass on a retry.
-const PERMANENT: [&str; 5] = ["MessageRejected", "MailFromDomainNotVerifiedException", "InvalidParameter", "EndpointDisabled", "OptedOut"];
+const PERMANENT: [&str; 5] =
+    ["MessageRejected", "MailFromDomainNotVerifiedException", "InvalidParameter", "EndpointDisabled", "OptedOut"];
 
 fn send_error<E, R>(error: aws_sdk_ses::error::SdkError<E, R>) -> SendError
 where
@@ -82,13 +86,15 @@ where
 impl Channels for AwsChannels {
     async fn email(&self, to: &str, message: &Rendered) -> Result<String, SendError> {
         use aws_sdk_ses::types::{Body, Content, Destination, Message};
-        let content =
-            |data: &str| Content::builder().data(data).charset("UTF-8").build().map_err(|e| SendError::Permanent(e.to_string()));
+        let content = |data: &str| {
+            Content::builder().data(data).charset("UTF-8").build().map_err(|e| SendError::Permanent(e.to_string()))
+        };
         let body = Body::builder().text(content(&message.text)?).html(content(&message.html)?).build();
         let sent = self
             .ses
             .send_email()
             .source(&self.from)
+            .configuration_set_name(&self.configuration_set)
             .destination(Destination::builder().to_addresses(to).build())
             .message(Message::builder().subject(content(&message.subject)?).body(body).build())
             .send()

@@ -17,7 +17,10 @@ use shared::metrics::{self, Metric};
 use shared::{CorrelationId, Envelope, Retry};
 
 use crate::clients::{Channels, Directory, SendError};
-use crate::domain::{Channel, Contact, Delivery, DeliveryStatus, Message, Notification, Recipient, channels, message_for};
+use crate::domain::{
+    Channel, Contact, Delivery, DeliveryStatus, Message, Notification, Recipient, channels, message_for,
+};
+use crate::feedback::canonical;
 use crate::messages::{Rendered, render};
 use crate::store::NotificationStore;
 
@@ -71,6 +74,14 @@ async fn notification<S: NotificationStore, D: Directory>(
     let preferences = store.preferences(user_id).await.map_err(Retry::because)?.unwrap_or_default();
     let rendered = render(message, &contact.name).map_err(Retry::because)?;
     let now = Utc::now();
+    let suppressed = store.suppressed(&canonical(&contact.email)).await.map_err(Retry::because)?;
+    let planned = |channel| match channel {
+        Channel::Email if suppressed => Delivery {
+            reason: Some("the address is suppressed: it bounced for good or its owner complained".into()),
+            ..Delivery::new(DeliveryStatus::Failed, now)
+        },
+        _ => Delivery::new(DeliveryStatus::Pending, now),
+    };
     let notification = Notification {
         notification_id,
         user_id: user_id.clone(),
@@ -81,7 +92,7 @@ async fn notification<S: NotificationStore, D: Directory>(
         short: rendered.short,
         event_id: envelope.id.clone(),
         created_at: now,
-        deliveries: channels(&preferences).into_iter().map(|c| (c, Delivery::new(DeliveryStatus::Pending, now))).collect(),
+        deliveries: channels(&preferences).into_iter().map(|c| (c, planned(c))).collect(),
         to: Recipient { email: Some(contact.email), phone_number: preferences.phone_number },
     };
     if store.save(&notification).await.map_err(Retry::because)? {
@@ -137,6 +148,7 @@ async fn deliver<S: NotificationStore, C: Channels>(
     let outcome = match sent {
         Ok(message_id) => {
             metrics::count(Metric::NotificationsSent, ("Service", "notification"), 1);
+            tracing::info!(notification_id = %id, ?channel, %message_id, "notification sent");
             Delivery { provider_message_id: Some(message_id), ..Delivery::new(DeliveryStatus::Sent, Utc::now()) }
         }
         Err(SendError::Permanent(reason)) => {
@@ -307,6 +319,22 @@ mod tests {
         assert!(store.move_delivery(&notification, Channel::Email, &live, &dead).await.unwrap());
         deliver(&store, &channels, "sqs-user-registered.json").await.unwrap();
         assert!(channels.sent().is_empty(), "maybe sent: never twice");
+        assert_eq!(stored(&store)[0].deliveries[&Channel::Email].status, DeliveryStatus::Failed);
+    }
+
+    #[tokio::test]
+    async fn a_suppressed_address_gets_no_more_email() {
+        let (store, channels) = (MemoryStore::default(), Recorded::default());
+        with_sms(&store).await;
+        let registered = testkit::requests::sqs_envelope("sqs-user-registered.json");
+        let Event::UserRegistered(user) = &registered.event else { unreachable!() };
+        let bounce = serde_json::json!({
+            "eventType": "Bounce",
+            "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": user.email.to_uppercase()}]}
+        });
+        crate::feedback::handle(&store, bounce.to_string()).await.unwrap();
+        handle(&store, &channels, &NoDirectory, registered.clone()).await.unwrap();
+        assert_eq!(channels.sent().iter().map(|s| s.0).collect::<Vec<_>>(), [Channel::Sms], "SMS still goes");
         assert_eq!(stored(&store)[0].deliveries[&Channel::Email].status, DeliveryStatus::Failed);
     }
 

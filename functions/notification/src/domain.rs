@@ -126,6 +126,17 @@ impl Delivery {
     }
 }
 
+/// An address no email goes to any more (it bounced for good, or its owner complained).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suppression {
+    pub address: String,
+    /// `bounce` or `complaint`.
+    pub reason: String,
+    /// The SNS message that said so, when it had an id.
+    pub feedback_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
 /// Where a notification goes: fixed when it is made, so that a retry sends to the same place.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Recipient {
@@ -236,17 +247,13 @@ pub fn message_for(envelope: &Envelope) -> Option<Message> {
                 "tracking_number": quoted(&e.tracking_number),
             }),
         ),
-        Event::OrderDelivered(e) => (
-            &e.user_id,
-            Template::OrderDelivered,
-            json!({"order_id": e.order_id, "shipment_id": e.shipment_id}),
-        ),
+        Event::OrderDelivered(e) => {
+            (&e.user_id, Template::OrderDelivered, json!({"order_id": e.order_id, "shipment_id": e.shipment_id}))
+        }
         Event::SellerApproved(e) => (&e.seller_id, Template::SellerApproved, json!({"name": quoted(&e.name)})),
-        Event::SellerSuspended(e) => (
-            &e.seller_id,
-            Template::SellerSuspended,
-            json!({"name": quoted(&e.name), "reason": quoted(&e.reason)}),
-        ),
+        Event::SellerSuspended(e) => {
+            (&e.seller_id, Template::SellerSuspended, json!({"name": quoted(&e.name), "reason": quoted(&e.reason)}))
+        }
         Event::OrderCompleted(_) | Event::PaymentRefunded(_) | Event::InventoryUpdated(_) => return None,
     };
     Some(Message { user_id: user_id.clone(), template, values })

@@ -361,7 +361,12 @@ impl Iam {
                     (action, field("Source"))
                 };
                 let identity = sender.map(|s| arn("ses", &format!("identity/{}", address(&s))));
-                vec![Need::new(format!("ses:{action}"), identity.unwrap_or_else(|| "*".into()))]
+                let mut needs = vec![Need::new(format!("ses:{action}"), identity.unwrap_or_else(|| "*".into()))];
+                // A message sent with a configuration set needs the set too, as on AWS.
+                if let Some(set) = field("ConfigurationSetName") {
+                    needs.push(Need::new(format!("ses:{action}"), arn("ses", &format!("configuration-set/{set}"))));
+                }
+                needs
             }
             // Who am I needs no permission.
             "sts" if action == "GetCallerIdentity" => Vec::new(),

@@ -144,6 +144,8 @@ pub async fn provision(template: &Template, config: &aws_config::SdkConfig, opti
             "AWS::DynamoDB::Table" => ensure_table(&clients, &props()?).await,
             "AWS::SecretsManager::Secret" => ensure_secret(&clients, &props()?).await,
             "AWS::SES::EmailIdentity" => ensure_email_identity(&clients, &props()?).await,
+            "AWS::SES::ConfigurationSet" => ensure_configuration_set(&clients, &props()?).await,
+            "AWS::SES::ConfigurationSetEventDestination" => ensure_event_destination(&clients, &props()?).await,
             "AWS::SSM::Parameter" => {
                 let mut props = props()?;
                 props["Value"] = Value::String(stack.localize(&scalar_string(&props["Value"]), &options.api_url));
@@ -615,6 +617,47 @@ async fn ensure_email_identity(clients: &Clients, props: &Value) -> Result<(Acti
         Action::Created
     };
     Ok((action, Physical { reference: address.to_owned(), attributes: BTreeMap::new() }))
+}
+
+/// An SES configuration set (v1), by name.
+async fn ensure_configuration_set(clients: &Clients, props: &Value) -> Result<(Action, Physical)> {
+    use aws_sdk_ses::types::ConfigurationSet;
+    let name = required_str(props, "Name")?;
+    let set = ConfigurationSet::builder().name(name).build().map_err(aws_error)?;
+    let action = match clients.ses.create_configuration_set().configuration_set(set).send().await {
+        Ok(_) => Action::Created,
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_configuration_set_already_exists_exception()) => {
+            Action::Unchanged
+        }
+        Err(e) => return Err(aws_error(e)),
+    };
+    Ok((action, Physical { reference: name.to_owned(), attributes: BTreeMap::new() }))
+}
+
+/// An SNS event destination of a configuration set (v1): where SES publishes its events.
+async fn ensure_event_destination(clients: &Clients, props: &Value) -> Result<(Action, Physical)> {
+    use aws_sdk_ses::types::{EventDestination, EventType, SnsDestination};
+    let set = required_str(props, "ConfigurationSetName")?;
+    let destination = &props["EventDestination"];
+    let name = required_str(destination, "Name")?;
+    let topic = required_str(&destination["SnsDestination"], "TopicARN")?;
+    let types = destination["MatchingEventTypes"].as_array().into_iter().flatten().filter_map(Value::as_str);
+    let built = EventDestination::builder()
+        .name(name)
+        .enabled(destination["Enabled"].as_bool().unwrap_or(false))
+        .set_matching_event_types(Some(types.map(EventType::from).collect()))
+        .sns_destination(SnsDestination::builder().topic_arn(topic).build().map_err(aws_error)?)
+        .build()
+        .map_err(aws_error)?;
+    let create = clients.ses.create_configuration_set_event_destination().configuration_set_name(set);
+    let action = match create.event_destination(built).send().await {
+        Ok(_) => Action::Created,
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_event_destination_already_exists_exception()) => {
+            Action::Unchanged
+        }
+        Err(e) => return Err(aws_error(e)),
+    };
+    Ok((action, Physical { reference: name.to_owned(), attributes: BTreeMap::new() }))
 }
 
 /// A String parameter, overwritten when its value differs.

@@ -297,6 +297,10 @@ async fn run_every_flow(shop: &Shop) {
     let put = http.put(shop.url("/notifications/preferences")).bearer_auth(&customer.token).json(&preferences);
     assert_eq!(put.send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(shop.get(&customer, "/notifications/preferences").await.status(), StatusCode::OK);
+    // A bounce, as SES publishes it, suppresses an address.
+    let bounce = json!({"eventType": "Bounce", "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": "gone@example.com"}]}});
+    let sns = aws_sdk_sns::Client::new(&system_tests::emulator().await);
+    sns.publish().topic_arn(shop.api.reference("EmailFeedbackTopic")).message(bounce.to_string()).send().await.unwrap();
 
     let product = shop.product(&seller, 1299, 10).await;
     let patched = http

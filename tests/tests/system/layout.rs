@@ -77,7 +77,19 @@ const SERVICES: &[(&str, &[&str])] = &[
         ],
     ),
     ("seller", &["handlers/products.rs", "handlers/inventory.rs", "handlers/sellers.rs", "consumer.rs", "fuzz.rs"]),
-    ("notification", &["handlers/notifications.rs", "consumer.rs", "clients.rs"]),
+    (
+        "notification",
+        &[
+            "handlers/notifications.rs",
+            "handlers/preferences.rs",
+            "consumer.rs",
+            "clients.rs",
+            // Its own: what a message says (templates/), and the second consumer, of SES's
+            // bounces and complaints.
+            "messages.rs",
+            "feedback.rs",
+        ],
+    ),
     (
         "ai-buddy",
         &["handlers/recommendations.rs", "handlers/assistant.rs", "handlers/analytics.rs", "consumer.rs", "clients.rs"],

@@ -35,7 +35,8 @@ async fn mails(to: &str, order_id: &str) -> Vec<Value> {
 async fn texts(phone: &str, order_id: &str) -> Vec<Value> {
     let url = format!("{}/_aws/sns/sms-messages?phoneNumber={}", endpoint(), phone.replace('+', "%2B"));
     let all: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-    let about = |m: &&Value| m["Message"].as_str().is_some_and(|s| s.starts_with(&format!("Order {order_id} confirmed")));
+    let about =
+        |m: &&Value| m["Message"].as_str().is_some_and(|s| s.starts_with(&format!("Order {order_id} confirmed")));
     all["sms_messages"][phone].as_array().into_iter().flatten().filter(about).cloned().collect()
 }
 
@@ -116,13 +117,8 @@ async fn each_chosen_channel_gets_one_confirmation_however_often_the_event_comes
 
     // What GET /notifications says went out is what the emulator received.
     let listed: Value = shop.get(&all_on, "/notifications").await.json().await.unwrap();
-    let confirmation = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["template"] == "order_confirmation")
-        .unwrap()
-        .clone();
+    let confirmation =
+        listed["items"].as_array().unwrap().iter().find(|n| n["template"] == "order_confirmation").unwrap().clone();
     let deliveries = confirmation["deliveries"].as_array().unwrap();
     assert_eq!(deliveries.len(), 2, "{confirmation}");
     assert_eq!(deliveries[0]["channel"], "email");
@@ -138,4 +134,61 @@ async fn each_chosen_channel_gets_one_confirmation_however_often_the_event_comes
     assert!(texts(&sms_off_phone, sms_off_order).await.is_empty());
     let dead = system_tests::dead_letters(&sqs, &shop.api).await;
     assert!(dead.values().all(|n| *n == 0), "{dead:?}");
+}
+
+/// The welcome mails the emulator sent to `to`.
+async fn welcomes(to: &str) -> usize {
+    let all: Value = reqwest::get(format!("{}/_aws/ses", endpoint())).await.unwrap().json().await.unwrap();
+    let to_them = |m: &&Value| m["Destination"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|a| a == to));
+    all["messages"].as_array().unwrap().iter().filter(to_them).filter(|m| m["Subject"] == "Welcome to the shop").count()
+}
+
+#[tokio::test]
+async fn a_bounce_suppresses_the_address_and_no_more_mail_goes_to_it() {
+    let shop = Shop::open(&[]).await;
+    let config = emulator().await;
+    let seller = shop.register("seller").await;
+    let product = shop.product(&seller, 1299, 10).await;
+    let (customer, email) = customer(&shop).await;
+    assert_eq!(eventually(DEADLINE, || async { (welcomes(&email).await > 0).then_some(()) }).await, Some(()));
+    assert_eq!(welcomes(&email).await, 1);
+
+    // What SES publishes to the configuration set's topic when the mailbox does not exist.
+    let bounce = json!({
+        "eventType": "Bounce",
+        "bounce": {
+            "bounceType": "Permanent",
+            "bounceSubType": "NoEmail",
+            "bouncedRecipients": [{"emailAddress": email, "action": "failed", "status": "5.1.1"}],
+            "timestamp": "2026-12-02T10:00:00.000Z",
+            "feedbackId": "0100018c-bounce"
+        },
+        "mail": {"messageId": "0100018c-mail", "destination": [email], "source": "no-reply@example.com"}
+    });
+    let sns = aws_sdk_sns::Client::new(&config);
+    let topic = shop.api.reference("EmailFeedbackTopic");
+    sns.publish().topic_arn(topic).message(bounce.to_string()).send().await.unwrap();
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let table = shop.api.reference("NotificationTable");
+    let suppressed = eventually(DEADLINE, || async {
+        let key = shared::dynamo::key(format!("EMAIL#{email}"), "SUPPRESSED");
+        let found = dynamo.get_item().table_name(&table).set_key(Some(key)).send().await.unwrap();
+        found.item.map(|item| item["reason"].as_s().unwrap().clone())
+    })
+    .await;
+    assert_eq!(suppressed.as_deref(), Some("bounce"));
+
+    shop.put_in_cart(&customer, &product, 1).await;
+    let placed: Value = shop.checkout(&customer, "tok_visa", None).await.json().await.unwrap();
+    let order_id = placed["order_id"].as_str().unwrap().to_owned();
+    shop.wait_for_notifications(&customer, &["order_confirmation"], DEADLINE).await;
+    let listed: Value = shop.get(&customer, "/notifications").await.json().await.unwrap();
+    let confirmation =
+        listed["items"].as_array().unwrap().iter().find(|n| n["template"] == "order_confirmation").cloned();
+    let confirmation = confirmation.unwrap();
+    assert_eq!(
+        confirmation["deliveries"],
+        json!([{"channel": "email", "status": "failed", "provider_message_id": null, "at": confirmation["deliveries"][0]["at"]}])
+    );
+    assert!(mails(&email, &order_id).await.is_empty(), "no mail to a bounced address");
 }

@@ -114,6 +114,15 @@ fn event_made(tables: &BTreeMap<&'static str, Vec<Value>>) -> BTreeMap<&'static 
                 ] {
                     object.remove(volatile);
                 }
+                // A notification's deliveries: when, and the provider's ids, differ per send.
+                for delivery in
+                    object.get_mut("deliveries").and_then(Value::as_object_mut).into_iter().flat_map(|d| d.values_mut())
+                {
+                    if let Some(delivery) = delivery.as_object_mut() {
+                        delivery.remove("at");
+                        delivery.remove("provider_message_id");
+                    }
+                }
                 row
             })
             .collect();

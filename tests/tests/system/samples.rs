@@ -72,6 +72,8 @@ const SAMPLES: &[(&str, &str)] = &[
     ("sqs-order-delivered.json", "LearnFunction"),
     ("sqs-user-registered.json", "NotifyFunction"),
     ("http-get-notifications.json", "ListNotificationsFunction"),
+    ("http-put-notifications-preferences.json", "PutPreferencesFunction"),
+    ("http-get-notifications-preferences.json", "GetPreferencesFunction"),
     ("sqs-order-created.json", "SettleReservationsFunction"),
     ("sqs-order-created.json", "SettlePaymentsFunction"),
     ("sqs-payment-completed.json", "ApplyPaymentsFunction"),
@@ -560,13 +562,24 @@ async fn every_sample_in_events_replays_against_a_seeded_stack_with_the_answer_i
     let cancelled = replay.http("http-post-cancel-order.json", "CancelOrderFunction", &[(ORDER, second)]).await;
     assert_eq!((cancelled.status, &cancelled.body["status"]), (200, &json!("cancelled")), "{}", cancelled.body);
 
-    // Notifications.
+    // Notifications: the sample's preferences (email and SMS), then its welcome on both.
+    let chosen = replay.http("http-put-notifications-preferences.json", "PutPreferencesFunction", &[]).await;
+    assert_eq!(chosen.status, 200, "{}", chosen.body);
+    let kept = replay.http("http-get-notifications-preferences.json", "GetPreferencesFunction", &[]).await;
+    assert_eq!(kept.body, chosen.body);
     replay.sqs("sqs-user-registered.json", "NotifyFunction", &[]).await;
     let notifications = replay.http("http-get-notifications.json", "ListNotificationsFunction", &[]).await;
     assert_eq!(notifications.status, 200);
     let templates: Vec<_> =
         notifications.body["items"].as_array().unwrap().iter().map(|n| text(&n["template"])).collect();
     assert_eq!(templates, ["welcome"]);
+    let channels: Vec<_> = notifications.body["items"][0]["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (text(&d["channel"]), text(&d["status"])))
+        .collect();
+    assert_eq!(channels, [("email".into(), "sent".into()), ("sms".into(), "sent".into())]);
 
     // The order's events, each to a consumer of its queue, and the change each documents.
     replay.sqs("sqs-order-created.json", "SettleReservationsFunction", &[]).await;

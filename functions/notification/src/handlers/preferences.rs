@@ -34,7 +34,8 @@ fn given<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Str
 pub async fn put<S: NotificationStore>(store: &S, request: Request) -> Result<Reply, Problem> {
     let who = caller(&request)?;
     let body: Body = json_body(&request)?;
-    let preferences = Preferences { email: body.email, sms: body.sms, push: body.push, phone_number: body.phone_number };
+    let preferences =
+        Preferences { email: body.email, sms: body.sms, push: body.push, phone_number: body.phone_number };
     if let Some(problem) = preferences.problem() {
         return Err(Problem::bad_request(problem));
     }

@@ -1,6 +1,7 @@
 //! Notifications, contacts and preferences in the Notification table (pk/sk):
 //! `USER#{id}` / `CONTACT` (from `user.registered`, or looked up from Auth),
-//! `USER#{id}` / `PREFERENCES` (`PUT /notifications/preferences`) and
+//! `USER#{id}` / `PREFERENCES` (`PUT /notifications/preferences`),
+//! `EMAIL#{address}` / `SUPPRESSED` (SES feedback: no more email to it) and
 //! `USER#{id}` / `NOTIF#{notification_id}` (ULIDs: newest last), its `deliveries` a map by
 //! channel that each attempt moves with a conditional update.
 
@@ -9,7 +10,7 @@ use shared::dynamo::{Item, PageError, Partition, Table, error, key};
 use shared::pagination::{Page, PageRequest};
 
 use super::{NotificationStore, StoreError};
-use crate::domain::{Channel, Contact, Delivery, Notification, Preferences};
+use crate::domain::{Channel, Contact, Delivery, Notification, Preferences, Suppression};
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -58,6 +59,15 @@ impl NotificationStore for DynamoStore {
 
     async fn preferences(&self, user_id: &str) -> Result<Option<Preferences>, StoreError> {
         Ok(self.table.get(key(user(user_id), "PREFERENCES")).await?)
+    }
+
+    async fn suppress(&self, suppression: &Suppression) -> Result<(), StoreError> {
+        Ok(self.table.put(key(format!("EMAIL#{}", suppression.address), "SUPPRESSED"), suppression).await?)
+    }
+
+    async fn suppressed(&self, address: &str) -> Result<bool, StoreError> {
+        let found: Option<Suppression> = self.table.get(key(format!("EMAIL#{address}"), "SUPPRESSED")).await?;
+        Ok(found.is_some())
     }
 
     async fn save(&self, notification: &Notification) -> Result<bool, StoreError> {

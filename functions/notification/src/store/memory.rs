@@ -7,12 +7,13 @@ use shared::memory::lock;
 use shared::pagination::{Page, PageRequest};
 
 use super::{NotificationStore, StoreError};
-use crate::domain::{Channel, Contact, Delivery, Notification, Preferences};
+use crate::domain::{Channel, Contact, Delivery, Notification, Preferences, Suppression};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     contacts: Mutex<HashMap<String, Contact>>,
     preferences: Mutex<HashMap<String, Preferences>>,
+    suppressed: Mutex<HashMap<String, Suppression>>,
     pub notifications: Mutex<Vec<Notification>>,
 }
 
@@ -33,6 +34,15 @@ impl NotificationStore for MemoryStore {
 
     async fn preferences(&self, user_id: &str) -> Result<Option<Preferences>, StoreError> {
         Ok(lock(&self.preferences).get(user_id).cloned())
+    }
+
+    async fn suppress(&self, suppression: &Suppression) -> Result<(), StoreError> {
+        lock(&self.suppressed).insert(suppression.address.clone(), suppression.clone());
+        Ok(())
+    }
+
+    async fn suppressed(&self, address: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.suppressed).contains_key(address))
     }
 
     async fn save(&self, notification: &Notification) -> Result<bool, StoreError> {

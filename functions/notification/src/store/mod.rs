@@ -9,7 +9,7 @@ use std::future::Future;
 use shared::dynamo::DynamoError;
 use shared::pagination::{Page, PageRequest};
 
-use crate::domain::{Channel, Contact, Delivery, Notification, Preferences};
+use crate::domain::{Channel, Contact, Delivery, Notification, Preferences, Suppression};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,6 +29,9 @@ pub trait NotificationStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The user's preferences; `None` if they never set any.
     fn preferences(&self, user_id: &str) -> impl Future<Output = Result<Option<Preferences>, StoreError>> + Send;
+    fn suppress(&self, suppression: &Suppression) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Whether `address` (canonical: `feedback::canonical`) is suppressed.
+    fn suppressed(&self, address: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Stores a new notification; false if one with its id is stored already.
     fn save(&self, notification: &Notification) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn notification(

@@ -246,6 +246,9 @@ fn iam_grants_nothing_broad_beyond_the_allow_list() {
         "AWS::SNS::Subscription",
         "AWS::SQS::Queue",
         "AWS::DynamoDB::Table",
+        "AWS::SES::EmailIdentity",
+        "AWS::SES::ConfigurationSet",
+        "AWS::SES::ConfigurationSetEventDestination",
         "AWS::CloudWatch::Alarm",
         "AWS::CloudWatch::Dashboard",
     ];
