@@ -11,8 +11,15 @@ use shared::Retry;
 use crate::domain::Suppression;
 use crate::store::NotificationStore;
 
+/// What SES publishes to a topic when an event destination is made on it (AWS and LocalStack
+/// alike): plain text, no event.
+const VALIDATION_NOTICE: &str = "Successfully validated SNS topic for Amazon SES event publishing.";
+
 /// The addresses a feedback message suppresses, with why; an error if it is no SES event.
 pub fn suppressions(body: &str) -> Result<Vec<(String, &'static str)>, String> {
+    if body.trim() == VALIDATION_NOTICE {
+        return Ok(Vec::new());
+    }
     let mut event: Value = serde_json::from_str(body).map_err(|e| format!("feedback is not JSON: {e}"))?;
     // Delivered without SNS's raw delivery: the SES event is the notification's Message.
     if event["Type"] == "Notification"
@@ -80,6 +87,7 @@ mod tests {
         // Through SNS without raw delivery.
         let wrapped = json!({"Type": "Notification", "MessageId": "n-1", "Message": bounce("Permanent").to_string()});
         assert_eq!(suppressions(&wrapped.to_string()).unwrap().len(), 1);
+        assert_eq!(suppressions(VALIDATION_NOTICE).unwrap(), [], "SES's notice when the destination is made");
         for poison in ["not json", "{}", "[1]"] {
             assert!(suppressions(poison).is_err(), "{poison}");
         }

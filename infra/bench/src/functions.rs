@@ -24,6 +24,7 @@ const CONSUMER_SAMPLES: &[(&str, &str)] = &[
     ("CartEventsFunction", "sqs-order-completed.json"),
     ("NotifyFunction", "sqs-order-created.json"),
     ("LearnFunction", "sqs-order-completed.json"),
+    ("SuppressFunction", "ses-feedback-bounce.json"),
 ];
 
 /// The register sample's address; replaced by a new one per invocation, so that every

@@ -101,7 +101,7 @@ pub fn document(template: &Template, samples: &[(PathBuf, Envelope)]) -> Result<
     for (queue_id, queue) in resources_of(template, "AWS::SQS::Queue") {
         let subscriptions = subscriptions_to(template, queue_id)?;
         if subscriptions.is_empty() {
-            continue; // a DLQ: described on its queue's channel
+            continue; // a DLQ (described on its queue's channel), or a queue of no events of ours
         }
         let name = channel_name(queue, "QueueName")?;
         let received: Vec<&str> = Event::TYPES
@@ -311,8 +311,11 @@ fn subscriptions_to(template: &Template, queue_id: &str) -> Result<Vec<(Topic, F
         }
         let topic = Topic::ALL
             .into_iter()
-            .find(|t| topic_resource(template, *t).is_ok_and(|(topic_id, _)| refers_to(&p["TopicArn"], topic_id)))
-            .ok_or_else(|| anyhow!("{id}: not a subscription to an event topic"))?;
+            .find(|t| topic_resource(template, *t).is_ok_and(|(topic_id, _)| refers_to(&p["TopicArn"], topic_id)));
+        // A topic of a provider's notifications (SES feedback) carries no events of ours.
+        let Some(topic) = topic else {
+            continue;
+        };
         found.push((topic, filter(id, p)?));
     }
     Ok(found)

@@ -49,7 +49,12 @@ impl Clients {
     async fn snapshot(&self, stack: &Stack) -> BTreeMap<String, String> {
         let mut state = BTreeMap::new();
         for id in stack.of_type("AWS::SQS::Queue") {
-            state.insert(id.to_owned(), format!("{:?}", self.queue(stack.reference(id).unwrap()).await));
+            let mut attributes = self.queue(stack.reference(id).unwrap()).await;
+            // What is in a queue is no provisioned state: SES sends its feedback topic a
+            // validation notice when the event destination is made, and it may land between
+            // the two looks.
+            attributes.retain(|name, _| !name.starts_with("ApproximateNumberOfMessages"));
+            state.insert(id.to_owned(), format!("{attributes:?}"));
         }
         for id in stack.of_type("AWS::SNS::Topic") {
             let mut lines: Vec<_> = self
@@ -125,7 +130,10 @@ async fn queues_topics_and_tables_match_the_template() {
     for topic in stack.of_type("AWS::SNS::Topic") {
         for attributes in clients.subscriptions(stack.reference(topic).unwrap()).await {
             assert_eq!(attributes["RawMessageDelivery"], "true");
-            assert!(attributes["FilterPolicy"].contains("event_type"));
+            // The event topics' subscriptions filter on the event type (SES's feedback has none).
+            if topic != "EmailFeedbackTopic" {
+                assert!(attributes["FilterPolicy"].contains("event_type"), "{topic}");
+            }
             subscriptions += 1;
         }
     }

@@ -74,6 +74,8 @@ const SAMPLES: &[(&str, &str)] = &[
     ("http-get-notifications.json", "ListNotificationsFunction"),
     ("http-put-notifications-preferences.json", "PutPreferencesFunction"),
     ("http-get-notifications-preferences.json", "GetPreferencesFunction"),
+    ("ses-feedback-bounce.json", "SuppressFunction"),
+    ("sqs-payment-failed.json", "NotifyFunction"),
     ("sqs-order-created.json", "SettleReservationsFunction"),
     ("sqs-order-created.json", "SettlePaymentsFunction"),
     ("sqs-payment-completed.json", "ApplyPaymentsFunction"),
@@ -580,6 +582,14 @@ async fn every_sample_in_events_replays_against_a_seeded_stack_with_the_answer_i
         .map(|d| (text(&d["channel"]), text(&d["status"])))
         .collect();
     assert_eq!(channels, [("email".into(), "sent".into()), ("sms".into(), "sent".into())]);
+    // The bounce of that address: suppressed, so the next message's email is not sent.
+    replay.sqs("ses-feedback-bounce.json", "SuppressFunction", &[]).await;
+    replay.sqs("sqs-payment-failed.json", "NotifyFunction", &[]).await;
+    let notifications = replay.http("http-get-notifications.json", "ListNotificationsFunction", &[]).await;
+    let newest = &notifications.body["items"][0];
+    assert_eq!(newest["template"], "payment_failed", "{newest}");
+    assert_eq!(newest["deliveries"][0]["status"], "failed", "{newest}");
+    assert_eq!(newest["deliveries"][1]["status"], "sent", "the SMS still goes: {newest}");
 
     // The order's events, each to a consumer of its queue, and the change each documents.
     replay.sqs("sqs-order-created.json", "SettleReservationsFunction", &[]).await;
@@ -632,13 +642,15 @@ async fn every_sample_in_events_replays_against_a_seeded_stack_with_the_answer_i
     replay.sqs("sqs-order-cancelled.json", "SettleReservationsFunction", &second_ids).await;
     assert_eq!(replay.reservation_status(&reservation_of(second)).await, "released");
     replay.sqs("sqs-payment-refunded.json", "NotifyFunction", &[]).await;
-    assert_eq!(replay.notifications(&seed.customer).await, ["welcome"], "payment.refunded sends nothing");
+    // (payment_failed: the notification of the bounce check above.)
+    let before = ["payment_failed", "welcome"];
+    assert_eq!(replay.notifications(&seed.customer).await, before, "payment.refunded sends nothing");
     let shipment_ids = [(SHIPMENT, shipment.as_str())];
     replay.sqs("sqs-order-shipped.json", "NotifyFunction", &shipment_ids).await;
     replay.sqs("sqs-order-delivered.json", "NotifyFunction", &shipment_ids).await;
     let mut sent = replay.notifications(&seed.customer).await;
     sent.sort();
-    assert_eq!(sent, ["order_delivered", "order_shipped", "welcome"], "one each");
+    assert_eq!(sent, ["order_delivered", "order_shipped", "payment_failed", "welcome"], "one each");
     replay.sqs("sqs-seller-suspended.json", "NotifyFunction", &[]).await;
     replay.sqs("sqs-seller-approved.json", "NotifyFunction", &[]).await;
     let to_seller = replay.notifications(&seed.seller).await;
