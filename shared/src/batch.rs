@@ -35,12 +35,7 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
-        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        let batch = handle_batch(event.payload, &handler);
-        async move { Ok::<_, std::convert::Infallible>(DEADLINE.scope(deadline, batch).await) }
-    }))
-    .await
+    serve(|event| handle_batch(event, &handler)).await
 }
 
 /// [`run`] for a queue of messages that are no envelopes (a provider's notifications, such as
@@ -51,10 +46,18 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
+    serve(|event| handle_each(event, |message| handle_body(message, &handler))).await
+}
+
+/// The Lambda loop of both: each batch through `batch`, within its invocation's deadline.
+async fn serve<B, Fut>(batch: B) -> Result<(), lambda_runtime::Error>
+where
+    B: Fn(SqsEvent) -> Fut,
+    Fut: Future<Output = SqsBatchResponse>,
+{
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        let handler = &handler;
-        let batch = handle_each(event.payload, move |message| handle_body(message, handler));
+        let batch = batch(event.payload);
         async move { Ok::<_, std::convert::Infallible>(DEADLINE.scope(deadline, batch).await) }
     }))
     .await

@@ -15,12 +15,22 @@ use crate::store::NotificationStore;
 /// alike): plain text, no event.
 const VALIDATION_NOTICE: &str = "Successfully validated SNS topic for Amazon SES event publishing.";
 
-/// The addresses a feedback message suppresses, with why; an error if it is no SES event.
-pub fn suppressions(body: &str) -> Result<Vec<(String, &'static str)>, String> {
+/// What one feedback message says.
+#[derive(Debug, PartialEq)]
+pub struct Feedback {
+    /// The addresses it suppresses, with why.
+    pub suppressed: Vec<(String, &'static str)>,
+    /// The SNS message's id, when it came wrapped in one (no raw delivery).
+    pub id: Option<String>,
+}
+
+/// What a feedback message says; an error if it is no SES event.
+pub fn feedback(body: &str) -> Result<Feedback, String> {
     if body.trim() == VALIDATION_NOTICE {
-        return Ok(Vec::new());
+        return Ok(Feedback { suppressed: Vec::new(), id: None });
     }
     let mut event: Value = serde_json::from_str(body).map_err(|e| format!("feedback is not JSON: {e}"))?;
+    let id = event["MessageId"].as_str().map(str::to_owned);
     // Delivered without SNS's raw delivery: the SES event is the notification's Message.
     if event["Type"] == "Notification"
         && let Some(message) = event["Message"].as_str()
@@ -34,7 +44,7 @@ pub fn suppressions(body: &str) -> Result<Vec<(String, &'static str)>, String> {
         let addresses = list.as_array().into_iter().flatten().filter_map(|r| r["emailAddress"].as_str());
         addresses.map(canonical).collect()
     };
-    Ok(match kind {
+    let suppressed = match kind {
         "Bounce" if event["bounce"]["bounceType"] == "Permanent" => {
             recipients(&event["bounce"]["bouncedRecipients"]).into_iter().map(|a| (a, "bounce")).collect()
         }
@@ -42,7 +52,8 @@ pub fn suppressions(body: &str) -> Result<Vec<(String, &'static str)>, String> {
             recipients(&event["complaint"]["complainedRecipients"]).into_iter().map(|a| (a, "complaint")).collect()
         }
         _ => Vec::new(),
-    })
+    };
+    Ok(Feedback { suppressed, id })
 }
 
 /// An address as suppressions are kept and looked up.
@@ -51,13 +62,10 @@ pub fn canonical(address: &str) -> String {
 }
 
 pub async fn handle<S: NotificationStore>(store: &S, body: String) -> Result<(), Retry> {
-    let found = suppressions(&body).map_err(Retry::because)?;
-    let feedback_id =
-        serde_json::from_str::<Value>(&body).ok().and_then(|v| v["MessageId"].as_str().map(str::to_owned));
-    for (address, reason) in found {
+    let Feedback { suppressed, id } = feedback(&body).map_err(Retry::because)?;
+    for (address, reason) in suppressed {
         tracing::info!(%reason, "address suppressed: no more email to it");
-        let suppression =
-            Suppression { address, reason: reason.into(), feedback_id: feedback_id.clone(), at: Utc::now() };
+        let suppression = Suppression { address, reason: reason.into(), feedback_id: id.clone(), at: Utc::now() };
         store.suppress(&suppression).await.map_err(Retry::because)?;
     }
     Ok(())
@@ -79,6 +87,7 @@ mod tests {
 
     #[test]
     fn permanent_bounces_and_complaints_suppress_and_nothing_else_does() {
+        let suppressions = |body: &str| feedback(body).map(|f| f.suppressed);
         assert_eq!(suppressions(&bounce("Permanent").to_string()).unwrap(), [("gone@example.com".into(), "bounce")]);
         assert_eq!(suppressions(&bounce("Transient").to_string()).unwrap(), []);
         let complaint = json!({"notificationType": "Complaint", "complaint": {"complainedRecipients": [{"emailAddress": "a@b.c"}]}});
@@ -86,7 +95,8 @@ mod tests {
         assert_eq!(suppressions(&json!({"eventType": "Delivery"}).to_string()).unwrap(), []);
         // Through SNS without raw delivery.
         let wrapped = json!({"Type": "Notification", "MessageId": "n-1", "Message": bounce("Permanent").to_string()});
-        assert_eq!(suppressions(&wrapped.to_string()).unwrap().len(), 1);
+        let unwrapped = feedback(&wrapped.to_string()).unwrap();
+        assert_eq!((unwrapped.suppressed.len(), unwrapped.id.as_deref()), (1, Some("n-1")));
         assert_eq!(suppressions(VALIDATION_NOTICE).unwrap(), [], "SES's notice when the destination is made");
         for poison in ["not json", "{}", "[1]"] {
             assert!(suppressions(poison).is_err(), "{poison}");

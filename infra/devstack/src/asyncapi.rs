@@ -312,9 +312,13 @@ fn subscriptions_to(template: &Template, queue_id: &str) -> Result<Vec<(Topic, F
         let topic = Topic::ALL
             .into_iter()
             .find(|t| topic_resource(template, *t).is_ok_and(|(topic_id, _)| refers_to(&p["TopicArn"], topic_id)));
-        // A topic of a provider's notifications (SES feedback) carries no events of ours.
         let Some(topic) = topic else {
-            continue;
+            // Another topic of the template (SES feedback) carries no events of ours; a topic
+            // the template does not have is a mistake.
+            if resources_of(template, "AWS::SNS::Topic").any(|(topic_id, _)| refers_to(&p["TopicArn"], topic_id)) {
+                continue;
+            }
+            bail!("{id}: not a subscription to a topic of the template");
         };
         found.push((topic, filter(id, p)?));
     }
