@@ -128,6 +128,13 @@ deploy: package ## Deploy to AWS with sam (samconfig.toml's CONFIG_ENV); DEPLOY_
 # Rotation of the signing keys, one step at a time with a deploy between (docs/operations.md):
 # make jwt-keys STEP=add | STEP="sign KID" | STEP="retire KID" | STEP=show
 STEP ?= show
+# make push-apps GCM_KEY=firebase-service-account.json and/or
+# APNS_CERTIFICATE=cert.pem APNS_PRIVATE_KEY=key.pem (docs/operations.md, Push)
+.PHONY: push-apps
+push-apps: ## On AWS: the stack's push applications (SNS) from GCM_KEY and/or APNS_CERTIFICATE + APNS_PRIVATE_KEY
+	$(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) push-apps $(if $(GCM_KEY),--gcm-key $(GCM_KEY)) \
+		$(if $(APNS_CERTIFICATE),--apns-certificate $(APNS_CERTIFICATE)) $(if $(APNS_PRIVATE_KEY),--apns-private-key $(APNS_PRIVATE_KEY))
+
 .PHONY: jwt-keys
 jwt-keys: ## The deployed stack's token-signing keys: STEP=show|add|"sign KID"|"retire KID"
 	$(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) jwt-keys $(STEP)

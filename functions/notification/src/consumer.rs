@@ -9,16 +9,17 @@
 //!    for good; a transient refusal puts it back to `pending` and the queue retries it.
 //!
 //! A claim older than an invocation can live is an attempt that ended between claim and
-//! record: it may have sent, so it is recorded `failed` and not sent again.
+//! record: it may have sent, so it is recorded `failed` and not sent again. A device whose
+//! endpoint SNS disabled gets `failed` and is removed.
 
 use chrono::{TimeDelta, Utc};
 use shared::events::Event;
 use shared::metrics::{self, Metric};
 use shared::{CorrelationId, Envelope, Retry};
 
-use crate::clients::{Channels, Directory, SendError};
+use crate::clients::{Channels, Directory, Endpoints, SendError};
 use crate::domain::{
-    Channel, Contact, Delivery, DeliveryStatus, Message, Notification, Recipient, channels, message_for,
+    Contact, Delivery, DeliveryStatus, Device, Message, Notification, Recipient, Route, message_for, routes,
 };
 use crate::feedback::canonical;
 use crate::messages::{Rendered, render};
@@ -27,10 +28,18 @@ use crate::store::NotificationStore;
 /// Longer than an invocation lives (the template's Timeout, 10 s): a claim this old is dead.
 const LEASE: TimeDelta = TimeDelta::seconds(15);
 
-pub async fn handle<S, C, D>(store: &S, channels: &C, directory: &D, envelope: Envelope) -> Result<(), Retry>
+/// The ports [`handle`] uses besides the store.
+pub struct Ports<'a, C, E, D> {
+    pub channels: &'a C,
+    pub endpoints: &'a E,
+    pub directory: &'a D,
+}
+
+pub async fn handle<S, C, E, D>(store: &S, ports: &Ports<'_, C, E, D>, envelope: Envelope) -> Result<(), Retry>
 where
     S: NotificationStore,
     C: Channels,
+    E: Endpoints,
     D: Directory,
 {
     if let Event::UserRegistered(user) = &envelope.event {
@@ -38,10 +47,10 @@ where
         store.save_contact(&contact).await.map_err(Retry::because)?;
     }
     let Some(message) = message_for(&envelope) else { return Ok(()) };
-    let notification = notification(store, directory, &message, &envelope).await?;
+    let notification = notification(store, ports.directory, &message, &envelope).await?;
     let mut retry = Ok(());
-    for (&channel, delivery) in &notification.deliveries {
-        if let Err(error) = deliver(store, channels, &notification, channel, delivery).await {
+    for (route, delivery) in &notification.deliveries {
+        if let Err(error) = deliver(store, ports, &notification, route, delivery).await {
             retry = Err(error);
         }
     }
@@ -72,11 +81,15 @@ async fn notification<S: NotificationStore, D: Directory>(
         }
     };
     let preferences = store.preferences(user_id).await.map_err(Retry::because)?.unwrap_or_default();
+    let devices = match preferences.push {
+        true => store.devices(user_id).await.map_err(Retry::because)?,
+        false => Vec::new(),
+    };
     let rendered = render(message, &contact.name).map_err(Retry::because)?;
     let now = Utc::now();
     let suppressed = store.suppressed(&canonical(&contact.email)).await.map_err(Retry::because)?;
-    let planned = |channel| match channel {
-        Channel::Email if suppressed => Delivery {
+    let planned = |route: &Route| match route {
+        Route::Email if suppressed => Delivery {
             reason: Some("the address is suppressed: it bounced for good or its owner complained".into()),
             ..Delivery::new(DeliveryStatus::Failed, now)
         },
@@ -92,8 +105,12 @@ async fn notification<S: NotificationStore, D: Directory>(
         short: rendered.short,
         event_id: envelope.id.clone(),
         created_at: now,
-        deliveries: channels(&preferences).into_iter().map(|c| (c, planned(c))).collect(),
-        to: Recipient { email: Some(contact.email), phone_number: preferences.phone_number },
+        deliveries: routes(&preferences, &devices).into_iter().map(|r| (r.clone(), planned(&r))).collect(),
+        to: Recipient {
+            email: Some(contact.email),
+            phone_number: preferences.phone_number,
+            devices: devices.into_iter().map(|d| (d.device_id.clone(), d)).collect(),
+        },
     };
     if store.save(&notification).await.map_err(Retry::because)? {
         return Ok(notification);
@@ -103,33 +120,38 @@ async fn notification<S: NotificationStore, D: Directory>(
     made.ok_or_else(|| Retry::because(format!("notification {} was made and is gone", notification.notification_id)))
 }
 
-/// `channel`'s delivery of `notification`, at most once.
-async fn deliver<S: NotificationStore, C: Channels>(
+/// The delivery of `notification` on `route`, at most once.
+async fn deliver<S, C, E, D>(
     store: &S,
-    channels: &C,
+    ports: &Ports<'_, C, E, D>,
     notification: &Notification,
-    channel: Channel,
+    route: &Route,
     delivery: &Delivery,
-) -> Result<(), Retry> {
+) -> Result<(), Retry>
+where
+    S: NotificationStore,
+    C: Channels,
+    E: Endpoints,
+{
     let id = &notification.notification_id;
     let now = Utc::now();
     match delivery.status {
         DeliveryStatus::Sent | DeliveryStatus::Failed => return Ok(()),
         DeliveryStatus::Sending if now - delivery.at < LEASE => {
-            return Err(Retry::because(format!("the {channel:?} delivery of {id} is being sent by another attempt")));
+            return Err(Retry::because(format!("the {route:?} delivery of {id} is being sent by another attempt")));
         }
         DeliveryStatus::Sending => {
             let reason = "the attempt that claimed it ended before recording the outcome: it may have gone out, so it is not sent again";
-            tracing::warn!(notification_id = %id, ?channel, "{reason}");
+            tracing::warn!(notification_id = %id, ?route, "{reason}");
             let failed = Delivery { reason: Some(reason.into()), ..Delivery::new(DeliveryStatus::Failed, now) };
-            store.move_delivery(notification, channel, delivery, &failed).await.map_err(Retry::because)?;
+            store.move_delivery(notification, route, delivery, &failed).await.map_err(Retry::because)?;
             return Ok(());
         }
         DeliveryStatus::Pending => {}
     }
     let claim = Delivery::new(DeliveryStatus::Sending, now);
-    if !store.move_delivery(notification, channel, delivery, &claim).await.map_err(Retry::because)? {
-        return Err(Retry::because(format!("the {channel:?} delivery of {id} was claimed by another attempt")));
+    if !store.move_delivery(notification, route, delivery, &claim).await.map_err(Retry::because)? {
+        return Err(Retry::because(format!("the {route:?} delivery of {id} was claimed by another attempt")));
     }
     let rendered = Rendered {
         subject: notification.subject.clone(),
@@ -138,32 +160,57 @@ async fn deliver<S: NotificationStore, C: Channels>(
         short: notification.short.clone(),
     };
     let missing = |what: &str| Err(SendError::Permanent(format!("no {what} to send to")));
-    let sent = match (channel, &notification.to) {
-        (Channel::Email, Recipient { email: Some(to), .. }) => channels.email(to, &rendered).await,
-        (Channel::Email, _) => missing("email address"),
-        (Channel::Sms, Recipient { phone_number: Some(to), .. }) => channels.sms(to, &rendered.short).await,
-        (Channel::Sms, _) => missing("phone number"),
-        (Channel::Push, _) => missing("device"),
+    let to = &notification.to;
+    let device = match route {
+        Route::Push(device_id) => to.devices.get(device_id),
+        _ => None,
     };
-    let outcome = match sent {
+    let sent = match (route, to, device) {
+        (Route::Email, Recipient { email: Some(to), .. }, _) => ports.channels.email(to, &rendered).await,
+        (Route::Email, ..) => missing("email address"),
+        (Route::Sms, Recipient { phone_number: Some(to), .. }, _) => ports.channels.sms(to, &rendered.short).await,
+        (Route::Sms, ..) => missing("phone number"),
+        (Route::Push(_), _, Some(device)) => ports.channels.push(device, &rendered).await,
+        (Route::Push(_), _, None) => missing("device"),
+    };
+    let (outcome, gone) = match sent {
         Ok(message_id) => {
             metrics::count(Metric::NotificationsSent, ("Service", "notification"), 1);
-            tracing::info!(notification_id = %id, ?channel, %message_id, "notification sent");
-            Delivery { provider_message_id: Some(message_id), ..Delivery::new(DeliveryStatus::Sent, Utc::now()) }
+            tracing::info!(notification_id = %id, ?route, %message_id, "notification sent");
+            let sent =
+                Delivery { provider_message_id: Some(message_id), ..Delivery::new(DeliveryStatus::Sent, Utc::now()) };
+            (sent, false)
         }
-        Err(SendError::Permanent(reason)) => {
-            tracing::warn!(notification_id = %id, ?channel, %reason, "delivery refused for good");
-            Delivery { reason: Some(reason), ..Delivery::new(DeliveryStatus::Failed, Utc::now()) }
+        Err(error @ (SendError::Permanent(_) | SendError::Gone(_))) => {
+            tracing::warn!(notification_id = %id, ?route, %error, "delivery refused for good");
+            let gone = matches!(error, SendError::Gone(_));
+            (Delivery { reason: Some(error.to_string()), ..Delivery::new(DeliveryStatus::Failed, Utc::now()) }, gone)
         }
         Err(SendError::Transient(reason)) => {
             // Not sent: back to pending, for the queue's next attempt.
             let pending = Delivery::new(DeliveryStatus::Pending, Utc::now());
-            store.move_delivery(notification, channel, &claim, &pending).await.map_err(Retry::because)?;
+            store.move_delivery(notification, route, &claim, &pending).await.map_err(Retry::because)?;
             return Err(Retry::because(reason));
         }
     };
-    store.move_delivery(notification, channel, &claim, &outcome).await.map_err(Retry::because)?;
+    store.move_delivery(notification, route, &claim, &outcome).await.map_err(Retry::because)?;
+    if let (true, Some(device)) = (gone, device) {
+        remove_device(store, ports.endpoints, &notification.user_id, device).await;
+    }
     Ok(())
+}
+
+/// Removes a device whose endpoint SNS disabled: from the user (if it is still theirs on that
+/// endpoint), then the endpoint. If this fails, the next push to it finds it disabled again.
+async fn remove_device<S: NotificationStore, E: Endpoints>(store: &S, endpoints: &E, user_id: &str, device: &Device) {
+    let removed = match store.remove_device(user_id, device).await {
+        Ok(removed) => removed,
+        Err(error) => return tracing::warn!(device_id = %device.device_id, %error, "a disabled device stays for now"),
+    };
+    if removed && let Err(error) = endpoints.remove(&device.endpoint_arn).await {
+        tracing::warn!(device_id = %device.device_id, %error, "the disabled endpoint stays in SNS");
+    }
+    tracing::info!(device_id = %device.device_id, removed, "disabled device removed");
 }
 
 /// The consumer against in-memory stores and channels.
@@ -176,7 +223,8 @@ mod tests {
     use testkit::requests::{as_caller, body, call, sample};
 
     use super::*;
-    use crate::domain::{Preferences, Template};
+    use crate::clients::EndpointError;
+    use crate::domain::{Channel, Platform, Preferences, Template};
     use crate::store::memory::MemoryStore;
 
     const USER: &str = "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A";
@@ -220,10 +268,54 @@ mod tests {
         async fn sms(&self, phone_number: &str, text: &str) -> Result<String, SendError> {
             self.send(Channel::Sms, phone_number, text)
         }
+
+        async fn push(&self, device: &Device, message: &Rendered) -> Result<String, SendError> {
+            self.send(Channel::Push, &device.endpoint_arn, &message.short)
+        }
+    }
+
+    /// Records the endpoints it removes.
+    #[derive(Default)]
+    struct Removed(Mutex<Vec<String>>);
+
+    impl Endpoints for Removed {
+        async fn register(&self, _: Platform, _: &str) -> Result<String, EndpointError> {
+            unreachable!("the consumer registers no device")
+        }
+
+        async fn remove(&self, endpoint_arn: &str) -> Result<(), EndpointError> {
+            self.0.lock().unwrap().push(endpoint_arn.to_owned());
+            Ok(())
+        }
+    }
+
+    async fn handle_with(store: &MemoryStore, channels: &Recorded, envelope: Envelope) -> Result<(), Retry> {
+        let ports = Ports { channels, endpoints: &Removed::default(), directory: &NoDirectory };
+        handle(store, &ports, envelope).await
     }
 
     async fn deliver(store: &MemoryStore, channels: &Recorded, name: &str) -> Result<(), Retry> {
-        handle(store, channels, &NoDirectory, testkit::requests::sqs_envelope(name)).await
+        handle_with(store, channels, testkit::requests::sqs_envelope(name)).await
+    }
+
+    /// The sample events' customer, known from their registration, with push on.
+    async fn with_push(store: &MemoryStore) {
+        let contact = Contact { user_id: USER.into(), email: "ada@example.com".into(), name: "Ada".into() };
+        store.save_contact(&contact).await.unwrap();
+        store
+            .save_preferences(USER, &Preferences { email: false, push: true, ..Preferences::default() })
+            .await
+            .unwrap();
+    }
+
+    fn device(n: u32) -> Device {
+        let endpoint_arn = format!("arn:aws:sns:us-east-1:000000000000:endpoint/GCM/shop-push/0000-{n}");
+        Device {
+            device_id: crate::domain::device_id(&endpoint_arn),
+            platform: Platform::Gcm,
+            endpoint_arn,
+            created_at: Utc::now(),
+        }
     }
 
     fn stored(store: &MemoryStore) -> Vec<Notification> {
@@ -292,12 +384,12 @@ mod tests {
             vec![SendError::Permanent("InvalidParameter".into()), SendError::Transient("Throttling".into())];
         assert!(deliver(&store, &channels, "sqs-user-registered.json").await.is_err(), "the email is retried");
         let deliveries = &stored(&store)[0].deliveries;
-        assert_eq!(deliveries[&Channel::Email].status, DeliveryStatus::Pending);
-        assert_eq!(deliveries[&Channel::Sms].status, DeliveryStatus::Failed);
+        assert_eq!(deliveries[&Route::Email].status, DeliveryStatus::Pending);
+        assert_eq!(deliveries[&Route::Sms].status, DeliveryStatus::Failed);
         deliver(&store, &channels, "sqs-user-registered.json").await.unwrap();
         let deliveries = &stored(&store)[0].deliveries;
-        assert_eq!(deliveries[&Channel::Email].status, DeliveryStatus::Sent);
-        assert_eq!(deliveries[&Channel::Sms].status, DeliveryStatus::Failed, "never retried");
+        assert_eq!(deliveries[&Route::Email].status, DeliveryStatus::Sent);
+        assert_eq!(deliveries[&Route::Sms].status, DeliveryStatus::Failed, "never retried");
         assert_eq!(channels.sent().len(), 1);
     }
 
@@ -308,18 +400,18 @@ mod tests {
         *channels.errors.lock().unwrap() = vec![SendError::Transient("first attempt".into())];
         assert!(deliver(&store, &channels, "sqs-user-registered.json").await.is_err());
         let notification = stored(&store).remove(0);
-        let pending = notification.deliveries[&Channel::Email].clone();
+        let pending = notification.deliveries[&Route::Email].clone();
         let live = Delivery::new(DeliveryStatus::Sending, Utc::now());
-        assert!(store.move_delivery(&notification, Channel::Email, &pending, &live).await.unwrap());
+        assert!(store.move_delivery(&notification, &Route::Email, &pending, &live).await.unwrap());
         assert!(deliver(&store, &channels, "sqs-user-registered.json").await.is_err(), "held: retried later");
         assert!(channels.sent().is_empty());
 
         // That attempt died: its claim outlives any invocation.
         let dead = Delivery::new(DeliveryStatus::Sending, Utc::now() - LEASE - TimeDelta::seconds(1));
-        assert!(store.move_delivery(&notification, Channel::Email, &live, &dead).await.unwrap());
+        assert!(store.move_delivery(&notification, &Route::Email, &live, &dead).await.unwrap());
         deliver(&store, &channels, "sqs-user-registered.json").await.unwrap();
         assert!(channels.sent().is_empty(), "maybe sent: never twice");
-        assert_eq!(stored(&store)[0].deliveries[&Channel::Email].status, DeliveryStatus::Failed);
+        assert_eq!(stored(&store)[0].deliveries[&Route::Email].status, DeliveryStatus::Failed);
     }
 
     #[tokio::test]
@@ -333,9 +425,9 @@ mod tests {
             "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": user.email.to_uppercase()}]}
         });
         crate::feedback::handle(&store, bounce.to_string()).await.unwrap();
-        handle(&store, &channels, &NoDirectory, registered.clone()).await.unwrap();
+        handle_with(&store, &channels, registered.clone()).await.unwrap();
         assert_eq!(channels.sent().iter().map(|s| s.0).collect::<Vec<_>>(), [Channel::Sms], "SMS still goes");
-        assert_eq!(stored(&store)[0].deliveries[&Channel::Email].status, DeliveryStatus::Failed);
+        assert_eq!(stored(&store)[0].deliveries[&Route::Email].status, DeliveryStatus::Failed);
     }
 
     #[tokio::test]
@@ -343,5 +435,40 @@ mod tests {
         let (store, channels) = (MemoryStore::default(), Recorded::default());
         assert!(deliver(&store, &channels, "sqs-payment-failed.json").await.is_err());
         assert!(stored(&store).is_empty());
+    }
+
+    #[tokio::test]
+    async fn push_goes_once_to_each_device_however_often_the_event_comes() {
+        let (store, channels) = (MemoryStore::default(), Recorded::default());
+        with_push(&store).await;
+        let other = "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1B";
+        for (owner, n) in [(USER, 1), (USER, 2), (other, 3)] {
+            assert!(store.register_device(owner, &device(n)).await.unwrap());
+        }
+        for _ in 0..3 {
+            deliver(&store, &channels, "sqs-order-created.json").await.unwrap();
+        }
+        let sent = channels.sent();
+        let endpoints: Vec<&str> = sent.iter().map(|(_, to, _)| to.as_str()).collect();
+        assert_eq!(endpoints, [device(1).endpoint_arn, device(2).endpoint_arn], "the caller's two, once each");
+        assert!(sent.iter().all(|(channel, _, text)| *channel == Channel::Push && text.contains("ord_")));
+        let routes: Vec<Route> = stored(&store)[0].deliveries.keys().cloned().collect();
+        assert_eq!(routes, [Route::Push(device(1).device_id), Route::Push(device(2).device_id)]);
+    }
+
+    #[tokio::test]
+    async fn a_disabled_endpoint_fails_its_delivery_and_the_device_is_removed() {
+        let (store, channels, removed) = (MemoryStore::default(), Recorded::default(), Removed::default());
+        with_push(&store).await;
+        assert!(store.register_device(USER, &device(1)).await.unwrap());
+        *channels.errors.lock().unwrap() = vec![SendError::Gone("EndpointDisabled".into())];
+        let ports = Ports { channels: &channels, endpoints: &removed, directory: &NoDirectory };
+        handle(&store, &ports, testkit::requests::sqs_envelope("sqs-order-created.json")).await.unwrap();
+        let delivery = &stored(&store)[0].deliveries[&Route::Push(device(1).device_id)];
+        assert_eq!(delivery.status, DeliveryStatus::Failed);
+        assert!(store.devices(USER).await.unwrap().is_empty(), "the device is gone");
+        assert_eq!(*removed.0.lock().unwrap(), [device(1).endpoint_arn], "and its endpoint");
+        handle(&store, &ports, testkit::requests::sqs_envelope("sqs-order-created.json")).await.unwrap();
+        assert!(channels.sent().is_empty(), "never retried");
     }
 }

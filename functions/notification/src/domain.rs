@@ -52,6 +52,85 @@ pub enum Channel {
     Push,
 }
 
+/// Where one delivery of a notification goes: the user's email address, their phone, or one
+/// of their devices. A notification's deliveries are keyed by it (as text: `email`, `sms`,
+/// `push:{device_id}`), so each device gets its own, claimed and recorded on its own.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Route {
+    Email,
+    Sms,
+    Push(String),
+}
+
+impl Route {
+    pub fn channel(&self) -> Channel {
+        match self {
+            Self::Email => Channel::Email,
+            Self::Sms => Channel::Sms,
+            Self::Push(_) => Channel::Push,
+        }
+    }
+}
+
+impl From<Route> for String {
+    fn from(route: Route) -> Self {
+        match route {
+            Route::Email => "email".into(),
+            Route::Sms => "sms".into(),
+            Route::Push(device_id) => format!("push:{device_id}"),
+        }
+    }
+}
+
+impl TryFrom<String> for Route {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "email" => Ok(Self::Email),
+            "sms" => Ok(Self::Sms),
+            _ => match text.strip_prefix("push:") {
+                Some(device_id) if !device_id.is_empty() => Ok(Self::Push(device_id.to_owned())),
+                _ => Err(format!("{text:?} is not a delivery route")),
+            },
+        }
+    }
+}
+
+/// The mobile push services SNS delivers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Platform {
+    /// Firebase Cloud Messaging (SNS still calls it GCM).
+    #[serde(rename = "GCM")]
+    Gcm,
+    #[serde(rename = "APNS")]
+    Apns,
+}
+
+/// Longest device token the API takes, in characters.
+pub const MAX_TOKEN_CHARS: usize = 4096;
+
+/// Devices one user can register; a notification holds a delivery for each, and an item at
+/// most 400 KB.
+pub const MAX_DEVICES: usize = 10;
+
+/// A registered device: its SNS platform endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub device_id: String,
+    pub platform: Platform,
+    pub endpoint_arn: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The device id of a platform endpoint: one endpoint per token and application, so
+/// registering the same token again names the same device.
+pub fn device_id(endpoint_arn: &str) -> String {
+    let id = endpoint_arn.rsplit('/').next().unwrap_or(endpoint_arn);
+    format!("dev_{}", id.replace('-', ""))
+}
+
 /// Who a user is, from `user.registered` or Auth.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Contact {
@@ -142,9 +221,12 @@ pub struct Suppression {
 pub struct Recipient {
     pub email: Option<String>,
     pub phone_number: Option<String>,
+    /// The devices push goes to, by id.
+    #[serde(default)]
+    pub devices: BTreeMap<String, Device>,
 }
 
-/// A notification as stored: one per event, its deliveries one per channel.
+/// A notification as stored: one per event, its deliveries one per route.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     pub notification_id: String,
@@ -159,19 +241,22 @@ pub struct Notification {
     pub event_id: String,
     pub created_at: DateTime<Utc>,
     pub to: Recipient,
-    pub deliveries: BTreeMap<Channel, Delivery>,
+    pub deliveries: BTreeMap<Route, Delivery>,
 }
 
-/// The channels a notification goes out on for a user with `preferences`.
-pub fn channels(preferences: &Preferences) -> Vec<Channel> {
-    let mut channels = Vec::new();
+/// Where a notification goes for a user with `preferences` and `devices`.
+pub fn routes(preferences: &Preferences, devices: &[Device]) -> Vec<Route> {
+    let mut routes = Vec::new();
     if preferences.email {
-        channels.push(Channel::Email);
+        routes.push(Route::Email);
     }
     if preferences.sms && preferences.phone_number.is_some() {
-        channels.push(Channel::Sms);
+        routes.push(Route::Sms);
     }
-    channels
+    if preferences.push {
+        routes.extend(devices.iter().map(|d| Route::Push(d.device_id.clone())));
+    }
+    routes
 }
 
 /// Money as a customer reads it.
@@ -298,8 +383,32 @@ mod tests {
         for bad in ["14155550123", "+04155550123", "+1", "+1415555012345678", "+1 415 555 0123", "+1415555012a"] {
             assert!(with(false, Some(bad)).problem().is_some(), "{bad}");
         }
-        assert_eq!(channels(&with(true, Some("+14155550123"))), [Channel::Email, Channel::Sms]);
-        assert_eq!(channels(&Preferences { email: false, ..Preferences::default() }), []);
+        assert_eq!(routes(&with(true, Some("+14155550123")), &[]), [Route::Email, Route::Sms]);
+        assert_eq!(routes(&Preferences { email: false, ..Preferences::default() }, &[]), []);
+    }
+
+    #[test]
+    fn push_goes_to_each_device_when_chosen_and_routes_are_text() {
+        let device = |id: &str| Device {
+            device_id: id.into(),
+            platform: Platform::Gcm,
+            endpoint_arn: format!("arn:aws:sns:us-east-1:1:endpoint/GCM/app/{id}"),
+            created_at: Utc::now(),
+        };
+        let devices = [device("dev_a"), device("dev_b")];
+        let push = Preferences { email: false, push: true, ..Preferences::default() };
+        assert_eq!(routes(&push, &devices), [Route::Push("dev_a".into()), Route::Push("dev_b".into())]);
+        assert_eq!(routes(&Preferences::default(), &devices), [Route::Email], "push off: no device");
+        for route in [Route::Email, Route::Sms, Route::Push("dev_a".into())] {
+            let text = serde_json::to_value(&route).unwrap();
+            assert_eq!(serde_json::from_value::<Route>(text).unwrap(), route);
+        }
+        assert_eq!(serde_json::to_value(Route::Push("dev_a".into())).unwrap(), "push:dev_a");
+        assert!(serde_json::from_value::<Route>("push:".into()).is_err());
+        assert_eq!(
+            device_id("arn:aws:sns:us-east-1:1:endpoint/GCM/shop-push/5e3e9847-3183-3f18-a7e8-671c3a57d4b3"),
+            "dev_5e3e984731833f18a7e8671c3a57d4b3"
+        );
     }
 
     #[test]

@@ -334,7 +334,8 @@ impl Iam {
             }
             "sns" => {
                 // A message to a phone number has no resource: IAM sees "*".
-                let target = field("TopicArn").or_else(|| field("TargetArn"));
+                let target =
+                    ["TopicArn", "TargetArn", "PlatformApplicationArn", "EndpointArn"].into_iter().find_map(field);
                 vec![Need::new(format!("sns:{action}"), target.unwrap_or_else(|| "*".into()))]
             }
             "ssm" => {

@@ -11,6 +11,7 @@ pub mod jwt;
 pub mod pollers;
 pub mod provision;
 pub mod proxy;
+pub mod push;
 pub mod runtime;
 pub mod seed;
 pub mod serve;

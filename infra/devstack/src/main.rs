@@ -1,5 +1,6 @@
-//! `devstack provision | serve | invoke | asyncapi | create-admin | jwt-keys`: template.yaml on
-//! an AWS emulator, and the one-off admin account and the signing keys of a deployed stack.
+//! `devstack provision | serve | invoke | asyncapi | create-admin | jwt-keys | push-apps`:
+//! template.yaml on an AWS emulator, and the one-off admin account, the signing keys and the
+//! push applications of a deployed stack.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -77,6 +78,13 @@ enum Command {
     JwtKeys {
         #[command(subcommand)]
         step: devstack::jwt::Step,
+    },
+    /// Make or update the stack's SNS platform applications for mobile push from the push
+    /// services' credentials (docs/operations.md, Push), with the AWS credentials and region
+    /// of the environment.
+    PushApps {
+        #[command(flatten)]
+        files: devstack::push::Files,
     },
     /// Write the AsyncAPI document of the events (infra/asyncapi.yaml) from the Rust types,
     /// the template and the samples.
@@ -199,6 +207,9 @@ async fn main() -> Result<()> {
                 "{}",
                 devstack::jwt::run(&aws_sdk_secretsmanager::Client::new(&config), &cli.stack_name, step).await?
             );
+        }
+        Command::PushApps { files } => {
+            println!("{}", devstack::push::run(&aws_sdk_sns::Client::new(&config), &cli.stack_name, &files).await?);
         }
         Command::Asyncapi { events, output } => {
             let text = devstack::asyncapi::yaml(&Template::load(&cli.template)?, &events)?;

@@ -164,6 +164,10 @@ pub async fn provision(template: &Template, config: &aws_config::SdkConfig, opti
         stack.actions.insert(id.clone(), action);
         stack.resources.insert(id, result);
     }
+    // The push applications the template names by ARN (crate::push).
+    for platform in crate::push::PLATFORMS {
+        crate::push::ensure(&clients.sns, &options.stack_name, platform, &crate::push::placeholder(), false).await?;
+    }
     crate::stripe::provision_secret(&clients.secrets, &mut stack).await?;
     crate::jwt::record(&mut stack, keys_action, keys_arn);
     Ok(stack)

@@ -1,6 +1,7 @@
 //! Notifications delivered for real, read back from the emulator's records of what it sent
-//! (LocalStack: `/_aws/ses` for mail, `/_aws/sns/sms-messages` for SMS): one per channel the
-//! customer chose, however often the event is delivered, and nothing on a channel turned off.
+//! (LocalStack: `/_aws/ses` for mail, `/_aws/sns/sms-messages` for SMS,
+//! `/_aws/sns/platform-endpoint-messages` for push): one per channel (and device) the customer
+//! chose, however often the event is delivered, and nothing on a channel turned off.
 
 use std::time::Duration;
 
@@ -40,6 +41,47 @@ async fn texts(phone: &str, order_id: &str) -> Vec<Value> {
     all["sms_messages"][phone].as_array().into_iter().flatten().filter(about).cloned().collect()
 }
 
+/// The order confirmations the emulator pushed to `endpoint_arn` for `order_id`, each the
+/// platform's own payload.
+async fn pushes(endpoint_arn: &str, order_id: &str) -> Vec<Value> {
+    let url = format!("{}/_aws/sns/platform-endpoint-messages?endpointArn={endpoint_arn}", endpoint());
+    let all: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    // LocalStack keeps the platform's entry JSON-encoded once more than the device gets it.
+    let native = |m: &Value| {
+        let entry: Value = serde_json::from_str(m["Message"].as_str()?).ok()?;
+        serde_json::from_str::<Value>(entry.as_str()?).ok()
+    };
+    let about = |m: &Value| m.to_string().contains(&format!("Order {order_id} confirmed"));
+    all["platform_endpoint_messages"][endpoint_arn]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(native)
+        .filter(about)
+        .collect()
+}
+
+/// Registers a device of `who`: its id and its SNS endpoint (from the Notification table).
+async fn register_device(shop: &Shop, who: &User, platform: &str, token: &str) -> (String, String) {
+    let post = shop.http.post(shop.url("/notifications/devices")).bearer_auth(&who.token);
+    let answer = post.json(&json!({"platform": platform, "token": token})).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::CREATED);
+    let device: Value = answer.json().await.unwrap();
+    assert_eq!(device["platform"], platform);
+    let device_id = device["device_id"].as_str().unwrap().to_owned();
+    let dynamo = aws_sdk_dynamodb::Client::new(&emulator().await);
+    let key = shared::dynamo::key(format!("USER#{}", who.id), format!("DEVICE#{device_id}"));
+    let table = shop.api.reference("NotificationTable");
+    let found = dynamo.get_item().table_name(table).set_key(Some(key)).send().await.unwrap();
+    let endpoint_arn = found.item.unwrap()["endpoint_arn"].as_s().unwrap().clone();
+    (device_id, endpoint_arn)
+}
+
+/// A device token no other test uses.
+fn token() -> String {
+    format!("token-{}", ulid::Ulid::generate())
+}
+
 async fn choose(shop: &Shop, who: &User, preferences: &Value) {
     let put = shop.http.put(shop.url("/notifications/preferences")).bearer_auth(&who.token).json(preferences);
     let answer = put.send().await.unwrap();
@@ -62,15 +104,18 @@ async fn each_chosen_channel_gets_one_confirmation_however_often_the_event_comes
 
     let (all_on, all_on_email) = customer(&shop).await;
     let all_on_phone = phone_number();
-    choose(&shop, &all_on, &json!({"email": true, "sms": true, "push": false, "phone_number": all_on_phone})).await;
+    choose(&shop, &all_on, &json!({"email": true, "sms": true, "push": true, "phone_number": all_on_phone})).await;
+    let (_, android) = register_device(&shop, &all_on, "GCM", &token()).await;
+    let (_, iphone) = register_device(&shop, &all_on, "APNS", &token()).await;
     let (email_off, email_off_email) = customer(&shop).await;
     let email_off_phone = phone_number();
     choose(&shop, &email_off, &json!({"email": false, "sms": true, "push": false, "phone_number": email_off_phone}))
         .await;
     let (sms_off, sms_off_email) = customer(&shop).await;
     let sms_off_phone = phone_number();
-    // A number but SMS off: nothing goes to it.
+    // A number but SMS off: nothing goes to it; a device but push off: nothing to it.
     choose(&shop, &sms_off, &json!({"email": true, "sms": false, "push": false, "phone_number": sms_off_phone})).await;
+    let (_, sms_off_device) = register_device(&shop, &sms_off, "GCM", &token()).await;
 
     let mut orders = Vec::new();
     for who in [&all_on, &email_off, &sms_off] {
@@ -105,12 +150,17 @@ async fn each_chosen_channel_gets_one_confirmation_however_often_the_event_comes
     let [all_on_order, email_off_order, sms_off_order] = &orders[..] else { unreachable!() };
     let sent = eventually(DEADLINE, || async {
         let (mail, text) = (mails(&all_on_email, all_on_order).await, texts(&all_on_phone, all_on_order).await);
-        (!mail.is_empty() && !text.is_empty()).then_some((mail, text))
+        let (gcm, apns) = (pushes(&android, all_on_order).await, pushes(&iphone, all_on_order).await);
+        (!mail.is_empty() && !text.is_empty() && !gcm.is_empty() && !apns.is_empty()).then_some((mail, text, gcm, apns))
     })
     .await
-    .expect("an email and an SMS for the order");
+    .expect("an email, an SMS and a push to each device for the order");
     assert_eq!(sent.0.len(), 1, "one email: {:?}", sent.0);
     assert_eq!(sent.1.len(), 1, "one SMS: {:?}", sent.1);
+    assert_eq!(sent.2.len(), 1, "one push to the Android phone: {:?}", sent.2);
+    assert_eq!(sent.3.len(), 1, "one push to the iPhone: {:?}", sent.3);
+    assert_eq!(sent.2[0]["notification"]["title"], format!("Order {all_on_order} confirmed"), "FCM's shape");
+    assert!(sent.3[0]["aps"]["alert"]["body"].as_str().unwrap().contains(all_on_order.as_str()), "APNS's shape");
     let mail = &sent.0[0];
     assert!(mail["Body"]["html_part"].as_str().unwrap().contains("$12.99"), "{mail}");
     assert!(mail["Body"]["text_part"].as_str().unwrap().contains(all_on_order.as_str()), "{mail}");
@@ -120,18 +170,17 @@ async fn each_chosen_channel_gets_one_confirmation_however_often_the_event_comes
     let confirmation =
         listed["items"].as_array().unwrap().iter().find(|n| n["template"] == "order_confirmation").unwrap().clone();
     let deliveries = confirmation["deliveries"].as_array().unwrap();
-    assert_eq!(deliveries.len(), 2, "{confirmation}");
-    assert_eq!(deliveries[0]["channel"], "email");
-    assert_eq!(deliveries[0]["status"], "sent");
+    let channels: Vec<&str> = deliveries.iter().map(|d| d["channel"].as_str().unwrap()).collect();
+    assert_eq!(channels, ["email", "sms", "push", "push"], "{confirmation}");
+    assert!(deliveries.iter().all(|d| d["status"] == "sent"), "{confirmation}");
     assert_eq!(deliveries[0]["provider_message_id"], mail["Id"], "{confirmation}");
-    assert_eq!(deliveries[1]["channel"], "sms");
-    assert_eq!(deliveries[1]["status"], "sent");
 
     // Email off: the SMS only. SMS off: the email only, nothing to the number.
     assert_eq!(texts(&email_off_phone, email_off_order).await.len(), 1);
     assert!(mails(&email_off_email, email_off_order).await.is_empty());
     assert_eq!(mails(&sms_off_email, sms_off_order).await.len(), 1);
     assert!(texts(&sms_off_phone, sms_off_order).await.is_empty());
+    assert!(pushes(&sms_off_device, sms_off_order).await.is_empty());
     let dead = system_tests::dead_letters(&sqs, &shop.api).await;
     assert!(dead.values().all(|n| *n == 0), "{dead:?}");
 }
@@ -191,4 +240,76 @@ async fn a_bounce_suppresses_the_address_and_no_more_mail_goes_to_it() {
         json!([{"channel": "email", "status": "failed", "provider_message_id": null, "at": confirmation["deliveries"][0]["at"]}])
     );
     assert!(mails(&email, &order_id).await.is_empty(), "no mail to a bounced address");
+}
+
+#[tokio::test]
+async fn a_device_gets_push_until_sns_disables_it_then_it_is_removed() {
+    let shop = Shop::open(&[]).await;
+    let config = emulator().await;
+    let sns = aws_sdk_sns::Client::new(&config);
+    let seller = shop.register("seller").await;
+    let product = shop.product(&seller, 1299, 10).await;
+    let (customer, _) = customer(&shop).await;
+    choose(&shop, &customer, &json!({"email": false, "sms": false, "push": true, "phone_number": null})).await;
+    let phone_token = token();
+    let (device_id, endpoint_arn) = register_device(&shop, &customer, "GCM", &phone_token).await;
+    let disable = || async {
+        sns.set_endpoint_attributes().endpoint_arn(&endpoint_arn).attributes("Enabled", "false").send().await.unwrap();
+    };
+    let order = |n: u32| {
+        let (shop, customer, product) = (&shop, &customer, &product);
+        async move {
+            shop.put_in_cart(customer, product, n).await;
+            let placed: Value = shop.checkout(customer, "tok_visa", None).await.json().await.unwrap();
+            placed["order_id"].as_str().unwrap().to_owned()
+        }
+    };
+    // The order's `template` notification, once its delivery has an outcome.
+    let settled = |template: &'static str, order_id: String| {
+        let (shop, customer) = (&shop, &customer);
+        async move {
+            eventually(DEADLINE, || async {
+                let listed: Value = shop.get(customer, "/notifications").await.json().await.unwrap();
+                let about = |n: &&Value| n["template"] == template && n["body"].to_string().contains(&order_id);
+                let found = listed["items"].as_array().unwrap().iter().find(about).cloned()?;
+                (!found["deliveries"].as_array().unwrap().is_empty()).then_some(found)
+            })
+            .await
+            .expect("the order's notification with its delivery")
+        }
+    };
+
+    // Disabled (the app was removed from the phone), then registered again from the phone:
+    // the same device, enabled again, and it gets the next confirmation.
+    disable().await;
+    assert_eq!(register_device(&shop, &customer, "GCM", &phone_token).await, (device_id.clone(), endpoint_arn.clone()));
+    let first = order(1).await;
+    assert_eq!(settled("order_confirmation", first.clone()).await["deliveries"][0]["status"], "sent");
+    assert_eq!(pushes(&endpoint_arn, &first).await.len(), 1);
+    // Its receipt too, before the endpoint is disabled again: that is the next order's push.
+    assert_eq!(settled("payment_receipt", first.clone()).await["deliveries"][0]["status"], "sent");
+
+    // Disabled for good: the next push fails, is not retried, and the device is removed.
+    disable().await;
+    let second = order(2).await;
+    assert_eq!(settled("order_confirmation", second.clone()).await["deliveries"][0]["status"], "failed");
+    assert!(pushes(&endpoint_arn, &second).await.is_empty());
+    let gone = eventually(DEADLINE, || async {
+        sns.get_endpoint_attributes().endpoint_arn(&endpoint_arn).send().await.is_err().then_some(())
+    })
+    .await;
+    assert_eq!(gone, Some(()), "its endpoint is deleted");
+    let delete =
+        shop.http.delete(shop.url(&format!("/notifications/devices/{device_id}"))).bearer_auth(&customer.token);
+    assert_eq!(delete.send().await.unwrap().status(), StatusCode::NOT_FOUND, "the device is gone");
+
+    // A device removed by its owner: 204, its endpoint gone; then 404.
+    let (other_id, other_arn) = register_device(&shop, &customer, "APNS", &token()).await;
+    let delete =
+        || shop.http.delete(shop.url(&format!("/notifications/devices/{other_id}"))).bearer_auth(&customer.token);
+    assert_eq!(delete().send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert!(sns.get_endpoint_attributes().endpoint_arn(&other_arn).send().await.is_err());
+    assert_eq!(delete().send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    let dead = system_tests::dead_letters(&aws_sdk_sqs::Client::new(&config), &shop.api).await;
+    assert!(dead.values().all(|n| *n == 0), "{dead:?}");
 }

@@ -5,6 +5,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = shared::config::start().await;
     let store = notification::store::dynamo::DynamoStore::from_env(&sdk)?;
     let channels = notification::clients::AwsChannels::from_env(&sdk)?;
+    let endpoints = notification::clients::AwsEndpoints::from_env(&sdk)?;
     let directory = notification::clients::AuthDirectory(shared::internal::InternalClient::from_env(&sdk)?);
-    shared::batch::run(|envelope| notification::consumer::handle(&store, &channels, &directory, envelope)).await
+    let ports = notification::consumer::Ports { channels: &channels, endpoints: &endpoints, directory: &directory };
+    shared::batch::run(|envelope| notification::consumer::handle(&store, &ports, envelope)).await
 }

@@ -1,6 +1,7 @@
 //! What API Gateway calls: `GET /notifications` ([`notifications`]), the caller's channels
-//! ([`preferences`]).
+//! ([`preferences`]) and devices ([`devices`]).
 
+pub mod devices;
 pub mod notifications;
 pub mod preferences;
 

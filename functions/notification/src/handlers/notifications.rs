@@ -36,7 +36,7 @@ struct ShownDelivery<'a> {
 fn shown(n: &Notification) -> Shown<'_> {
     Shown {
         notification_id: &n.notification_id,
-        channel: n.deliveries.keys().next().copied().unwrap_or(Channel::Email),
+        channel: n.deliveries.keys().next().map_or(Channel::Email, |r| r.channel()),
         template: n.template,
         subject: &n.subject,
         body: &n.body,
@@ -46,8 +46,8 @@ fn shown(n: &Notification) -> Shown<'_> {
             .deliveries
             .iter()
             .filter(|(_, d)| d.is_settled())
-            .map(|(&channel, d)| ShownDelivery {
-                channel,
+            .map(|(route, d)| ShownDelivery {
+                channel: route.channel(),
                 status: d.status,
                 provider_message_id: d.provider_message_id.as_deref(),
                 at: d.at,

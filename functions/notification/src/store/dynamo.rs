@@ -1,16 +1,19 @@
 //! Notifications, contacts and preferences in the Notification table (pk/sk):
 //! `USER#{id}` / `CONTACT` (from `user.registered`, or looked up from Auth),
 //! `USER#{id}` / `PREFERENCES` (`PUT /notifications/preferences`),
+//! `USER#{id}` / `DEVICE#{device_id}` (its SNS platform endpoint) with
+//! `DEVICE#{device_id}` / `OWNER` (whose it is: one user at a time),
 //! `EMAIL#{address}` / `SUPPRESSED` (SES feedback: no more email to it) and
 //! `USER#{id}` / `NOTIF#{notification_id}` (ULIDs: newest last), its `deliveries` a map by
-//! channel that each attempt moves with a conditional update.
+//! route that each attempt moves with a conditional update.
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use shared::dynamo::{Item, PageError, Partition, Table, error, key};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+use shared::dynamo::{Item, PageError, Partition, Table, error, item, key};
 use shared::pagination::{Page, PageRequest};
 
 use super::{NotificationStore, StoreError};
-use crate::domain::{Channel, Contact, Delivery, Notification, Preferences, Suppression};
+use crate::domain::{Contact, Delivery, Device, MAX_DEVICES, Notification, Preferences, Route, Suppression};
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -40,6 +43,24 @@ fn notification_key(user_id: &str, notification_id: &str) -> Item {
     key(user(user_id), format!("NOTIF#{notification_id}"))
 }
 
+fn device_key(user_id: &str, device_id: &str) -> Item {
+    key(user(user_id), format!("DEVICE#{device_id}"))
+}
+
+fn owner_key(device_id: &str) -> Item {
+    key(format!("DEVICE#{device_id}"), "OWNER")
+}
+
+/// Whose a device is.
+#[derive(Serialize, Deserialize)]
+struct Owner {
+    user_id: String,
+}
+
+fn built<T>(built: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, StoreError> {
+    built.map_err(|e| StoreError::Unavailable(error(e)))
+}
+
 fn value(of: &impl serde::Serialize) -> Result<AttributeValue, StoreError> {
     Ok(serde_dynamo::to_attribute_value(of).map_err(error)?)
 }
@@ -59,6 +80,71 @@ impl NotificationStore for DynamoStore {
 
     async fn preferences(&self, user_id: &str) -> Result<Option<Preferences>, StoreError> {
         Ok(self.table.get(key(user(user_id), "PREFERENCES")).await?)
+    }
+
+    async fn devices(&self, user_id: &str) -> Result<Vec<Device>, StoreError> {
+        let partition = Partition {
+            index: None,
+            attribute: "pk",
+            value: user(user_id),
+            sort_attribute: "sk",
+            sort_prefix: Some("DEVICE#"),
+        };
+        // One page holds them all: registration stops at MAX_DEVICES.
+        let page = PageRequest { limit: MAX_DEVICES as i32 * 2, start: None };
+        let mut devices = match self.table.page::<Device>(partition, &page).await {
+            Ok(found) => found.items,
+            Err(PageError::Dynamo(e)) => return Err(e.into()),
+            Err(PageError::ForeignCursor) => return Err(StoreError::BadCursor),
+        };
+        devices.sort_by_key(|d| d.created_at);
+        Ok(devices)
+    }
+
+    async fn register_device(&self, user_id: &str, device: &Device) -> Result<bool, StoreError> {
+        let previous: Option<Owner> = self.table.get(owner_key(&device.device_id)).await?;
+        let owner = Owner { user_id: user_id.to_owned() };
+        let mut claim =
+            Put::builder().table_name(&self.table.name).set_item(Some(item(owner_key(&device.device_id), &owner)?));
+        claim = match &previous {
+            None => claim.condition_expression("attribute_not_exists(pk)"),
+            Some(previous) => claim
+                .condition_expression("user_id = :previous")
+                .expression_attribute_values(":previous", AttributeValue::S(previous.user_id.clone())),
+        };
+        let stored = Put::builder()
+            .table_name(&self.table.name)
+            .set_item(Some(item(device_key(user_id, &device.device_id), device)?));
+        let mut writes = vec![
+            TransactWriteItem::builder().put(built(claim.build())?).build(),
+            TransactWriteItem::builder().put(built(stored.build())?).build(),
+        ];
+        // Taken from the one who had it: their notifications no longer go to this phone.
+        if let Some(previous) = previous.filter(|p| p.user_id != user_id) {
+            let taken = Delete::builder()
+                .table_name(&self.table.name)
+                .set_key(Some(device_key(&previous.user_id, &device.device_id)));
+            writes.push(TransactWriteItem::builder().delete(built(taken.build())?).build());
+        }
+        Ok(self.table.transact(writes).await?)
+    }
+
+    async fn remove_device(&self, user_id: &str, device: &Device) -> Result<bool, StoreError> {
+        let theirs = Delete::builder()
+            .table_name(&self.table.name)
+            .set_key(Some(device_key(user_id, &device.device_id)))
+            .condition_expression("endpoint_arn = :arn")
+            .expression_attribute_values(":arn", AttributeValue::S(device.endpoint_arn.clone()));
+        let owner = Delete::builder()
+            .table_name(&self.table.name)
+            .set_key(Some(owner_key(&device.device_id)))
+            .condition_expression("user_id = :user")
+            .expression_attribute_values(":user", AttributeValue::S(user_id.to_owned()));
+        let writes = vec![
+            TransactWriteItem::builder().delete(built(theirs.build())?).build(),
+            TransactWriteItem::builder().delete(built(owner.build())?).build(),
+        ];
+        Ok(self.table.transact(writes).await?)
     }
 
     async fn suppress(&self, suppression: &Suppression) -> Result<(), StoreError> {
@@ -82,7 +168,7 @@ impl NotificationStore for DynamoStore {
     async fn move_delivery(
         &self,
         notification: &Notification,
-        channel: Channel,
+        route: &Route,
         from: &Delivery,
         to: &Delivery,
     ) -> Result<bool, StoreError> {
@@ -94,7 +180,7 @@ impl NotificationStore for DynamoStore {
             .set_key(Some(notification_key(&notification.user_id, &notification.notification_id)))
             .update_expression("SET deliveries.#c = :to")
             .condition_expression("deliveries.#c.#s = :status AND deliveries.#c.#at = :at")
-            .expression_attribute_names("#c", value(&channel)?.as_s().cloned().unwrap_or_default())
+            .expression_attribute_names("#c", String::from(route.clone()))
             .expression_attribute_names("#s", "status")
             .expression_attribute_names("#at", "at")
             .expression_attribute_values(":to", value(to)?)

@@ -7,13 +7,15 @@ use shared::memory::lock;
 use shared::pagination::{Page, PageRequest};
 
 use super::{NotificationStore, StoreError};
-use crate::domain::{Channel, Contact, Delivery, Notification, Preferences, Suppression};
+use crate::domain::{Contact, Delivery, Device, Notification, Preferences, Route, Suppression};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     contacts: Mutex<HashMap<String, Contact>>,
     preferences: Mutex<HashMap<String, Preferences>>,
     suppressed: Mutex<HashMap<String, Suppression>>,
+    /// Each device with its owner, oldest first.
+    pub devices: Mutex<Vec<(String, Device)>>,
     pub notifications: Mutex<Vec<Notification>>,
 }
 
@@ -34,6 +36,24 @@ impl NotificationStore for MemoryStore {
 
     async fn preferences(&self, user_id: &str) -> Result<Option<Preferences>, StoreError> {
         Ok(lock(&self.preferences).get(user_id).cloned())
+    }
+
+    async fn devices(&self, user_id: &str) -> Result<Vec<Device>, StoreError> {
+        Ok(lock(&self.devices).iter().filter(|(owner, _)| owner == user_id).map(|(_, d)| d.clone()).collect())
+    }
+
+    async fn register_device(&self, user_id: &str, device: &Device) -> Result<bool, StoreError> {
+        let mut devices = lock(&self.devices);
+        devices.retain(|(_, d)| d.device_id != device.device_id);
+        devices.push((user_id.to_owned(), device.clone()));
+        Ok(true)
+    }
+
+    async fn remove_device(&self, user_id: &str, device: &Device) -> Result<bool, StoreError> {
+        let mut devices = lock(&self.devices);
+        let before = devices.len();
+        devices.retain(|(owner, d)| !(owner == user_id && d == device));
+        Ok(devices.len() < before)
     }
 
     async fn suppress(&self, suppression: &Suppression) -> Result<(), StoreError> {
@@ -62,13 +82,13 @@ impl NotificationStore for MemoryStore {
     async fn move_delivery(
         &self,
         notification: &Notification,
-        channel: Channel,
+        route: &Route,
         from: &Delivery,
         to: &Delivery,
     ) -> Result<bool, StoreError> {
         let mut all = lock(&self.notifications);
         let stored = all.iter_mut().find(|n| n.notification_id == notification.notification_id);
-        let Some(delivery) = stored.and_then(|n| n.deliveries.get_mut(&channel)) else { return Ok(false) };
+        let Some(delivery) = stored.and_then(|n| n.deliveries.get_mut(route)) else { return Ok(false) };
         if (delivery.status, delivery.at) != (from.status, from.at) {
             return Ok(false);
         }

@@ -9,7 +9,7 @@ use std::future::Future;
 use shared::dynamo::DynamoError;
 use shared::pagination::{Page, PageRequest};
 
-use crate::domain::{Channel, Contact, Delivery, Notification, Preferences, Suppression};
+use crate::domain::{Contact, Delivery, Device, Notification, Preferences, Route, Suppression};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,6 +29,14 @@ pub trait NotificationStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The user's preferences; `None` if they never set any.
     fn preferences(&self, user_id: &str) -> impl Future<Output = Result<Option<Preferences>, StoreError>> + Send;
+    /// The user's devices, oldest first.
+    fn devices(&self, user_id: &str) -> impl Future<Output = Result<Vec<Device>, StoreError>> + Send;
+    /// Makes `device` the user's, and no one else's: a token names one phone, and whoever
+    /// registered it last gets its notifications. False if another registration of the same
+    /// device moved it meanwhile (a conditional write: nothing changed).
+    fn register_device(&self, user_id: &str, device: &Device) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes the user's `device` if it is still theirs on the same endpoint; false if not.
+    fn remove_device(&self, user_id: &str, device: &Device) -> impl Future<Output = Result<bool, StoreError>> + Send;
     fn suppress(&self, suppression: &Suppression) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Whether `address` (canonical: `feedback::canonical`) is suppressed.
     fn suppressed(&self, address: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
@@ -39,13 +47,13 @@ pub trait NotificationStore: Send + Sync {
         user_id: &str,
         notification_id: &str,
     ) -> impl Future<Output = Result<Option<Notification>, StoreError>> + Send;
-    /// Replaces the delivery on `channel` with `to` if it is still `from` (same status, same
+    /// Replaces the delivery on `route` with `to` if it is still `from` (same status, same
     /// time); false if another attempt moved it first. Claims, outcomes and releases all go
     /// through here, so two attempts never both move one delivery.
     fn move_delivery(
         &self,
         notification: &Notification,
-        channel: Channel,
+        route: &Route,
         from: &Delivery,
         to: &Delivery,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
