@@ -42,6 +42,25 @@ impl Shop {
     }
 }
 
+impl Shop {
+    /// Registers a device of `who` for push: its id and its SNS endpoint (as the Notification
+    /// table keeps it; the API does not show it).
+    pub async fn register_device(&self, who: &User, platform: &str, token: &str) -> (String, String) {
+        let post = self.http.post(self.url("/notifications/devices")).bearer_auth(&who.token);
+        let answer = post.json(&json!({"platform": platform, "token": token})).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::CREATED);
+        let device: Value = answer.json().await.unwrap();
+        assert_eq!(device["platform"], platform);
+        let device_id = device["device_id"].as_str().unwrap().to_owned();
+        let dynamo = aws_sdk_dynamodb::Client::new(&crate::emulator().await);
+        let key = shared::dynamo::key(format!("USER#{}", who.id), format!("DEVICE#{device_id}"));
+        let table = self.api.reference("NotificationTable");
+        let found = dynamo.get_item().table_name(table).set_key(Some(key)).send().await.unwrap();
+        let endpoint_arn = found.item.expect("the device's record")["endpoint_arn"].as_s().unwrap().clone();
+        (device_id, endpoint_arn)
+    }
+}
+
 impl Deref for Shop {
     type Target = ShopClient;
 

@@ -209,7 +209,7 @@ async fn main() -> Result<()> {
             );
         }
         Command::PushApps { files } => {
-            println!("{}", devstack::push::run(&aws_sdk_sns::Client::new(&config), &cli.stack_name, &files).await?);
+            println!("{}", devstack::push::run(&config, &cli.stack_name, &files).await?);
         }
         Command::Asyncapi { events, output } => {
             let text = devstack::asyncapi::yaml(&Template::load(&cli.template)?, &events)?;

@@ -165,8 +165,13 @@ pub async fn provision(template: &Template, config: &aws_config::SdkConfig, opti
         stack.resources.insert(id, result);
     }
     // The push applications the template names by ARN (crate::push).
+    let place = crate::push::Place {
+        region: stack.region.clone(),
+        account_id: stack.account_id.clone(),
+        stack_name: options.stack_name.clone(),
+    };
     for platform in crate::push::PLATFORMS {
-        crate::push::ensure(&clients.sns, &options.stack_name, platform, &crate::push::placeholder(), false).await?;
+        crate::push::ensure(&clients.sns, &place, platform, &crate::push::placeholder(), false).await?;
     }
     crate::stripe::provision_secret(&clients.secrets, &mut stack).await?;
     crate::jwt::record(&mut stack, keys_action, keys_arn);

@@ -292,14 +292,30 @@ async fn run_every_flow(shop: &Shop) {
         .json(&json!({"refresh_token": next["refresh_token"]}));
     assert_eq!(logout.send().await.unwrap().status(), StatusCode::NO_CONTENT);
     assert_eq!(shop.get(&customer, "/.well-known/jwks.json").await.status(), StatusCode::OK);
-    // Notifications by email and SMS, chosen by the customer.
-    let preferences = json!({"email": true, "sms": true, "push": false, "phone_number": "+14155550100"});
+    // Notifications by email, SMS and push, chosen by the customer.
+    let preferences = json!({"email": true, "sms": true, "push": true, "phone_number": "+14155550100"});
     let put = http.put(shop.url("/notifications/preferences")).bearer_auth(&customer.token).json(&preferences);
     assert_eq!(put.send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(shop.get(&customer, "/notifications/preferences").await.status(), StatusCode::OK);
+    // Devices: one removed by its owner; one whose token another account registers (it moves);
+    // one that SNS disables, which registering enables again, and which the next push, after
+    // SNS disabled it once more, removes.
+    let sns = aws_sdk_sns::Client::new(&system_tests::emulator().await);
+    let token = |name: &str| format!("{name}-{}", ulid::Ulid::generate());
+    let (removed, _) = shop.register_device(&customer, "GCM", &token("removed")).await;
+    let remove = http.delete(shop.url(&format!("/notifications/devices/{removed}"))).bearer_auth(&customer.token);
+    assert_eq!(remove.send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    let moved = token("moved");
+    shop.register_device(&customer, "GCM", &moved).await;
+    shop.register_device(&seller, "GCM", &moved).await;
+    let disabled = token("disabled");
+    let (_, endpoint) = shop.register_device(&customer, "APNS", &disabled).await;
+    let disable = || sns.set_endpoint_attributes().endpoint_arn(&endpoint).attributes("Enabled", "false").send();
+    disable().await.unwrap();
+    shop.register_device(&customer, "APNS", &disabled).await;
+    disable().await.unwrap();
     // A bounce, as SES publishes it, suppresses an address.
     let bounce = json!({"eventType": "Bounce", "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": "gone@example.com"}]}});
-    let sns = aws_sdk_sns::Client::new(&system_tests::emulator().await);
     sns.publish().topic_arn(shop.api.reference("EmailFeedbackTopic")).message(bounce.to_string()).send().await.unwrap();
 
     let product = shop.product(&seller, 1299, 10).await;

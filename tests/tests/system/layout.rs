@@ -82,6 +82,7 @@ const SERVICES: &[(&str, &[&str])] = &[
         &[
             "handlers/notifications.rs",
             "handlers/preferences.rs",
+            "handlers/devices.rs",
             "consumer.rs",
             "clients.rs",
             // Its own: what a message says (templates/), and the second consumer, of SES's

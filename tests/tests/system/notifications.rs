@@ -61,22 +61,6 @@ async fn pushes(endpoint_arn: &str, order_id: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Registers a device of `who`: its id and its SNS endpoint (from the Notification table).
-async fn register_device(shop: &Shop, who: &User, platform: &str, token: &str) -> (String, String) {
-    let post = shop.http.post(shop.url("/notifications/devices")).bearer_auth(&who.token);
-    let answer = post.json(&json!({"platform": platform, "token": token})).send().await.unwrap();
-    assert_eq!(answer.status(), StatusCode::CREATED);
-    let device: Value = answer.json().await.unwrap();
-    assert_eq!(device["platform"], platform);
-    let device_id = device["device_id"].as_str().unwrap().to_owned();
-    let dynamo = aws_sdk_dynamodb::Client::new(&emulator().await);
-    let key = shared::dynamo::key(format!("USER#{}", who.id), format!("DEVICE#{device_id}"));
-    let table = shop.api.reference("NotificationTable");
-    let found = dynamo.get_item().table_name(table).set_key(Some(key)).send().await.unwrap();
-    let endpoint_arn = found.item.unwrap()["endpoint_arn"].as_s().unwrap().clone();
-    (device_id, endpoint_arn)
-}
-
 /// A device token no other test uses.
 fn token() -> String {
     format!("token-{}", ulid::Ulid::generate())
@@ -105,8 +89,8 @@ async fn each_chosen_channel_gets_one_confirmation_however_often_the_event_comes
     let (all_on, all_on_email) = customer(&shop).await;
     let all_on_phone = phone_number();
     choose(&shop, &all_on, &json!({"email": true, "sms": true, "push": true, "phone_number": all_on_phone})).await;
-    let (_, android) = register_device(&shop, &all_on, "GCM", &token()).await;
-    let (_, iphone) = register_device(&shop, &all_on, "APNS", &token()).await;
+    let (_, android) = shop.register_device(&all_on, "GCM", &token()).await;
+    let (_, iphone) = shop.register_device(&all_on, "APNS", &token()).await;
     let (email_off, email_off_email) = customer(&shop).await;
     let email_off_phone = phone_number();
     choose(&shop, &email_off, &json!({"email": false, "sms": true, "push": false, "phone_number": email_off_phone}))
@@ -115,7 +99,7 @@ async fn each_chosen_channel_gets_one_confirmation_however_often_the_event_comes
     let sms_off_phone = phone_number();
     // A number but SMS off: nothing goes to it; a device but push off: nothing to it.
     choose(&shop, &sms_off, &json!({"email": true, "sms": false, "push": false, "phone_number": sms_off_phone})).await;
-    let (_, sms_off_device) = register_device(&shop, &sms_off, "GCM", &token()).await;
+    let (_, sms_off_device) = shop.register_device(&sms_off, "GCM", &token()).await;
 
     let mut orders = Vec::new();
     for who in [&all_on, &email_off, &sms_off] {
@@ -252,7 +236,7 @@ async fn a_device_gets_push_until_sns_disables_it_then_it_is_removed() {
     let (customer, _) = customer(&shop).await;
     choose(&shop, &customer, &json!({"email": false, "sms": false, "push": true, "phone_number": null})).await;
     let phone_token = token();
-    let (device_id, endpoint_arn) = register_device(&shop, &customer, "GCM", &phone_token).await;
+    let (device_id, endpoint_arn) = shop.register_device(&customer, "GCM", &phone_token).await;
     let disable = || async {
         sns.set_endpoint_attributes().endpoint_arn(&endpoint_arn).attributes("Enabled", "false").send().await.unwrap();
     };
@@ -282,7 +266,7 @@ async fn a_device_gets_push_until_sns_disables_it_then_it_is_removed() {
     // Disabled (the app was removed from the phone), then registered again from the phone:
     // the same device, enabled again, and it gets the next confirmation.
     disable().await;
-    assert_eq!(register_device(&shop, &customer, "GCM", &phone_token).await, (device_id.clone(), endpoint_arn.clone()));
+    assert_eq!(shop.register_device(&customer, "GCM", &phone_token).await, (device_id.clone(), endpoint_arn.clone()));
     let first = order(1).await;
     assert_eq!(settled("order_confirmation", first.clone()).await["deliveries"][0]["status"], "sent");
     assert_eq!(pushes(&endpoint_arn, &first).await.len(), 1);
@@ -304,7 +288,7 @@ async fn a_device_gets_push_until_sns_disables_it_then_it_is_removed() {
     assert_eq!(delete.send().await.unwrap().status(), StatusCode::NOT_FOUND, "the device is gone");
 
     // A device removed by its owner: 204, its endpoint gone; then 404.
-    let (other_id, other_arn) = register_device(&shop, &customer, "APNS", &token()).await;
+    let (other_id, other_arn) = shop.register_device(&customer, "APNS", &token()).await;
     let delete =
         || shop.http.delete(shop.url(&format!("/notifications/devices/{other_id}"))).bearer_auth(&customer.token);
     assert_eq!(delete().send().await.unwrap().status(), StatusCode::NO_CONTENT);

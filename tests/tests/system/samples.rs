@@ -74,6 +74,8 @@ const SAMPLES: &[(&str, &str)] = &[
     ("http-get-notifications.json", "ListNotificationsFunction"),
     ("http-put-notifications-preferences.json", "PutPreferencesFunction"),
     ("http-get-notifications-preferences.json", "GetPreferencesFunction"),
+    ("http-post-notifications-devices.json", "RegisterDeviceFunction"),
+    ("http-delete-notifications-device.json", "RemoveDeviceFunction"),
     ("ses-feedback-bounce.json", "SuppressFunction"),
     ("sqs-payment-failed.json", "NotifyFunction"),
     ("sqs-order-created.json", "SettleReservationsFunction"),
@@ -590,6 +592,15 @@ async fn every_sample_in_events_replays_against_a_seeded_stack_with_the_answer_i
     assert_eq!(newest["template"], "payment_failed", "{newest}");
     assert_eq!(newest["deliveries"][0]["status"], "failed", "{newest}");
     assert_eq!(newest["deliveries"][1]["status"], "sent", "the SMS still goes: {newest}");
+    // A phone registered for push (an SNS endpoint), then removed.
+    let device = replay.http("http-post-notifications-devices.json", "RegisterDeviceFunction", &[]).await;
+    assert_eq!((device.status, &device.body["platform"]), (201, &json!("GCM")), "{}", device.body);
+    let device_id = text(&device.body["device_id"]);
+    let sample_device = "dev_5e3e984731833f18a7e8671c3a57d4b3";
+    let removed = replay
+        .http("http-delete-notifications-device.json", "RemoveDeviceFunction", &[(sample_device, &device_id)])
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.body);
 
     // The order's events, each to a consumer of its queue, and the change each documents.
     replay.sqs("sqs-order-created.json", "SettleReservationsFunction", &[]).await;
