@@ -36,8 +36,9 @@ pub enum SendError {
     /// recorded as failed, never retried.
     #[error("refused for good: {0}")]
     Permanent(String),
-    /// The destination is gone for good (SNS disabled the device's endpoint: the app was
-    /// removed or its token expired): recorded as failed, and the device is removed.
+    /// The destination is gone for good (SNS disabled the device's endpoint — the app was
+    /// removed or its token expired — or it was deleted): recorded as failed, and the device
+    /// is removed.
     #[error("the destination is gone: {0}")]
     Gone(String),
     /// Throttling, an outage, a timeout: the queue retries it.
@@ -100,6 +101,9 @@ impl AwsChannels {
 /// throttling, 5xx, a timeout — may pass on a retry.
 const PERMANENT: [&str; 4] = ["MessageRejected", "MailFromDomainNotVerifiedException", "InvalidParameter", "OptedOut"];
 
+/// What SNS says (with `InvalidParameter`) of a publish to an endpoint that was deleted.
+const NO_ENDPOINT: &str = "No endpoint found for the target arn";
+
 fn code<E: ProvideErrorMetadata, R>(error: &aws_sdk_ses::error::SdkError<E, R>) -> Option<&str> {
     error.as_service_error().and_then(|e| e.code())
 }
@@ -117,8 +121,11 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
+    // A deleted endpoint is as gone as a disabled one; SNS says so only in the message.
+    let no_endpoint = error.as_service_error().and_then(|e| e.message()).is_some_and(|m| m.contains(NO_ENDPOINT));
     match code(&error) {
         Some("EndpointDisabled") => SendError::Gone(text(&error)),
+        Some("InvalidParameter") if no_endpoint => SendError::Gone(text(&error)),
         Some(code) if PERMANENT.contains(&code) => SendError::Permanent(text(&error)),
         _ => SendError::Transient(text(&error)),
     }

@@ -294,6 +294,22 @@ async fn a_device_gets_push_until_sns_disables_it_then_it_is_removed() {
     assert_eq!(delete().send().await.unwrap().status(), StatusCode::NO_CONTENT);
     assert!(sns.get_endpoint_attributes().endpoint_arn(&other_arn).send().await.is_err());
     assert_eq!(delete().send().await.unwrap().status(), StatusCode::NOT_FOUND);
+
+    // An endpoint deleted behind the shop's back (in the SNS console): no endpoint is as gone
+    // as a disabled one, so the device is removed too.
+    let (lost_id, lost_arn) = shop.register_device(&customer, "GCM", &token()).await;
+    sns.delete_endpoint().endpoint_arn(&lost_arn).send().await.unwrap();
+    let third = order(1).await;
+    assert_eq!(settled("order_confirmation", third).await["deliveries"][0]["status"], "failed");
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let table = shop.api.reference("NotificationTable");
+    let removed = eventually(DEADLINE, || async {
+        let key = shared::dynamo::key(format!("USER#{}", customer.id), format!("DEVICE#{lost_id}"));
+        let found = dynamo.get_item().table_name(&table).set_key(Some(key)).send().await.unwrap();
+        found.item.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(removed, Some(()), "the device whose endpoint is gone is removed");
     let dead = system_tests::dead_letters(&aws_sdk_sqs::Client::new(&config), &shop.api).await;
     assert!(dead.values().all(|n| *n == 0), "{dead:?}");
 }
