@@ -18,10 +18,9 @@ use shared::metrics::{self, Metric};
 use shared::{CorrelationId, Envelope, Retry};
 
 use crate::clients::{Channels, Directory, Endpoints, SendError};
-use crate::domain::{
-    Contact, Delivery, DeliveryStatus, Device, Message, Notification, Recipient, Route, message_for, routes,
-};
+use crate::domain::{Contact, Delivery, DeliveryStatus, Message, Notification, Recipient, Route, message_for, routes};
 use crate::feedback::canonical;
+use crate::handlers::devices::forget;
 use crate::messages::{Rendered, render};
 use crate::store::NotificationStore;
 
@@ -194,23 +193,14 @@ where
         }
     };
     store.move_delivery(notification, route, &claim, &outcome).await.map_err(Retry::because)?;
+    // Its endpoint is gone: so is the device. If that fails, the next push finds it gone again.
     if let (true, Some(device)) = (gone, device) {
-        remove_device(store, ports.endpoints, &notification.user_id, device).await;
+        match forget(store, ports.endpoints, &notification.user_id, device).await {
+            Ok(removed) => tracing::info!(device_id = %device.device_id, removed, "device of a gone endpoint removed"),
+            Err(error) => tracing::warn!(device_id = %device.device_id, %error, "a gone device stays for now"),
+        }
     }
     Ok(())
-}
-
-/// Removes a device whose endpoint SNS disabled: from the user (if it is still theirs on that
-/// endpoint), then the endpoint. If this fails, the next push to it finds it disabled again.
-async fn remove_device<S: NotificationStore, E: Endpoints>(store: &S, endpoints: &E, user_id: &str, device: &Device) {
-    let removed = match store.remove_device(user_id, device).await {
-        Ok(removed) => removed,
-        Err(error) => return tracing::warn!(device_id = %device.device_id, %error, "a disabled device stays for now"),
-    };
-    if removed && let Err(error) = endpoints.remove(&device.endpoint_arn).await {
-        tracing::warn!(device_id = %device.device_id, %error, "the disabled endpoint stays in SNS");
-    }
-    tracing::info!(device_id = %device.device_id, removed, "disabled device removed");
 }
 
 /// The consumer against in-memory stores and channels.
@@ -224,7 +214,7 @@ mod tests {
 
     use super::*;
     use crate::clients::EndpointError;
-    use crate::domain::{Channel, Platform, Preferences, Template};
+    use crate::domain::{Channel, Device, Platform, Preferences, Template};
     use crate::store::memory::MemoryStore;
 
     const USER: &str = "usr_01JD4S3ZKQ7X9V2M8N5P6R4T1A";

@@ -11,7 +11,7 @@ use shared::{Problem, Reply};
 
 use crate::clients::{EndpointError, Endpoints};
 use crate::domain::{Device, MAX_DEVICES, MAX_TOKEN_CHARS, Platform, device_id};
-use crate::store::NotificationStore;
+use crate::store::{NotificationStore, StoreError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,22 +63,21 @@ pub async fn register<S: NotificationStore, E: Endpoints>(
     let devices = store.devices(&who.user_id).await?;
     // The endpoint first: SNS answers the same one for the same token, so a retry resumes.
     let endpoint_arn = endpoints.register(body.platform, &body.token).await?;
-    let id = device_id(&endpoint_arn);
-    if let Some(known) = devices.iter().find(|d| d.device_id == id && d.endpoint_arn == endpoint_arn) {
+    if let Some(known) = devices.iter().find(|d| d.endpoint_arn == endpoint_arn) {
         return Ok(shown(known));
     }
     if devices.len() >= MAX_DEVICES {
         return Err(Problem::conflict(format!("at most {MAX_DEVICES} devices can be registered; remove one first")));
     }
-    let device = Device { device_id: id, platform: body.platform, endpoint_arn, created_at: Utc::now() };
+    let device =
+        Device { device_id: device_id(&endpoint_arn), platform: body.platform, endpoint_arn, created_at: Utc::now() };
     if !store.register_device(&who.user_id, &device).await? {
         return Err(Problem::conflict("the device was being registered at the same time; try again"));
     }
     Ok(shown(&device))
 }
 
-/// Removes one of the caller's devices: the record first (only the owner's removal wins), then
-/// the endpoint.
+/// Removes one of the caller's devices ([`forget`]).
 pub async fn remove<S: NotificationStore, E: Endpoints>(
     store: &S,
     endpoints: &E,
@@ -89,14 +88,30 @@ pub async fn remove<S: NotificationStore, E: Endpoints>(
     let not_found = || Problem::not_found(format!("no device {id}"));
     let devices = store.devices(&who.user_id).await?;
     let device = devices.into_iter().find(|d| d.device_id == id).ok_or_else(not_found)?;
-    if !store.remove_device(&who.user_id, &device).await? {
+    if !forget(store, endpoints, &who.user_id, &device).await? {
         return Err(not_found());
+    }
+    Ok(Reply::no_content())
+}
+
+/// The one removal of a device, for this route and for an endpoint SNS disabled
+/// (crate::consumer): the record first (only while it is still the user's on that endpoint, so
+/// a removal racing a move leaves the new owner's alone), then the endpoint. False if it was no
+/// longer theirs.
+pub async fn forget<S: NotificationStore, E: Endpoints>(
+    store: &S,
+    endpoints: &E,
+    user_id: &str,
+    device: &Device,
+) -> Result<bool, StoreError> {
+    if !store.remove_device(user_id, device).await? {
+        return Ok(false);
     }
     if let Err(error) = endpoints.remove(&device.endpoint_arn).await {
         // No one has it now, so nothing publishes to it; it is only left over in SNS.
         tracing::warn!(device_id = %device.device_id, %error, "the removed device's endpoint stays in SNS");
     }
-    Ok(Reply::no_content())
+    Ok(true)
 }
 
 #[cfg(test)]
