@@ -38,6 +38,19 @@ $(NODE_TOOLS_STAMP):
 	rm -f infra/node_modules/.installed-*
 	touch $@
 
+# The web app (web/, Preact + Vite): its packages from the npm registry, then a build into
+# web/dist that devstack serves at / (`make dev`, the browser tests). The build regenerates the
+# API types from infra/openapi.yaml and type-checks them, so it runs every time (about 2 s).
+WEB_STAMP := web/node_modules/.installed-$(shell sha256sum web/package-lock.json | cut -c1-16)
+$(WEB_STAMP):
+	npm ci --prefix web --ignore-scripts --no-audit --no-fund --loglevel=error
+	rm -f web/node_modules/.installed-*
+	touch $@
+
+.PHONY: web
+web: $(WEB_STAMP) ## Build the web app into web/dist (served by devstack at /)
+	npm run --prefix web --silent build
+
 # The emulator: LocalStack (default; its own venv on Python 3.13 and DynamoDB Local's jars, in
 # LOCALSTACK_HOME) or EMULATOR=moto (from the project's venv). See infra/scripts/emulator.sh.
 EMULATOR ?= localstack
@@ -88,7 +101,7 @@ build: ## Build every crate (functions, devstack, tests)
 	$(CARGO) build --workspace --all-targets
 
 .PHONY: dev
-dev: venv build ## The whole stack at http://127.0.0.1:3000 (emulator, API, functions, pollers); Ctrl-C stops it
+dev: venv build web ## The whole stack at http://127.0.0.1:3000 (emulator, API, functions, pollers); Ctrl-C stops it
 	env $(LOCAL_ENV) STACK_NAME=$(STACK_NAME) infra/scripts/dev.sh
 
 .PHONY: provision
@@ -96,7 +109,7 @@ provision: venv ## Provision template.yaml on the running emulator
 	env $(LOCAL_ENV) $(CARGO) run --quiet -p devstack -- provision --stack-name $(STACK_NAME) --output .devstack/stack.json
 
 .PHONY: test
-test: venv lint fmt-check clippy deny ## Every test: linters, unit, handler and system tests against the emulator
+test: venv lint fmt-check clippy deny web ## Every test: linters, unit, handler and system tests against the emulator
 	$(CARGO) build --workspace --all-targets
 	env $(LOCAL_ENV) infra/scripts/offline.sh infra/scripts/emulator.sh run $(CARGO) test --offline --workspace --no-fail-fast
 

@@ -6,6 +6,7 @@
 //! large and function failures are problem+json, with devstack's diagnosis.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
@@ -15,10 +16,13 @@ use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get_service;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 use shared::{CorrelationId, Problem};
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::functions::{AuthorizerSpec, DEFAULT_ROUTE, FunctionSpec, RouteAuth};
 use crate::runtime::{InvokeError, Runtime};
@@ -145,6 +149,8 @@ pub struct Gateway {
     pub account_id: String,
     pub region: String,
     pub throttle: Throttle,
+    /// The web app's built files (`web/dist`), served at `/` and `/assets/`.
+    pub web: Option<PathBuf>,
 }
 
 impl Gateway {
@@ -178,6 +184,7 @@ impl Gateway {
             account_id: account_id.to_owned(),
             region: region.to_owned(),
             throttle: Throttle::default(),
+            web: None,
         })
     }
 
@@ -186,9 +193,31 @@ impl Gateway {
         Self { throttle, ..self }
     }
 
-    /// The API as a service to serve: each request knows its TCP peer (`sourceIp`).
+    /// The gateway, also serving the web app built into `dist` (`make web`).
+    pub fn with_web(self, dist: PathBuf) -> Self {
+        Self { web: Some(dist), ..self }
+    }
+
+    /// The API as a service to serve: each request knows its TCP peer (`sourceIp`). With a web
+    /// app, `GET /` is its page and `GET /assets/...` its files, as the CloudFront distribution
+    /// serves them from S3 on AWS (template.yaml, WebDistribution); every other request, and
+    /// every other method on those paths, is the API's.
     pub fn service(self: Arc<Self>) -> IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
-        Router::new()
+        let mut router = Router::new();
+        if let Some(dist) = &self.web {
+            // The page names its assets by content hash: they never change, the page always may.
+            let page = SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            let assets = SetResponseHeaderLayer::overriding(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            );
+            let index = ServeFile::new(dist.join("index.html"));
+            router = router
+                .route("/", get_service(index.clone()).layer(page.clone()).fallback(handle))
+                .route("/index.html", get_service(index).layer(page).fallback(handle))
+                .route("/assets/{*file}", get_service(ServeDir::new(dist)).layer(assets).fallback(handle));
+        }
+        router
             .fallback(handle)
             .layer(DefaultBodyLimit::disable())
             .with_state(self)

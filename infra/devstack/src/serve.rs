@@ -33,6 +33,8 @@ pub struct StackOptions {
     pub bin_dir: PathBuf,
     /// Instances per function at most.
     pub max_instances: usize,
+    /// The web app's built files to serve beside the API, if built (`make web`: web/dist).
+    pub web: Option<PathBuf>,
 }
 
 /// A provisioned stack with its functions ready to run.
@@ -85,6 +87,14 @@ impl LocalStack {
             &stack.region,
         )?
         .with_throttle(Throttle::from_template(&template, &stack)?);
+        let gateway = match &options.web {
+            Some(dist) if dist.join("index.html").is_file() => gateway.with_web(dist.clone()),
+            Some(dist) => {
+                eprintln!("devstack: no web app in {} (make web builds it): serving the API only", dist.display());
+                gateway
+            }
+            None => gateway,
+        };
         let gateway = Arc::new(gateway);
         Ok(Self { stack, runtime, gateway, functions })
     }
@@ -231,6 +241,7 @@ pub fn default_options(stack_name: &str, parameters: HashMap<String, String>) ->
         parameters,
         bin_dir: runtime::default_bin_dir(),
         max_instances: 4,
+        web: Some(crate::repo_root().join("web/dist")),
     }
 }
 

@@ -141,6 +141,32 @@ async fn unknown_routes_wrong_methods_and_huge_bodies_are_refused() {
 }
 
 #[tokio::test]
+async fn the_web_app_is_served_at_the_root_and_everything_else_is_the_api() {
+    let page = get("/").await;
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert_eq!(page.headers()["cache-control"], "no-cache", "a new build is seen at once");
+    assert!(page.text().await.unwrap().contains("the fixture web app"));
+    assert_eq!(get("/index.html").await.status(), 200);
+    let asset = get("/assets/app.js").await;
+    assert_eq!(asset.status(), 200);
+    assert!(asset.headers()["content-type"].to_str().unwrap().contains("javascript"));
+    assert_eq!(asset.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(get("/assets/missing.js").await.status(), 404);
+    // Nothing outside the built files, however the path is spelled.
+    for path in ["/assets/..%2f..%2ffixture.yaml", "/assets/%2e%2e%2flocal_stack.rs"] {
+        let answer = get(path).await;
+        assert_ne!(answer.status(), 200, "{path}");
+        assert!(!answer.text().await.unwrap().contains("AWSTemplateFormatVersion"), "{path}");
+    }
+    // Other methods on those paths are the API's: no route, so API Gateway's 404.
+    let posted = client().post(url("/")).send().await.unwrap();
+    assert_eq!(posted.status(), 404);
+    assert_eq!(posted.json::<Value>().await.unwrap(), serde_json::json!({"message": "Not Found"}));
+    assert_eq!(client().delete(url("/assets/app.js")).send().await.unwrap().status(), 404);
+}
+
+#[tokio::test]
 async fn the_lambda_authorizer_guards_its_routes() {
     assert_eq!(get("/private").await.status(), 401, "no identity source");
     let denied = client().get(url("/private")).header("authorization", "Bearer bad").send().await.unwrap();

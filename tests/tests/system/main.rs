@@ -5,6 +5,7 @@
 mod asyncapi;
 mod auth;
 mod bench;
+mod browser;
 mod checkout;
 mod contracts;
 mod dead_letters;

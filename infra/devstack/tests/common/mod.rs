@@ -27,5 +27,6 @@ pub fn fixture_options(prefix: &str) -> StackOptions {
         parameters: HashMap::new(),
         bin_dir: PathBuf::from(env!("CARGO_BIN_EXE_devstack-fixture")).parent().unwrap().to_owned(),
         max_instances: 2,
+        web: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/web")),
     }
 }
