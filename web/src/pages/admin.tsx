@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, problemText, when, type Schemas } from "../api";
 import { useLoad } from "../load";
-import { Loading, Problem } from "./parts";
+import { Loading, StatusTabs, Problem } from "./parts";
 
 export function AdminSellers() {
   const [status, setStatus] = useState<Schemas["SellerStatus"]>("pending");
@@ -22,13 +22,7 @@ export function AdminSellers() {
   return (
     <section>
       <h1>Sellers</h1>
-      <div role="tablist" aria-label="Seller status" class="row">
-        {(["pending", "approved", "suspended"] as const).map((s) => (
-          <button type="button" role="tab" aria-selected={s === status} key={s} onClick={() => setStatus(s)}>
-            {s[0].toUpperCase() + s.slice(1)}
-          </button>
-        ))}
-      </div>
+      <StatusTabs label="Seller status" options={["pending", "approved", "suspended"] as const} value={status} onChange={setStatus} />
       <Problem text={sellers.error ?? error} />
       {!sellers.data && !sellers.error && <Loading />}
       {sellers.data?.items.length === 0 && <p>No {status} sellers.</p>}

@@ -18,3 +18,21 @@ export function Price({ cents }: { cents: number }) {
 export function Loading() {
   return <p aria-busy="true">Loading…</p>;
 }
+
+/** Tabs choosing which status a list shows. */
+export function StatusTabs<T extends string>(props: {
+  label: string;
+  options: readonly T[];
+  value: T;
+  onChange: (value: T) => void;
+}) {
+  return (
+    <div role="tablist" aria-label={props.label} class="row">
+      {props.options.map((option) => (
+        <button type="button" role="tab" aria-selected={option === props.value} key={option} onClick={() => props.onChange(option)}>
+          {option[0].toUpperCase() + option.slice(1)}
+        </button>
+      ))}
+    </div>
+  );
+}

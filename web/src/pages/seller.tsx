@@ -2,7 +2,7 @@ import { useState } from "preact/hooks";
 import { api, currentUser, money, problemText, when, type Schemas } from "../api";
 import { useLoad } from "../load";
 import { allProducts } from "./catalogue";
-import { Loading, Price, Problem } from "./parts";
+import { Loading, StatusTabs, Price, Problem } from "./parts";
 
 type Product = Schemas["Product"];
 
@@ -126,13 +126,7 @@ export function SellerShipments() {
   return (
     <section>
       <h1>Shipments</h1>
-      <div role="tablist" aria-label="Shipment status" class="row">
-        {(["pending", "shipped", "delivered"] as const).map((s) => (
-          <button type="button" role="tab" aria-selected={s === status} key={s} onClick={() => setStatus(s)}>
-            {s[0].toUpperCase() + s.slice(1)}
-          </button>
-        ))}
-      </div>
+      <StatusTabs label="Shipment status" options={["pending", "shipped", "delivered"] as const} value={status} onChange={setStatus} />
       <Problem text={shipments.error} />
       {!shipments.data && !shipments.error && <Loading />}
       {shipments.data?.items.length === 0 && <p>No {status} shipments.</p>}
