@@ -109,6 +109,10 @@ async fn unmatched_requests_are_405_with_allow_on_known_paths_and_404_elsewhere(
     }
     for path in ["/", "/nothing", "/products/x1/nothing", "/internal", "/health/x1"] {
         for method in [Method::GET, Method::TRACE, Method::POST] {
+            // GET / is the web app's page (CloudFront's on AWS, devstack's locally), not the API's.
+            if path == "/" && method == Method::GET {
+                continue;
+            }
             client.call(None, method, path, None).await.expect_problem(StatusCode::NOT_FOUND);
         }
     }
