@@ -107,13 +107,15 @@ api.use(authorize);
 // Keep an idle tab's session alive: refresh ahead of expiry even when nothing is requested.
 setInterval(() => void accessToken(), 30_000);
 
+/** A login's or registration's answer: the session kept, or the problem as text. */
+function started({ data, error, response }: { data?: Session; error?: unknown; response: Response }): string | null {
+  if (!data) return problemText(error, response);
+  keepSession(data);
+  return null;
+}
+
 export async function logIn(email: string, password: string): Promise<string | null> {
-  const { data, error, response } = await bare.POST("/auth/login", { body: { email, password } });
-  if (data) {
-    keepSession(data);
-    return null;
-  }
-  return problemText(error, response);
+  return started(await bare.POST("/auth/login", { body: { email, password } }));
 }
 
 export async function register(
@@ -122,12 +124,7 @@ export async function register(
   name: string,
   role: Schemas["RegistrationRole"],
 ): Promise<string | null> {
-  const { data, error, response } = await bare.POST("/auth/register", { body: { email, password, name, role } });
-  if (data) {
-    keepSession(data);
-    return null;
-  }
-  return problemText(error, response);
+  return started(await bare.POST("/auth/register", { body: { email, password, name, role } }));
 }
 
 export async function logOut(): Promise<void> {

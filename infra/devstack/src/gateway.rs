@@ -199,9 +199,9 @@ impl Gateway {
     }
 
     /// The API as a service to serve: each request knows its TCP peer (`sourceIp`). With a web
-    /// app, `GET /` is its page and `GET /assets/...` its files, as the CloudFront distribution
-    /// serves them from S3 on AWS (template.yaml, WebDistribution); every other request, and
-    /// every other method on those paths, is the API's.
+    /// app, `GET /` is its page and `GET /assets/...` its files (on AWS they are meant for S3
+    /// behind CloudFront, not in template.yaml yet); every other request, and every other
+    /// method on those paths, is the API's.
     pub fn service(self: Arc<Self>) -> IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
         let mut router = Router::new();
         if let Some(dist) = &self.web {

@@ -18,7 +18,8 @@ export function SignIn({ mode }: { mode: "login" | "register" }) {
         : await register(email, password, String(form.get("name")), form.get("role") === "seller" ? "seller" : "customer");
     setBusy(false);
     setError(problem);
-    if (!problem) go(location.hash.startsWith("#/login") || location.hash.startsWith("#/register") ? "/" : location.hash.slice(1));
+    // Signed in on the sign-in page: to the shop. Elsewhere the page asked for comes up by itself.
+    if (!problem && /^#\/(login|register)/.test(location.hash)) go("/");
   };
   return (
     <section class="narrow">
