@@ -263,16 +263,18 @@ impl LocalApi {
     }
 
     async fn start_stack(stack_name: &str, endpoint: Option<&str>, parameters: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let state = std::env::temp_dir().join(format!("devstack-{stack_name}-{port}.json"));
-        let log = std::env::temp_dir().join(format!("devstack-{stack_name}-{port}.log"));
+        // devstack takes the port (0: the kernel picks one) and says which in its output: a
+        // port picked here and freed could be taken by any outgoing connection before it binds.
+        let id = ulid::Ulid::generate().to_string().to_lowercase();
+        let state = std::env::temp_dir().join(format!("devstack-{stack_name}-{id}.json"));
+        let log = std::env::temp_dir().join(format!("devstack-{stack_name}-{id}.log"));
         let output = std::fs::File::create(&log).expect("a log file");
         let mut command = devstack_command();
         if let Some(endpoint) = endpoint {
             command.env("AWS_ENDPOINT_URL", endpoint);
         }
         let process = command
-            .args(["--stack-name", stack_name, "serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--stack-name", stack_name, "serve", "--listen", "127.0.0.1:0"])
             .args(parameters.iter().flat_map(|(k, v)| ["--parameter".to_owned(), format!("{k}={v}")]))
             .arg("--output")
             .arg(&state)
@@ -280,15 +282,26 @@ impl LocalApi {
             .stderr(output)
             .spawn()
             .expect("devstack starts");
-        let mut api = Self { url: format!("http://127.0.0.1:{port}"), stack: serde_json::Value::Null, log, process };
-        let client = reqwest::Client::new();
-        let up = eventually(Duration::from_secs(60), || async {
-            client.get(format!("{}/health", api.url)).send().await.ok().filter(|r| r.status() == 200)
+        let mut api = Self { url: String::new(), stack: serde_json::Value::Null, log, process };
+        let ready = eventually(Duration::from_secs(60), || {
+            let state = std::fs::read_to_string(&state).ok();
+            let exited = api.process.try_wait().ok().flatten();
+            async move {
+                if let Some(status) = exited {
+                    return Some(Err(status));
+                }
+                state.map(|text| Ok(serde_json::from_str::<serde_json::Value>(&text).expect("devstack's output")))
+            }
         })
         .await;
-        assert!(up.is_some(), "the local API did not come up");
-        api.stack = serde_json::from_str(&std::fs::read_to_string(&state).expect("stack written")).unwrap();
+        let tail = || api.log_lines().iter().rev().take(30).rev().cloned().collect::<Vec<_>>().join("\n");
+        match ready {
+            Some(Ok(stack)) => api.stack = stack,
+            Some(Err(status)) => panic!("devstack exited ({status}) before it was ready:\n{}", tail()),
+            None => panic!("devstack was not ready after 60 s:\n{}", tail()),
+        }
         let _ = std::fs::remove_file(state);
+        api.url = api.stack["api_url"].as_str().expect("devstack's output names its URL").to_owned();
         api
     }
 

@@ -44,13 +44,13 @@ enum Command {
     },
     /// Provision, then serve the HTTP API, run the functions and poll the queues.
     Serve {
-        /// Address of the HTTP API.
+        /// Address of the HTTP API; port 0 takes a free one (`--output` names it).
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: String,
         /// Instances per function at most (Lambda's concurrency, locally).
         #[arg(long, default_value_t = 4)]
         max_instances: usize,
-        /// Write the provisioned ids and ARNs as JSON to this file.
+        /// Once ready, write the API's URL and the provisioned ids and ARNs as JSON to this file.
         #[arg(long)]
         output: Option<PathBuf>,
         /// Once serving, add this demo data through the API (see infra/seed/demo.json).
@@ -102,11 +102,24 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
     text.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{text:?} is not NAME=VALUE"))
 }
 
+/// Written aside and renamed into place: whoever waits for the file never reads half of it.
 fn write_json(path: &PathBuf, value: &impl serde::Serialize) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, serde_json::to_string_pretty(value)?).with_context(|| format!("writing {}", path.display()))
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, serde_json::to_string_pretty(value)?)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// What `serve --output` writes once the stack is ready: where the API listens (the port
+/// the kernel chose for `--listen 127.0.0.1:0`) and what was provisioned.
+#[derive(serde::Serialize)]
+struct Served<'a> {
+    api_url: &'a str,
+    #[serde(flatten)]
+    stack: &'a provision::Stack,
 }
 
 #[tokio::main]
@@ -148,7 +161,7 @@ async fn main() -> Result<()> {
             let api_url = serve::api_url(listener.local_addr()?);
             let local = LocalStack::prepare(&options, &config, &api_url).await?;
             if let Some(path) = output {
-                write_json(&path, &local.stack)?;
+                write_json(&path, &Served { api_url: &api_url, stack: &local.stack })?;
             }
             println!("{}", local.summary(&api_url));
             println!("Ready. Function logs follow, prefixed with the function's name. Ctrl-C stops everything.");

@@ -44,27 +44,33 @@ struct DevStack {
 
 impl DevStack {
     fn start(dir: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = dir.join("dev.log");
         let output = File::create(&log).expect("dev.log can be written");
+        // Port 0: devstack takes a free port itself and names it in stack.json (a port picked
+        // here and freed could be taken by another connection before devstack binds it).
         let process = devstack_command()
-            .args(["--stack-name", &unique_stack_name(), "serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--seed", "infra/seed/demo.json"])
+            .args(["--stack-name", &unique_stack_name(), "serve", "--listen", "127.0.0.1:0"])
+            .args(["--seed", "infra/seed/demo.json", "--output"])
+            .arg(dir.join("stack.json"))
             .stdout(output.try_clone().expect("dev.log, twice"))
             .stderr(output)
             .spawn()
             .expect("devstack starts");
-        let mut stack = Self { process, url: format!("http://127.0.0.1:{port}"), log };
-        stack.wait_for_demo_data();
+        let mut stack = Self { process, url: String::new(), log };
+        stack.wait_for_demo_data(&dir.join("stack.json"));
         stack
     }
 
     /// Waits for the line the README tells people to wait for: the demo catalogue is in.
-    fn wait_for_demo_data(&mut self) {
+    fn wait_for_demo_data(&mut self, state: &Path) {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let log = self.log();
             if log.contains("Demo data:") {
+                let state: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(state).expect("stack.json before the demo data"))
+                        .expect("stack.json");
+                self.url = state["api_url"].as_str().expect("stack.json names the API's URL").to_owned();
                 return;
             }
             let exited = self.process.try_wait().ok().flatten();
