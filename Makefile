@@ -113,6 +113,11 @@ test: venv lint fmt-check clippy deny web ## Every test: linters, unit, handler 
 	$(CARGO) build --workspace --all-targets
 	env $(LOCAL_ENV) infra/scripts/offline.sh infra/scripts/emulator.sh run $(CARGO) test --offline --workspace --no-fail-fast
 
+.PHONY: redrive
+redrive: ## Move a DLQ's messages back to their queue: make redrive QUEUE=notification-dlq (make dev's stack; AWS=1: the deployed one)
+	@test -n "$(QUEUE)" || { echo "make redrive: name the DLQ, e.g. QUEUE=notification-dlq"; exit 1; }
+	env $(if $(AWS),,$(LOCAL_ENV)) $(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) redrive $(QUEUE)
+
 .PHONY: invoke
 invoke: venv ## Replay one event: make invoke FN=HealthFunction EVENT=events/http-get-health.json [API_URL=...]
 	$(CARGO) build --quiet --workspace

@@ -9,8 +9,8 @@ const run = Date.now().toString(36);
 const shots = process.env.SCREENSHOTS;
 if (shots) mkdirSync(shots, { recursive: true });
 
-async function shot(page: Page, name: string) {
-  if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+async function shot(page: Page, name: string, fullPage = true) {
+  if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage });
 }
 
 /** A new person: a browser context of their own (their own storage), at a desktop size. */
@@ -88,6 +88,7 @@ test("customers buy from two sellers, who ship and deliver; a declined card is s
 
   const customer = await person(browser);
   let orderUrl = "";
+  let checkoutCorrelation = "";
   await test.step("a customer registers, finds both products and checks out with an address", async () => {
     await register(customer, "Cleo Customer", "buy");
     for (const name of products) {
@@ -112,7 +113,10 @@ test("customers buy from two sellers, who ship and deliver; a declined card is s
     await customer.getByLabel("City").fill("Springfield");
     await customer.getByLabel("Postal code").fill("12345");
     await shot(customer, "cart");
+    const checkout = customer.waitForResponse((r) => r.url().endsWith("/checkout") && r.request().method() === "POST");
     await customer.getByRole("button", { name: "Place order" }).click();
+    checkoutCorrelation = (await checkout).headers()["x-correlation-id"];
+    expect(checkoutCorrelation, "the checkout's answer names its correlation id").toBeTruthy();
     await expect(customer.getByLabel("Order status")).toHaveText("Paid", { timeout: 60_000 });
     orderUrl = customer.url();
     await shot(customer, "order-paid");
@@ -187,6 +191,28 @@ test("customers buy from two sellers, who ship and deliver; a declined card is s
     await customer.getByRole("button", { name: "Send" }).click();
     await expect(customer.getByRole("list", { name: "Conversation" }).getByRole("listitem")).toHaveCount(3);
     await shot(customer, "assistant");
+  });
+
+  await test.step("the console of the local stack shows the checkout's waterfall, functions and queues", async () => {
+    const devstack = await person(browser);
+    await devstack.goto("/__devstack/#/trace");
+    await devstack.getByLabel("Correlation id").fill(checkoutCorrelation);
+    await devstack.getByRole("button", { name: "Show the waterfall" }).click();
+    const waterfall = devstack.getByRole("list", { name: "Waterfall" });
+    // The request, the function behind it and its AWS calls; then the events it caused, each
+    // message's wait in its queue and the consumer that took it.
+    await expect(waterfall.getByRole("listitem").filter({ hasText: "POST /cart/checkout" }).first()).toContainText("201");
+    await expect(waterfall.getByRole("listitem").filter({ hasText: /invocation\s+CheckoutFunction/ }).first()).toBeVisible();
+    await expect(waterfall.getByRole("listitem").filter({ hasText: /aws\s+dynamodb\.TransactWriteItems/ }).first()).toBeVisible();
+    await expect(waterfall.getByRole("listitem").filter({ hasText: /queue\s+\S+-notification-queue/ }).first()).toBeVisible();
+    await expect(waterfall.getByRole("listitem").filter({ hasText: /invocation\s+NotifyFunction/ }).first()).toBeVisible();
+    await shot(devstack, "console-waterfall", false);
+    await devstack.getByRole("link", { name: "Functions" }).click();
+    const checkoutRow = devstack.getByRole("table", { name: "Functions" }).getByRole("row").filter({ hasText: "CheckoutFunction" });
+    await expect(checkoutRow).toContainText("POST /cart/checkout");
+    await devstack.getByRole("link", { name: "Queues" }).click();
+    await expect(devstack.getByRole("button", { name: /Redrive \S+-notification-dlq/ })).toBeVisible();
+    await shot(devstack, "console-queues", false);
   });
 
   await test.step("at 360 px wide every page still shows its controls", async () => {

@@ -214,8 +214,12 @@ impl Gateway {
             let index = ServeFile::new(dist.join("index.html"));
             router = router
                 .route("/", get_service(index.clone()).layer(page.clone()).fallback(handle))
-                .route("/index.html", get_service(index).layer(page).fallback(handle))
-                .route("/assets/{*file}", get_service(ServeDir::new(dist)).layer(assets).fallback(handle));
+                .route("/index.html", get_service(index).layer(page.clone()).fallback(handle))
+                .route("/assets/{*file}", get_service(ServeDir::new(dist)).layer(assets).fallback(handle))
+                .route(
+                    "/__devstack/",
+                    get_service(ServeFile::new(dist.join("console.html"))).layer(page).fallback(handle),
+                );
         }
         router
             .fallback(handle)
@@ -230,12 +234,16 @@ impl Gateway {
 /// `.../event-sources/disable` stops polling its queues (messages wait; it answers once no
 /// batch is in flight), `.../enable` resumes;
 /// `.../schedule` runs its schedule now (a tick, as EventBridge sends it) and answers 204 once
-/// the function succeeded, 502 if it failed.
+/// the function succeeded, 502 if it failed. `GET /__devstack/` is the console's page and
+/// `/__devstack/api/...` its JSON ([`console_api`]).
 pub const ADMIN_PREFIX: &str = "/__devstack/";
 
-async fn admin(gateway: &Gateway, method: &Method, command: &str) -> Response {
+async fn admin(gateway: &Gateway, method: &Method, command: &str, query: &str) -> Response {
     let parts: Vec<&str> = command.split('/').collect();
     let runtime = &gateway.runtime;
+    if let ["api", rest @ ..] = parts.as_slice() {
+        return console_api(gateway, method, rest, query).await;
+    }
     if let (&Method::POST, ["functions", name, "schedule"]) = (method, parts.as_slice()) {
         return match runtime
             .invoke(name, crate::serve::schedule_event(&gateway.region, &gateway.account_id, name))
@@ -261,6 +269,86 @@ async fn admin(gateway: &Gateway, method: &Method, command: &str) -> Response {
     } else {
         (StatusCode::NOT_FOUND, format!("no function {}", parts[1])).into_response()
     }
+}
+
+/// The console's reads and its one write (redrive), as JSON: `GET api/functions`,
+/// `api/queues`, `api/queues/{id}/messages`, `api/requests`, `api/trace?correlation_id=`;
+/// `POST api/queues/{id}/redrive`.
+async fn console_api(gateway: &Gateway, method: &Method, path: &[&str], query: &str) -> Response {
+    use crate::console::ConsoleError;
+    let console = gateway.runtime.console();
+    let answer: Result<Value, ConsoleError> = match (method, path) {
+        (&Method::GET, ["functions"]) => Ok(functions_overview(gateway)),
+        (&Method::GET, ["queues"]) => console.queues().await.map_err(ConsoleError::Failed),
+        (&Method::GET, ["queues", id, "messages"]) => console.messages(id).await,
+        (&Method::POST, ["queues", id, "redrive"]) => {
+            console.redrive(id).await.map(|task| json!({"task_handle": task}))
+        }
+        (&Method::GET, ["requests"]) => Ok(json!(console.requests(50))),
+        (&Method::GET, ["trace"]) => {
+            match form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "correlation_id") {
+                Some((_, id)) if !id.trim().is_empty() => Ok(json!(console.trace(id.trim()))),
+                _ => Err(ConsoleError::Refused("give a correlation_id".into())),
+            }
+        }
+        _ => Err(ConsoleError::NotFound("unknown console call".into())),
+    };
+    let (status, body) = match answer {
+        Ok(body) => (StatusCode::OK, body),
+        Err(error) => {
+            let (status, title) = match &error {
+                ConsoleError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
+                ConsoleError::Refused(_) => (StatusCode::BAD_REQUEST, "Refused"),
+                ConsoleError::Failed(_) => (StatusCode::BAD_GATEWAY, "The emulator failed"),
+            };
+            (
+                status,
+                json!({"type": "about:blank", "title": title, "status": status.as_u16(), "detail": error.to_string()}),
+            )
+        }
+    };
+    let mut response = (status, body.to_string()).into_response();
+    let content_type = if status.is_success() { "application/json" } else { "application/problem+json" };
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Every function with what triggers it (routes, queues, schedules) and what it did.
+fn functions_overview(gateway: &Gateway) -> Value {
+    let runtime = &gateway.runtime;
+    let counts = runtime.invocation_counts();
+    let mut functions: Vec<_> = runtime.functions().collect();
+    functions.sort_by(|a, b| a.name.cmp(&b.name));
+    let listed: Vec<Value> = functions
+        .into_iter()
+        .map(|spec| {
+            let stats = runtime.console().function_stats(&spec.name);
+            let routes: Vec<String> =
+                gateway.routes.iter().filter(|r| r.function == spec.name).map(Route::key).collect();
+            let queues: Vec<&str> =
+                spec.queues.iter().map(|q| q.queue_url.rsplit('/').next().unwrap_or_default()).collect();
+            let schedules: Vec<String> =
+                spec.schedules.iter().map(|every| format!("every {}s", every.as_secs())).collect();
+            let authorizer = gateway.authorizers.iter().any(|a| a.function == spec.name);
+            json!({
+                "name": spec.name,
+                "memory_mb": spec.memory_mb,
+                "routes": routes,
+                "authorizer": authorizer,
+                "queues": queues,
+                "schedules": schedules,
+                "invocations": counts.get(&spec.name).copied().unwrap_or_default(),
+                "cold_starts": stats.cold_starts,
+                "errors": stats.errors,
+                "last_init_ms": stats.last_init_ms,
+                "last_invoked_ms": stats.last_invoked_ms,
+                "down": runtime.is_down(&spec.name),
+                "event_sources_enabled": runtime.event_sources_enabled(&spec.name),
+                "logs": stats.logs,
+            })
+        })
+        .collect();
+    Value::Array(listed)
 }
 
 /// An answer API Gateway makes by itself: `{"message": ...}` as `application/json`, and none
@@ -293,8 +381,47 @@ fn problem(problem: Problem, headers: &HeaderMap, request_id: &str) -> Response 
 async fn handle(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
+    mut request: Request,
 ) -> Response {
+    let path = request.uri().path().to_owned();
+    if let Some(command) = path.strip_prefix(ADMIN_PREFIX) {
+        let (parts, _) = request.into_parts();
+        return admin(&gateway, &parts.method, command, parts.uri.query().unwrap_or("")).await;
+    }
+    // API Gateway passes the trace on in an x-amzn-trace-id header: the client's, if valid.
+    let trace_id = request
+        .headers()
+        .get("x-amzn-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::xray::trace_id_of)
+        .map_or_else(crate::xray::new_trace_id, str::to_owned);
+    if let Ok(value) = HeaderValue::from_str(&format!("Root={trace_id}")) {
+        request.headers_mut().insert("x-amzn-trace-id", value);
+    }
+    let name = format!("{} {path}", request.method());
+    let asked = request.headers().get("x-correlation-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let start_ms = crate::console::now_ms();
+    let response = route_request(&gateway, peer, request, trace_id.clone()).await;
+    // The function's answer names the correlation id its events carry.
+    let correlation =
+        response.headers().get("x-correlation-id").and_then(|v| v.to_str().ok()).map(str::to_owned).or(asked);
+    gateway.runtime.console().record(crate::console::Span {
+        trace_id,
+        correlation_ids: correlation.into_iter().collect(),
+        kind: "request",
+        name,
+        caller: None,
+        target: None,
+        start_ms,
+        duration_ms: crate::console::now_ms() - start_ms,
+        init_ms: None,
+        outcome: response.status().as_u16().to_string(),
+    });
+    response
+}
+
+/// One API request, its trace (`x-amzn-trace-id`) already set.
+async fn route_request(gateway: &Gateway, peer: SocketAddr, request: Request, trace_id: String) -> Response {
     let request_id = ulid::Ulid::generate().to_string();
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await {
@@ -309,30 +436,16 @@ async fn handle(
         }
     };
     let path = parts.uri.path().to_owned();
-    if let Some(command) = path.strip_prefix(ADMIN_PREFIX) {
-        return admin(&gateway, &parts.method, command).await;
-    }
     let Some((route, params)) = find_route(&gateway.routes, parts.method.as_str(), &path) else {
         return gateway_answer(StatusCode::NOT_FOUND, "Not Found", &request_id);
     };
     if !gateway.throttle.admit(&route.key()) {
         return gateway_answer(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", &request_id);
     }
-    // API Gateway passes the trace on in an x-amzn-trace-id header: the client's, if valid.
-    let trace_id = parts
-        .headers
-        .get("x-amzn-trace-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::xray::trace_id_of)
-        .map_or_else(crate::xray::new_trace_id, str::to_owned);
-    let mut headers = parts.headers.clone();
-    if let Ok(value) = HeaderValue::from_str(&format!("Root={trace_id}")) {
-        headers.insert("x-amzn-trace-id", value);
-    }
     let incoming = Incoming {
         method: &parts.method,
         uri: &parts.uri,
-        headers: &headers,
+        headers: &parts.headers,
         body: &body,
         request_id: &request_id,
         source_ip: peer.ip().to_string(),
@@ -344,7 +457,7 @@ async fn handle(
         RouteAuth::Iam => {
             let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
             let uri = format!("http://{host}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
-            match crate::iam::verify_invoke(&gateway, &parts.method, &uri, &parts.headers, &body) {
+            match crate::iam::verify_invoke(gateway, &parts.method, &uri, &parts.headers, &body) {
                 Ok(caller) => json!({"iam": crate::iam::caller_context(&gateway.account_id, &caller.access_key)}),
                 Err(reason) => {
                     // API Gateway says no more than this to the caller, whatever the reason.
@@ -355,14 +468,14 @@ async fn handle(
         }
         RouteAuth::Lambda(name) => {
             let spec = gateway.authorizers.iter().find(|a| &a.name == name).expect("checked at start");
-            match authorize(&gateway, spec, route, &params, &incoming).await {
+            match authorize(gateway, spec, route, &params, &incoming).await {
                 Ok(context) => json!({"lambda": context}),
                 Err(response) => return response,
             }
         }
     };
 
-    let event = request_event(&gateway, route, &params, &incoming, authorizer);
+    let event = request_event(gateway, route, &params, &incoming, authorizer);
     let trace_id = Some(incoming.trace_id.clone());
     match gateway.runtime.invoke_traced(&route.function, Bytes::from(event.to_string()), trace_id).await {
         Ok(invocation) => function_response(&invocation.payload, &request_id),

@@ -39,7 +39,7 @@ const SAM_POLICY_TEMPLATES: &str = r#"{
 }"#;
 
 /// What a function's access key id is made of: this, then the function's name.
-const KEY_PREFIX: &str = "devstack-";
+pub const KEY_PREFIX: &str = "devstack-";
 
 /// The access key id a function's process signs with.
 pub fn access_key(function: &str) -> String {

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod asyncapi;
+pub mod console;
 pub mod functions;
 pub mod gateway;
 pub mod iam;

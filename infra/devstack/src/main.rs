@@ -1,6 +1,6 @@
-//! `devstack provision | serve | invoke | asyncapi | create-admin | jwt-keys | push-apps`:
-//! template.yaml on an AWS emulator, and the one-off admin account, the signing keys and the
-//! push applications of a deployed stack.
+//! `devstack provision | serve | invoke | asyncapi | create-admin | jwt-keys | push-apps |
+//! redrive`: template.yaml on an AWS emulator, and the one-off admin account, the signing keys,
+//! the push applications and DLQ redrives of a deployed stack.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -78,6 +78,13 @@ enum Command {
     JwtKeys {
         #[command(subcommand)]
         step: devstack::jwt::Step,
+    },
+    /// Move a DLQ's messages back to the queue they failed from (SQS `StartMessageMoveTask`,
+    /// as the console's Redrive button does), with the AWS credentials and region of the
+    /// environment, and wait until they are moved.
+    Redrive {
+        /// The DLQ's name, with or without the `{stack name}-` prefix: notification-dlq.
+        queue: String,
     },
     /// Make or update the stack's SNS platform applications for mobile push from the push
     /// services' credentials (docs/operations.md, Push), with the AWS credentials and region
@@ -223,6 +230,12 @@ async fn main() -> Result<()> {
         }
         Command::PushApps { files } => {
             println!("{}", devstack::push::run(&config, &cli.stack_name, &files).await?);
+        }
+        Command::Redrive { queue } => {
+            println!(
+                "{}",
+                devstack::console::redrive_named(&aws_sdk_sqs::Client::new(&config), &cli.stack_name, &queue).await?
+            );
         }
         Command::Asyncapi { events, output } => {
             let text = devstack::asyncapi::yaml(&Template::load(&cli.template)?, &events)?;

@@ -35,6 +35,8 @@ struct State {
     cut: Mutex<Vec<String>>,
     refused: Mutex<Counts>,
     iam: Option<Arc<Iam>>,
+    /// Where each traced call is shown (the console's waterfall), once set.
+    console: std::sync::OnceLock<Arc<crate::console::Console>>,
 }
 
 /// What a cut call gets: hyper closes the connection instead of answering.
@@ -74,6 +76,7 @@ impl AwsProxy {
             cut: Mutex::default(),
             refused: Mutex::default(),
             iam,
+            console: std::sync::OnceLock::new(),
         });
         let serving = state.clone();
         tokio::spawn(async move {
@@ -105,6 +108,12 @@ impl AwsProxy {
     /// `""` for every call) finds the emulator unreachable.
     pub fn cut(&self, prefix: &str) {
         lock(&self.state.cut).push(prefix.to_owned());
+    }
+
+    /// From now on, every call made in a trace (a function's, during an invocation) is a span
+    /// of that trace in `console`.
+    pub fn record_into(&self, console: Arc<crate::console::Console>) {
+        let _ = self.state.console.set(console);
     }
 
     /// Lifts every cut.
@@ -142,20 +151,41 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
             return Ok(refused(&parts.headers, service, &refusal));
         }
     }
-    *lock(&state.counts).entry(operation).or_default() += 1;
+    *lock(&state.counts).entry(operation.clone()).or_default() += 1;
+    let traced = state.console.get().and_then(|console| {
+        let trace_id = parts.headers.get("x-amzn-trace-id")?.to_str().ok().and_then(crate::xray::trace_id_of)?;
+        let caller = signer(&parts.headers).and_then(|(key, _)| key.strip_prefix(crate::iam::KEY_PREFIX));
+        Some((console, trace_id.to_owned(), caller.map(str::to_owned), crate::console::call_target(&body)))
+    });
+    let start_ms = crate::console::now_ms();
 
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut headers = parts.headers.clone();
     headers.remove("host");
     let sent =
         state.http.request(parts.method, format!("{}{path}", state.upstream)).headers(headers).body(body).send().await;
-    Ok(match sent {
+    let response = match sent {
         Ok(upstream) => {
             let (status, headers) = (upstream.status(), upstream.headers().clone());
             answer(status, headers, upstream.bytes().await.unwrap_or_default())
         }
         Err(error) => answer(StatusCode::BAD_GATEWAY, HeaderMap::new(), Bytes::from(error.to_string())),
-    })
+    };
+    if let Some((console, trace_id, caller, target)) = traced {
+        console.record(crate::console::Span {
+            trace_id,
+            correlation_ids: Vec::new(),
+            kind: "aws",
+            name: operation,
+            caller,
+            target,
+            start_ms,
+            duration_ms: crate::console::now_ms() - start_ms,
+            init_ms: None,
+            outcome: response.status().as_u16().to_string(),
+        });
+    }
+    Ok(response)
 }
 
 fn answer(status: StatusCode, headers: HeaderMap, body: Bytes) -> Response<Full<Bytes>> {

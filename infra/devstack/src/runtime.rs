@@ -133,6 +133,8 @@ struct Pool {
     invocations: std::sync::atomic::AtomicU64,
     /// Read-held by the function's pollers during a batch, written by disabling them.
     polling: tokio::sync::RwLock<()>,
+    /// Where its invocations and log lines are shown (`/__devstack/`).
+    console: Arc<crate::console::Console>,
 }
 
 /// Every function of the stack, ready to be invoked.
@@ -146,11 +148,13 @@ pub struct Runtime {
     /// The functions' roles, where devstack enforces them (the gateway checks the
     /// execute-api:Invoke calls of the functions against them).
     iam: Option<Arc<crate::iam::Iam>>,
+    console: Arc<crate::console::Console>,
 }
 
 impl Runtime {
     /// `bin_dir` holds the binaries cargo built; `arn_prefix` is `arn:aws:lambda:REGION:ACCOUNT:function:`.
     pub fn new(functions: Vec<FunctionSpec>, bin_dir: PathBuf, arn_prefix: &str, max_instances: usize) -> Self {
+        let console = Arc::new(crate::console::Console::default());
         let pools = functions
             .into_iter()
             .map(|spec| {
@@ -163,11 +167,17 @@ impl Runtime {
                     processes: Arc::default(),
                     invocations: Default::default(),
                     polling: tokio::sync::RwLock::new(()),
+                    console: console.clone(),
                 };
                 (pool.spec.name.clone(), Arc::new(pool))
             })
             .collect();
-        Self { pools: Arc::new(pools), down: Arc::default(), paused: Arc::default(), iam: None }
+        Self { pools: Arc::new(pools), down: Arc::default(), paused: Arc::default(), iam: None, console }
+    }
+
+    /// What the functions did, for the console.
+    pub fn console(&self) -> &Arc<crate::console::Console> {
+        &self.console
     }
 
     /// The same functions, running under their roles.
@@ -219,7 +229,7 @@ impl Runtime {
         self.mark(&self.down, function, down)
     }
 
-    fn is_down(&self, function: &str) -> bool {
+    pub fn is_down(&self, function: &str) -> bool {
         self.down.lock().unwrap_or_else(|e| e.into_inner()).contains(function)
     }
 
@@ -289,6 +299,19 @@ impl Pool {
         let pool = &self;
         let function = pool.spec.name.clone();
         pool.invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let start_ms = crate::console::now_ms();
+        let result = pool.invoke_recorded(payload, &trace_id).await;
+        let outcome = match &result {
+            Ok(_) => Ok(()),
+            Err(error) => Err(error.to_string()),
+        };
+        pool.console.invoked(&function, &trace_id, start_ms, result.as_ref().ok().and_then(|i| i.init), outcome);
+        result
+    }
+
+    async fn invoke_recorded(&self, payload: Bytes, trace_id: &str) -> Result<Invocation, InvokeError> {
+        let pool = self;
+        let function = pool.spec.name.clone();
         let _slot = pool.slots.acquire().await.map_err(|_| InvokeError::Unavailable("shutting down".into()))?;
         let reused = {
             let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -311,7 +334,7 @@ impl Pool {
         };
         let started = Instant::now();
         let request_id = ulid::Ulid::generate().to_string().to_lowercase();
-        let result = pool.run(&instance, request_id.clone(), payload, &trace_id).await;
+        let result = pool.run(&instance, request_id.clone(), payload, trace_id).await;
         let duration = started.elapsed();
         match &result {
             Ok(_) | Err(InvokeError::Function { .. }) if !pool.is_closed() => {
@@ -420,7 +443,7 @@ impl Pool {
         };
         let pid = child.id();
         for stream in [child.stdout.take().map(Pipe::Out), child.stderr.take().map(Pipe::Err)].into_iter().flatten() {
-            tokio::spawn(forward_logs(name.clone(), stream));
+            tokio::spawn(forward_logs(name.clone(), stream, self.console.clone()));
         }
         let processes = self.processes.clone();
         tokio::spawn(async move {
@@ -496,7 +519,7 @@ enum Pipe {
 }
 
 /// Prints each line a function writes, prefixed with its name (as CloudWatch keeps them).
-async fn forward_logs(name: String, pipe: Pipe) {
+async fn forward_logs(name: String, pipe: Pipe, console: Arc<crate::console::Console>) {
     let mut lines: Box<dyn tokio::io::AsyncBufRead + Unpin + Send> = match pipe {
         Pipe::Out(out) => Box::new(BufReader::new(out)),
         Pipe::Err(err) => Box::new(BufReader::new(err)),
@@ -505,6 +528,7 @@ async fn forward_logs(name: String, pipe: Pipe) {
     while lines.read_line(&mut line).await.is_ok_and(|n| n > 0) {
         // On stderr: stdout is for what devstack itself answers (e.g. `invoke`'s response).
         eprintln!("[{name}] {}", line.trim_end());
+        console.log(&name, line.trim_end());
         line.clear();
     }
 }

@@ -77,6 +77,15 @@ impl LocalStack {
         let runtime =
             Runtime::new(functions.clone(), options.bin_dir.clone(), &arn_prefix, options.max_instances).with_iam(iam);
         runtime::check_binaries(&runtime, &options.bin_dir)?;
+        proxy.record_into(runtime.console().clone());
+        let queues = stack
+            .of_type("AWS::SQS::Queue")
+            .map(|id| crate::console::QueueRef {
+                logical_id: id.to_owned(),
+                url: stack.reference(id).unwrap_or_default().to_owned(),
+            })
+            .collect();
+        runtime.console().attach_queues(aws_sdk_sqs::Client::new(config), queues);
         let (authorizers, _) = functions::http_api_auth(&template)?;
         let gateway = Gateway::new(
             &functions,
