@@ -138,10 +138,11 @@ package: build-arm64 ## .aws-sam/build/template.yaml: the template with each fun
 CONFIG_ENV ?= default
 PARAMETER_OVERRIDES ?= LogLevel=INFO
 .PHONY: deploy
-deploy: package ## Deploy to AWS with sam (samconfig.toml's CONFIG_ENV); DEPLOY_ARGS=--guided the first time
+deploy: package web ## Deploy to AWS with sam (samconfig.toml's CONFIG_ENV), then the web app to its bucket; DEPLOY_ARGS=--guided the first time
 	keys="$$($(CARGO) run --quiet -p devstack -- --stack-name $(STACK_NAME) jwt-keys parameters)" && \
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam deploy --config-env $(CONFIG_ENV) \
 		--parameter-overrides $$keys $(PARAMETER_OVERRIDES) $(DEPLOY_ARGS)
+	$(VENV)/bin/python infra/scripts/publish_web.py $(STACK_NAME) web/dist
 
 # Rotation of the signing keys, one step at a time with a deploy between (docs/operations.md):
 # make jwt-keys STEP=add | STEP="sign KID" | STEP="retire KID" | STEP=show

@@ -200,7 +200,7 @@ impl Gateway {
 
     /// The API as a service to serve: each request knows its TCP peer (`sourceIp`). With a web
     /// app, `GET /` is its page and `GET /assets/...` its files (on AWS they are meant for S3
-    /// behind CloudFront, not in template.yaml yet); every other request, and every other
+    /// behind CloudFront: template.yaml's WebDistribution); every other request, and every other
     /// method on those paths, is the API's.
     pub fn service(self: Arc<Self>) -> IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
         let mut router = Router::new();

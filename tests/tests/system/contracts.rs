@@ -199,6 +199,57 @@ fn packaging_points_every_function_at_its_binarys_zip() {
     let _ = std::fs::remove_dir_all(scratch);
 }
 
+/// `make deploy`'s upload of the web app: index.html names the API's URL (another origin on
+/// AWS) and is never cached stale, hashed assets are cached for a year, devstack's console
+/// stays home, and the page is uploaded after the assets it names.
+#[test]
+fn publishing_the_web_app_names_the_api_and_leaves_the_console_home() {
+    let root = devstack::repo_root();
+    let scratch = std::env::temp_dir().join(format!("publish-{}", ulid::Ulid::generate()));
+    let dist = scratch.join("dist");
+    std::fs::create_dir_all(dist.join("assets")).unwrap();
+    std::fs::write(dist.join("index.html"), r#"<head><meta name="api-base" content="" /></head>"#).unwrap();
+    std::fs::write(dist.join("console.html"), "<p>devstack</p>").unwrap();
+    std::fs::write(dist.join("assets/shop-abc.js"), "export {}").unwrap();
+    std::fs::write(dist.join("assets/style-def.css"), "a{}").unwrap();
+    let venv = std::env::var("VENV").map(std::path::PathBuf::from).unwrap_or_else(|_| root.join(".venv"));
+    let venv = if venv.is_absolute() { venv } else { root.join(venv) };
+    let publish = |dist: &std::path::Path, out: &std::path::Path| {
+        std::process::Command::new(venv.join("bin/python"))
+            .arg(root.join("infra/scripts/publish_web.py"))
+            .args(["--api-url", "https://api.example.com/", "--plan"])
+            .arg(out)
+            .arg(dist)
+            .output()
+            .expect("the venv's python runs")
+    };
+    let out = scratch.join("out");
+    let run = publish(&dist, &out);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(page.contains(r#"<meta name="api-base" content="https://api.example.com" />"#), "{page}");
+    assert!(!out.join("console.html").exists(), "the console is devstack's only");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let keys: Vec<&str> = manifest.as_array().unwrap().iter().map(|o| o["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["assets/shop-abc.js", "assets/style-def.css", "index.html"], "the page last");
+    for object in manifest.as_array().unwrap() {
+        let cache = object["cache_control"].as_str().unwrap();
+        if object["key"] == "index.html" {
+            assert_eq!((cache, object["content_type"].as_str().unwrap()), ("no-cache", "text/html; charset=utf-8"));
+        } else {
+            assert_eq!(cache, "public, max-age=31536000, immutable", "{object}");
+        }
+    }
+    // A page without the meta cannot be pointed at the API: refused, nothing written.
+    std::fs::write(dist.join("index.html"), "<head></head>").unwrap();
+    let refused = publish(&dist, &scratch.join("refused"));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("api-base"));
+    assert!(!scratch.join("refused/index.html").exists());
+    let _ = std::fs::remove_dir_all(scratch);
+}
+
 /// `shared::http::trim_blank` (which the services use to refuse a blank name or category) calls
 /// white space exactly what the schema's `pattern: \S` does, as a JSON Schema validator reads
 /// it (ECMA-262 `\s`): one of them refusing what the other accepts is a schema-valid request

@@ -251,6 +251,9 @@ fn iam_grants_nothing_broad_beyond_the_allow_list() {
         "AWS::SES::ConfigurationSetEventDestination",
         "AWS::CloudWatch::Alarm",
         "AWS::CloudWatch::Dashboard",
+        "AWS::S3::Bucket",
+        "AWS::CloudFront::OriginAccessControl",
+        "AWS::CloudFront::Distribution",
     ];
     for (id, resource) in &template.resources {
         let properties = &resource.properties;
@@ -298,7 +301,11 @@ fn iam_grants_nothing_broad_beyond_the_allow_list() {
                     found.insert(Grant { owner: id.clone(), source: managed(&arn), what: "managed policy".into() });
                 }
             }
-            "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" | "AWS::SQS::QueuePolicy" | "AWS::SNS::TopicPolicy" => {
+            "AWS::IAM::Policy"
+            | "AWS::IAM::ManagedPolicy"
+            | "AWS::SQS::QueuePolicy"
+            | "AWS::SNS::TopicPolicy"
+            | "AWS::S3::BucketPolicy" => {
                 let source = resource.kind.rsplit("::").next().unwrap();
                 assert!(
                     broad_in_document(id, source, &properties["PolicyDocument"], &mut found) > 0,
