@@ -1,7 +1,7 @@
 """Uploads the web app (web/dist, `make web`) to the stack's WebBucket behind WebDistribution:
 the last step of `make deploy`. index.html gets the API's URL (the stack's ApiUrl output) in its
 `api-base` meta, since on AWS the page and the API have different origins; console.html is
-devstack's console and stays home. Assets have content-hashed names and are cached for a year;
+devstack's console and is not uploaded (its script, in assets/, is, and nothing names it). Assets have content-hashed names and are cached for a year;
 index.html is `no-cache` and uploaded last, so a page never names assets not uploaded yet; then
 CloudFront forgets its copy of the page.
 

@@ -65,17 +65,20 @@ async function call<T>(path: string, init?: RequestInit): Promise<T> {
   return body as T;
 }
 
-/** `read` now and every `everyMs`, while the page shows it. */
+/** `read` now and again `everyMs` after each read settled, while the page shows it. */
 function usePolled<T>(read: () => Promise<T>, everyMs: number): [T | undefined, string | null, () => void] {
   const [data, setData] = useState<T | undefined>(undefined);
   const [error, setError] = useState<string | null>(null);
   const [tick, setTick] = useState(0);
   useEffect(() => {
     let live = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     read()
       .then((value) => live && (setData(value), setError(null)))
-      .catch((e: Error) => live && setError(e.message));
-    const timer = setTimeout(() => setTick((t) => t + 1), everyMs);
+      .catch((e: Error) => live && setError(e.message))
+      .finally(() => {
+        if (live) timer = setTimeout(() => setTick((t) => t + 1), everyMs);
+      });
     return () => {
       live = false;
       clearTimeout(timer);
@@ -161,9 +164,11 @@ function DlqMessages({ queue, onRedriven }: { queue: QueueRow; onRedriven: () =>
         <button type="button" onClick={read} aria-label={`Read messages of ${queue.name}`}>
           Read messages
         </button>
-        <button type="button" onClick={redrive} disabled={busy || queue.visible === 0} aria-label={`Redrive ${queue.name}`}>
-          Redrive
-        </button>
+        {queue.redrive_to.length > 0 && (
+          <button type="button" onClick={redrive} disabled={busy || queue.visible === 0} aria-label={`Redrive ${queue.name}`}>
+            Redrive
+          </button>
+        )}
       </div>
       {note && <p role="status">{note}</p>}
       {messages && (
@@ -172,7 +177,8 @@ function DlqMessages({ queue, onRedriven }: { queue: QueueRow; onRedriven: () =>
           {messages.map((m) => (
             <li key={m.message_id}>
               <p class="muted">
-                {m.message_id} · received {m.receive_count ?? "?"} times · {m.sent_ms ? new Date(m.sent_ms).toLocaleString() : ""}
+                {m.message_id} · received {m.receive_count ?? "?"} times (the console's reads count too) ·{" "}
+                {m.sent_ms ? new Date(m.sent_ms).toLocaleString() : ""}
               </p>
               <pre class="logs">{pretty(m.body)}</pre>
             </li>
@@ -214,8 +220,8 @@ function Queues() {
             </td>
             <td>{q.visible + q.delayed}</td>
             <td>{q.in_flight}</td>
-            <td title={q.dlq ? "the oldest message's age" : "the last delivered message's wait"}>
-              {q.dlq ? (q.visible ? `oldest ${ms(q.oldest_age_ms)}` : "–") : q.last_wait_ms == null ? "–" : `last wait ${ms(q.last_wait_ms)}`}
+            <td title={q.dlq ? "the oldest of the (up to 10) messages read" : "the last delivered message's wait"}>
+              {q.dlq ? (q.visible ? `oldest read ${ms(q.oldest_age_ms)}` : "–") : q.last_wait_ms == null ? "–" : `last wait ${ms(q.last_wait_ms)}`}
             </td>
           </tr>
         ))}

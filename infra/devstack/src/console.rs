@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -99,11 +99,12 @@ impl Console {
         state.spans.push_back(span);
     }
 
-    /// One invocation of `function` that started at `start_ms` in `trace_id`.
+    /// One invocation of `function` that started at `start_ms` in `trace_id`, for the requests
+    /// `correlation_ids` (a queue batch's; none for a request's, whose trace names it).
     pub fn invoked(
         &self,
         function: &str,
-        trace_id: &str,
+        (trace_id, correlation_ids): (&str, Vec<String>),
         start_ms: f64,
         init: Option<Duration>,
         outcome: Result<(), String>,
@@ -120,7 +121,7 @@ impl Console {
         }
         self.record(Span {
             trace_id: trace_id.to_owned(),
-            correlation_ids: Vec::new(),
+            correlation_ids,
             kind: "invocation",
             name: function.to_owned(),
             caller: None,
@@ -151,19 +152,31 @@ impl Console {
         self.state().spans.iter().rev().filter(|s| s.kind == "request").take(limit).cloned().collect()
     }
 
-    /// Every span of the request `correlation_id`, in order of start: the gateway's and the
-    /// queues' spans that carry it, and the invocations and AWS calls of their traces.
+    /// Every span of the request `correlation_id`, in order of start: the requests, queue
+    /// waits and consumer invocations that carry it; every invocation and AWS call in the
+    /// trace of such a request; and the AWS calls a consumer made during its invocation. A
+    /// consumer's trace is its message's sender's, which may be shared (an outbox relay's run
+    /// publishes many requests' events), so within it only the consumer's own calls count.
     pub fn trace(&self, correlation_id: &str) -> Vec<Span> {
         let state = self.state();
         let carries = |s: &Span| s.correlation_ids.iter().any(|c| c == correlation_id);
-        let traces: HashSet<&str> = state.spans.iter().filter(|s| carries(s)).map(|s| s.trace_id.as_str()).collect();
+        let requests: HashSet<&str> =
+            state.spans.iter().filter(|s| s.kind == "request" && carries(s)).map(|s| s.trace_id.as_str()).collect();
+        let consumers: Vec<&Span> = state.spans.iter().filter(|s| s.kind == "invocation" && carries(s)).collect();
+        let during = |call: &Span| {
+            consumers.iter().any(|c| {
+                c.trace_id == call.trace_id
+                    && call.caller.as_deref() == Some(c.name.as_str())
+                    && (c.start_ms..=c.start_ms + c.duration_ms).contains(&call.start_ms)
+            })
+        };
         let mut spans: Vec<Span> = state
             .spans
             .iter()
             .filter(|s| match s.kind {
-                // A batch shares one trace: its other messages belong to other requests.
                 "request" | "queue" => carries(s),
-                _ => traces.contains(s.trace_id.as_str()),
+                "invocation" => carries(s) || (s.correlation_ids.is_empty() && requests.contains(s.trace_id.as_str())),
+                _ => requests.contains(s.trace_id.as_str()) || during(s),
             })
             .cloned()
             .collect();
@@ -221,7 +234,10 @@ impl Console {
                 })
                 .map(|q| q.logical_id.as_str())
                 .collect();
-            let is_dlq = !sources.is_empty() || name.ends_with("-dlq");
+            // Only a queue without a redrive policy of its own is read: a receive from one with
+            // a policy would count towards its maxReceiveCount.
+            let own_policy = attributes[&queue.logical_id].contains_key(&QueueAttributeName::RedrivePolicy);
+            let is_dlq = !own_policy && (!sources.is_empty() || name.ends_with("-dlq"));
             let oldest_age_ms = if is_dlq {
                 peek(sqs, &queue.url)
                     .await?
@@ -247,9 +263,21 @@ impl Console {
         Ok(Value::Array(listed))
     }
 
-    /// Up to 10 messages of a queue, left where they are.
+    /// Up to 10 messages of a DLQ (a queue without a redrive policy), left where they are.
     pub async fn messages(&self, logical_id: &str) -> Result<Value, ConsoleError> {
         let (sqs, queue) = self.queue(logical_id)?;
+        let policy = sqs
+            .get_queue_attributes()
+            .queue_url(&queue.url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .with_context(|| format!("attributes of {logical_id}"))?;
+        if policy.attributes().is_some_and(|a| a.contains_key(&QueueAttributeName::RedrivePolicy)) {
+            return Err(ConsoleError::Refused(format!(
+                "{logical_id} is a consumer's queue: reading it would count towards its maxReceiveCount (read its DLQ)"
+            )));
+        }
         Ok(Value::Array(peek(sqs, &queue.url).await?))
     }
 
@@ -331,8 +359,13 @@ pub async fn redrive(sqs: &aws_sdk_sqs::Client, dlq_arn: &str) -> Result<String,
         Err(error) => {
             use aws_sdk_sqs::error::ProvideErrorMetadata;
             let service = error.as_service_error();
+            // SQS's refusals of this request (not a DLQ, a move already running, no such queue)
+            // are the caller's; anything else (throttling, a failure) is the emulator's.
+            let refusal = ["InvalidParameterValue", "UnsupportedOperation", "ResourceNotFoundException"];
             match (service.and_then(|e| e.code()), service.and_then(|e| e.message())) {
-                (Some(code), message) => Err(ConsoleError::Refused(format!("{code}: {}", message.unwrap_or_default()))),
+                (Some(code), message) if refusal.iter().any(|r| code.ends_with(r)) => {
+                    Err(ConsoleError::Refused(format!("{code}: {}", message.unwrap_or_default())))
+                }
                 _ => Err(ConsoleError::Failed(anyhow!(aws_sdk_sqs::error::DisplayErrorContext(error).to_string()))),
             }
         }
@@ -351,22 +384,32 @@ pub async fn redrive_named(sqs: &aws_sdk_sqs::Client, stack_name: &str, name: &s
     }
     let url = url.ok_or_else(|| anyhow!("no queue {name} or {stack_name}-{name}"))?;
     let arn = queue_arn(sqs, &url).await?;
+    // A second of slack for clocks: the task this call starts began after `asked`.
+    let asked = now_ms() as i64 - 1000;
     let handle = redrive(sqs, &arn).await.map_err(|e| anyhow!("{e}"))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let tasks = sqs.list_message_move_tasks().source_arn(&arn).send().await?;
-        // The newest first; SQS drops the handle of a task that is no longer running.
-        let task = tasks.results().first().ok_or_else(|| anyhow!("SQS lists no move task for {arn}"))?;
-        let ours = task.task_handle().is_none_or(|h| h == handle);
-        match task.status() {
-            Some("RUNNING") if ours => tokio::time::sleep(Duration::from_millis(200)).await,
-            status => {
+        // The newest first. SQS drops the handle of a task that is no longer running, so a
+        // finished one is ours if it started after we asked.
+        let ours = tasks.results().first().filter(|t| match t.task_handle() {
+            Some(h) => h == handle,
+            None => t.started_timestamp() >= asked,
+        });
+        match ours {
+            Some(task) if task.status() != Some("RUNNING") => {
                 let moved = task.approximate_number_of_messages_moved();
-                let said = format!("{url}: {moved} messages moved back, task {}", status.unwrap_or("unknown"));
+                let said = format!("{url}: {moved} messages moved back, task {}", task.status().unwrap_or("unknown"));
                 return match task.failure_reason() {
-                    None if status == Some("COMPLETED") => Ok(said),
+                    None if task.status() == Some("COMPLETED") => Ok(said),
                     reason => Err(anyhow!("{said}: {}", reason.unwrap_or("no reason given"))),
                 };
             }
+            // Running, or not listed yet.
+            _ if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            _ => bail!(
+                "the move task {handle} of {url} is still not done after 60 s (see `aws sqs list-message-move-tasks`)"
+            ),
         }
     }
 }
@@ -415,32 +458,50 @@ mod tests {
         }
     }
 
+    fn call(trace: &str, caller: &str, start_ms: f64) -> Span {
+        Span { caller: Some(caller.into()), name: format!("call by {caller}"), ..span("aws", trace, &[], start_ms) }
+    }
+
+    fn consumer(name: &str, trace: &str, correlation: &[&str], start_ms: f64) -> Span {
+        Span { name: name.into(), duration_ms: 10.0, ..span("invocation", trace, correlation, start_ms) }
+    }
+
     #[test]
-    fn a_trace_follows_the_correlation_id_into_the_traces_of_its_consumers() {
+    fn a_trace_is_the_requests_own_trace_and_its_consumers_own_calls() {
         let console = Console::default();
+        // Request c1: the gateway, its function and its call.
         console.record(span("request", "t1", &["c1"], 1.0));
         console.record(span("invocation", "t1", &[], 2.0));
-        console.record(span("aws", "t1", &[], 3.0));
-        // A batch of two requests' messages, consumed in a trace of its own.
-        console.record(span("queue", "t2", &["c1"], 4.0));
-        console.record(span("queue", "t2", &["c9"], 4.5));
-        console.record(span("invocation", "t2", &[], 5.0));
-        // Another request.
+        console.record(call("t1", "Checkout", 3.0));
+        // Request c9, meanwhile.
         console.record(span("request", "t3", &["c9"], 2.5));
         console.record(span("invocation", "t3", &[], 2.6));
+        // An outbox relay's run (trace t2) publishes both requests' events; its consumers
+        // continue t2: one batch holds both messages, another only c9's.
+        console.record(call("t2", "Relay", 3.5));
+        console.record(span("queue", "t2", &["c1"], 4.0));
+        console.record(span("queue", "t2", &["c9"], 4.5));
+        console.record(consumer("Notify", "t2", &["c1", "c9"], 20.0));
+        console.record(call("t2", "Notify", 25.0));
+        console.record(consumer("Learn", "t2", &["c9"], 20.0));
+        console.record(call("t2", "Learn", 25.0));
+        console.record(call("t2", "Notify", 40.0));
 
         let trace = console.trace("c1");
-        let seen: Vec<(&str, &str, f64)> = trace.iter().map(|s| (s.kind, s.trace_id.as_str(), s.start_ms)).collect();
+        let seen: Vec<(&str, &str, f64)> = trace.iter().map(|s| (s.kind, s.name.as_str(), s.start_ms)).collect();
         assert_eq!(
             seen,
             [
-                ("request", "t1", 1.0),
-                ("invocation", "t1", 2.0),
-                ("aws", "t1", 3.0),
-                ("queue", "t2", 4.0),
-                ("invocation", "t2", 5.0)
-            ]
+                ("request", "request", 1.0),
+                ("invocation", "invocation", 2.0),
+                ("aws", "call by Checkout", 3.0),
+                ("queue", "queue", 4.0),
+                ("invocation", "Notify", 20.0),
+                ("aws", "call by Notify", 25.0),
+            ],
+            "not the relay's calls, not c9's consumer, not Notify's call of a later invocation"
         );
+        assert_eq!(console.trace("c9").iter().filter(|s| s.kind == "invocation").count(), 3);
         assert!(console.trace("nothing").is_empty());
         assert_eq!(console.requests(10).len(), 2);
     }
@@ -448,8 +509,8 @@ mod tests {
     #[test]
     fn stats_count_cold_starts_and_errors_and_keep_the_last_log_lines() {
         let console = Console::default();
-        console.invoked("F", "t", now_ms(), Some(Duration::from_millis(3)), Ok(()));
-        console.invoked("F", "t", now_ms(), None, Err("timed out".into()));
+        console.invoked("F", ("t", vec![]), now_ms(), Some(Duration::from_millis(3)), Ok(()));
+        console.invoked("F", ("t", vec![]), now_ms(), None, Err("timed out".into()));
         for i in 0..(MAX_LOG_LINES + 5) {
             console.log("F", &format!("line {i}"));
         }

@@ -84,9 +84,9 @@ pub async fn poll_once(
     let event = sqs_event(&messages, &source.queue_arn, region);
     let all: Vec<&str> = messages.iter().filter_map(|m| m.message_id()).collect();
     let trace = trace_id(&messages).unwrap_or_else(crate::xray::new_trace_id);
-    record_waits(runtime, &messages, &source.queue_url, &trace);
+    let correlation_ids = record_waits(runtime, &messages, &source.queue_url, &trace);
     let failed: HashSet<String> =
-        match runtime.invoke_traced(function, Bytes::from(event.to_string()), Some(trace)).await {
+        match runtime.invoke_for(function, Bytes::from(event.to_string()), Some(trace), correlation_ids).await {
             Ok(invocation) if source.report_batch_item_failures => {
                 let response: Value = serde_json::from_slice(&invocation.payload).unwrap_or(Value::Null);
                 let reported: Vec<Option<String>> = response["batchItemFailures"]
@@ -120,16 +120,23 @@ pub async fn poll_once(
 
 /// Each message's wait in the queue (sent to delivered) as a span of the batch's trace, with
 /// the correlation id its publisher gave it: how the console joins a consumer to its request.
-fn record_waits(runtime: &Runtime, messages: &[Message], queue_url: &str, trace_id: &str) {
+/// The batch's correlation ids.
+fn record_waits(runtime: &Runtime, messages: &[Message], queue_url: &str, trace_id: &str) -> Vec<String> {
     let now = crate::console::now_ms();
     let queue = queue_url.rsplit('/').next().unwrap_or(queue_url);
+    let mut batch = Vec::new();
     for message in messages {
-        let sent = message.attributes().and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp));
-        let Some(sent) = sent.and_then(|t| t.parse::<f64>().ok()) else { continue };
         let correlation =
             message.message_attributes().and_then(|a| a.get("correlation_id")?.string_value.clone()).or_else(|| {
                 serde_json::from_str::<Value>(message.body()?).ok()?["correlationid"].as_str().map(str::to_owned)
             });
+        if let Some(id) = &correlation
+            && !batch.contains(id)
+        {
+            batch.push(id.clone());
+        }
+        let sent = message.attributes().and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp));
+        let Some(sent) = sent.and_then(|t| t.parse::<f64>().ok()) else { continue };
         runtime.console().record(crate::console::Span {
             trace_id: trace_id.to_owned(),
             correlation_ids: correlation.into_iter().collect(),
@@ -143,6 +150,7 @@ fn record_waits(runtime: &Runtime, messages: &[Message], queue_url: &str, trace_
             outcome: "delivered".into(),
         });
     }
+    batch
 }
 
 /// The trace a batch's invocation continues, as Lambda does: its first message's

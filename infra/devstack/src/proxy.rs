@@ -110,8 +110,8 @@ impl AwsProxy {
         lock(&self.state.cut).push(prefix.to_owned());
     }
 
-    /// From now on, every call made in a trace (a function's, during an invocation) is a span
-    /// of that trace in `console`.
+    /// From now on, every call made in a trace (a function's, during an invocation), forwarded
+    /// or refused, is a span of that trace in `console`.
     pub fn record_into(&self, console: Arc<crate::console::Console>) {
         let _ = self.state.console.set(console);
     }
@@ -137,7 +137,28 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
         return Ok(answer(StatusCode::BAD_REQUEST, HeaderMap::new(), Bytes::from("unreadable body")));
     };
     let operation = operation(&parts.headers, &body);
+    // A traced call (a function's, during an invocation) is a span for the console, refused ones too.
+    let start_ms = crate::console::now_ms();
+    let record = |outcome: String| {
+        let Some(console) = state.console.get() else { return };
+        let header = parts.headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok());
+        let Some(trace_id) = header.and_then(crate::xray::trace_id_of) else { return };
+        let caller = signer(&parts.headers).and_then(|(key, _)| key.strip_prefix(crate::iam::KEY_PREFIX));
+        console.record(crate::console::Span {
+            trace_id: trace_id.to_owned(),
+            correlation_ids: Vec::new(),
+            kind: "aws",
+            name: operation.clone(),
+            caller: caller.map(str::to_owned),
+            target: crate::console::call_target(&body),
+            start_ms,
+            duration_ms: crate::console::now_ms() - start_ms,
+            init_ms: None,
+            outcome,
+        });
+    };
     if lock(&state.cut).iter().any(|prefix| operation.starts_with(prefix.as_str())) {
+        record("cut by the fault proxy".into());
         *lock(&state.refused).entry(operation).or_default() += 1;
         return Err(Unreachable);
     }
@@ -148,22 +169,22 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
             if let Refusal::Denied(message) = &refusal {
                 eprintln!("[devstack iam] AccessDenied: {message}");
             }
+            record("AccessDenied".into());
             return Ok(refused(&parts.headers, service, &refusal));
         }
     }
     *lock(&state.counts).entry(operation.clone()).or_default() += 1;
-    let traced = state.console.get().and_then(|console| {
-        let trace_id = parts.headers.get("x-amzn-trace-id")?.to_str().ok().and_then(crate::xray::trace_id_of)?;
-        let caller = signer(&parts.headers).and_then(|(key, _)| key.strip_prefix(crate::iam::KEY_PREFIX));
-        Some((console, trace_id.to_owned(), caller.map(str::to_owned), crate::console::call_target(&body)))
-    });
-    let start_ms = crate::console::now_ms();
 
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut headers = parts.headers.clone();
     headers.remove("host");
-    let sent =
-        state.http.request(parts.method, format!("{}{path}", state.upstream)).headers(headers).body(body).send().await;
+    let sent = state
+        .http
+        .request(parts.method.clone(), format!("{}{path}", state.upstream))
+        .headers(headers)
+        .body(body.clone())
+        .send()
+        .await;
     let response = match sent {
         Ok(upstream) => {
             let (status, headers) = (upstream.status(), upstream.headers().clone());
@@ -171,20 +192,7 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
         }
         Err(error) => answer(StatusCode::BAD_GATEWAY, HeaderMap::new(), Bytes::from(error.to_string())),
     };
-    if let Some((console, trace_id, caller, target)) = traced {
-        console.record(crate::console::Span {
-            trace_id,
-            correlation_ids: Vec::new(),
-            kind: "aws",
-            name: operation,
-            caller,
-            target,
-            start_ms,
-            duration_ms: crate::console::now_ms() - start_ms,
-            init_ms: None,
-            outcome: response.status().as_u16().to_string(),
-        });
-    }
+    record(response.status().as_u16().to_string());
     Ok(response)
 }
 

@@ -207,6 +207,18 @@ impl Runtime {
         payload: Bytes,
         trace_id: Option<String>,
     ) -> Result<Invocation, InvokeError> {
+        self.invoke_for(function, payload, trace_id, Vec::new()).await
+    }
+
+    /// As [`Runtime::invoke_traced`], on behalf of the requests `correlation_ids` (a queue
+    /// batch's messages'), as the console shows it.
+    pub async fn invoke_for(
+        &self,
+        function: &str,
+        payload: Bytes,
+        trace_id: Option<String>,
+        correlation_ids: Vec<String>,
+    ) -> Result<Invocation, InvokeError> {
         let pool = self
             .pools
             .get(function)
@@ -218,7 +230,7 @@ impl Runtime {
         // On its own task: a caller that goes away (a client disconnecting) must not kill
         // the invocation halfway, as it would not on Lambda.
         let trace_id = trace_id.unwrap_or_else(crate::xray::new_trace_id);
-        tokio::spawn(async move { pool.invoke(payload, trace_id).await })
+        tokio::spawn(async move { pool.invoke(payload, trace_id, correlation_ids).await })
             .await
             .unwrap_or_else(|e| Err(InvokeError::Crashed(format!("devstack task failed: {e}"))))
     }
@@ -295,24 +307,30 @@ impl Runtime {
 }
 
 impl Pool {
-    async fn invoke(self: Arc<Self>, payload: Bytes, trace_id: String) -> Result<Invocation, InvokeError> {
-        let pool = &self;
-        let function = pool.spec.name.clone();
-        pool.invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    async fn invoke(
+        self: Arc<Self>,
+        payload: Bytes,
+        trace_id: String,
+        correlation_ids: Vec<String>,
+    ) -> Result<Invocation, InvokeError> {
+        self.invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _slot = self.slots.acquire().await.map_err(|_| InvokeError::Unavailable("shutting down".into()))?;
+        // From here: the wait for a free instance is not the function's time.
         let start_ms = crate::console::now_ms();
-        let result = pool.invoke_recorded(payload, &trace_id).await;
+        let result = self.invoke_in_slot(payload, &trace_id).await;
         let outcome = match &result {
             Ok(_) => Ok(()),
             Err(error) => Err(error.to_string()),
         };
-        pool.console.invoked(&function, &trace_id, start_ms, result.as_ref().ok().and_then(|i| i.init), outcome);
+        let init = result.as_ref().ok().and_then(|i| i.init);
+        self.console.invoked(&self.spec.name, (&trace_id, correlation_ids), start_ms, init, outcome);
         result
     }
 
-    async fn invoke_recorded(&self, payload: Bytes, trace_id: &str) -> Result<Invocation, InvokeError> {
+    /// One invocation, on an idle instance or a new one (a cold start).
+    async fn invoke_in_slot(&self, payload: Bytes, trace_id: &str) -> Result<Invocation, InvokeError> {
         let pool = self;
         let function = pool.spec.name.clone();
-        let _slot = pool.slots.acquire().await.map_err(|_| InvokeError::Unavailable("shutting down".into()))?;
         let reused = {
             let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
             let mut found = None;

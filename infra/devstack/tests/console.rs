@@ -90,6 +90,8 @@ async fn the_console_shows_functions_a_requests_waterfall_and_redrives_a_dlq() {
     // What a caller gets wrong is a 4xx problem, never a 5xx.
     for (method, path, status) in [
         ("GET", "queues/Nope/messages", 404),
+        // A consumer's queue is not read: each receive would count towards its maxReceiveCount.
+        ("GET", "queues/FixtureQueue/messages", 400),
         ("POST", "queues/Nope/redrive", 404),
         ("GET", "trace", 400),
         ("GET", "nothing", 404),

@@ -1,6 +1,8 @@
 //! The HTTP API's `$default` route: API Gateway sends it every request that matches no route.
 //! It answers 404, or 405 with `Allow` when the path is a route's with other methods, so that
-//! a wrong method is told apart from a wrong path (HTTP APIs alone answer both 404).
+//! a wrong method is told apart from a wrong path (HTTP APIs alone answer both 404). A CORS
+//! preflight (OPTIONS with `Access-Control-Request-Method`) of a route's path is 204: the
+//! `$default` route also catches OPTIONS, and API Gateway adds the stage's CORS headers to it.
 //!
 //! The function knows the routes from `API_ROUTES`, which template.yaml sets; a contract test
 //! (tests/tests/system/contracts.rs) holds it equal to the template's routes.
@@ -106,6 +108,9 @@ pub async fn unmatched(routes: &Routes, request: Request) -> Result<Reply, Probl
         return Err(Problem::not_found(format!("no route for {method} {path}")));
     }
     let allow = allowed.join(", ");
+    if method == "OPTIONS" && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+        return Ok(Reply::no_content().header(header::ALLOW, allow));
+    }
     let detail = format!("{path} answers {allow}, not {method}");
     Err(Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", detail)
         .header(header::ALLOW, allow))
@@ -165,6 +170,24 @@ mod tests {
             assert_eq!(body["status"], 405);
             assert_eq!(body["type"], "/problems/method-not-allowed");
         }
+    }
+
+    #[tokio::test]
+    async fn a_cors_preflight_of_a_known_path_is_204_and_of_an_unknown_one_404() {
+        let preflight = |path: &str| {
+            let mut request = Request::new(Body::Empty);
+            *request.method_mut() = Method::OPTIONS;
+            *request.uri_mut() = format!("https://api.example.com{path}").parse().unwrap();
+            request.headers_mut().insert(header::ACCESS_CONTROL_REQUEST_METHOD, "POST".parse().unwrap());
+            request.headers_mut().insert(header::ORIGIN, "https://d111.cloudfront.net".parse().unwrap());
+            request
+        };
+        let routes = routes();
+        let known = testkit::requests::call(&|request| unmatched(&routes, request), preflight("/products")).await;
+        assert_eq!(known.status(), 204);
+        assert_eq!(known.headers()["allow"], "GET, POST");
+        let unknown = testkit::requests::call(&|request| unmatched(&routes, request), preflight("/nothing")).await;
+        assert_eq!(unknown.status(), 404);
     }
 
     #[tokio::test]
