@@ -208,35 +208,29 @@ impl Console {
         let Some((sqs, queues)) = self.queues.get() else { return Ok(json!([])) };
         let mut attributes = BTreeMap::new();
         for queue in queues {
-            let answer = sqs
-                .get_queue_attributes()
-                .queue_url(&queue.url)
-                .attribute_names(QueueAttributeName::All)
-                .send()
-                .await
-                .with_context(|| format!("attributes of {}", queue.logical_id))?;
-            attributes.insert(queue.logical_id.clone(), answer.attributes.unwrap_or_default());
+            attributes
+                .insert(queue.logical_id.as_str(), queue_attributes(sqs, &queue.url, QueueAttributeName::All).await?);
         }
-        let arn = |id: &str| attributes[id].get(&QueueAttributeName::QueueArn).cloned().unwrap_or_default();
         let number = |id: &str, name: QueueAttributeName| {
             attributes[id].get(&name).and_then(|v| v.parse::<u64>().ok()).unwrap_or_default()
         };
+        // Each DLQ's ARN -> the queues whose redrive policy names it.
+        let mut sources_of: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for (id, found) in &attributes {
+            let policy =
+                found.get(&QueueAttributeName::RedrivePolicy).and_then(|p| serde_json::from_str::<Value>(p).ok());
+            if let Some(target) = policy.as_ref().and_then(|p| p["deadLetterTargetArn"].as_str()) {
+                sources_of.entry(target.to_owned()).or_default().push(id);
+            }
+        }
         let mut listed = Vec::new();
         for queue in queues {
-            let name = queue.url.rsplit('/').next().unwrap_or_default().to_owned();
-            let sources: Vec<&str> = queues
-                .iter()
-                .filter(|q| {
-                    attributes[&q.logical_id]
-                        .get(&QueueAttributeName::RedrivePolicy)
-                        .and_then(|p| serde_json::from_str::<Value>(p).ok())
-                        .is_some_and(|p| p["deadLetterTargetArn"] == arn(&queue.logical_id))
-                })
-                .map(|q| q.logical_id.as_str())
-                .collect();
+            let name = queue_name(&queue.url).to_owned();
+            let arn = attributes[queue.logical_id.as_str()].get(&QueueAttributeName::QueueArn);
+            let sources = arn.and_then(|arn| sources_of.get(arn)).cloned().unwrap_or_default();
             // Only a queue without a redrive policy of its own is read: a receive from one with
             // a policy would count towards its maxReceiveCount.
-            let own_policy = attributes[&queue.logical_id].contains_key(&QueueAttributeName::RedrivePolicy);
+            let own_policy = attributes[queue.logical_id.as_str()].contains_key(&QueueAttributeName::RedrivePolicy);
             let is_dlq = !own_policy && (!sources.is_empty() || name.ends_with("-dlq"));
             let oldest_age_ms = if is_dlq {
                 peek(sqs, &queue.url)
@@ -266,14 +260,8 @@ impl Console {
     /// Up to 10 messages of a DLQ (a queue without a redrive policy), left where they are.
     pub async fn messages(&self, logical_id: &str) -> Result<Value, ConsoleError> {
         let (sqs, queue) = self.queue(logical_id)?;
-        let policy = sqs
-            .get_queue_attributes()
-            .queue_url(&queue.url)
-            .attribute_names(QueueAttributeName::RedrivePolicy)
-            .send()
-            .await
-            .with_context(|| format!("attributes of {logical_id}"))?;
-        if policy.attributes().is_some_and(|a| a.contains_key(&QueueAttributeName::RedrivePolicy)) {
+        let policy = queue_attributes(sqs, &queue.url, QueueAttributeName::RedrivePolicy).await?;
+        if policy.contains_key(&QueueAttributeName::RedrivePolicy) {
             return Err(ConsoleError::Refused(format!(
                 "{logical_id} is a consumer's queue: reading it would count towards its maxReceiveCount (read its DLQ)"
             )));
@@ -342,12 +330,30 @@ async fn peek(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Value>> {
         .collect())
 }
 
+/// A queue's name: the last segment of its URL (what the console and the pollers call it).
+pub fn queue_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
+/// The attributes `name` (or `All`) of the queue at `url`.
+async fn queue_attributes(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    name: QueueAttributeName,
+) -> Result<std::collections::HashMap<QueueAttributeName, String>> {
+    let answer = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(name)
+        .send()
+        .await
+        .with_context(|| format!("attributes of {url}"))?;
+    Ok(answer.attributes.unwrap_or_default())
+}
+
 pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
-    let answer = sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await?;
-    answer
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .ok_or_else(|| anyhow!("{url} has no ARN"))
+    let mut attributes = queue_attributes(sqs, url, QueueAttributeName::QueueArn).await?;
+    attributes.remove(&QueueAttributeName::QueueArn).ok_or_else(|| anyhow!("{url} has no ARN"))
 }
 
 /// SQS's own redrive: `StartMessageMoveTask` from the DLQ `dlq_arn` back to the queues whose

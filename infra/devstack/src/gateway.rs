@@ -325,8 +325,7 @@ fn functions_overview(gateway: &Gateway) -> Value {
             let stats = runtime.console().function_stats(&spec.name);
             let routes: Vec<String> =
                 gateway.routes.iter().filter(|r| r.function == spec.name).map(Route::key).collect();
-            let queues: Vec<&str> =
-                spec.queues.iter().map(|q| q.queue_url.rsplit('/').next().unwrap_or_default()).collect();
+            let queues: Vec<&str> = spec.queues.iter().map(|q| crate::console::queue_name(&q.queue_url)).collect();
             let schedules: Vec<String> =
                 spec.schedules.iter().map(|every| format!("every {}s", every.as_secs())).collect();
             let authorizer = gateway.authorizers.iter().any(|a| a.function == spec.name);

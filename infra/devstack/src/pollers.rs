@@ -123,7 +123,7 @@ pub async fn poll_once(
 /// The batch's correlation ids.
 fn record_waits(runtime: &Runtime, messages: &[Message], queue_url: &str, trace_id: &str) -> Vec<String> {
     let now = crate::console::now_ms();
-    let queue = queue_url.rsplit('/').next().unwrap_or(queue_url);
+    let queue = crate::console::queue_name(queue_url);
     let mut batch = Vec::new();
     for message in messages {
         let correlation =
