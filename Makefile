@@ -170,6 +170,17 @@ bench: venv build-arm64 ## Benchmarks (not part of `make test`): cold start, lat
 		run $(TARGET_DIR)/debug/bench --out $(TARGET_DIR)/bench $(BENCH_ARGS) \
 		2>$(TARGET_DIR)/bench/functions.log || { tail -n 30 $(TARGET_DIR)/bench/functions.log; exit 1; }
 
+LOAD_ENDPOINT ?= http://127.0.0.1:4598
+.PHONY: load
+load: venv ## The stack under load (not part of `make test`): shopping for 60 s, then a flash sale -> target/bench/load.*
+	$(CARGO) build --release $(FUNCTION_PACKAGES)
+	$(CARGO) build -p bench
+	@mkdir -p $(TARGET_DIR)/bench
+	@echo "load: function logs go to $(TARGET_DIR)/bench/load-functions.log"
+	env $(LOCAL_ENV) AWS_ENDPOINT_URL=$(LOAD_ENDPOINT) DEVSTACK_STATE_DIR=.devstack/load infra/scripts/emulator.sh \
+		run $(TARGET_DIR)/debug/bench --out $(TARGET_DIR)/bench load $(LOAD_ARGS) \
+		2>$(TARGET_DIR)/bench/load-functions.log || { tail -n 30 $(TARGET_DIR)/bench/load-functions.log; exit 1; }
+
 .PHONY: asyncapi
 asyncapi: ## Regenerate infra/asyncapi.yaml (from shared/src/events.rs, template.yaml and events/)
 	$(CARGO) run --quiet -p devstack -- asyncapi --output infra/asyncapi.yaml

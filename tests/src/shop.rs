@@ -25,6 +25,7 @@ pub struct ShopClient {
 }
 
 /// A registered user's bearer token and id.
+#[derive(Clone)]
 pub struct User {
     pub token: String,
     pub id: String,

@@ -53,7 +53,12 @@ impl Event {
             Event::Schedule { region, account_id, function } => {
                 return Ok(devstack::serve::schedule_event(region, account_id, function));
             }
-            Event::Sample { text, .. } => text.replace(SAMPLE_NEW_EMAIL, &format!("bench.{}@example.com", fresh_id())),
+            // A registration also from a new client address: registrations are throttled per
+            // address (10 in 15 minutes by default), and the bench measures registering.
+            Event::Sample { text, .. } if text.contains(SAMPLE_NEW_EMAIL) => text
+                .replace(SAMPLE_NEW_EMAIL, &format!("bench.{}@example.com", fresh_id()))
+                .replace(SAMPLE_SOURCE_IP, &fresh_address()),
+            Event::Sample { text, .. } => text.clone(),
         };
         if !text.contains("\"Records\"") {
             return Ok(Bytes::from(text));
@@ -66,6 +71,16 @@ impl Event {
         }
         Ok(Bytes::from(event.to_string()))
     }
+}
+
+/// The samples' client address (`requestContext.http.sourceIp`).
+const SAMPLE_SOURCE_IP: &str = "\"sourceIp\": \"127.0.0.1\"";
+
+/// Another client address each call (10.0.0.1, 10.0.0.2, ...).
+fn fresh_address() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0x0a00_0001);
+    let address = std::net::Ipv4Addr::from(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    format!("\"sourceIp\": \"{address}\"")
 }
 
 fn fresh_id() -> String {
@@ -207,6 +222,53 @@ pub async fn measure(runtime: &Runtime, name: &str, event: &Event, options: &Opt
         sample: event.label(),
         ..FunctionFigures::default()
     })
+}
+
+/// What each function's init reaches over the network: the connections it opens between its
+/// start and its first `/next`, with every URL of its environment (the AWS endpoint, the API,
+/// Stripe) pointing at a listener that counts connections and answers none. `Err` when the
+/// init failed.
+pub async fn init_connections(
+    specs: &[FunctionSpec],
+    bin_dir: &Path,
+    arn_prefix: &str,
+) -> Result<BTreeMap<String, Result<u64, String>>> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let connections = Arc::new(AtomicU64::new(0));
+    let counting = connections.clone();
+    let accepting = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counting.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let specs: Vec<FunctionSpec> = specs
+        .iter()
+        .cloned()
+        .map(|mut spec| {
+            for value in spec.environment.values_mut() {
+                if value.starts_with("http://") || value.starts_with("https://") {
+                    value.clone_from(&url);
+                }
+            }
+            spec
+        })
+        .collect();
+    let runtime = Runtime::new(specs.clone(), bin_dir.to_owned(), arn_prefix, 1);
+    let mut found = BTreeMap::new();
+    for spec in &specs {
+        let before = connections.load(Ordering::SeqCst);
+        let init = runtime.initialize(&spec.name).await;
+        let opened = connections.load(Ordering::SeqCst) - before;
+        runtime.stop_idle(&spec.name);
+        found.insert(spec.name.clone(), init.map(|_| opened).map_err(|e| e.to_string()));
+    }
+    runtime.stop().await;
+    accepting.abort();
+    Ok(found)
 }
 
 /// How an invocation ended, in a word: the HTTP status, `ok`, `N failed` (SQS records) or the error.

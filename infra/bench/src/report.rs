@@ -24,8 +24,28 @@ pub struct Report {
     pub checkout: BTreeMap<String, CheckoutFigures>,
     pub paid_after_ms_p50: Option<f64>,
     pub paid_after_ms_p95: Option<f64>,
+    /// Per function, the connections its init opens (`Ok(0)`: none, as the goal is) or why
+    /// its init failed, with no network to reach.
+    pub init_connections: BTreeMap<String, Result<u64, String>>,
+    /// The functions again under Lambda's CPU share of each memory size.
+    pub memory_model: Option<MemoryModel>,
+    /// What 1,000 orders cost on AWS.
+    pub cost: Option<crate::cost::OrderCost>,
     /// How the figures were taken (runs, host, build), for whoever reads the file later.
     pub method: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct MemoryModel {
+    pub assumptions: String,
+    pub cfs_period_us: u64,
+    pub cold_runs: usize,
+    pub warm_invocations: usize,
+    /// Function (the baseline as `Baseline`) -> memory size in MB -> its figures there;
+    /// `init_ratio` is over the baseline's init at the same size.
+    pub functions: BTreeMap<String, BTreeMap<u32, FunctionFigures>>,
+    /// Why there are no figures, when the machine cannot set a CPU quota.
+    pub unavailable: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -163,7 +183,62 @@ impl Report {
             let _ =
                 writeln!(out, "\nCheckout → order `paid` with every notification stored: p50 {p50} ms, p95 {p95} ms");
         }
+        let reaching: Vec<String> = self
+            .init_connections
+            .iter()
+            .filter(|(_, found)| !matches!(found, Ok(0)))
+            .map(|(name, found)| match found {
+                Ok(n) => format!("{name} (opens {n} connections)"),
+                Err(e) => format!("{name} (init fails without it: {e})"),
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nInit without the network (every URL pointed at a listener that answers nothing): {} of {} functions{}",
+            self.init_connections.len() - reaching.len(),
+            self.init_connections.len(),
+            if reaching.is_empty() { String::new() } else { format!("; ⚠ not: {}", reaching.join(", ")) }
+        );
+        if let Some(cost) = &self.cost {
+            cost.table(&mut out);
+        }
+        if let Some(model) = &self.memory_model {
+            model.table(&mut out);
+        }
         out
+    }
+}
+
+impl MemoryModel {
+    fn table(&self, out: &mut String) {
+        let _ = writeln!(out, "\n### Under Lambda's CPU share by memory size\n\n{}.", self.assumptions);
+        if let Some(reason) = &self.unavailable {
+            let _ = writeln!(out, "\nNot measured: {reason}");
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "CFS period {} µs; {} cold starts and {} warm invocations per function and size.\n",
+            self.cfs_period_us, self.cold_runs, self.warm_invocations
+        );
+        out.push_str(
+            "| function | MB | init p50 ms | × baseline | first p50 ms | warm p50 ms | warm p99 ms | peak RSS MB |\n",
+        );
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (name, sizes) in &self.functions {
+            for (mb, f) in sizes {
+                let _ = writeln!(
+                    out,
+                    "| {name} | {mb} | {} | {:.2} | {} | {} | {} | {} |",
+                    f.init_ms_p50,
+                    f.init_ratio,
+                    f.first_ms_p50,
+                    f.warm_ms_p50,
+                    f.warm_ms_p99,
+                    kb_as_mb(f.rss_kb_peak)
+                );
+            }
+        }
     }
 }
 

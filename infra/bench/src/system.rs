@@ -11,7 +11,7 @@ use serde_json::Value;
 use system_tests::shop::{ShopClient, User};
 
 use crate::report::{CheckoutFigures, Samples};
-use devstack::proxy::{self, AwsProxy};
+use devstack::proxy::{self, AwsProxy, Counts, RequestUnits};
 
 pub const LINE_COUNTS: [usize; 3] = [1, 5, 25];
 
@@ -163,4 +163,132 @@ pub async fn paid_after(shop: &ShopClient, setup: &Setup, runs: usize) -> Result
         timings.push(started.elapsed());
     }
     Ok(Samples::new(&timings))
+}
+
+/// What one order makes happen on AWS over its life, counted with the queue consumers
+/// running: the customer puts one product in the cart and checks out; the order is paid and
+/// its confirmation and receipt are sent; the seller lists their pending shipments, ships and
+/// delivers it, and the delivery is notified. Scheduled functions (outbox relays, reapers) are
+/// left out: they cost per minute, not per order.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct OrderCounts {
+    /// Lambda invocations per function.
+    pub invocations: BTreeMap<String, u64>,
+    /// Requests through API Gateway (the public and the internal routes).
+    pub api_requests: u64,
+    /// Invocations of queue consumers: each is at least one ReceiveMessage and one
+    /// DeleteMessageBatch of its event source mapping.
+    pub queue_batches: u64,
+    /// AWS API calls by operation, every function's (the pollers' own SQS calls excluded).
+    pub aws_calls: Counts,
+    pub dynamodb_units: RequestUnits,
+}
+
+/// The stack's queues and functions, for telling when an order's events are all handled.
+pub struct Quiet<'a> {
+    pub sqs: aws_sdk_sqs::Client,
+    pub queues: Vec<String>,
+    pub runtime: &'a Runtime,
+    pub counted: Vec<String>,
+}
+
+impl Quiet<'_> {
+    fn invocations(&self) -> BTreeMap<String, u64> {
+        let all = self.runtime.invocation_counts();
+        self.counted.iter().map(|name| (name.clone(), all.get(name).copied().unwrap_or(0))).collect()
+    }
+
+    async fn waiting(&self) -> Result<u64> {
+        let mut waiting = 0;
+        for queue in &self.queues {
+            let attributes = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(queue)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await?;
+            for value in attributes.attributes().into_iter().flat_map(|a| a.values()) {
+                waiting += value.parse::<u64>().unwrap_or(0);
+            }
+        }
+        Ok(waiting)
+    }
+
+    /// Waits until no message waits or is in flight in any queue and no counted function has
+    /// been invoked for two seconds: what the last step set off has run to its end.
+    async fn settle(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (mut last, mut still) = (self.invocations(), 0);
+        while still < 8 {
+            if Instant::now() > deadline {
+                bail!("the stack did not settle within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let now = self.invocations();
+            still = if now == last && self.waiting().await? == 0 { still + 1 } else { 0 };
+            last = now;
+        }
+        Ok(())
+    }
+}
+
+pub async fn order_counts(
+    shop: &ShopClient,
+    setup: &Setup,
+    quiet: &Quiet<'_>,
+    routed: &std::collections::HashSet<String>,
+    queued: &std::collections::HashSet<String>,
+    proxy: &AwsProxy,
+) -> Result<OrderCounts> {
+    quiet.settle().await?;
+    let (calls, units, invocations) = (proxy.counts(), proxy.request_units(), quiet.invocations());
+    shop.put_in_cart(&setup.customer, &setup.products[0], 1).await;
+    let order = checkout(shop, &setup.customer).await?;
+    let order_id = text(&order["order_id"]);
+    quiet.settle().await?;
+    let pending = shop.shipments(&setup.seller, "pending").await;
+    let Some(shipment) = pending.iter().find(|s| s["order_id"] == order_id.as_str()) else {
+        bail!("order {order_id}: no pending shipment once the stack settled: {pending:?}");
+    };
+    let shipment_id = text(&shipment["shipment_id"]);
+    let (status, body) = shop.ship(&setup.seller, &shipment_id, "1Z999AA10123456784").await;
+    if status.as_u16() != 200 {
+        bail!("shipping {shipment_id}: {status} {body}");
+    }
+    let (status, body) = shop.deliver(&setup.seller, &shipment_id).await;
+    if status.as_u16() != 200 {
+        bail!("delivering {shipment_id}: {status} {body}");
+    }
+    quiet.settle().await?;
+    let after = quiet.invocations();
+    let after_units = proxy.request_units();
+    let mut counts = OrderCounts {
+        aws_calls: proxy::difference(&calls, &proxy.counts()),
+        dynamodb_units: RequestUnits { read: after_units.read - units.read, write: after_units.write - units.write },
+        ..OrderCounts::default()
+    };
+    // The pollers' own calls are the event source mappings', counted as `queue_batches`.
+    counts.aws_calls.retain(|operation, _| !operation.starts_with("sqs.ReceiveMessage"));
+    counts.aws_calls.retain(|operation, _| !operation.starts_with("sqs.DeleteMessage"));
+    for (name, n) in after {
+        let made = n - invocations.get(&name).copied().unwrap_or(0);
+        if made == 0 {
+            continue;
+        }
+        if routed.contains(&name) {
+            counts.api_requests += made;
+        }
+        if queued.contains(&name) {
+            counts.queue_batches += made;
+        }
+        counts.invocations.insert(name, made);
+    }
+    // Checked after the counts are taken: these reads are not the order's.
+    let seen = shop.order(&setup.customer, &order_id).await;
+    if seen["status"] != "delivered" {
+        bail!("order {order_id} is {} after its life, wanted delivered: {seen}", seen["status"]);
+    }
+    Ok(counts)
 }

@@ -21,6 +21,14 @@ use crate::iam::{Iam, Refusal};
 /// Calls per operation.
 pub type Counts = BTreeMap<String, u64>;
 
+/// DynamoDB on-demand request units of the forwarded calls, as AWS would bill them, estimated
+/// from each call's request and answer (see [`request_units`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct RequestUnits {
+    pub read: f64,
+    pub write: f64,
+}
+
 #[derive(Clone)]
 pub struct AwsProxy {
     pub url: String,
@@ -31,6 +39,7 @@ struct State {
     upstream: String,
     http: reqwest::Client,
     counts: Mutex<Counts>,
+    units: Mutex<RequestUnits>,
     /// Operation prefixes that are cut ("" cuts every call).
     cut: Mutex<Vec<String>>,
     refused: Mutex<Counts>,
@@ -73,6 +82,7 @@ impl AwsProxy {
             upstream: upstream.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
             counts: Mutex::default(),
+            units: Mutex::default(),
             cut: Mutex::default(),
             refused: Mutex::default(),
             iam,
@@ -97,6 +107,11 @@ impl AwsProxy {
     /// The calls forwarded so far.
     pub fn counts(&self) -> Counts {
         lock(&self.state.counts).clone()
+    }
+
+    /// DynamoDB's request units of the calls forwarded so far.
+    pub fn request_units(&self) -> RequestUnits {
+        *lock(&self.state.units)
     }
 
     /// The calls refused by a cut so far.
@@ -188,7 +203,14 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
     let response = match sent {
         Ok(upstream) => {
             let (status, headers) = (upstream.status(), upstream.headers().clone());
-            answer(status, headers, upstream.bytes().await.unwrap_or_default())
+            let answered = upstream.bytes().await.unwrap_or_default();
+            if status.is_success() && operation.starts_with("dynamodb.") {
+                let units = request_units(&operation, &body, &answered);
+                let mut total = lock(&state.units);
+                total.read += units.read;
+                total.write += units.write;
+            }
+            answer(status, headers, answered)
         }
         Err(error) => answer(StatusCode::BAD_GATEWAY, HeaderMap::new(), Bytes::from(error.to_string())),
     };
@@ -277,9 +299,99 @@ fn operation(headers: &HeaderMap, body: &Bytes) -> String {
     format!("{service}.{action}")
 }
 
+/// What one DynamoDB call costs in on-demand request units, by AWS's rules: a write is one
+/// unit per KB of item, a strongly consistent read one per 4 KB read (half when eventually
+/// consistent), a transaction twice that per item, a query or scan by the size of what it
+/// read. The sizes are those of the items' DynamoDB JSON (an upper bound: the attribute
+/// encoding AWS bills by is more compact); an update is taken as one unit per KB of its
+/// request, as the call does not show the stored item.
+pub fn request_units(operation: &str, request: &[u8], answer: &[u8]) -> RequestUnits {
+    use serde_json::Value;
+    const KB: f64 = 1024.0;
+    let request: Value = serde_json::from_slice(request).unwrap_or_default();
+    let answer: Value = serde_json::from_slice(answer).unwrap_or_default();
+    let size = |v: &Value| if v.is_null() { 0.0 } else { v.to_string().len() as f64 };
+    let write = |bytes: f64| (bytes / KB).ceil().max(1.0);
+    let read = |bytes: f64, consistent: bool| (bytes / (4.0 * KB)).ceil().max(1.0) * if consistent { 1.0 } else { 0.5 };
+    let consistent = request["ConsistentRead"] == true;
+    let action = operation.trim_start_matches("dynamodb.");
+    let items = |key: &str| request[key].as_array().cloned().unwrap_or_default();
+    match action {
+        "PutItem" => RequestUnits { read: 0.0, write: write(size(&request["Item"])) },
+        "UpdateItem" | "DeleteItem" => RequestUnits { read: 0.0, write: write(size(&request)) },
+        "GetItem" => RequestUnits { read: read(size(&answer["Item"]), consistent), write: 0.0 },
+        "Query" | "Scan" => {
+            let bytes: f64 = answer["Items"].as_array().into_iter().flatten().map(size).sum();
+            RequestUnits { read: read(bytes, consistent), write: 0.0 }
+        }
+        "TransactWriteItems" => {
+            let bytes = |item: &Value| {
+                let (_, inner) =
+                    item.as_object().and_then(|o| o.iter().next()).unwrap_or((&String::new(), &Value::Null));
+                inner.get("Item").map(size).unwrap_or_else(|| size(inner))
+            };
+            RequestUnits { read: 0.0, write: items("TransactItems").iter().map(|i| 2.0 * write(bytes(i))).sum() }
+        }
+        "TransactGetItems" => {
+            let answers = answer["Responses"].as_array().cloned().unwrap_or_default();
+            let read_units = (0..items("TransactItems").len())
+                .map(|i| 2.0 * read(answers.get(i).map(|r| size(&r["Item"])).unwrap_or(0.0), true))
+                .sum();
+            RequestUnits { read: read_units, write: 0.0 }
+        }
+        "BatchWriteItem" => {
+            let requests = request["RequestItems"].as_object().into_iter().flat_map(|t| t.values());
+            let write_units = requests
+                .flat_map(|r| r.as_array().cloned().unwrap_or_default())
+                .map(|r| write(size(&r["PutRequest"]["Item"])))
+                .sum();
+            RequestUnits { read: 0.0, write: write_units }
+        }
+        "BatchGetItem" => {
+            let tables = answer["Responses"].as_object().into_iter().flat_map(|t| t.values());
+            let read_units = tables
+                .flat_map(|t| t.as_array().cloned().unwrap_or_default())
+                .map(|item| read(size(&item), consistent))
+                .sum();
+            RequestUnits { read: read_units, write: 0.0 }
+        }
+        // Control-plane calls (DescribeTable, ...) are not billed per request.
+        _ => RequestUnits::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_units_follow_dynamodbs_billing_rules() {
+        let units = |op: &str, request: serde_json::Value, answer: serde_json::Value| {
+            request_units(op, request.to_string().as_bytes(), answer.to_string().as_bytes())
+        };
+        let small = serde_json::json!({"pk": {"S": "a"}});
+        let big = serde_json::json!({"pk": {"S": "a".repeat(5000)}});
+        assert_eq!(units("dynamodb.PutItem", serde_json::json!({"Item": small}), serde_json::json!({})).write, 1.0);
+        assert_eq!(units("dynamodb.PutItem", serde_json::json!({"Item": big}), serde_json::json!({})).write, 5.0);
+        // Reads: half a unit eventually consistent, one strongly; per 4 KB.
+        assert_eq!(units("dynamodb.GetItem", serde_json::json!({}), serde_json::json!({"Item": small})).read, 0.5);
+        let strong =
+            units("dynamodb.GetItem", serde_json::json!({"ConsistentRead": true}), serde_json::json!({"Item": big}));
+        assert_eq!(strong.read, 2.0);
+        // A transaction: twice per item, whatever the kind.
+        let transaction = serde_json::json!({"TransactItems": [
+            {"Put": {"Item": small, "TableName": "t"}},
+            {"Update": {"Key": small, "TableName": "t", "UpdateExpression": "SET x = :x"}},
+            {"ConditionCheck": {"Key": small, "TableName": "t"}},
+        ]});
+        assert_eq!(units("dynamodb.TransactWriteItems", transaction, serde_json::json!({})).write, 6.0);
+        let query = serde_json::json!({"Items": [small, small, small]});
+        assert_eq!(units("dynamodb.Query", serde_json::json!({}), query).read, 0.5);
+        assert_eq!(
+            units("dynamodb.DescribeTable", serde_json::json!({}), serde_json::json!({})),
+            RequestUnits::default()
+        );
+    }
 
     #[test]
     fn operations_are_named_from_the_target_header_or_the_action() {

@@ -135,6 +135,9 @@ struct Pool {
     polling: tokio::sync::RwLock<()>,
     /// Where its invocations and log lines are shown (`/__devstack/`).
     console: Arc<crate::console::Console>,
+    /// The cgroup (its directory) each process is moved into before it runs: a benchmark's
+    /// CPU share, as Lambda gives one by memory size.
+    cgroup: Option<PathBuf>,
 }
 
 /// Every function of the stack, ready to be invoked.
@@ -168,11 +171,23 @@ impl Runtime {
                     invocations: Default::default(),
                     polling: tokio::sync::RwLock::new(()),
                     console: console.clone(),
+                    cgroup: None,
                 };
                 (pool.spec.name.clone(), Arc::new(pool))
             })
             .collect();
         Self { pools: Arc::new(pools), down: Arc::default(), paused: Arc::default(), iam: None, console }
+    }
+
+    /// The same functions, each process in the cgroup `dir` (for example a CPU quota) from
+    /// before its first instruction, so that its init is limited too. Called on a new runtime,
+    /// before it is cloned or has run anything.
+    pub fn in_cgroup(mut self, dir: &std::path::Path) -> Self {
+        let pools = Arc::get_mut(&mut self.pools).expect("in_cgroup is called on a new runtime");
+        for pool in pools.values_mut() {
+            Arc::get_mut(pool).expect("in_cgroup is called on a new runtime").cgroup = Some(dir.to_owned());
+        }
+        self
     }
 
     /// What the functions did, for the console.
@@ -243,6 +258,17 @@ impl Runtime {
 
     pub fn is_down(&self, function: &str) -> bool {
         self.down.lock().unwrap_or_else(|e| e.into_inner()).contains(function)
+    }
+
+    /// Starts one instance of `function` without invoking it, as provisioned concurrency
+    /// does, and keeps it idle for the next invocation; how long its init took.
+    pub async fn initialize(&self, function: &str) -> Result<Duration, InvokeError> {
+        let pool =
+            self.pools.get(function).ok_or_else(|| InvokeError::Unavailable(format!("no function {function}")))?;
+        let _slot = pool.slots.acquire().await.map_err(|_| InvokeError::Unavailable("shutting down".into()))?;
+        let (instance, init) = pool.start().await?;
+        pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(instance);
+        Ok(init)
     }
 
     /// Disables (or enables again) the queue event sources of `function`; false if no such
@@ -432,6 +458,9 @@ impl Pool {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(dir) = &self.cgroup {
+            confine(&mut command, dir).map_err(|e| InvokeError::Unavailable(format!("{name}: {e:#}")))?;
+        }
         let (exited_tx, exited_rx) = watch::channel(None);
         let (kill_tx, kill_rx) = oneshot::channel::<()>();
         let (kill_all_tx, kill_all_rx) = oneshot::channel::<()>();
@@ -521,6 +550,21 @@ impl Pool {
             _ = tokio::time::sleep(timeout) => Err(InvokeError::Timeout(timeout)),
         }
     }
+}
+
+/// Makes the process join the cgroup `dir` between fork and exec: writing 0 to `cgroup.procs`
+/// moves the writer (cgroup v1 and v2 alike). The file is opened here, in the parent; the
+/// child only writes two bytes to it, which is safe after a fork.
+fn confine(command: &mut tokio::process::Command, dir: &std::path::Path) -> Result<()> {
+    use std::io::Write;
+    let path = dir.join("cgroup.procs");
+    let procs =
+        std::fs::OpenOptions::new().write(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: the closure neither allocates nor locks; it writes to an open descriptor.
+    unsafe {
+        command.pre_exec(move || (&procs).write_all(b"0"));
+    }
+    Ok(())
 }
 
 /// Waits for the process to exit and describes how it did.
