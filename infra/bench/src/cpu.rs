@@ -3,9 +3,12 @@
 //! Lambda gives a function CPU in proportion to its memory: one full vCPU at 1,769 MB (AWS's
 //! documented figure), so 128 MB is about 7% of a core. The model is CFS bandwidth control:
 //! per period, the processes of a function may run `period × MB / 1769`, then wait for the
-//! next period. What is assumed (AWS publishes neither):
-//! - the same share during init as during invocations (no init boost is documented);
-//! - the Linux default period, 100 ms (`--cfs-period-us` to try others).
+//! next period. What is assumed:
+//! - init runs with burst CPU, unlimited until the first `/next` (AWS's Lambda Web Adapter
+//!   documentation: managed runtimes get "up to 10 seconds for function initialization with
+//!   burst CPU"; the Lambda documentation itself says nothing); `--init-cpu share` limits
+//!   init as invocations are, the pessimistic case;
+//! - the Linux default period, 100 ms (AWS does not publish Lambda's; `--cfs-period-us`).
 //!
 //! cgroup v1 (`/sys/fs/cgroup/cpu/NAME/cpu.cfs_quota_us`) where the cpu controller is mounted
 //! on its own, else cgroup v2 (`/sys/fs/cgroup/NAME/cpu.max`). Either needs root.
@@ -15,8 +18,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 /// What the model assumes, for the report.
-pub const ASSUMPTIONS: &str = "CPU share = memory / 1,769 MB of one core (AWS: one vCPU at 1,769 MB), as a CFS quota; \
-the same share during init as during invocations (no init boost is documented); AWS services not throttled";
+pub const ASSUMPTIONS: &str = "CPU share = memory / 1,769 MB of one core (AWS: one vCPU at 1,769 MB), as a CFS quota \
+on every thread of the function; AWS services not throttled";
 
 /// Memory at which a function gets one full vCPU.
 pub const FULL_VCPU_MB: u32 = 1769;

@@ -74,6 +74,17 @@ struct Cli {
     /// The CFS period of the CPU share (Lambda's is not published; Linux's default).
     #[arg(long, default_value_t = 100_000)]
     cfs_period_us: u64,
+    /// CPU during init under the CPU share: `burst` (unlimited until the first `/next`, as
+    /// AWS's Lambda Web Adapter documents "burst CPU" for init) or `share` (limited as
+    /// invocations are: the pessimistic case).
+    #[arg(long, value_enum, default_value_t = InitCpu::Burst)]
+    init_cpu: InitCpu,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum InitCpu {
+    Burst,
+    Share,
 }
 
 #[derive(clap::Subcommand)]
@@ -261,7 +272,7 @@ async fn run_bench(cli: &Cli) -> Result<()> {
         devstack::functions::http_api_auth(&template)?.0.into_iter().map(|a| a.function).collect();
     let catalogue = Catalogue::load(
         &devstack::repo_root().join("events"),
-        authorizers,
+        authorizers.clone(),
         (&local.stack.region, &local.stack.account_id),
         setup.sample_ids(),
     )?;
@@ -300,7 +311,7 @@ async fn run_bench(cli: &Cli) -> Result<()> {
     runtime.stop().await;
 
     if !cli.memory_sizes.is_empty() {
-        let model = ModelRun { cli, specs: &specs, bin_dir, arn_prefix: &arn_prefix };
+        let model = ModelRun { cli, specs: &specs, bin_dir, arn_prefix: &arn_prefix, authorizers: &authorizers };
         report.memory_model = Some(model.measure(&catalogue, health).await?);
     }
     local.runtime.stop().await;
@@ -378,12 +389,21 @@ struct ModelRun<'a> {
     specs: &'a [devstack::functions::FunctionSpec],
     bin_dir: &'a std::path::Path,
     arn_prefix: &'a str,
+    authorizers: &'a HashSet<String>,
 }
 
 impl ModelRun<'_> {
     async fn measure(&self, catalogue: &Catalogue, health: &devstack::functions::FunctionSpec) -> Result<MemoryModel> {
         let mut model = MemoryModel {
-            assumptions: cpu::ASSUMPTIONS.to_owned(),
+            assumptions: format!(
+                "{}; init: {}",
+                cpu::ASSUMPTIONS,
+                match self.cli.init_cpu {
+                    InitCpu::Burst =>
+                        "burst CPU (unlimited until the first /next), as AWS's Lambda Web Adapter documents",
+                    InitCpu::Share => "the same share as invocations (pessimistic)",
+                }
+            ),
             cfs_period_us: self.cli.cfs_period_us,
             cold_runs: self.cli.model_cold_runs,
             warm_invocations: self.cli.model_warm,
@@ -417,8 +437,12 @@ impl ModelRun<'_> {
                     spec
                 })
                 .collect();
-            let runtime =
-                Runtime::new(specs.clone(), self.bin_dir.to_owned(), self.arn_prefix, 1).in_cgroup(&share.dir);
+            let confinement = match self.cli.init_cpu {
+                InitCpu::Burst => devstack::runtime::Confinement::AfterInit,
+                InitCpu::Share => devstack::runtime::Confinement::FromStart,
+            };
+            let runtime = Runtime::new(specs.clone(), self.bin_dir.to_owned(), self.arn_prefix, 1)
+                .in_cgroup(&share.dir, confinement);
             let mut baseline_init = 0.0;
             for spec in &specs {
                 let event =
@@ -432,6 +456,12 @@ impl ModelRun<'_> {
                 model.functions.entry(spec.name.clone()).or_default().insert(memory_mb, figures);
             }
             runtime.stop().await;
+        }
+        for spec in self.specs.iter().filter(|s| s.name != BASELINE) {
+            let synchronous = !spec.routes.is_empty() || self.authorizers.contains(&spec.name);
+            if let Some(mb) = model.functions.get(&spec.name).and_then(|sizes| report::choose(sizes, synchronous)) {
+                model.chosen_mb.insert(spec.name.clone(), mb);
+            }
         }
         Ok(model)
     }

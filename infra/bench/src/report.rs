@@ -46,6 +46,37 @@ pub struct MemoryModel {
     pub functions: BTreeMap<String, BTreeMap<u32, FunctionFigures>>,
     /// Why there are no figures, when the machine cannot set a CPU quota.
     pub unavailable: Option<String>,
+    /// Per function, the memory size [`choose`] picks from its figures.
+    pub chosen_mb: BTreeMap<String, u32>,
+}
+
+/// How much slower than at its fastest size a size may be and still be chosen: a synchronous
+/// function gets the smallest size at which more CPU no longer buys latency. Differences
+/// below this are the emulator's run-to-run noise, not the function's.
+pub const LATENCY_SLACK: f64 = 0.25;
+pub const LATENCY_SLACK_MS: f64 = 10.0;
+
+/// The memory size for a function from its figures per size. One a caller waits for
+/// (`synchronous`: a route or the authorizer): the smallest size whose first invocation and
+/// warm p99 are within [`LATENCY_SLACK`] + [`LATENCY_SLACK_MS`] of the best any size gave,
+/// since below it the function is CPU-bound and a customer waits for the quota. One nobody waits for
+/// (a queue consumer, a schedule): the cheapest, by memory × warm p50 (a tie, as when it is
+/// CPU-bound, goes to the smaller).
+pub fn choose(sizes: &BTreeMap<u32, FunctionFigures>, synchronous: bool) -> Option<u32> {
+    let (&largest, _) = sizes.iter().next_back()?;
+    let near = |value: f64, reference: f64| value <= reference * (1.0 + LATENCY_SLACK) + LATENCY_SLACK_MS;
+    if synchronous {
+        let best = |field: fn(&FunctionFigures) -> f64| sizes.values().map(field).fold(f64::INFINITY, f64::min);
+        let (first, p99) = (best(|f| f.first_ms_p50), best(|f| f.warm_ms_p99));
+        return sizes
+            .iter()
+            .find(|(_, f)| near(f.first_ms_p50, first) && near(f.warm_ms_p99, p99))
+            .map(|(mb, _)| *mb)
+            .or(Some(largest));
+    }
+    let cost = |(mb, f): (&u32, &FunctionFigures)| f64::from(*mb) * f.warm_ms_p50.max(1.0).ceil();
+    let cheapest = sizes.iter().map(cost).fold(f64::INFINITY, f64::min);
+    sizes.iter().find(|entry| cost(*entry) <= cheapest * (1.0 + LATENCY_SLACK)).map(|(mb, _)| *mb)
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -245,6 +276,39 @@ impl MemoryModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(first: f64, p50: f64, p99: f64) -> FunctionFigures {
+        FunctionFigures { first_ms_p50: first, warm_ms_p50: p50, warm_ms_p99: p99, ..FunctionFigures::default() }
+    }
+
+    #[test]
+    fn a_waited_for_function_gets_the_smallest_size_where_more_cpu_stops_helping() {
+        // Argon2: CPU-bound up to 1,024 MB.
+        let hashing = BTreeMap::from([
+            (128, at(1600.0, 550.0, 800.0)),
+            (256, at(600.0, 300.0, 470.0)),
+            (512, at(400.0, 160.0, 250.0)),
+            (1024, at(170.0, 100.0, 150.0)),
+        ]);
+        assert_eq!(choose(&hashing, true), Some(1024));
+        // A quick function whose p99 at 128 MB waits out the quota: 256.
+        let quick = BTreeMap::from([(128, at(0.8, 0.6, 70.0)), (256, at(0.7, 0.6, 0.8)), (1024, at(0.8, 0.6, 0.7))]);
+        assert_eq!(choose(&quick, true), Some(256));
+        // Waiting on the emulator at every size (noise between sizes): the smallest.
+        let flat =
+            BTreeMap::from([(128, at(33.0, 29.0, 35.0)), (256, at(26.0, 30.0, 41.0)), (1024, at(23.0, 24.0, 28.0))]);
+        assert_eq!(choose(&flat, true), Some(128));
+    }
+
+    #[test]
+    fn a_function_nobody_waits_for_gets_the_cheapest_size() {
+        // CPU-bound: twice the memory, half the time, the same cost: the smaller.
+        let bound = BTreeMap::from([(128, at(0.0, 80.0, 0.0)), (256, at(0.0, 40.0, 0.0))]);
+        assert_eq!(choose(&bound, false), Some(128));
+        // Waiting on I/O: more memory only costs more.
+        let waiting = BTreeMap::from([(128, at(0.0, 12.0, 0.0)), (1024, at(0.0, 10.0, 0.0))]);
+        assert_eq!(choose(&waiting, false), Some(128));
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

@@ -135,9 +135,9 @@ struct Pool {
     polling: tokio::sync::RwLock<()>,
     /// Where its invocations and log lines are shown (`/__devstack/`).
     console: Arc<crate::console::Console>,
-    /// The cgroup (its directory) each process is moved into before it runs: a benchmark's
-    /// CPU share, as Lambda gives one by memory size.
-    cgroup: Option<PathBuf>,
+    /// The cgroup (its directory) each process is moved into: a benchmark's CPU share, as
+    /// Lambda gives one by memory size.
+    cgroup: Option<(PathBuf, Confinement)>,
 }
 
 /// Every function of the stack, ready to be invoked.
@@ -179,13 +179,13 @@ impl Runtime {
         Self { pools: Arc::new(pools), down: Arc::default(), paused: Arc::default(), iam: None, console }
     }
 
-    /// The same functions, each process in the cgroup `dir` (for example a CPU quota) from
-    /// before its first instruction, so that its init is limited too. Called on a new runtime,
-    /// before it is cloned or has run anything.
-    pub fn in_cgroup(mut self, dir: &std::path::Path) -> Self {
+    /// The same functions, each process in the cgroup `dir` (for example a CPU quota), from
+    /// when `confinement` says. Called on a new runtime, before it is cloned or has run anything.
+    pub fn in_cgroup(mut self, dir: &std::path::Path, confinement: Confinement) -> Self {
         let pools = Arc::get_mut(&mut self.pools).expect("in_cgroup is called on a new runtime");
         for pool in pools.values_mut() {
-            Arc::get_mut(pool).expect("in_cgroup is called on a new runtime").cgroup = Some(dir.to_owned());
+            Arc::get_mut(pool).expect("in_cgroup is called on a new runtime").cgroup =
+                Some((dir.to_owned(), confinement));
         }
         self
     }
@@ -458,7 +458,7 @@ impl Pool {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if let Some(dir) = &self.cgroup {
+        if let Some((dir, Confinement::FromStart)) = &self.cgroup {
             confine(&mut command, dir).map_err(|e| InvokeError::Unavailable(format!("{name}: {e:#}")))?;
         }
         let (exited_tx, exited_rx) = watch::channel(None);
@@ -518,6 +518,14 @@ impl Pool {
         match outcome {
             Ok(init) => {
                 eprintln!("[{name}] cold start: init {:.1} ms", init.as_secs_f64() * 1000.0);
+                if let (Some((dir, Confinement::AfterInit)), Some(pid)) = (&self.cgroup, instance.pid) {
+                    // Every thread of the process moves with it (`cgroup.procs`).
+                    let path = dir.join("cgroup.procs");
+                    if let Err(e) = std::fs::write(&path, pid.to_string()) {
+                        instance.stop();
+                        return Err(InvokeError::Unavailable(format!("{name}: writing {}: {e}", path.display())));
+                    }
+                }
                 Ok((instance, init))
             }
             Err(error) => {
@@ -550,6 +558,16 @@ impl Pool {
             _ = tokio::time::sleep(timeout) => Err(InvokeError::Timeout(timeout)),
         }
     }
+}
+
+/// When a process of a runtime made [`Runtime::in_cgroup`] joins the cgroup.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Confinement {
+    /// Before its first instruction: its init is limited too.
+    FromStart,
+    /// Once its init is done (its first `/next`): init runs unlimited, as Lambda's init runs
+    /// with burst CPU.
+    AfterInit,
 }
 
 /// Makes the process join the cgroup `dir` between fork and exec: writing 0 to `cgroup.procs`

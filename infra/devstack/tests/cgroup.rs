@@ -1,6 +1,6 @@
-//! A runtime made `in_cgroup` starts every function process inside that cgroup, before the
-//! function's first instruction: how `make bench` gives a function Lambda's CPU share of its
-//! memory size, init included.
+//! A runtime made `in_cgroup` puts every function process inside that cgroup, before the
+//! function's first instruction or once its init is done: how `make bench` gives a function
+//! Lambda's CPU share of its memory size.
 //!
 //! It needs a writable cgroup v1 cpu hierarchy (root), as the CI machines have; where there is
 //! none it says so and checks nothing.
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use devstack::functions::FunctionSpec;
-use devstack::runtime::Runtime;
+use devstack::runtime::{Confinement, Runtime};
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> FunctionSpec {
@@ -70,7 +70,10 @@ async fn every_process_of_a_confined_runtime_starts_in_its_cgroup() {
     std::fs::write(dir.join("cpu.cfs_quota_us"), "50000").unwrap();
     let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_devstack-fixture")).parent().unwrap().to_owned();
     let confined = Runtime::new(vec![fixture("Confined")], bin_dir.clone(), "arn:aws:lambda:us-east-1:0:function:", 2)
-        .in_cgroup(&dir);
+        .in_cgroup(&dir, Confinement::FromStart);
+    // Lambda's init runs with burst CPU: a runtime can move its processes in after init.
+    let after_init = Runtime::new(vec![fixture("Later")], bin_dir.clone(), "arn:aws:lambda:us-east-1:0:function:", 1)
+        .in_cgroup(&dir, Confinement::AfterInit);
     let free = Runtime::new(vec![fixture("Free")], bin_dir, "arn:aws:lambda:us-east-1:0:function:", 1);
     let pid_of = |answer: devstack::runtime::Invocation| {
         let answer: Value = serde_json::from_slice(&answer.payload).unwrap();
@@ -87,11 +90,14 @@ async fn every_process_of_a_confined_runtime_starts_in_its_cgroup() {
     }
     let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
     assert!(procs.split_whitespace().any(|p| p == a.to_string()), "{procs}");
+    let later = pid_of(after_init.invoke("Later", payload()).await.unwrap());
+    assert_eq!(cpu_cgroup(later), format!("/{name}"), "moved in after its init");
     // Another runtime's processes stay where the test is.
     let other = pid_of(free.invoke("Free", payload()).await.unwrap());
     assert_eq!(cpu_cgroup(other), cpu_cgroup(u64::from(std::process::id())));
 
     confined.stop().await;
+    after_init.stop().await;
     free.stop().await;
     std::fs::remove_dir(&dir).expect("the cgroup is empty once the runtime has stopped");
 }
