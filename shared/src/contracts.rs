@@ -91,8 +91,20 @@ pub struct Product {
     pub price_cents: u64,
     pub currency: String,
     pub stock: u32,
+    /// How many items the stock is spread over (1 to 32; left out when 1): a seller raises it
+    /// for a product expected to sell faster than one item takes writes (docs/capacity.md).
+    #[serde(default = "one_shard", skip_serializing_if = "is_one_shard")]
+    pub stock_shards: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+fn one_shard() -> u32 {
+    1
+}
+
+fn is_one_shard(shards: &u32) -> bool {
+    *shards == 1
 }
 
 /// `POST /internal/inventory/reservations` (Seller): all lines or none.

@@ -144,7 +144,21 @@ pub async fn dead_letters(sqs: &aws_sdk_sqs::Client, api: &LocalApi) -> std::col
 /// `RESERVATION#` of the Seller table, every `PAYMENT#` of the Payment table).
 pub async fn statuses(dynamo: &aws_sdk_dynamodb::Client, table: &str, prefix: &str) -> Vec<(String, String)> {
     use aws_sdk_dynamodb::types::AttributeValue;
-    let items: Vec<HashMap<String, AttributeValue>> = dynamo
+    let text = |item: &HashMap<String, AttributeValue>, name: &str| {
+        item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+    };
+    let items = items_under(dynamo, table, prefix).await;
+    items.iter().map(|item| (text(item, "pk"), text(item, "status"))).collect()
+}
+
+/// Every item of a table whose `pk` starts with `prefix` (a scan: for tests' small tables).
+pub async fn items_under(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    prefix: &str,
+) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    dynamo
         .scan()
         .table_name(table)
         .filter_expression("begins_with(pk, :p)")
@@ -154,11 +168,7 @@ pub async fn statuses(dynamo: &aws_sdk_dynamodb::Client, table: &str, prefix: &s
         .send()
         .collect::<Result<_, _>>()
         .await
-        .expect("scan");
-    let text = |item: &HashMap<String, AttributeValue>, name: &str| {
-        item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
-    };
-    items.iter().map(|item| (text(item, "pk"), text(item, "status"))).collect()
+        .expect("scan")
 }
 
 /// How many of `statuses` are `status`.

@@ -164,6 +164,15 @@ impl ShopClient {
         created.json::<Value>().await.unwrap()["product_id"].as_str().unwrap().to_owned()
     }
 
+    /// The seller spreads a product's stock over `shards` items (docs/capacity.md), as for a sale.
+    pub async fn shard_stock(&self, seller: &User, product_id: &str, shards: u32) -> Value {
+        let url = self.url(&format!("/products/{product_id}"));
+        let body = json!({"stock_shards": shards});
+        let changed = self.http.patch(url).bearer_auth(&seller.token).json(&body).send().await.unwrap();
+        assert_eq!(changed.status(), StatusCode::OK);
+        changed.json().await.unwrap()
+    }
+
     pub async fn stock(&self, product_id: &str) -> u64 {
         let product: Value =
             self.http.get(self.url(&format!("/products/{product_id}"))).send().await.unwrap().json().await.unwrap();

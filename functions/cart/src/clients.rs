@@ -282,6 +282,7 @@ pub(crate) mod fakes {
                         price_cents: *price,
                         currency: shared::CURRENCY.into(),
                         stock: *units,
+                        stock_shards: 1,
                         created_at: chrono::DateTime::UNIX_EPOCH,
                         updated_at: chrono::DateTime::UNIX_EPOCH,
                     })

@@ -347,6 +347,7 @@ mod tests {
             price_cents: price,
             currency: CURRENCY.into(),
             stock: 10,
+            stock_shards: 1,
             created_at: DateTime::UNIX_EPOCH,
             updated_at: DateTime::UNIX_EPOCH,
         }

@@ -67,8 +67,14 @@ mod tests {
     async fn reserved() -> MemoryStore {
         let store = MemoryStore::default();
         for (id, stock) in [("prd_01JD4RZX0A1B2C3D4E5F6G7H8J", 10), ("prd_01JD4RZX9Z8Y7X6W5V4T3S2R1Q", 5)] {
-            let new =
-                NewProduct { name: id.into(), description: None, category: "books".into(), price_cents: 100, stock };
+            let new = NewProduct {
+                name: id.into(),
+                description: None,
+                category: "books".into(),
+                price_cents: 100,
+                stock,
+                stock_shards: None,
+            };
             let mut product = new.validate("usr_01JD4RY9K8J7H6G5F4E3D2C1B0", chrono::Utc::now()).unwrap();
             product.product_id = id.into();
             store.create(&product).await.unwrap();

@@ -18,6 +18,9 @@ pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 pub const MAX_RESERVATION_ID: usize = 128;
 /// Lines in one reservation: one DynamoDB transaction holds 100 items, one is the record.
 pub const MAX_RESERVATION_LINES: usize = 99;
+/// The most items one product's stock is spread over (docs/capacity.md): 32 carry several
+/// times the 1,000 reservations/s a hot product is designed for.
+pub const MAX_STOCK_SHARDS: u32 = 32;
 
 /// `POST /products`.
 #[derive(Debug, Deserialize)]
@@ -28,6 +31,8 @@ pub struct NewProduct {
     pub category: String,
     pub price_cents: i64,
     pub stock: i64,
+    #[serde(default, deserialize_with = "not_null")]
+    pub stock_shards: Option<i64>,
 }
 
 /// `PATCH /products/{id}`: any of the fields.
@@ -45,6 +50,8 @@ pub struct ProductChanges {
     pub price_cents: Option<i64>,
     #[serde(default, deserialize_with = "not_null")]
     pub stock: Option<i64>,
+    #[serde(default, deserialize_with = "not_null")]
+    pub stock_shards: Option<i64>,
 }
 
 /// A required text: at most `max` characters as sent (what the schema's maxLength counts),
@@ -83,6 +90,13 @@ fn stock(value: i64) -> Result<u32, Invalid> {
         .ok_or_else(|| Invalid("stock must be from 0 to 1000000".into()))
 }
 
+fn stock_shards(value: i64) -> Result<u32, Invalid> {
+    u32::try_from(value)
+        .ok()
+        .filter(|s| (1..=MAX_STOCK_SHARDS).contains(s))
+        .ok_or_else(|| Invalid(format!("stock_shards must be from 1 to {MAX_STOCK_SHARDS}")))
+}
+
 impl NewProduct {
     pub fn validate(self, seller_id: &str, now: DateTime<Utc>) -> Result<Product, Invalid> {
         Ok(Product {
@@ -94,6 +108,7 @@ impl NewProduct {
             price_cents: price(self.price_cents)?,
             currency: CURRENCY.to_owned(),
             stock: stock(self.stock)?,
+            stock_shards: self.stock_shards.map_or(Ok(1), stock_shards)?,
             created_at: now,
             updated_at: now,
         })
@@ -118,6 +133,9 @@ impl ProductChanges {
         }
         if let Some(value) = self.stock {
             changed.stock = stock(value)?;
+        }
+        if let Some(value) = self.stock_shards {
+            changed.stock_shards = stock_shards(value)?;
         }
         changed.updated_at = now;
         Ok(changed)
@@ -161,7 +179,42 @@ pub struct Reservation {
     pub reservation_id: String,
     pub status: ReservationStatus,
     pub items: Vec<ReservationLine>,
+    /// Where the units of sharded products came from, so that a release gives them back there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardTake>,
     pub created_at: DateTime<Utc>,
+}
+
+/// Units a reservation took from one stock shard of a product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardTake {
+    pub product_id: String,
+    pub shard: u32,
+    pub quantity: u32,
+}
+
+/// How `quantity` is taken from shards holding `counts`: from `start` on, round the shards,
+/// as much as each holds; `None` if together they hold less. Starting at a random shard
+/// spreads concurrent buyers over the shards.
+pub fn take_from_shards(counts: &[u32], start: usize, quantity: u32) -> Option<Vec<(u32, u32)>> {
+    let mut left = quantity;
+    let mut takes = Vec::new();
+    for k in (0..counts.len()).map(|i| (start + i) % counts.len()) {
+        if left == 0 {
+            break;
+        }
+        let taken = counts[k].min(left);
+        if taken > 0 {
+            takes.push((k as u32, taken));
+            left -= taken;
+        }
+    }
+    (left == 0).then_some(takes)
+}
+
+/// `total` units spread over `shards` items as evenly as can be (the first ones get the rest).
+pub fn spread(total: u32, shards: u32) -> Vec<u32> {
+    (0..shards).map(|k| total / shards + u32::from(k < total % shards)).collect()
 }
 
 impl Reservation {
@@ -171,6 +224,7 @@ impl Reservation {
             reservation_id: reservation_id.to_owned(),
             status: ReservationStatus::Released,
             items: Vec::new(),
+            shards: Vec::new(),
             created_at: now,
         }
     }
@@ -283,7 +337,39 @@ mod tests {
     use super::*;
 
     fn new(name: &str, price: i64, stock: i64) -> NewProduct {
-        NewProduct { name: name.into(), description: None, category: "Books".into(), price_cents: price, stock }
+        NewProduct {
+            name: name.into(),
+            description: None,
+            category: "Books".into(),
+            price_cents: price,
+            stock,
+            stock_shards: None,
+        }
+    }
+
+    #[test]
+    fn stock_shards_are_from_1_to_32_and_units_spread_evenly_over_them() {
+        let mut sharded = new("x", 1, 10);
+        sharded.stock_shards = Some(4);
+        assert_eq!(sharded.validate("s", Utc::now()).unwrap().stock_shards, 4);
+        assert_eq!(new("x", 1, 10).validate("s", Utc::now()).unwrap().stock_shards, 1, "one by default");
+        for wrong in [0, 33, -1] {
+            let mut product = new("x", 1, 10);
+            product.stock_shards = Some(wrong);
+            assert!(product.validate("s", Utc::now()).is_err(), "{wrong}");
+        }
+        assert_eq!(spread(10, 4), vec![3, 3, 2, 2]);
+        assert_eq!(spread(2, 4), vec![1, 1, 0, 0]);
+        assert_eq!(spread(10, 4).iter().sum::<u32>(), 10);
+    }
+
+    #[test]
+    fn a_line_takes_from_the_shards_round_from_its_start_and_never_more_than_they_hold() {
+        assert_eq!(take_from_shards(&[3, 3, 2, 2], 1, 2), Some(vec![(1, 2)]));
+        assert_eq!(take_from_shards(&[0, 1, 0, 2], 2, 3), Some(vec![(3, 2), (1, 1)]), "one line over two shards");
+        assert_eq!(take_from_shards(&[1, 1, 1, 0], 3, 3), Some(vec![(0, 1), (1, 1), (2, 1)]));
+        assert_eq!(take_from_shards(&[1, 0, 1, 0], 0, 3), None, "two units cannot make three");
+        assert_eq!(take_from_shards(&[0, 0], 1, 1), None);
     }
 
     #[test]

@@ -24,8 +24,14 @@ fn catalogue() -> MemoryStore {
     let store = MemoryStore::default();
     block_on(async {
         for (id, seller) in [(MINE, SELLER), (THEIRS, "usr_other")] {
-            let new =
-                NewProduct { name: id.into(), description: None, category: "c".into(), price_cents: 100, stock: 5 };
+            let new = NewProduct {
+                name: id.into(),
+                description: None,
+                category: "c".into(),
+                price_cents: 100,
+                stock: 5,
+                stock_shards: None,
+            };
             let mut product = new.validate(seller, chrono::Utc::now()).unwrap();
             product.product_id = id.into();
             store.create(&product).await.unwrap();

@@ -53,6 +53,7 @@ pub struct ShoppingFigures {
 pub struct FlashSaleFigures {
     pub buyers: usize,
     pub units: u32,
+    pub shards: u32,
     pub statuses: BTreeMap<u16, u64>,
     pub seconds: f64,
     pub p50_ms: f64,
@@ -181,9 +182,15 @@ async fn unpaid(shop: &ShopClient, orders: &[(User, Value)]) -> Vec<String> {
     lost
 }
 
-/// The flash sale: every buyer already has one unit of `product` (with `units` in stock) in
-/// the cart; all check out at once.
-pub async fn flash_sale(shop: &ShopClient, product: &str, units: u32, buyers: &[User]) -> Result<FlashSaleFigures> {
+/// The flash sale: every buyer already has one unit of `product` (with `units` in stock over
+/// `shards` items) in the cart; all check out at once.
+pub async fn flash_sale(
+    shop: &ShopClient,
+    product: &str,
+    units: u32,
+    shards: u32,
+    buyers: &[User],
+) -> Result<FlashSaleFigures> {
     let recorder = Mutex::new(Recorder::default());
     let started = Instant::now();
     let answers = futures_util::future::join_all(buyers.iter().map(|buyer| {
@@ -217,6 +224,7 @@ pub async fn flash_sale(shop: &ShopClient, product: &str, units: u32, buyers: &[
     Ok(FlashSaleFigures {
         buyers: buyers.len(),
         units,
+        shards,
         statuses: recorder.statuses.get("POST /cart/checkout").cloned().unwrap_or_default(),
         seconds: crate::report::round(seconds),
         p50_ms: samples.percentile(0.5),
@@ -252,10 +260,11 @@ impl FlashSaleFigures {
     pub fn table(&self) -> String {
         let statuses: Vec<String> = self.statuses.iter().map(|(s, n)| format!("{s} ×{n}")).collect();
         format!(
-            "Flash sale: {} buyers at once for {} units: {} in {} s (checkout p50 {} ms, p99 {} ms); \
-             stock after {}, {} orders paid\n",
+            "Flash sale: {} buyers at once for {} units over {} shards: {} in {} s (checkout p50 {} ms, \
+             p99 {} ms); stock after {}, {} orders paid\n",
             self.buyers,
             self.units,
+            self.shards,
             statuses.join(", "),
             self.seconds,
             self.p50_ms,

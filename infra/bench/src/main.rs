@@ -107,6 +107,9 @@ struct LoadArgs {
     /// Units of the flash sale's product.
     #[arg(long, default_value_t = 50)]
     units: u32,
+    /// Items the flash sale product's stock is spread over (docs/capacity.md).
+    #[arg(long, default_value_t = 16)]
+    shards: u32,
 }
 
 const BASELINE: &str = "Baseline";
@@ -200,10 +203,13 @@ async fn run_load(cli: &Cli, args: &LoadArgs) -> Result<()> {
     println!("{}", shopping.table());
 
     let product = shop.product(&seller, 4900, args.units).await;
-    println!("bench: {} buyers for {} units", args.buyers, args.units);
+    if args.shards > 1 {
+        shop.shard_stock(&seller, &product, args.shards).await;
+    }
+    println!("bench: {} buyers for {} units over {} shards", args.buyers, args.units, args.shards);
     let buyers = load::customers(&shop, args.buyers).await;
     futures_util::future::join_all(buyers.iter().map(|b| shop.put_in_cart(b, &product, 1))).await;
-    let sale = load::flash_sale(&shop, &product, args.units, &buyers).await?;
+    let sale = load::flash_sale(&shop, &product, args.units, args.shards, &buyers).await?;
     println!("{}", sale.table());
     for task in event_sources {
         task.abort();

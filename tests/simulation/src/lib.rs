@@ -1551,6 +1551,7 @@ impl Sim {
                 category: "sim".into(),
                 price_cents: 100 * (1 + self.below(20) as i64),
                 stock: i64::from(*stock),
+                stock_shards: None,
             };
             let mut created = new.validate("usr_simseller", Utc::now()).expect("a valid product");
             created.product_id = product.clone();

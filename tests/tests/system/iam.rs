@@ -171,6 +171,13 @@ const UNUSED_ON_PURPOSE: &[(&str, &str, &str, &str)] = &[
          code, do publish here; the Payment relay parks an item",
     ),
     (
+        "ReleaseReservationFunction",
+        "dynamodb:BatchGetItem",
+        "arn:aws:dynamodb:{region}:{account}:table/{stack}-seller",
+        "reads where the products keep their stock now only when giving units back where they were taken \
+         failed (the seller re-sharded the product meanwhile): a race no flow here makes for sure",
+    ),
+    (
         "ReserveStockFunction",
         "dynamodb:GetItem",
         "arn:aws:dynamodb:{region}:{account}:table/{stack}-seller",
@@ -329,6 +336,11 @@ async fn run_every_flow(shop: &Shop) {
     assert_eq!(patched.status(), StatusCode::OK, "{}", patched.text().await.unwrap_or_default());
     assert_eq!(shop.get(&customer, "/products?category=books").await.status(), StatusCode::OK);
     assert_eq!(shop.get(&customer, "/products").await.status(), StatusCode::OK);
+
+    // A product's stock spread over shards for a sale, then over fewer (their reads, a delete).
+    let sale = shop.product(&seller, 700, 10).await;
+    shop.shard_stock(&seller, &sale, 4).await;
+    shop.shard_stock(&seller, &sale, 2).await;
 
     let other = shop.product(&seller, 500, 9).await;
     shop.put_in_cart(&customer, &other, 1).await;

@@ -60,6 +60,7 @@ mod tests {
                 category: "c".into(),
                 price_cents: 100,
                 stock: *units,
+                stock_shards: None,
             };
             let mut product = new.validate("usr_s", chrono::Utc::now()).unwrap();
             product.product_id = id.to_string();

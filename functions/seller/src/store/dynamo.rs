@@ -1,10 +1,15 @@
 //! The catalogue in the Seller table (pk/sk):
-//! - `PRODUCT#{id}` / `PRODUCT`: a product, with `version` (bumped by every write, the
+//! - `PRODUCT#{id}` / `PRODUCT`: a product, with `version` (bumped by every write of it, the
 //!   condition of updates) and two index keys: `gsi1pk = CATEGORY#{category}` (index
 //!   `ByCategory`) and `gsi2pk = PRODUCTS` (index `Newest`), both sorted by `{created_at}#{id}`.
 //!   A deleted product keeps its item (placed orders name it) with `deleted_at`, and both index
 //!   keys become `DELETED`, a partition no list reads; a reservation's stock condition refuses it;
-//! - `RESERVATION#{id}` / `RESERVATION`: units taken for one order, and their status;
+//!   A product with `stock_shards` N > 1 keeps its stock not here (its `stock` is 0) but in
+//! - `STOCK#{id}#{k}` / `STOCK`, k = 0..N-1: one shard of a product's stock each, every one
+//!   under a partition key of its own so that the shards spread over DynamoDB's partitions
+//!   (docs/capacity.md); a deleted product's shards get its `deleted_at` too;
+//! - `RESERVATION#{id}` / `RESERVATION`: units taken for one order (and from which shards),
+//!   and their status;
 //! - `SELLER#{id}` / `PROFILE`: a seller's profile, with `version` (the condition of every
 //!   status change) and the same two indexes: `gsi1pk = SELLERS#{status}` (`ByCategory`,
 //!   for `?status=`) and `gsi2pk = SELLERS` (`Newest`), sorted by `{created_at}#{id}`;
@@ -12,11 +17,11 @@
 //!   of the status change they report (see `shared::outbox`).
 //!
 //! Stock only moves in conditional writes: a reservation takes every line in one
-//! transaction (`stock >= quantity` and not deleted on each, and each seller not suspended) or
-//! nothing; a release puts units back in one
-//! transaction conditioned on the reservation still being held.
+//! transaction (`stock >= quantity` and not deleted on each product item or shard it takes
+//! from, and each seller of an unsharded product not suspended) or nothing; a release puts
+//! units back in one transaction conditioned on the reservation still being held.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use chrono::Utc;
@@ -28,7 +33,9 @@ use shared::outbox::DynamoOutbox;
 use shared::pagination::{Page, PageRequest};
 
 use super::{CatalogueStore, Moved, SellerStore, StoreError};
-use crate::domain::{ProductChanges, Reservation, ReservationStatus, Seller, SellerStatus, Shortage};
+use crate::domain::{
+    ProductChanges, Reservation, ReservationStatus, Seller, SellerStatus, ShardTake, Shortage, spread, take_from_shards,
+};
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -54,7 +61,11 @@ struct ProductItem {
 const DELETED: &str = "DELETED";
 
 impl ProductItem {
-    fn new(product: Product, version: u64) -> Self {
+    /// The item of `product`; a sharded one's stock is left to its shards.
+    fn new(mut product: Product, version: u64) -> Self {
+        if product.stock_shards > 1 {
+            product.stock = 0;
+        }
         let sort = format!(
             "{}#{}",
             product.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -111,6 +122,28 @@ fn product_key(id: &str) -> Item {
     key(format!("PRODUCT#{id}"), "PRODUCT")
 }
 
+/// One shard of a sharded product's stock, at [`shard_key`].
+#[derive(Serialize, Deserialize)]
+struct ShardItem {
+    product_id: String,
+    shard: u32,
+    stock: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<chrono::DateTime<Utc>>,
+}
+
+fn shard_key(product_id: &str, shard: u32) -> Item {
+    key(format!("STOCK#{product_id}#{shard}"), "STOCK")
+}
+
+/// Where a reservation line's units are taken from or given back to.
+#[derive(Clone, Copy)]
+enum StockAt<'a> {
+    /// The product item of an unsharded product.
+    Product(&'a str),
+    Shard(&'a str, u32),
+}
+
 fn reservation_key(id: &str) -> Item {
     key(format!("RESERVATION#{id}"), "RESERVATION")
 }
@@ -124,9 +157,15 @@ const TRIES: usize = 3;
 /// Pauses between the tries of a transaction cancelled by contention (each jittered 50-150 %).
 const CONTENTION_PAUSES_MS: [u64; 4] = [10, 25, 50, 100];
 
-fn jitter(ms: u64) -> u64 {
+/// A number below `n` (at least 1) from the clock's nanoseconds: enough to spread pauses and
+/// concurrent buyers' first shards, not for secrets.
+fn random_below(n: u64) -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    ms / 2 + u64::from(nanos) % ms.max(1)
+    u64::from(nanos) % n.max(1)
+}
+
+fn jitter(ms: u64) -> u64 {
+    ms / 2 + random_below(ms)
 }
 
 impl DynamoStore {
@@ -143,31 +182,120 @@ impl DynamoStore {
         Ok(self.table.get(product_key(id)).await?)
     }
 
-    fn stock_change(&self, line: &ReservationLine, take: bool) -> Result<TransactWriteItem, StoreError> {
-        let (expression, condition) = if take {
-            (
-                "SET stock = stock - :q, version = version + :one",
-                "attribute_exists(pk) AND stock >= :q AND attribute_not_exists(deleted_at)",
-            )
-        } else {
-            ("SET stock = stock + :q, version = version + :one", "attribute_exists(pk)")
-        };
-        let update = Update::builder()
-            .table_name(&self.table.name)
-            .set_key(Some(product_key(&line.product_id)))
-            .update_expression(expression)
-            .condition_expression(condition)
-            .expression_attribute_values(":q", number(line.quantity))
-            .expression_attribute_values(":one", number(1))
-            .build()
-            .map_err(shared::dynamo::error)?;
-        Ok(TransactWriteItem::builder().update(update).build())
+    /// A product of `seller_id` on sale; [`StoreError::NotFound`] for an unknown one, another
+    /// seller's, or a deleted one alike.
+    async fn own_product(&self, id: &str, seller_id: &str) -> Result<ProductItem, StoreError> {
+        let item = self.product_item(id).await?;
+        item.filter(|i| i.product.seller_id == seller_id && i.deleted_at.is_none()).ok_or(StoreError::NotFound)
     }
 
-    /// What is left of each line that could not be taken.
-    async fn shortages(&self, lines: &[ReservationLine]) -> Result<Vec<Shortage>, StoreError> {
-        let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
-        Ok(shortages_of(lines, &self.lookup(&ids).await?))
+    /// A transaction's move of `quantity` units out of (`take`) or back into one stock item.
+    /// A product item's change also holds only while the product is unsharded, so units never
+    /// go into (or come from) the count a sharded product no longer keeps there.
+    fn stock_change(&self, at: StockAt, quantity: u32, take: bool) -> Result<TransactWriteItem, StoreError> {
+        let (key, expression, condition) = match (at, take) {
+            (StockAt::Product(id), true) => (
+                product_key(id),
+                "SET stock = stock - :q, version = version + :one",
+                "attribute_exists(pk) AND stock >= :q AND attribute_not_exists(deleted_at) \
+                 AND attribute_not_exists(stock_shards)",
+            ),
+            (StockAt::Product(id), false) => (
+                product_key(id),
+                "SET stock = stock + :q, version = version + :one",
+                "attribute_exists(pk) AND attribute_not_exists(stock_shards)",
+            ),
+            (StockAt::Shard(id, k), true) => (
+                shard_key(id, k),
+                "SET stock = stock - :q",
+                "attribute_exists(pk) AND stock >= :q AND attribute_not_exists(deleted_at)",
+            ),
+            (StockAt::Shard(id, k), false) => (shard_key(id, k), "SET stock = stock + :q", "attribute_exists(pk)"),
+        };
+        let mut update = Update::builder()
+            .table_name(&self.table.name)
+            .set_key(Some(key))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .expression_attribute_values(":q", number(quantity));
+        if matches!(at, StockAt::Product(_)) {
+            update = update.expression_attribute_values(":one", number(1));
+        }
+        Ok(TransactWriteItem::builder().update(update.build().map_err(shared::dynamo::error)?).build())
+    }
+
+    /// The count in each shard of the sharded products `(id, shards)`: one read of all their
+    /// shards (consistent), a shard not found counting 0.
+    async fn shard_counts<'a>(
+        &self,
+        products: impl Iterator<Item = (&'a str, u32)>,
+    ) -> Result<HashMap<String, Vec<u32>>, StoreError> {
+        let mut counts: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut keys = Vec::new();
+        for (id, shards) in products.filter(|(_, shards)| *shards > 1) {
+            if counts.insert(id.to_owned(), vec![0; shards as usize]).is_none() {
+                keys.extend((0..shards).map(|k| shard_key(id, k)));
+            }
+        }
+        if keys.is_empty() {
+            return Ok(counts);
+        }
+        for item in self.table.get_many(keys).await? {
+            let shard: ShardItem = serde_dynamo::from_item(item).map_err(shared::dynamo::error)?;
+            if let Some(count) = counts.get_mut(&shard.product_id).and_then(|c| c.get_mut(shard.shard as usize)) {
+                *count = shard.stock;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The writes that set a product's stock to `stock` over `shards` items, from `counts` as
+    /// read (empty for an unsharded product, whose product item carries its stock): each
+    /// shard written on the condition that it still holds what was read, shards no longer
+    /// wanted deleted on the same condition, so that no reservation meanwhile is lost.
+    fn set_shards(
+        &self,
+        product_id: &str,
+        counts: &[u32],
+        stock: u32,
+        shards: u32,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut writes = Vec::new();
+        let wanted = if shards > 1 { spread(stock, shards) } else { Vec::new() };
+        for k in 0..wanted.len().max(counts.len()) {
+            let at = shard_key(product_id, k as u32);
+            let read = counts.get(k);
+            let write = match wanted.get(k) {
+                Some(&units) => {
+                    let shard = ShardItem {
+                        product_id: product_id.to_owned(),
+                        shard: k as u32,
+                        stock: units,
+                        deleted_at: None,
+                    };
+                    let put = Put::builder().table_name(&self.table.name).set_item(Some(item(at, &shard)?));
+                    let put = match read {
+                        Some(old) => {
+                            put.condition_expression("stock = :old").expression_attribute_values(":old", number(old))
+                        }
+                        None => put.condition_expression("attribute_not_exists(pk)"),
+                    };
+                    TransactWriteItem::builder().put(put.build().map_err(shared::dynamo::error)?).build()
+                }
+                None => {
+                    let delete = aws_sdk_dynamodb::types::Delete::builder()
+                        .table_name(&self.table.name)
+                        .set_key(Some(at))
+                        .condition_expression("stock = :old")
+                        .expression_attribute_values(":old", number(read.copied().unwrap_or(0)))
+                        .build()
+                        .map_err(shared::dynamo::error)?;
+                    TransactWriteItem::builder().delete(delete).build()
+                }
+            };
+            writes.push(write);
+        }
+        Ok(writes)
     }
 
     /// A transaction's check that a seller is not suspended (no profile: not suspended).
@@ -200,15 +328,69 @@ fn shortages_of(lines: &[ReservationLine], on_sale: &[Product]) -> Vec<Shortage>
         .collect()
 }
 
+/// A reservation made before, as the same request gets it again: it, unless released.
+fn made_before(existing: Reservation) -> Result<Reservation, StoreError> {
+    match existing.status {
+        ReservationStatus::Released => Err(StoreError::Released),
+        _ => Ok(existing),
+    }
+}
+
+/// Where releasing `reservation` puts its units, and how many: (product, shard or `None` for
+/// the product item) → units. As recorded when `now` is `None`; else for the products' stock
+/// shards `now` (1 if not known): all of a product's units to its item if it is unsharded
+/// now, else each take to its shard, or to shard k mod N if the product has fewer shards now
+/// (units taken from an unsharded product go to shard 0).
+fn give_back(reservation: &Reservation, now: Option<&HashMap<String, u32>>) -> BTreeMap<(String, Option<u32>), u32> {
+    let mut targets = BTreeMap::new();
+    for line in &reservation.items {
+        let mut takes: Vec<(Option<u32>, u32)> = reservation
+            .shards
+            .iter()
+            .filter(|t| t.product_id == line.product_id)
+            .map(|t| (Some(t.shard), t.quantity))
+            .collect();
+        if takes.is_empty() {
+            takes.push((None, line.quantity));
+        }
+        for (shard, quantity) in takes {
+            let at = match now.map(|n| n.get(&line.product_id).copied().unwrap_or(1)) {
+                None => shard,
+                Some(1) => None,
+                Some(n) => Some(shard.unwrap_or(0) % n),
+            };
+            *targets.entry((line.product_id.clone(), at)).or_default() += quantity;
+        }
+    }
+    targets
+}
+
 impl DynamoStore {
     async fn seller_item(&self, id: &str) -> Result<Option<SellerItem>, StoreError> {
         Ok(self.table.get(seller_key(id)).await?)
     }
 
-    /// Of `items`, the products on sale: not deleted, their seller not suspended (one read of
-    /// the sellers' profiles for all of them).
-    async fn on_sale(&self, items: Vec<ProductItem>) -> Result<Vec<Product>, StoreError> {
+    /// Of `items`, the products on sale, each sharded one's stock summed from its shards.
+    async fn products(&self, items: Vec<ProductItem>) -> Result<Vec<Product>, StoreError> {
         let items: Vec<ProductItem> = items.into_iter().filter(|i| i.deleted_at.is_none()).collect();
+        let counts =
+            self.shard_counts(items.iter().map(|i| (i.product.product_id.as_str(), i.product.stock_shards))).await?;
+        self.on_sale(items, &counts).await
+    }
+
+    /// Of `items`, the products on sale: not deleted, their seller not suspended (one read of
+    /// the sellers' profiles for all of them); a sharded one's stock is the sum of its `counts`.
+    async fn on_sale(
+        &self,
+        items: Vec<ProductItem>,
+        counts: &HashMap<String, Vec<u32>>,
+    ) -> Result<Vec<Product>, StoreError> {
+        let mut items: Vec<ProductItem> = items.into_iter().filter(|i| i.deleted_at.is_none()).collect();
+        for item in &mut items {
+            if let Some(shards) = counts.get(&item.product.product_id) {
+                item.product.stock = shards.iter().sum();
+            }
+        }
         let mut sellers: Vec<&str> = items.iter().map(|i| i.product.seller_id.as_str()).collect();
         sellers.sort_unstable();
         sellers.dedup();
@@ -243,6 +425,9 @@ impl DynamoStore {
 
 /// A transaction holds 100 items: a reservation's lines, its record and its sellers' checks.
 const MAX_TRANSACTION_ITEMS: usize = 100;
+/// Plans of one reservation before giving up: each failed one means another took units from
+/// an item it counted on, so a line of a product with N shards may meet up to about N of them.
+const RESERVE_TRIES: usize = 4 + 2 * crate::domain::MAX_STOCK_SHARDS as usize;
 
 impl SellerStore for DynamoStore {
     type Outbox = DynamoOutbox;
@@ -319,75 +504,102 @@ impl SellerStore for DynamoStore {
 impl CatalogueStore for DynamoStore {
     async fn create(&self, product: &Product) -> Result<(), StoreError> {
         let item = item(product_key(&product.product_id), &ProductItem::new(product.clone(), 1))?;
-        self.table
-            .client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table.name)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
+            .build()
             .map_err(shared::dynamo::error)?;
-        Ok(())
+        let mut writes = vec![TransactWriteItem::builder().put(put).build()];
+        writes.extend(self.set_shards(&product.product_id, &[], product.stock, product.stock_shards)?);
+        // A new id cannot be there: `false` (it was) is a fault, not a conflict to report.
+        if self.table.transact(writes).await? {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(shared::dynamo::DynamoError(format!("{} exists already", product.product_id))))
+        }
     }
 
     async fn get(&self, product_id: &str) -> Result<Option<Product>, StoreError> {
         let item = self.product_item(product_id).await?;
-        Ok(self.on_sale(item.into_iter().collect()).await?.pop())
+        Ok(self.products(item.into_iter().collect()).await?.pop())
     }
 
     async fn delete(&self, product_id: &str, seller_id: &str) -> Result<(), StoreError> {
-        let key = product_key(product_id);
-        if !shared::dynamo::storable(&key) {
-            return Err(StoreError::NotFound);
-        }
-        let deleted = self
-            .table
-            .client
-            .update_item()
-            .table_name(&self.table.name)
-            .set_key(Some(key))
-            .update_expression("SET deleted_at = :now, gsi1pk = :deleted, gsi2pk = :deleted, version = version + :one")
-            .condition_expression("attribute_exists(pk) AND seller_id = :seller AND attribute_not_exists(deleted_at)")
-            .expression_attribute_values(":now", AttributeValue::S(Utc::now().to_rfc3339()))
-            .expression_attribute_values(":deleted", AttributeValue::S(DELETED.into()))
-            .expression_attribute_values(":one", number(1))
-            .expression_attribute_values(":seller", AttributeValue::S(seller_id.to_owned()))
-            .send()
-            .await;
-        match deleted {
-            Ok(_) => Ok(()),
-            // Unknown, another seller's, or deleted already: all "not found".
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(StoreError::NotFound)
+        let now = AttributeValue::S(Utc::now().to_rfc3339());
+        for _ in 0..TRIES {
+            let current = self.own_product(product_id, seller_id).await?;
+            let shards = current.product.stock_shards;
+            let product = Update::builder()
+                .table_name(&self.table.name)
+                .set_key(Some(product_key(product_id)))
+                .update_expression(
+                    "SET deleted_at = :now, gsi1pk = :deleted, gsi2pk = :deleted, version = version + :one",
+                )
+                // Still its seller's, on sale and over the shards read; reservations meanwhile
+                // do not stop a deletion.
+                .condition_expression(match shards {
+                    1 => "seller_id = :seller AND attribute_not_exists(deleted_at) AND attribute_not_exists(stock_shards)",
+                    _ => "seller_id = :seller AND attribute_not_exists(deleted_at) AND stock_shards = :shards",
+                })
+                .expression_attribute_values(":now", now.clone())
+                .expression_attribute_values(":deleted", AttributeValue::S(DELETED.into()))
+                .expression_attribute_values(":one", number(1))
+                .expression_attribute_values(":seller", AttributeValue::S(seller_id.to_owned()));
+            let product = match shards {
+                1 => product,
+                _ => product.expression_attribute_values(":shards", number(shards)),
+            };
+            let product = product.build().map_err(shared::dynamo::error)?;
+            let mut writes = vec![TransactWriteItem::builder().update(product).build()];
+            // Its shards too, so that a reservation conditioned on a shard refuses it.
+            for k in (0..shards).filter(|_| shards > 1) {
+                let shard = Update::builder()
+                    .table_name(&self.table.name)
+                    .set_key(Some(shard_key(product_id, k)))
+                    .update_expression("SET deleted_at = :now")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":now", now.clone())
+                    .build()
+                    .map_err(shared::dynamo::error)?;
+                writes.push(TransactWriteItem::builder().update(shard).build());
             }
-            Err(e) => Err(shared::dynamo::error(e).into()),
+            // `false`: changed meanwhile (or a shard missing); read it again.
+            if self.table.transact(writes).await? {
+                return Ok(());
+            }
         }
+        Err(StoreError::Conflict)
     }
 
     async fn update(&self, product_id: &str, seller_id: &str, changes: &ProductChanges) -> Result<Product, StoreError> {
         for _ in 0..TRIES {
-            let current = self
-                .product_item(product_id)
-                .await?
-                .filter(|i| i.product.seller_id == seller_id && i.deleted_at.is_none())
-                .ok_or(StoreError::NotFound)?;
-            let changed = changes.apply(&current.product, Utc::now())?;
+            let current = self.own_product(product_id, seller_id).await?;
+            let mut counts = self.shard_counts([(product_id, current.product.stock_shards)].into_iter()).await?;
+            let counts = counts.remove(product_id).unwrap_or_default();
+            let mut product = current.product.clone();
+            if !counts.is_empty() {
+                product.stock = counts.iter().sum();
+            }
+            let changed = changes.apply(&product, Utc::now())?;
             let item = item(product_key(product_id), &ProductItem::new(changed.clone(), current.version + 1))?;
-            let written = self
-                .table
-                .client
-                .put_item()
+            let put = Put::builder()
                 .table_name(&self.table.name)
                 .set_item(Some(item))
                 .condition_expression("version = :version")
                 .expression_attribute_values(":version", number(current.version))
-                .send()
-                .await;
-            match written {
-                Ok(_) => return Ok(changed),
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => continue,
-                Err(e) => return Err(shared::dynamo::error(e).into()),
+                .build()
+                .map_err(shared::dynamo::error)?;
+            let mut writes = vec![TransactWriteItem::builder().put(put).build()];
+            // Stock set, or spread over another number of shards: the shards are written too.
+            if !counts.is_empty() && (changed.stock, changed.stock_shards) != (product.stock, product.stock_shards)
+                || counts.is_empty() && changed.stock_shards > 1
+            {
+                writes.extend(self.set_shards(product_id, &counts, changed.stock, changed.stock_shards)?);
+            }
+            // `false`: changed meanwhile (a reservation, another edit); read it again.
+            if self.table.transact(writes).await? {
+                return Ok(changed);
             }
         }
         Err(StoreError::Conflict)
@@ -416,98 +628,108 @@ impl CatalogueStore for DynamoStore {
         })?;
         // A page may hold fewer than `limit` products: those of suspended sellers are left
         // out (the cursor still goes on from the last one read).
-        Ok(Page { items: self.on_sale(found.items).await?, next_cursor: found.next_cursor })
+        Ok(Page { items: self.products(found.items).await?, next_cursor: found.next_cursor })
     }
 
     async fn lookup(&self, ids: &[String]) -> Result<Vec<Product>, StoreError> {
         let items = self.product_items(ids).await?;
-        self.on_sale(items).await
+        self.products(items).await
     }
 
     async fn reserve(&self, reservation_id: &str, lines: &[ReservationLine]) -> Result<Reservation, StoreError> {
-        // What is not on sale (deleted, or its seller suspended) has nothing to sell: a
-        // shortage with `available: 0`, unless this reservation was made before (its answer
-        // again). The transaction checks it again: each product not deleted, each seller not
-        // suspended (when the checks fit in it), so a change meanwhile wins.
         let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
-        let stored = self.product_items(&ids).await?;
-        let mut sellers: Vec<String> = stored.iter().map(|i| i.product.seller_id.clone()).collect();
-        sellers.sort_unstable();
-        sellers.dedup();
-        let on_sale = self.on_sale(stored).await?;
-        if lines.iter().any(|l| !on_sale.iter().any(|p| p.product_id == l.product_id)) {
-            if let Some(existing) = self.table.get::<Reservation>(reservation_key(reservation_id)).await? {
-                return if existing.status == ReservationStatus::Released {
-                    Err(StoreError::Released)
-                } else {
-                    Ok(existing)
-                };
-            }
-            return Err(StoreError::Shortages(shortages_of(lines, &on_sale)));
-        }
-        let reservation = Reservation {
-            reservation_id: reservation_id.to_owned(),
-            status: ReservationStatus::Held,
-            items: lines.to_vec(),
-            created_at: Utc::now(),
-        };
-        let record = Put::builder()
-            .table_name(&self.table.name)
-            .set_item(Some(item(reservation_key(reservation_id), &reservation)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(shared::dynamo::error)?;
-        let mut items = lines.iter().map(|line| self.stock_change(line, true)).collect::<Result<Vec<_>, _>>()?;
-        if items.len() + sellers.len() < MAX_TRANSACTION_ITEMS {
-            for seller_id in &sellers {
-                items.push(self.seller_not_suspended(seller_id)?);
-            }
-        }
-        items.push(TransactWriteItem::builder().put(record).build());
-        // A hot product's checkouts contend in DynamoDB (TransactionConflict): that is not a
-        // shortage, so the transaction is tried again after a jittered pause.
         let mut pauses = CONTENTION_PAUSES_MS.into_iter();
-        loop {
-            let written = self.table.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
-            let Err(error) = written else { return Ok(reservation) };
-            let codes = match transact_failure(&error) {
-                TransactFailure::Cancelled { why: Cancelled::ConditionFailed, codes } => codes,
-                failure if failure.is_transient() => {
-                    // Contended after every pause: the last contention is the error.
-                    let Some(pause) = pauses.next() else { return Err(shared::dynamo::error(error).into()) };
-                    tracing::warn!(?failure, reservation_id, "reservation contended; trying again");
-                    tokio::time::sleep(std::time::Duration::from_millis(jitter(pause))).await;
-                    continue;
+        // A failed condition means someone took units meanwhile: the stock is read again and,
+        // unless too little is left now, the reservation planned again from what is there.
+        for _ in 0..RESERVE_TRIES {
+            let stored = self.product_items(&ids).await?;
+            // Sellers of unsharded products are checked in the transaction. A sharded (hot)
+            // product's seller would make its profile the hot item instead, so that seller's
+            // status is the one just read (docs/capacity.md).
+            let mut sellers: Vec<String> =
+                stored.iter().filter(|i| i.product.stock_shards == 1).map(|i| i.product.seller_id.clone()).collect();
+            sellers.sort_unstable();
+            sellers.dedup();
+            let counts = self
+                .shard_counts(stored.iter().map(|i| (i.product.product_id.as_str(), i.product.stock_shards)))
+                .await?;
+            // What is not on sale (deleted, or its seller suspended) has nothing to sell.
+            let shortages = shortages_of(lines, &self.on_sale(stored, &counts).await?);
+            if !shortages.is_empty() {
+                // Made before, its units now missing because it holds them: its answer again.
+                if let Some(existing) = self.table.get::<Reservation>(reservation_key(reservation_id)).await? {
+                    return made_before(existing);
                 }
-                _ => return Err(shared::dynamo::error(error).into()),
-            };
-            if codes.last().map(String::as_str) == Some("ConditionalCheckFailed") {
-                // Made before: the same answer again, if it still holds.
-                let existing: Reservation =
-                    self.table.get(reservation_key(reservation_id)).await?.ok_or(StoreError::Conflict)?;
-                return if existing.status == ReservationStatus::Released {
-                    Err(StoreError::Released)
-                } else {
-                    Ok(existing)
-                };
+                return Err(StoreError::Shortages(shortages));
             }
-            let failed: Vec<ReservationLine> = lines
-                .iter()
-                .zip(&codes)
-                .filter(|(_, code)| *code == "ConditionalCheckFailed")
-                .map(|(l, _)| l.clone())
-                .collect();
-            let shortages = self.shortages(&failed).await?;
-            return Err(StoreError::Shortages(if shortages.is_empty() {
-                self.shortages(lines).await?
-            } else {
-                shortages
-            }));
+            let mut writes = Vec::new();
+            let mut shards = Vec::new();
+            for line in lines {
+                let Some(held) = counts.get(&line.product_id) else {
+                    writes.push(self.stock_change(StockAt::Product(&line.product_id), line.quantity, true)?);
+                    continue;
+                };
+                let start = random_below(held.len() as u64) as usize;
+                // Not short, so the shards hold enough.
+                for (shard, quantity) in take_from_shards(held, start, line.quantity).ok_or(StoreError::Conflict)? {
+                    writes.push(self.stock_change(StockAt::Shard(&line.product_id, shard), quantity, true)?);
+                    shards.push(ShardTake { product_id: line.product_id.clone(), shard, quantity });
+                }
+            }
+            if writes.len() >= MAX_TRANSACTION_ITEMS {
+                return Err(StoreError::Invalid(shared::Invalid(
+                    "these lines take from more stock items than one transaction holds; reserve fewer products at once"
+                        .into(),
+                )));
+            }
+            if writes.len() + sellers.len() < MAX_TRANSACTION_ITEMS {
+                for seller_id in &sellers {
+                    writes.push(self.seller_not_suspended(seller_id)?);
+                }
+            }
+            let reservation = Reservation {
+                reservation_id: reservation_id.to_owned(),
+                status: ReservationStatus::Held,
+                items: lines.to_vec(),
+                shards,
+                created_at: Utc::now(),
+            };
+            let record = Put::builder()
+                .table_name(&self.table.name)
+                .set_item(Some(item(reservation_key(reservation_id), &reservation)?))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(shared::dynamo::error)?;
+            writes.push(TransactWriteItem::builder().put(record).build());
+            loop {
+                let written =
+                    self.table.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await;
+                let Err(error) = written else { return Ok(reservation) };
+                match transact_failure(&error) {
+                    TransactFailure::Cancelled { why: Cancelled::ConditionFailed, codes } => {
+                        if codes.last().map(String::as_str) == Some("ConditionalCheckFailed") {
+                            let existing = self.table.get(reservation_key(reservation_id)).await?;
+                            return made_before(existing.ok_or(StoreError::Conflict)?);
+                        }
+                        break; // stock taken (or a seller suspended) meanwhile: read again
+                    }
+                    // A hot product's checkouts contend in DynamoDB (TransactionConflict): that
+                    // is not a shortage, so the same transaction is tried again after a pause.
+                    failure if failure.is_transient() => {
+                        // Contended after every pause: the last contention is the error.
+                        let Some(pause) = pauses.next() else { return Err(shared::dynamo::error(error).into()) };
+                        tracing::warn!(?failure, reservation_id, "reservation contended; trying again");
+                        tokio::time::sleep(std::time::Duration::from_millis(jitter(pause))).await;
+                    }
+                    _ => return Err(shared::dynamo::error(error).into()),
+                }
+            }
         }
+        Err(StoreError::Conflict)
     }
 
     async fn release(&self, reservation_id: &str, committed: bool) -> Result<Option<Reservation>, StoreError> {
-        for _ in 0..TRIES {
+        for attempt in 0..TRIES {
             let Some(mut reservation) = self.table.get::<Reservation>(reservation_key(reservation_id)).await? else {
                 // Not reserved (yet): a tombstone, so that a late reserve takes nothing.
                 let tombstone = Reservation::tombstone(reservation_id, Utc::now());
@@ -533,15 +755,26 @@ impl CatalogueStore for DynamoStore {
                 .build()
                 .map_err(shared::dynamo::error)?;
             let mut items = vec![TransactWriteItem::builder().update(status).build()];
-            for line in &reservation.items {
-                items.push(self.stock_change(line, false)?);
+            // Back where they were taken from; after a failed try, where each product keeps its
+            // stock now (it may have been sharded or re-sharded since).
+            let now = match attempt {
+                0 => None,
+                _ => {
+                    let ids: Vec<String> = reservation.items.iter().map(|l| l.product_id.clone()).collect();
+                    let stored = self.product_items(&ids).await?;
+                    Some(stored.into_iter().map(|i| (i.product.product_id, i.product.stock_shards)).collect())
+                }
+            };
+            for ((product_id, shard), quantity) in give_back(&reservation, now.as_ref()) {
+                let at = shard.map_or(StockAt::Product(&product_id), |k| StockAt::Shard(&product_id, k));
+                items.push(self.stock_change(at, quantity, false)?);
             }
             match self.table.client.transact_write_items().set_transact_items(Some(items)).send().await {
                 Ok(_) => {
                     reservation.status = ReservationStatus::Released;
                     return Ok(Some(reservation));
                 }
-                // Released (or committed) concurrently, or contended: read it again.
+                // Released (or committed) concurrently, re-sharded, or contended: read it again.
                 Err(e)
                     if matches!(
                         transact_failure(&e),
@@ -578,5 +811,42 @@ impl CatalogueStore for DynamoStore {
             }
             Err(e) => Err(shared::dynamo::error(e).into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reservation(items: &[(&str, u32)], shards: &[(&str, u32, u32)]) -> Reservation {
+        let mut reservation = Reservation::tombstone("rsv_1", Utc::now());
+        reservation.items =
+            items.iter().map(|(p, q)| ReservationLine { product_id: (*p).into(), quantity: *q }).collect();
+        reservation.shards =
+            shards.iter().map(|(p, k, q)| ShardTake { product_id: (*p).into(), shard: *k, quantity: *q }).collect();
+        reservation
+    }
+
+    fn at(targets: &[(&str, Option<u32>, u32)]) -> BTreeMap<(String, Option<u32>), u32> {
+        targets.iter().map(|(p, k, q)| (((*p).to_owned(), *k), *q)).collect()
+    }
+
+    #[test]
+    fn units_go_back_where_they_were_taken_from_or_where_the_product_keeps_its_stock_now() {
+        let taken = reservation(&[("a", 2), ("b", 3)], &[("b", 1, 2), ("b", 3, 1)]);
+        assert_eq!(give_back(&taken, None), at(&[("a", None, 2), ("b", Some(1), 2), ("b", Some(3), 1)]));
+        let now = |b: u32| HashMap::from([("a".to_owned(), 1), ("b".to_owned(), b)]);
+        assert_eq!(
+            give_back(&taken, Some(&now(2))),
+            at(&[("a", None, 2), ("b", Some(1), 3)]),
+            "re-sharded to 2: shards 1 and 3 are both shard 1 now, in one write"
+        );
+        assert_eq!(give_back(&taken, Some(&now(1))), at(&[("a", None, 2), ("b", None, 3)]), "unsharded since");
+        let sharded_since = HashMap::from([("a".to_owned(), 4), ("b".to_owned(), 4)]);
+        assert_eq!(
+            give_back(&taken, Some(&sharded_since)),
+            at(&[("a", Some(0), 2), ("b", Some(1), 2), ("b", Some(3), 1)]),
+            "a product sharded since gets its units in shard 0"
+        );
     }
 }

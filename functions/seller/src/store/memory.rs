@@ -192,6 +192,7 @@ impl CatalogueStore for MemoryStore {
             reservation_id: reservation_id.to_owned(),
             status: ReservationStatus::Held,
             items: lines.to_vec(),
+            shards: Vec::new(),
             created_at: Utc::now(),
         };
         reservations.insert(reservation_id.to_owned(), reservation.clone());
