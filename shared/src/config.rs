@@ -38,10 +38,50 @@ where
 }
 
 /// A function's start, first thing in every `main`: JSON logs on, then the SDK
-/// configuration its clients are built from.
+/// configuration its clients are built from, with the connection to its table opened.
 pub async fn start() -> aws_config::SdkConfig {
     crate::logging::init();
-    aws().await
+    let sdk = aws().await;
+    if warms_up(|name| std::env::var(name).ok()) {
+        warm_up(&sdk).await;
+    }
+    sdk
+}
+
+/// Whether init opens the function's DynamoDB connection: when it has a table and reaches
+/// it over TLS (AWS, or an HTTPS endpoint). `make bench` measured the first connection in the
+/// first invocation at ~375 ms under 128 MB's CPU share and ~30 ms at 1,024 MB; init runs with
+/// burst CPU (docs/decisions.md, 19). A plain-HTTP emulator has no handshake to save.
+/// `WARM_UP=false` turns it off (the bench, to measure what it saves).
+pub fn warms_up(var: impl Fn(&str) -> Option<String>) -> bool {
+    if var("WARM_UP").is_some_and(|v| v.trim().eq_ignore_ascii_case("false")) {
+        return false;
+    }
+    let tls = var("AWS_ENDPOINT_URL").is_none_or(|url| url.trim().to_ascii_lowercase().starts_with("https://"));
+    tls && var("TABLE_NAME").is_some_and(|t| !t.trim().is_empty())
+}
+
+/// How long init waits for the warm-up at most: a slow or unreachable endpoint is the first
+/// request's to meet (with its own timeouts and retries), not a reason to stall init.
+const WARM_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// One `GetItem` of a key no item has (`WARM-UP`/`WARM-UP`) on the function's own table,
+/// through the clients' shared HTTP client, so that its pool keeps the connection for the
+/// first invocation. Any answer will do; none is tried again.
+async fn warm_up(sdk: &aws_config::SdkConfig) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let Ok(table) = std::env::var("TABLE_NAME") else { return };
+    let config =
+        aws_sdk_dynamodb::config::Builder::from(sdk).retry_config(aws_config::retry::RetryConfig::disabled()).build();
+    let get = aws_sdk_dynamodb::Client::from_conf(config)
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S("WARM-UP".into()))
+        .key("sk", AttributeValue::S("WARM-UP".into()))
+        .send();
+    if tokio::time::timeout(WARM_UP_WAIT, get).await.is_err() {
+        tracing::warn!(wait_ms = WARM_UP_WAIT.as_millis() as u64, "the table did not answer the warm-up in init");
+    }
 }
 
 /// The SDK configuration: region, credentials and `AWS_ENDPOINT_URL` from the environment,
@@ -110,6 +150,19 @@ mod tests {
     fn required_names_the_variable_when_missing() {
         let err = required("SHARED_TEST_SURELY_UNSET").unwrap_err();
         assert_eq!(err.to_string(), "environment variable SHARED_TEST_SURELY_UNSET: is not set");
+    }
+
+    #[test]
+    fn init_opens_the_tables_connection_only_over_tls() {
+        let with = |pairs: &'static [(&'static str, &'static str)]| {
+            warms_up(move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+        };
+        assert!(with(&[("TABLE_NAME", "shop-cart")]), "AWS: no endpoint set");
+        assert!(with(&[("TABLE_NAME", "shop-cart"), ("AWS_ENDPOINT_URL", "https://127.0.0.1:4443")]));
+        assert!(!with(&[("TABLE_NAME", "shop-cart"), ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")]), "no handshake");
+        assert!(!with(&[]), "no table");
+        assert!(!with(&[("TABLE_NAME", " ")]));
+        assert!(!with(&[("TABLE_NAME", "shop-cart"), ("WARM_UP", "false")]), "turned off");
     }
 
     #[test]

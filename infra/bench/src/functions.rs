@@ -164,15 +164,30 @@ pub struct Options {
     pub warm_budget: Duration,
 }
 
-/// Cold starts, then warm invocations on the last instance, of one function.
-pub async fn measure(runtime: &Runtime, name: &str, event: &Event, options: &Options) -> Result<FunctionFigures> {
+/// Cold starts, then warm invocations on the last instance, of one function; with `baseline`
+/// (its name and event, in the same runtime), each cold start follows one of the baseline's,
+/// and `init_ratio` is over those.
+pub async fn measure(
+    runtime: &Runtime,
+    name: &str,
+    event: &Event,
+    options: &Options,
+    baseline: Option<(&str, &Event)>,
+) -> Result<FunctionFigures> {
     let mut outcomes = BTreeMap::new();
-    let (mut inits, mut firsts) = (Vec::new(), Vec::new());
+    let (mut inits, mut firsts, mut baseline_inits) = (Vec::new(), Vec::new(), Vec::new());
     // One cold start not counted: the first run of a binary reads it from disk into the page
     // cache, which a Lambda sandbox does not do again for each instance either.
     runtime.stop_idle(name);
     let _ = runtime.invoke(name, event.payload()?).await;
     for _ in 0..options.cold_runs {
+        if let Some((baseline, its_event)) = baseline {
+            runtime.stop_idle(baseline);
+            if let Ok(invocation) = runtime.invoke(baseline, its_event.payload()?).await {
+                baseline_inits.extend(invocation.init);
+            }
+            runtime.stop_idle(baseline);
+        }
         runtime.stop_idle(name);
         let result = runtime.invoke(name, event.payload()?).await;
         if let Ok(invocation) = &result {
@@ -208,7 +223,10 @@ pub async fn measure(runtime: &Runtime, name: &str, event: &Event, options: &Opt
 
     let warm_invocations = warm.len();
     let (inits, firsts, warm) = (Samples::new(&inits), Samples::new(&firsts), Samples::new(&warm));
+    let baseline_init_ms_p50 = (!baseline_inits.is_empty()).then(|| Samples::new(&baseline_inits).percentile(0.5));
     Ok(FunctionFigures {
+        init_ratio: baseline_init_ms_p50.map_or(0.0, |b| ratio(inits.percentile(0.5), b)),
+        baseline_init_ms_p50,
         init_ms_p50: inits.percentile(0.5),
         init_ms_p95: inits.percentile(0.95),
         first_ms_p50: firsts.percentile(0.5),

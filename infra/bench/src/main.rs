@@ -11,6 +11,7 @@ mod functions;
 mod load;
 mod report;
 mod system;
+mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -79,6 +80,14 @@ struct Cli {
     /// invocations are: the pessimistic case).
     #[arg(long, value_enum, default_value_t = InitCpu::Burst)]
     init_cpu: InitCpu,
+    /// Under the CPU share, the functions reach the emulator over TLS, as they reach AWS
+    /// (`--tls false`: plain HTTP, to see what the handshake costs).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    tls: bool,
+    /// With `--tls`, the functions open their table's connection in init, as on AWS
+    /// (`--warm-up false`: in the first invocation, to see what that saves).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    warm_up: bool,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -282,6 +291,7 @@ async fn run_bench(cli: &Cli) -> Result<()> {
         (&local.stack.region, &local.stack.account_id),
         setup.sample_ids(),
     )?;
+    let baseline_event = catalogue.event_for(health)?;
     let measure_options = functions::Options {
         cold_runs: cli.cold_runs,
         warm_invocations: cli.warm,
@@ -302,15 +312,15 @@ async fn run_bench(cli: &Cli) -> Result<()> {
     println!("bench: {} functions, {} cold starts and {} warm invocations each", specs.len(), cli.cold_runs, cli.warm);
     for spec in &specs {
         let step = Instant::now();
-        let event = if spec.name == BASELINE { catalogue.event_for(health)? } else { catalogue.event_for(spec)? };
-        let mut figures = functions::measure(&runtime, &spec.name, &event, &measure_options).await?;
+        let event = if spec.name == BASELINE { baseline_event.clone() } else { catalogue.event_for(spec)? };
+        let against = (spec.name != BASELINE).then_some((BASELINE, &baseline_event));
+        let mut figures = functions::measure(&runtime, &spec.name, &event, &measure_options, against).await?;
         (figures.binary_bytes, figures.zip_bytes) = functions::sizes(target, &spec.binary);
         println!("  {:<28} {} ({})", spec.name, describe(&figures), seconds(step.elapsed()));
         if spec.name == BASELINE {
             figures.init_ratio = 1.0;
             report.baseline = figures;
         } else {
-            figures.init_ratio = functions::ratio(figures.init_ms_p50, report.baseline.init_ms_p50);
             report.functions.insert(spec.name.clone(), figures);
         }
     }
@@ -400,14 +410,27 @@ struct ModelRun<'a> {
 
 impl ModelRun<'_> {
     async fn measure(&self, catalogue: &Catalogue, health: &devstack::functions::FunctionSpec) -> Result<MemoryModel> {
+        let endpoint =
+            self.specs.iter().find_map(|s| s.environment.get("AWS_ENDPOINT_URL")).context("no AWS endpoint")?;
+        let tls = match self.cli.tls {
+            true => Some(tls::TlsFront::start(endpoint, &self.cli.out.join("tls")).await?),
+            false => None,
+        };
         let mut model = MemoryModel {
             assumptions: format!(
-                "{}; init: {}",
+                "{}; init: {}; AWS endpoint: {}",
                 cpu::ASSUMPTIONS,
                 match self.cli.init_cpu {
                     InitCpu::Burst =>
                         "burst CPU (unlimited until the first /next), as AWS's Lambda Web Adapter documents",
                     InitCpu::Share => "the same share as invocations (pessimistic)",
+                },
+                match (&tls, self.cli.warm_up) {
+                    (Some(_), true) =>
+                        "HTTPS (a CA of the run's, trusted through SSL_CERT_FILE), the table's \
+                                        connection opened in init",
+                    (Some(_), false) => "HTTPS (a CA of the run's, trusted through SSL_CERT_FILE), no warm-up",
+                    (None, _) => "plain HTTP",
                 }
             ),
             cfs_period_us: self.cli.cfs_period_us,
@@ -440,6 +463,12 @@ impl ModelRun<'_> {
                 .map(|mut spec| {
                     spec.memory_mb = memory_mb;
                     spec.environment.insert("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), memory_mb.to_string());
+                    if let Some(front) = &tls {
+                        front.apply(&mut spec.environment);
+                    }
+                    if !self.cli.warm_up {
+                        spec.environment.insert("WARM_UP".into(), "false".into());
+                    }
                     spec
                 })
                 .collect();
@@ -449,15 +478,14 @@ impl ModelRun<'_> {
             };
             let runtime = Runtime::new(specs.clone(), self.bin_dir.to_owned(), self.arn_prefix, 1)
                 .in_cgroup(&share.dir, confinement);
-            let mut baseline_init = 0.0;
+            let baseline_event = catalogue.event_for(health)?;
             for spec in &specs {
-                let event =
-                    if spec.name == BASELINE { catalogue.event_for(health)? } else { catalogue.event_for(spec)? };
-                let mut figures = functions::measure(&runtime, &spec.name, &event, &options).await?;
+                let event = if spec.name == BASELINE { baseline_event.clone() } else { catalogue.event_for(spec)? };
+                let against = (spec.name != BASELINE).then_some((BASELINE, &baseline_event));
+                let mut figures = functions::measure(&runtime, &spec.name, &event, &options, against).await?;
                 if spec.name == BASELINE {
-                    baseline_init = figures.init_ms_p50;
+                    figures.init_ratio = 1.0;
                 }
-                figures.init_ratio = functions::ratio(figures.init_ms_p50, baseline_init);
                 println!("  {:<28} {memory_mb:>4} MB: {}", spec.name, describe(&figures));
                 model.functions.entry(spec.name.clone()).or_default().insert(memory_mb, figures);
             }

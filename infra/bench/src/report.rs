@@ -42,7 +42,7 @@ pub struct MemoryModel {
     pub cold_runs: usize,
     pub warm_invocations: usize,
     /// Function (the baseline as `Baseline`) -> memory size in MB -> its figures there;
-    /// `init_ratio` is over the baseline's init at the same size.
+    /// `init_ratio` is over the baseline's init at the same size (cold starts interleaved).
     pub functions: BTreeMap<String, BTreeMap<u32, FunctionFigures>>,
     /// Why there are no figures, when the machine cannot set a CPU quota.
     pub unavailable: Option<String>,
@@ -83,7 +83,11 @@ pub fn choose(sizes: &BTreeMap<u32, FunctionFigures>, synchronous: bool) -> Opti
 pub struct FunctionFigures {
     pub init_ms_p50: f64,
     pub init_ms_p95: f64,
+    /// Over the baseline's init p50 from cold starts interleaved with this function's, so
+    /// that the machine drifting during a run (another process, the page cache) cannot make
+    /// one function look slower than another.
     pub init_ratio: f64,
+    pub baseline_init_ms_p50: Option<f64>,
     pub first_ms_p50: f64,
     pub warm_ms_p50: f64,
     pub warm_ms_p99: f64,

@@ -39,6 +39,8 @@ struct State {
     upstream: String,
     http: reqwest::Client,
     counts: Mutex<Counts>,
+    /// The same calls by the function that signed them (`""` for unsigned ones).
+    by_caller: Mutex<BTreeMap<String, Counts>>,
     units: Mutex<RequestUnits>,
     /// Operation prefixes that are cut ("" cuts every call).
     cut: Mutex<Vec<String>>,
@@ -82,6 +84,7 @@ impl AwsProxy {
             upstream: upstream.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
             counts: Mutex::default(),
+            by_caller: Mutex::default(),
             units: Mutex::default(),
             cut: Mutex::default(),
             refused: Mutex::default(),
@@ -107,6 +110,11 @@ impl AwsProxy {
     /// The calls forwarded so far.
     pub fn counts(&self) -> Counts {
         lock(&self.state.counts).clone()
+    }
+
+    /// The calls forwarded so far, by the function that made them.
+    pub fn counts_by_caller(&self) -> BTreeMap<String, Counts> {
+        lock(&self.state.by_caller).clone()
     }
 
     /// DynamoDB's request units of the calls forwarded so far.
@@ -189,6 +197,8 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
         }
     }
     *lock(&state.counts).entry(operation.clone()).or_default() += 1;
+    let caller = signer(&parts.headers).and_then(|(key, _)| key.strip_prefix(crate::iam::KEY_PREFIX)).unwrap_or("");
+    *lock(&state.by_caller).entry(caller.to_owned()).or_default().entry(operation.clone()).or_default() += 1;
 
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut headers = parts.headers.clone();

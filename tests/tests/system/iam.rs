@@ -124,6 +124,10 @@ async fn a_call_its_role_does_not_allow_is_refused_as_aws_refuses_it() {
     assert!(api.log_lines().iter().any(|l| l.contains("AccessDenied: User: arn:aws:sts::")), "denials are logged");
 }
 
+/// Every function with a table reads one key of it in init to open the connection, over TLS
+/// only (shared::config::warms_up); the local stack is plain HTTP.
+const WARM_UP: &str = "the init's warm-up GetItem (shared::config::warm_up), made only over TLS: on AWS, not here";
+
 /// Grants that the run below does not use (or not every time: a retry under load may), and
 /// why: (function, action, resource, reason). Resources are written with `{stack}`,
 /// `{region}` and `{account}` for what differs between runs.
@@ -135,6 +139,7 @@ const UNUSED_ON_PURPOSE: &[(&str, &str, &str, &str)] = &[
         "reads the order only when the abandon finds it made: a checkout whose answer was lost after Order \
          made the order; no local flow loses that answer",
     ),
+    ("AnalyticsFunction", "dynamodb:GetItem", "arn:aws:dynamodb:{region}:{account}:table/{stack}-ai-buddy", WARM_UP),
     (
         "AuthorizePaymentFunction",
         "dynamodb:DeleteItem",
@@ -176,6 +181,12 @@ const UNUSED_ON_PURPOSE: &[(&str, &str, &str, &str)] = &[
         "arn:aws:dynamodb:{region}:{account}:table/{stack}-seller",
         "reads where the products keep their stock now only when giving units back where they were taken \
          failed (the seller re-sharded the product meanwhile): a race no flow here makes for sure",
+    ),
+    (
+        "RemoveDeviceFunction",
+        "dynamodb:GetItem",
+        "arn:aws:dynamodb:{region}:{account}:table/{stack}-notification",
+        WARM_UP,
     ),
     (
         "ReserveStockFunction",
