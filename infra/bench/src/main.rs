@@ -63,8 +63,8 @@ struct Cli {
     #[arg(long)]
     template: Option<PathBuf>,
     /// Memory sizes (MB) each function is measured at again under Lambda's CPU share of that
-    /// size (a CPU quota; needs root); none to skip.
-    #[arg(long, value_delimiter = ',', default_values_t = [128, 256, 512, 1024])]
+    /// size (a CPU quota; needs root); `--memory-sizes` with no value to skip.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_values_t = [128, 256, 512, 1024])]
     memory_sizes: Vec<u32>,
     /// Cold starts per function and memory size under the CPU share.
     #[arg(long, default_value_t = 5)]
@@ -513,4 +513,19 @@ fn host() -> String {
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     format!("{cpu}, {cores} cores, {}", std::env::consts::ARCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Defect: the README's way to skip the CPU model (`--memory-sizes ''`) was refused.
+    #[test]
+    fn the_cpu_model_is_skipped_by_memory_sizes_with_no_value() {
+        let cli = Cli::try_parse_from(["bench", "--memory-sizes", "--only", "HealthFunction"]).unwrap();
+        assert!(cli.memory_sizes.is_empty());
+        assert_eq!(cli.only, ["HealthFunction"]);
+        assert_eq!(Cli::try_parse_from(["bench"]).unwrap().memory_sizes, [128, 256, 512, 1024]);
+        assert_eq!(Cli::try_parse_from(["bench", "--memory-sizes", "256,1024"]).unwrap().memory_sizes, [256, 1024]);
+    }
 }
