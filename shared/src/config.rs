@@ -42,23 +42,23 @@ where
 pub async fn start() -> aws_config::SdkConfig {
     crate::logging::init();
     let sdk = aws().await;
-    if warms_up(|name| std::env::var(name).ok()) {
-        warm_up(&sdk).await;
+    if let Some(table) = warm_up_table(|name| std::env::var(name).ok()) {
+        warm_up(&sdk, table).await;
     }
     sdk
 }
 
-/// Whether init opens the function's DynamoDB connection: when it has a table and reaches
-/// it over TLS (AWS, or an HTTPS endpoint). `make bench` measured the first connection in the
+/// The table whose DynamoDB connection init opens, if any: the function's own, when it
+/// reaches it over TLS (AWS, or an HTTPS endpoint). `make bench` measured the first connection in the
 /// first invocation at ~375 ms under 128 MB's CPU share and ~30 ms at 1,024 MB; init runs with
 /// burst CPU (docs/decisions.md, 19). A plain-HTTP emulator has no handshake to save.
 /// `WARM_UP=false` turns it off (the bench, to measure what it saves).
-pub fn warms_up(var: impl Fn(&str) -> Option<String>) -> bool {
+pub fn warm_up_table(var: impl Fn(&str) -> Option<String>) -> Option<String> {
     if var("WARM_UP").is_some_and(|v| v.trim().eq_ignore_ascii_case("false")) {
-        return false;
+        return None;
     }
     let tls = var("AWS_ENDPOINT_URL").is_none_or(|url| url.trim().to_ascii_lowercase().starts_with("https://"));
-    tls && var("TABLE_NAME").is_some_and(|t| !t.trim().is_empty())
+    var("TABLE_NAME").filter(|t| tls && !t.trim().is_empty())
 }
 
 /// How long init waits for the warm-up at most: a slow or unreachable endpoint is the first
@@ -68,9 +68,8 @@ const WARM_UP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// One `GetItem` of a key no item has (`WARM-UP`/`WARM-UP`) on the function's own table,
 /// through the clients' shared HTTP client, so that its pool keeps the connection for the
 /// first invocation. Any answer will do; none is tried again.
-async fn warm_up(sdk: &aws_config::SdkConfig) {
+async fn warm_up(sdk: &aws_config::SdkConfig, table: String) {
     use aws_sdk_dynamodb::types::AttributeValue;
-    let Ok(table) = std::env::var("TABLE_NAME") else { return };
     let config =
         aws_sdk_dynamodb::config::Builder::from(sdk).retry_config(aws_config::retry::RetryConfig::disabled()).build();
     let get = aws_sdk_dynamodb::Client::from_conf(config)
@@ -155,14 +154,16 @@ mod tests {
     #[test]
     fn init_opens_the_tables_connection_only_over_tls() {
         let with = |pairs: &'static [(&'static str, &'static str)]| {
-            warms_up(move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+            warm_up_table(move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
         };
-        assert!(with(&[("TABLE_NAME", "shop-cart")]), "AWS: no endpoint set");
-        assert!(with(&[("TABLE_NAME", "shop-cart"), ("AWS_ENDPOINT_URL", "https://127.0.0.1:4443")]));
-        assert!(!with(&[("TABLE_NAME", "shop-cart"), ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")]), "no handshake");
-        assert!(!with(&[]), "no table");
-        assert!(!with(&[("TABLE_NAME", " ")]));
-        assert!(!with(&[("TABLE_NAME", "shop-cart"), ("WARM_UP", "false")]), "turned off");
+        assert_eq!(with(&[("TABLE_NAME", "shop-cart")]).as_deref(), Some("shop-cart"), "AWS: no endpoint set");
+        let https = with(&[("TABLE_NAME", "shop-cart"), ("AWS_ENDPOINT_URL", "https://127.0.0.1:4443")]);
+        assert_eq!(https.as_deref(), Some("shop-cart"));
+        let http = with(&[("TABLE_NAME", "shop-cart"), ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")]);
+        assert_eq!(http, None, "no handshake");
+        assert_eq!(with(&[]), None, "no table");
+        assert_eq!(with(&[("TABLE_NAME", " ")]), None);
+        assert_eq!(with(&[("TABLE_NAME", "shop-cart"), ("WARM_UP", "false")]), None, "turned off");
     }
 
     #[test]

@@ -312,13 +312,10 @@ async fn run_bench(cli: &Cli) -> Result<()> {
     println!("bench: {} functions, {} cold starts and {} warm invocations each", specs.len(), cli.cold_runs, cli.warm);
     for spec in &specs {
         let step = Instant::now();
-        let event = if spec.name == BASELINE { baseline_event.clone() } else { catalogue.event_for(spec)? };
-        let against = (spec.name != BASELINE).then_some((BASELINE, &baseline_event));
-        let mut figures = functions::measure(&runtime, &spec.name, &event, &measure_options, against).await?;
+        let mut figures = measure(&runtime, spec, &catalogue, &baseline_event, &measure_options).await?;
         (figures.binary_bytes, figures.zip_bytes) = functions::sizes(target, &spec.binary);
         println!("  {:<28} {} ({})", spec.name, describe(&figures), seconds(step.elapsed()));
         if spec.name == BASELINE {
-            figures.init_ratio = 1.0;
             report.baseline = figures;
         } else {
             report.functions.insert(spec.name.clone(), figures);
@@ -410,10 +407,12 @@ struct ModelRun<'a> {
 
 impl ModelRun<'_> {
     async fn measure(&self, catalogue: &Catalogue, health: &devstack::functions::FunctionSpec) -> Result<MemoryModel> {
-        let endpoint =
-            self.specs.iter().find_map(|s| s.environment.get("AWS_ENDPOINT_URL")).context("no AWS endpoint")?;
         let tls = match self.cli.tls {
-            true => Some(tls::TlsFront::start(endpoint, &self.cli.out.join("tls")).await?),
+            true => {
+                let endpoint =
+                    self.specs.iter().find_map(|s| s.environment.get("AWS_ENDPOINT_URL")).context("no AWS endpoint")?;
+                Some(tls::TlsFront::start(endpoint, &self.cli.out.join("tls")).await?)
+            }
             false => None,
         };
         let mut model = MemoryModel {
@@ -480,12 +479,7 @@ impl ModelRun<'_> {
                 .in_cgroup(&share.dir, confinement);
             let baseline_event = catalogue.event_for(health)?;
             for spec in &specs {
-                let event = if spec.name == BASELINE { baseline_event.clone() } else { catalogue.event_for(spec)? };
-                let against = (spec.name != BASELINE).then_some((BASELINE, &baseline_event));
-                let mut figures = functions::measure(&runtime, &spec.name, &event, &options, against).await?;
-                if spec.name == BASELINE {
-                    figures.init_ratio = 1.0;
-                }
+                let figures = measure(&runtime, spec, catalogue, &baseline_event, &options).await?;
                 println!("  {:<28} {memory_mb:>4} MB: {}", spec.name, describe(&figures));
                 model.functions.entry(spec.name.clone()).or_default().insert(memory_mb, figures);
             }
@@ -499,6 +493,23 @@ impl ModelRun<'_> {
         }
         Ok(model)
     }
+}
+
+/// One function's figures (the baseline's own with it), its init ratio over the baseline's cold
+/// starts interleaved with its own.
+async fn measure(
+    runtime: &Runtime,
+    spec: &devstack::functions::FunctionSpec,
+    catalogue: &Catalogue,
+    baseline_event: &functions::Event,
+    options: &functions::Options,
+) -> Result<report::FunctionFigures> {
+    if spec.name == BASELINE {
+        let figures = functions::measure(runtime, BASELINE, baseline_event, options, None).await?;
+        return Ok(report::FunctionFigures { init_ratio: 1.0, ..figures });
+    }
+    let event = catalogue.event_for(spec)?;
+    functions::measure(runtime, &spec.name, &event, options, Some((BASELINE, baseline_event))).await
 }
 
 /// CPU model and count, so that figures from different machines are not compared blindly.

@@ -96,15 +96,7 @@ pub async fn checkout_costs(
     // localstripe sends a payment's webhooks a second after the calls that made its events:
     // the previous checkout's may land while this one runs. Not this checkout's work.
     const NOT_THE_CHECKOUTS: &str = "StripeWebhookFunction";
-    let calls_now = || {
-        let mut calls = Counts::new();
-        for (_, counts) in proxy.counts_by_caller().into_iter().filter(|(caller, _)| caller != NOT_THE_CHECKOUTS) {
-            for (operation, n) in counts {
-                *calls.entry(operation).or_default() += n;
-            }
-        }
-        calls
-    };
+    let calls_now = || proxy.counts_of(|caller| caller != NOT_THE_CHECKOUTS);
     let mut figures = BTreeMap::new();
     for lines in LINE_COUNTS {
         fill_cart(shop, &setup.customer, &setup.products[..lines]).await;

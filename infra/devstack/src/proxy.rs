@@ -38,8 +38,7 @@ pub struct AwsProxy {
 struct State {
     upstream: String,
     http: reqwest::Client,
-    counts: Mutex<Counts>,
-    /// The same calls by the function that signed them (`""` for unsigned ones).
+    /// The calls forwarded, by the function that signed them (`""` for unsigned ones).
     by_caller: Mutex<BTreeMap<String, Counts>>,
     units: Mutex<RequestUnits>,
     /// Operation prefixes that are cut ("" cuts every call).
@@ -83,7 +82,6 @@ impl AwsProxy {
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_owned(),
             http: reqwest::Client::new(),
-            counts: Mutex::default(),
             by_caller: Mutex::default(),
             units: Mutex::default(),
             cut: Mutex::default(),
@@ -109,12 +107,19 @@ impl AwsProxy {
 
     /// The calls forwarded so far.
     pub fn counts(&self) -> Counts {
-        lock(&self.state.counts).clone()
+        self.counts_of(|_| true)
     }
 
-    /// The calls forwarded so far, by the function that made them.
-    pub fn counts_by_caller(&self) -> BTreeMap<String, Counts> {
-        lock(&self.state.by_caller).clone()
+    /// The calls forwarded so far made by the functions `caller` keeps (by name; `""` for
+    /// unsigned calls).
+    pub fn counts_of(&self, caller: impl Fn(&str) -> bool) -> Counts {
+        let mut counts = Counts::new();
+        for (_, calls) in lock(&self.state.by_caller).iter().filter(|(name, _)| caller(name)) {
+            for (operation, n) in calls {
+                *counts.entry(operation.clone()).or_default() += n;
+            }
+        }
+        counts
     }
 
     /// DynamoDB's request units of the calls forwarded so far.
@@ -196,7 +201,6 @@ async fn forward(state: Arc<State>, request: Request<Incoming>) -> Result<Respon
             return Ok(refused(&parts.headers, service, &refusal));
         }
     }
-    *lock(&state.counts).entry(operation.clone()).or_default() += 1;
     let caller = signer(&parts.headers).and_then(|(key, _)| key.strip_prefix(crate::iam::KEY_PREFIX)).unwrap_or("");
     *lock(&state.by_caller).entry(caller.to_owned()).or_default().entry(operation.clone()).or_default() += 1;
 

@@ -125,7 +125,7 @@ async fn a_call_its_role_does_not_allow_is_refused_as_aws_refuses_it() {
 }
 
 /// Every function with a table reads one key of it in init to open the connection, over TLS
-/// only (shared::config::warms_up); the local stack is plain HTTP.
+/// only (shared::config::warm_up_table); the local stack is plain HTTP.
 const WARM_UP: &str = "the init's warm-up GetItem (shared::config::warm_up), made only over TLS: on AWS, not here";
 
 /// Grants that the run below does not use (or not every time: a retry under load may), and

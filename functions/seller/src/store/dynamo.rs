@@ -4,9 +4,9 @@
 //!   `ByCategory`) and `gsi2pk = PRODUCTS` (index `Newest`), both sorted by `{created_at}#{id}`.
 //!   A deleted product keeps its item (placed orders name it) with `deleted_at`, and both index
 //!   keys become `DELETED`, a partition no list reads; a reservation's stock condition refuses it;
-//!   A product with `stock_shards` N > 1 keeps its stock not here (its `stock` is 0) but in
-//! - `STOCK#{id}#{k}` / `STOCK`, k = 0..N-1: one shard of a product's stock each, every one
-//!   under a partition key of its own so that the shards spread over DynamoDB's partitions
+//!   A product with `stock_shards` N > 1 keeps `stock` 0 here: its stock is in its shards;
+//! - `STOCK#{id}#{k}` / `STOCK`, k = 0..N-1: one shard of a sharded product's stock each, every
+//!   one under a partition key of its own so that the shards spread over DynamoDB's partitions
 //!   (docs/capacity.md); a deleted product's shards get its `deleted_at` too;
 //! - `RESERVATION#{id}` / `RESERVATION`: units taken for one order (and from which shards),
 //!   and their status;
@@ -224,15 +224,17 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(update.build().map_err(shared::dynamo::error)?).build())
     }
 
-    /// The count in each shard of the sharded products `(id, shards)`: one read of all their
-    /// shards (consistent), a shard not found counting 0.
+    /// The count in each shard of the sharded products among `items` that are not deleted
+    /// (a deleted one sells nothing): one read of all their shards (consistent), a shard not
+    /// found counting 0.
     async fn shard_counts<'a>(
         &self,
-        products: impl Iterator<Item = (&'a str, u32)>,
+        items: impl Iterator<Item = &'a ProductItem>,
     ) -> Result<HashMap<String, Vec<u32>>, StoreError> {
         let mut counts: HashMap<String, Vec<u32>> = HashMap::new();
         let mut keys = Vec::new();
-        for (id, shards) in products.filter(|(_, shards)| *shards > 1) {
+        for item in items.filter(|i| i.product.stock_shards > 1 && i.deleted_at.is_none()) {
+            let (id, shards) = (item.product.product_id.as_str(), item.product.stock_shards);
             if counts.insert(id.to_owned(), vec![0; shards as usize]).is_none() {
                 keys.extend((0..shards).map(|k| shard_key(id, k)));
             }
@@ -372,9 +374,7 @@ impl DynamoStore {
 
     /// Of `items`, the products on sale, each sharded one's stock summed from its shards.
     async fn products(&self, items: Vec<ProductItem>) -> Result<Vec<Product>, StoreError> {
-        let items: Vec<ProductItem> = items.into_iter().filter(|i| i.deleted_at.is_none()).collect();
-        let counts =
-            self.shard_counts(items.iter().map(|i| (i.product.product_id.as_str(), i.product.stock_shards))).await?;
+        let counts = self.shard_counts(items.iter()).await?;
         self.on_sale(items, &counts).await
     }
 
@@ -575,7 +575,7 @@ impl CatalogueStore for DynamoStore {
     async fn update(&self, product_id: &str, seller_id: &str, changes: &ProductChanges) -> Result<Product, StoreError> {
         for _ in 0..TRIES {
             let current = self.own_product(product_id, seller_id).await?;
-            let mut counts = self.shard_counts([(product_id, current.product.stock_shards)].into_iter()).await?;
+            let mut counts = self.shard_counts(std::iter::once(&current)).await?;
             let counts = counts.remove(product_id).unwrap_or_default();
             let mut product = current.product.clone();
             if !counts.is_empty() {
@@ -591,10 +591,10 @@ impl CatalogueStore for DynamoStore {
                 .build()
                 .map_err(shared::dynamo::error)?;
             let mut writes = vec![TransactWriteItem::builder().put(put).build()];
-            // Stock set, or spread over another number of shards: the shards are written too.
-            if !counts.is_empty() && (changed.stock, changed.stock_shards) != (product.stock, product.stock_shards)
-                || counts.is_empty() && changed.stock_shards > 1
-            {
+            // A sharded product (before or after) whose stock is set or spread over another
+            // number of shards: the shards are written too.
+            let sharded = product.stock_shards > 1 || changed.stock_shards > 1;
+            if sharded && (changed.stock, changed.stock_shards) != (product.stock, product.stock_shards) {
                 writes.extend(self.set_shards(product_id, &counts, changed.stock, changed.stock_shards)?);
             }
             // `false`: changed meanwhile (a reservation, another edit); read it again.
@@ -650,9 +650,7 @@ impl CatalogueStore for DynamoStore {
                 stored.iter().filter(|i| i.product.stock_shards == 1).map(|i| i.product.seller_id.clone()).collect();
             sellers.sort_unstable();
             sellers.dedup();
-            let counts = self
-                .shard_counts(stored.iter().map(|i| (i.product.product_id.as_str(), i.product.stock_shards)))
-                .await?;
+            let counts = self.shard_counts(stored.iter()).await?;
             // What is not on sale (deleted, or its seller suspended) has nothing to sell.
             let shortages = shortages_of(lines, &self.on_sale(stored, &counts).await?);
             if !shortages.is_empty() {
